@@ -1,0 +1,148 @@
+//! Every key of the single table, built in one place.
+//!
+//! | item            | pk                          | sk                 |
+//! |-----------------|-----------------------------|--------------------|
+//! | message         | `MSG#<group>`               | `<created_at>`     |
+//! | inbox row       | `GRP#<owner>`               | `<last_message_at>`|
+//! | membership      | `MBR#<group>`               | `USER#<member>`    |
+//! | pair (1:1 dedup)| `PAIR#<lower uuid>#<higher>`| `PAIR`             |
+//! | user profile    | `USER#<uuid>`               | `PROFILE`          |
+//! | handle claim    | `HANDLE#<lowercased handle>`| `HANDLE`           |
+//! | Cognito sub     | `SUB#<sub>`                 | `SUB`              |
+//!
+//! Only message items start with `MSG#`, which is what the stream filter keys on; only inbox
+//! rows carry a `message_group_uuid` attribute, which keeps the GSI sparse.
+
+use uuid::Uuid;
+
+use crate::validate::Handle;
+
+pub const MESSAGE_PREFIX: &str = "MSG#";
+pub const INBOX_PREFIX: &str = "GRP#";
+pub const MEMBERSHIP_PREFIX: &str = "MBR#";
+pub const PAIR_PREFIX: &str = "PAIR#";
+pub const USER_PREFIX: &str = "USER#";
+pub const HANDLE_PREFIX: &str = "HANDLE#";
+pub const SUB_PREFIX: &str = "SUB#";
+
+pub const PAIR_SK: &str = "PAIR";
+pub const PROFILE_SK: &str = "PROFILE";
+pub const HANDLE_SK: &str = "HANDLE";
+pub const SUB_SK: &str = "SUB";
+
+/// A primary key of the table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Self {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
+    }
+}
+
+pub fn message_pk(group: Uuid) -> String {
+    format!("{MESSAGE_PREFIX}{group}")
+}
+
+pub fn inbox_pk(owner: Uuid) -> String {
+    format!("{INBOX_PREFIX}{owner}")
+}
+
+pub fn membership(group: Uuid, member: Uuid) -> Key {
+    Key::new(
+        format!("{MEMBERSHIP_PREFIX}{group}"),
+        format!("{USER_PREFIX}{member}"),
+    )
+}
+
+pub fn membership_pk(group: Uuid) -> String {
+    format!("{MEMBERSHIP_PREFIX}{group}")
+}
+
+/// The same key whichever of the two starts the conversation, so that a condition on it
+/// decides which of two simultaneous "start" requests creates the conversation.
+pub fn pair(a: Uuid, b: Uuid) -> Key {
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    Key::new(format!("{PAIR_PREFIX}{low}#{high}"), PAIR_SK)
+}
+
+pub fn user_profile(user: Uuid) -> Key {
+    Key::new(format!("{USER_PREFIX}{user}"), PROFILE_SK)
+}
+
+pub fn handle_claim(handle: &Handle) -> Key {
+    Key::new(format!("{HANDLE_PREFIX}{}", handle.normalized()), HANDLE_SK)
+}
+
+pub fn cognito_sub(sub: &str) -> Key {
+    Key::new(format!("{SUB_PREFIX}{sub}"), SUB_SK)
+}
+
+/// The conversation id inside a message item's `pk`, if it is one.
+pub fn group_of_message_pk(pk: &str) -> Option<Result<Uuid, uuid::Error>> {
+    pk.strip_prefix(MESSAGE_PREFIX).map(Uuid::parse_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Uuid = Uuid::from_u128(0x1111_1111_1111_4111_8111_1111_1111_1111);
+    const B: Uuid = Uuid::from_u128(0x2222_2222_2222_4222_8222_2222_2222_2222);
+
+    #[test]
+    fn message_and_inbox_keys_match_the_original_system() {
+        assert_eq!(message_pk(A), "MSG#11111111-1111-4111-8111-111111111111");
+        assert_eq!(inbox_pk(B), "GRP#22222222-2222-4222-8222-222222222222");
+    }
+
+    #[test]
+    fn pair_key_ignores_who_starts() {
+        assert_eq!(pair(A, B), pair(B, A));
+        assert_eq!(
+            pair(B, A).pk,
+            "PAIR#11111111-1111-4111-8111-111111111111#22222222-2222-4222-8222-222222222222"
+        );
+    }
+
+    #[test]
+    fn handle_claim_is_case_insensitive() {
+        let lower = Handle::parse("andrewbrown").unwrap();
+        let mixed = Handle::parse("AndrewBrown").unwrap();
+        assert_eq!(handle_claim(&lower), handle_claim(&mixed));
+        assert_eq!(handle_claim(&mixed).pk, "HANDLE#andrewbrown");
+    }
+
+    #[test]
+    fn group_is_read_back_from_message_pk() {
+        assert_eq!(group_of_message_pk(&message_pk(A)).unwrap().unwrap(), A);
+        assert!(group_of_message_pk("MSG#not-a-uuid").unwrap().is_err());
+        assert!(group_of_message_pk(&inbox_pk(A)).is_none());
+    }
+
+    #[test]
+    fn key_families_never_share_a_prefix() {
+        let prefixes = [
+            MESSAGE_PREFIX,
+            INBOX_PREFIX,
+            MEMBERSHIP_PREFIX,
+            PAIR_PREFIX,
+            USER_PREFIX,
+            HANDLE_PREFIX,
+            SUB_PREFIX,
+        ];
+        for a in prefixes {
+            for b in prefixes {
+                if a != b {
+                    assert!(!a.starts_with(b), "{a} starts with {b}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Domain types, and the items that store them (attribute names are the original system's,
+//! so data it wrote stays readable).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::keys;
+use crate::validate::{DisplayName, Handle};
+
+/// A registered user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub uuid: Uuid,
+    pub handle: Handle,
+    pub display_name: DisplayName,
+    pub cognito_sub: String,
+}
+
+impl User {
+    pub fn summary(&self) -> UserSummary {
+        UserSummary {
+            uuid: self.uuid,
+            handle: self.handle.as_str().to_owned(),
+            display_name: self.display_name.as_str().to_owned(),
+        }
+    }
+}
+
+/// Who wrote a message, or who the other member of a conversation is, as copied into
+/// message items and inbox rows (so a list needs no second read).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSummary {
+    pub uuid: Uuid,
+    pub handle: String,
+    pub display_name: String,
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub group_uuid: Uuid,
+    pub uuid: Uuid,
+    pub text: String,
+    pub created_at: String,
+    pub sender: UserSummary,
+}
+
+/// One row of a user's inbox: a conversation, the other member, the last message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxEntry {
+    pub group_uuid: Uuid,
+    pub other: UserSummary,
+    pub last_message: String,
+    pub last_message_at: String,
+}
+
+/// `MSG#<group>` / `<created_at>`. Deliberately without `message_group_uuid`, which keeps
+/// messages out of the GSI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageItem {
+    pub pk: String,
+    pub sk: String,
+    pub message_uuid: Uuid,
+    pub message: String,
+    pub user_uuid: Uuid,
+    pub user_display_name: String,
+    pub user_handle: String,
+}
+
+impl MessageItem {
+    pub fn new(message: &Message) -> Self {
+        Self {
+            pk: keys::message_pk(message.group_uuid),
+            sk: message.created_at.clone(),
+            message_uuid: message.uuid,
+            message: message.text.clone(),
+            user_uuid: message.sender.uuid,
+            user_display_name: message.sender.display_name.clone(),
+            user_handle: message.sender.handle.clone(),
+        }
+    }
+
+    /// The conversation of this message, from its `pk`.
+    pub fn group_uuid(&self) -> Option<Uuid> {
+        keys::group_of_message_pk(&self.pk).and_then(Result::ok)
+    }
+
+    pub fn into_message(self) -> Option<Message> {
+        Some(Message {
+            group_uuid: self.group_uuid()?,
+            uuid: self.message_uuid,
+            text: self.message,
+            created_at: self.sk,
+            sender: UserSummary {
+                uuid: self.user_uuid,
+                handle: self.user_handle,
+                display_name: self.user_display_name,
+            },
+        })
+    }
+}
+
+/// `GRP#<owner>` / `<last_message_at>`: the owner's view of one conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxItem {
+    pub pk: String,
+    pub sk: String,
+    pub message_group_uuid: Uuid,
+    pub message: String,
+    pub user_uuid: Uuid,
+    pub user_display_name: String,
+    pub user_handle: String,
+}
+
+impl InboxItem {
+    pub fn new(owner: Uuid, group_uuid: Uuid, other: &UserSummary, last: &Message) -> Self {
+        Self {
+            pk: keys::inbox_pk(owner),
+            sk: last.created_at.clone(),
+            message_group_uuid: group_uuid,
+            message: last.text.clone(),
+            user_uuid: other.uuid,
+            user_display_name: other.display_name.clone(),
+            user_handle: other.handle.clone(),
+        }
+    }
+
+    pub fn into_entry(self) -> InboxEntry {
+        InboxEntry {
+            group_uuid: self.message_group_uuid,
+            other: UserSummary {
+                uuid: self.user_uuid,
+                handle: self.user_handle,
+                display_name: self.user_display_name,
+            },
+            last_message: self.message,
+            last_message_at: self.sk,
+        }
+    }
+}
+
+/// `MBR#<group>` / `USER#<member>`: a stable key to `ConditionCheck` membership against,
+/// unlike the inbox row whose sort key moves with every message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipItem {
+    pub pk: String,
+    pub sk: String,
+    pub group_uuid: Uuid,
+    pub user_uuid: Uuid,
+    pub joined_at: String,
+}
+
+impl MembershipItem {
+    pub fn new(group_uuid: Uuid, member: Uuid, joined_at: &str) -> Self {
+        let key = keys::membership(group_uuid, member);
+        Self {
+            pk: key.pk,
+            sk: key.sk,
+            group_uuid,
+            user_uuid: member,
+            joined_at: joined_at.to_owned(),
+        }
+    }
+}
+
+/// `PAIR#<a>#<b>` / `PAIR`: the one conversation two users share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairItem {
+    pub pk: String,
+    pub sk: String,
+    pub group_uuid: Uuid,
+    pub created_at: String,
+}
+
+/// A user record. Stored three times, under `USER#<uuid>`, `HANDLE#<handle>` and
+/// `SUB#<sub>`, so each lookup is one `GetItem` and uniqueness is a put condition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserItem {
+    pub pk: String,
+    pub sk: String,
+    pub user_uuid: Uuid,
+    pub handle: Handle,
+    pub display_name: DisplayName,
+    pub cognito_sub: String,
+    pub created_at: String,
+}
+
+impl UserItem {
+    pub fn new(key: keys::Key, user: &User, created_at: &str) -> Self {
+        Self {
+            pk: key.pk,
+            sk: key.sk,
+            user_uuid: user.uuid,
+            handle: user.handle.clone(),
+            display_name: user.display_name.clone(),
+            cognito_sub: user.cognito_sub.clone(),
+            created_at: created_at.to_owned(),
+        }
+    }
+
+    pub fn into_user(self) -> User {
+        User {
+            uuid: self.user_uuid,
+            handle: self.handle,
+            display_name: self.display_name,
+            cognito_sub: self.cognito_sub,
+        }
+    }
+}

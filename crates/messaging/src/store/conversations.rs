@@ -1,0 +1,323 @@
+//! Conversations: reading messages (A) and inboxes (B), appending (C), starting (D).
+
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::{MAX_WRITE_ATTEMPTS, Store, StoreError, backoff, from_item, key_item};
+use crate::keys;
+use crate::model::{InboxEntry, InboxItem, MembershipItem, Message, MessageItem, PairItem, User};
+use crate::page::{Page, PageRequest, decode_cursor, encode_cursor};
+use crate::timestamp::Timestamp;
+use crate::validate::MessageText;
+
+impl Store {
+    /// Pattern A: a page of a conversation, newest page first, oldest first within the
+    /// page. The membership check and the query run concurrently (one round trip of
+    /// latency); the page is discarded unless `reader` is a member.
+    #[tracing::instrument(skip(self, page), fields(table = %self.table), err)]
+    pub async fn list_messages(
+        &self,
+        reader: Uuid,
+        group: Uuid,
+        page: &PageRequest,
+    ) -> Result<Page<Message>, StoreError> {
+        let pk = keys::message_pk(group);
+        let start_after = page.cursor().map(|c| decode_cursor(c, &pk)).transpose()?;
+        let (member, newest_first) = tokio::try_join!(
+            self.is_member(group, reader),
+            self.query_newest_first::<MessageItem>(&pk, start_after, page.limit()),
+        )?;
+        if !member {
+            return Err(StoreError::NotMember(group));
+        }
+        let mut items = newest_first
+            .items
+            .into_iter()
+            .map(|item| {
+                let (pk, sk) = (item.pk.clone(), item.sk.clone());
+                item.into_message().ok_or(StoreError::CorruptItem {
+                    pk,
+                    sk,
+                    message: "pk is not MSG#<uuid>".into(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        items.reverse();
+        Ok(Page {
+            items,
+            next_cursor: newest_first.next_cursor,
+        })
+    }
+
+    /// Pattern B: `owner`'s inbox, most recent conversation first. One query.
+    #[tracing::instrument(skip(self, page), fields(table = %self.table), err)]
+    pub async fn list_inbox(
+        &self,
+        owner: Uuid,
+        page: &PageRequest,
+    ) -> Result<Page<InboxEntry>, StoreError> {
+        let pk = keys::inbox_pk(owner);
+        let start_after = page.cursor().map(|c| decode_cursor(c, &pk)).transpose()?;
+        let rows = self
+            .query_newest_first::<InboxItem>(&pk, start_after, page.limit())
+            .await?;
+        Ok(Page {
+            items: rows.items.into_iter().map(InboxItem::into_entry).collect(),
+            next_cursor: rows.next_cursor,
+        })
+    }
+
+    /// Pattern C: appends a message to a conversation `sender` belongs to, in one
+    /// `TransactWriteItems`: a condition on the membership item, and a put that never
+    /// overwrites (a message already at this microsecond moves the new one 1 µs later).
+    #[tracing::instrument(skip(self, sender, text), fields(table = %self.table, sender = %sender.uuid), err)]
+    pub async fn append_message(
+        &self,
+        sender: &User,
+        group: Uuid,
+        text: MessageText,
+        now: Timestamp,
+    ) -> Result<Message, StoreError> {
+        let mut message = Message {
+            group_uuid: group,
+            uuid: Uuid::new_v4(),
+            text: text.into_string(),
+            created_at: now.to_string(),
+            sender: sender.summary(),
+        };
+        let mut at = now;
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            message.created_at = at.to_string();
+            let items = vec![
+                self.member_check(group, sender.uuid)?,
+                self.put_new(&MessageItem::new(&message))?,
+            ];
+            match self.transact("AppendMessage", items).await? {
+                Ok(()) => return Ok(message),
+                Err(cancelled) if cancelled.condition_failed(0) => {
+                    return Err(StoreError::NotMember(group));
+                }
+                Err(cancelled) if cancelled.condition_failed(1) => at = at.next_micro(),
+                Err(_) => backoff(attempt).await,
+            }
+        }
+        Err(StoreError::Contention {
+            operation: "AppendMessage",
+            attempts: MAX_WRITE_ATTEMPTS,
+        })
+    }
+
+    /// Pattern D: sends `text` to `recipient`, in the conversation the two already share
+    /// or in a new one. A new conversation (pair claim, both memberships, both inbox rows,
+    /// the first message) is written in one `TransactWriteItems`. When two people start
+    /// the same conversation at once, the pair claim's condition lets exactly one create
+    /// it; the other appends to it.
+    #[tracing::instrument(skip(self, sender, recipient, text), fields(table = %self.table, sender = %sender.uuid, recipient = %recipient.uuid), err)]
+    pub async fn send_to_user(
+        &self,
+        sender: &User,
+        recipient: &User,
+        text: MessageText,
+        now: Timestamp,
+    ) -> Result<Message, StoreError> {
+        if sender.uuid == recipient.uuid {
+            return Err(StoreError::SelfConversation);
+        }
+        if let Some(group) = self
+            .conversation_between(sender.uuid, recipient.uuid, false)
+            .await?
+        {
+            return self.append_message(sender, group, text, now).await;
+        }
+
+        let group = Uuid::new_v4();
+        let mut message = Message {
+            group_uuid: group,
+            uuid: Uuid::new_v4(),
+            text: text.into_string(),
+            created_at: now.to_string(),
+            sender: sender.summary(),
+        };
+        let pair = keys::pair(sender.uuid, recipient.uuid);
+        let mut at = now;
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            message.created_at = at.to_string();
+            let items = vec![
+                self.put_new(&PairItem {
+                    pk: pair.pk.clone(),
+                    sk: pair.sk.clone(),
+                    group_uuid: group,
+                    created_at: message.created_at.clone(),
+                })?,
+                self.put_new(&MembershipItem::new(
+                    group,
+                    sender.uuid,
+                    &message.created_at,
+                ))?,
+                self.put_new(&MembershipItem::new(
+                    group,
+                    recipient.uuid,
+                    &message.created_at,
+                ))?,
+                self.put_new(&InboxItem::new(
+                    sender.uuid,
+                    group,
+                    &recipient.summary(),
+                    &message,
+                ))?,
+                self.put_new(&InboxItem::new(
+                    recipient.uuid,
+                    group,
+                    &sender.summary(),
+                    &message,
+                ))?,
+                self.put_new(&MessageItem::new(&message))?,
+            ];
+            match self.transact("StartConversation", items).await? {
+                Ok(()) => return Ok(message),
+                Err(cancelled) if cancelled.condition_failed(0) => {
+                    // Someone created it first (or the eventually consistent read above
+                    // missed it): the pair now names the conversation to append to.
+                    let existing = self
+                        .conversation_between(sender.uuid, recipient.uuid, true)
+                        .await?
+                        .ok_or(StoreError::Contention {
+                            operation: "StartConversation",
+                            attempts: attempt + 1,
+                        })?;
+                    let text = MessageText::parse(message.text)
+                        .expect("text was validated before the first attempt");
+                    return self.append_message(sender, existing, text, at).await;
+                }
+                // An inbox row of either member already sits at this exact microsecond
+                // (another conversation's): take the next one.
+                Err(cancelled) if (3..=5).any(|i| cancelled.condition_failed(i)) => {
+                    at = at.next_micro();
+                }
+                Err(_) => backoff(attempt).await,
+            }
+        }
+        Err(StoreError::Contention {
+            operation: "StartConversation",
+            attempts: MAX_WRITE_ATTEMPTS,
+        })
+    }
+
+    /// The conversation `a` and `b` share, if any. One `GetItem`.
+    #[tracing::instrument(skip(self), fields(table = %self.table), err)]
+    pub async fn conversation_between(
+        &self,
+        a: Uuid,
+        b: Uuid,
+        consistent: bool,
+    ) -> Result<Option<Uuid>, StoreError> {
+        let item = self
+            .get_item("GetItem", &keys::pair(a, b), consistent)
+            .await?;
+        Ok(item
+            .map(from_item::<PairItem>)
+            .transpose()?
+            .map(|pair| pair.group_uuid))
+    }
+
+    /// Whether `user` belongs to `group`. One `GetItem` that reads only the key.
+    #[tracing::instrument(skip(self), fields(table = %self.table), err)]
+    pub async fn is_member(&self, group: Uuid, user: Uuid) -> Result<bool, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(self.table())
+            .set_key(Some(key_item(&keys::membership(group, user))))
+            .projection_expression("pk")
+            .send()
+            .await
+            .map_err(|err| StoreError::from_sdk("GetItem", err))?;
+        Ok(output.item.is_some())
+    }
+
+    /// The members of `group`. One query.
+    #[tracing::instrument(skip(self), fields(table = %self.table), err)]
+    pub async fn members(&self, group: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::membership_pk(group)))
+            .send()
+            .await
+            .map_err(|err| StoreError::from_sdk("Query", err))?;
+        output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| from_item::<MembershipItem>(item).map(|m| m.user_uuid))
+            .collect()
+    }
+
+    fn member_check(&self, group: Uuid, user: Uuid) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(self.table())
+            .set_key(Some(key_item(&keys::membership(group, user))))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(|err| StoreError::build("TransactWriteItems", err))?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    /// One page of partition `pk`, newest first. Asks for one item more than the page to
+    /// know whether another page exists, so the last page never carries a cursor.
+    async fn query_newest_first<T: DeserializeOwned + HasSortKey>(
+        &self,
+        pk: &str,
+        start_after: Option<String>,
+        limit: u32,
+    ) -> Result<Page<T>, StoreError> {
+        let start_key = start_after.map(|sk| key_item(&keys::Key::new(pk, sk)));
+        let output = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start_key)
+            .send()
+            .await
+            .map_err(|err| StoreError::from_sdk("Query", err))?;
+        let stopped_early = output.last_evaluated_key.is_some();
+        let mut items = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item::<T>)
+            .collect::<Result<Vec<_>, _>>()?;
+        // More exists if the extra item came back, or if DynamoDB stopped at its 1 MB
+        // page size before reaching the limit.
+        let more = items.len() > limit as usize || stopped_early;
+        items.truncate(limit as usize);
+        let next_cursor = match items.last() {
+            Some(last) if more => Some(encode_cursor(pk, last.sort_key())),
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
+    }
+}
+
+trait HasSortKey {
+    fn sort_key(&self) -> &str;
+}
+
+impl HasSortKey for MessageItem {
+    fn sort_key(&self) -> &str {
+        &self.sk
+    }
+}
+
+impl HasSortKey for InboxItem {
+    fn sort_key(&self) -> &str {
+        &self.sk
+    }
+}

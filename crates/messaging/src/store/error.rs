@@ -1,0 +1,108 @@
+use std::error::Error as StdError;
+use std::fmt::Debug;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use uuid::Uuid;
+
+use crate::page::PageError;
+
+/// Everything that can go wrong in the store. The first group are answers about the
+/// request (a handler turns them into 4xx); the rest are infrastructure failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("user is not a member of conversation {0}")]
+    NotMember(Uuid),
+    #[error("a user cannot start a conversation with themself")]
+    SelfConversation,
+    #[error("handle {0:?} is already taken")]
+    HandleTaken(String),
+    #[error("Cognito sub {sub:?} is already registered with handle {handle:?}")]
+    SubRegistered { sub: String, handle: String },
+    #[error("Cognito sub is blank")]
+    SubBlank,
+    #[error(transparent)]
+    Page(#[from] PageError),
+
+    #[error("item {pk} / {sk} does not match its schema: {message}")]
+    CorruptItem {
+        pk: String,
+        sk: String,
+        message: String,
+    },
+    #[error("could not encode an item: {0}")]
+    Encode(String),
+    #[error("{operation} was cancelled by concurrent writes {attempts} times; giving up")]
+    Contention {
+        operation: &'static str,
+        attempts: u32,
+    },
+    #[error("DynamoDB {operation} failed ({kind:?}): {message}")]
+    Dynamo {
+        operation: &'static str,
+        kind: FailureKind,
+        message: String,
+    },
+}
+
+/// What kind of infrastructure failure a DynamoDB error is, for callers that react to it
+/// (the CLI explains how to start DynamoDB Local; the stream handler retries transients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// No answer: connection refused, DNS, timeout.
+    Unreachable,
+    TableMissing,
+    Throttled,
+    Other,
+}
+
+impl StoreError {
+    pub(crate) fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+        R: Debug,
+    {
+        let kind = match &err {
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => FailureKind::Unreachable,
+            SdkError::ServiceError(service) => match service.err().code() {
+                Some("ResourceNotFoundException") => FailureKind::TableMissing,
+                Some(
+                    "ProvisionedThroughputExceededException"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded",
+                ) => FailureKind::Throttled,
+                _ => FailureKind::Other,
+            },
+            _ => FailureKind::Other,
+        };
+        Self::Dynamo {
+            operation,
+            kind,
+            message: DisplayErrorContext(&err).to_string(),
+        }
+    }
+
+    pub(crate) fn build(operation: &'static str, err: impl std::fmt::Display) -> Self {
+        Self::Dynamo {
+            operation,
+            kind: FailureKind::Other,
+            message: format!("invalid request: {err}"),
+        }
+    }
+
+    /// The failure kind if this is an infrastructure error from DynamoDB.
+    pub fn failure_kind(&self) -> Option<FailureKind> {
+        match self {
+            Self::Dynamo { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// Whether retrying the same call later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Contention { .. })
+            || matches!(
+                self.failure_kind(),
+                Some(FailureKind::Unreachable | FailureKind::Throttled | FailureKind::Other)
+            )
+    }
+}

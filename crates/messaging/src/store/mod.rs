@@ -1,0 +1,143 @@
+//! The DynamoDB store: every access pattern of the brief, as methods of [`Store`].
+//!
+//! | pattern | method | requests |
+//! |---|---|---|
+//! | A: messages of a conversation | [`Store::list_messages`] | GetItem ‖ Query (concurrent) |
+//! | B: a user's inbox | [`Store::list_inbox`] | Query |
+//! | C: append to a conversation | [`Store::append_message`] | TransactWriteItems |
+//! | D: message a user by handle | [`Store::send_to_user`] | GetItem + TransactWriteItems |
+//! | users | [`Store::register_user`], [`Store::user_by_sub`], [`Store::user_by_handle`] | one each |
+
+mod admin;
+mod conversations;
+mod error;
+mod users;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use admin::{TableStatus, list_tables};
+pub use error::{FailureKind, StoreError};
+pub use users::{NewUser, Registration};
+
+use crate::keys::Key;
+use crate::schema::{PARTITION_KEY, SORT_KEY};
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// How many times a write is retried when a concurrent write or a same-microsecond
+/// collision cancels its transaction. Collisions need one retry in practice.
+const MAX_WRITE_ATTEMPTS: u32 = 8;
+
+/// Cheap to clone: the SDK client is reference-counted.
+#[derive(Debug, Clone)]
+pub struct Store {
+    client: Client,
+    table: Arc<str>,
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: Arc::from(table.into()),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+pub(crate) fn key_item(key: &Key) -> Item {
+    HashMap::from([
+        (PARTITION_KEY.to_owned(), AttributeValue::S(key.pk.clone())),
+        (SORT_KEY.to_owned(), AttributeValue::S(key.sk.clone())),
+    ])
+}
+
+pub(crate) fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|err| StoreError::Encode(err.to_string()))
+}
+
+pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    let text = |name: &str| match item.get(name) {
+        Some(AttributeValue::S(value)) => value.clone(),
+        _ => String::from("?"),
+    };
+    let (pk, sk) = (text(PARTITION_KEY), text(SORT_KEY));
+    serde_dynamo::from_item(item).map_err(|err| StoreError::CorruptItem {
+        pk,
+        sk,
+        message: err.to_string(),
+    })
+}
+
+/// Why a transaction was cancelled, one entry per item in request order.
+#[derive(Debug)]
+pub(crate) struct Cancelled {
+    reasons: Vec<Option<String>>,
+}
+
+impl Cancelled {
+    /// Whether the condition of item `index` failed.
+    pub(crate) fn condition_failed(&self, index: usize) -> bool {
+        self.reasons.get(index).and_then(Option::as_deref) == Some("ConditionalCheckFailed")
+    }
+}
+
+impl Store {
+    /// Runs one `TransactWriteItems`. A cancellation is an expected outcome the caller
+    /// decides about, so it comes back as `Ok(Err(_))`, not as a store error.
+    pub(crate) async fn transact(
+        &self,
+        operation: &'static str,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), Cancelled>, StoreError> {
+        // The token makes the SDK's own retries of this exact request idempotent: without
+        // it, a retried request whose first attempt did land would fail its own
+        // `attribute_not_exists` condition and be mistaken for a collision.
+        let token = uuid::Uuid::new_v4().to_string();
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(token)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Ok(())),
+            Err(err) => {
+                use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+                if let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
+                    err.as_service_error()
+                {
+                    let reasons = cancel
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|reason| reason.code().map(str::to_owned))
+                        .collect();
+                    return Ok(Err(Cancelled { reasons }));
+                }
+                Err(StoreError::from_sdk(operation, err))
+            }
+        }
+    }
+}
+
+/// Backoff between retries of a conflicted transaction: short, growing, jittered so two
+/// writers that collided do not collide again in lockstep.
+pub(crate) async fn backoff(attempt: u32) {
+    let base_ms = 5u64 << attempt.min(6);
+    let jitter_ms = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % base_ms.max(1);
+    tokio::time::sleep(std::time::Duration::from_millis(base_ms + jitter_ms)).await;
+}
