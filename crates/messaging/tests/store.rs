@@ -602,3 +602,129 @@ async fn cursors_from_elsewhere_or_tampered_are_refused_without_reading() {
     );
     assert_eq!(table.requests.total(), 0, "refused before any read");
 }
+
+async fn inbox_rows(table: &TestTable, owner: Uuid) -> Vec<messaging::InboxEntry> {
+    table
+        .store
+        .list_inbox(owner, &PageRequest::new(100, None).unwrap())
+        .await
+        .unwrap()
+        .items
+}
+
+#[tokio::test]
+async fn inbox_rows_move_forward_only_in_one_query_and_one_transaction() {
+    let table = TestTable::new().await;
+    let andrew = table.user("andrewbrown").await;
+    let bayko = table.user("bayko").await;
+    let first = table
+        .store
+        .send_to_user(
+            &andrew,
+            &bayko,
+            text("first"),
+            at("2024-12-31T23:00:00.000000+00:00"),
+        )
+        .await
+        .unwrap();
+    let newer = table
+        .store
+        .append_message(
+            &bayko,
+            first.group_uuid,
+            text("newer"),
+            at("2025-01-01T01:00:00.000000+00:00"),
+        )
+        .await
+        .unwrap();
+    let older = table
+        .store
+        .append_message(
+            &bayko,
+            first.group_uuid,
+            text("older"),
+            at("2025-01-01T00:30:00.000000+00:00"),
+        )
+        .await
+        .unwrap();
+
+    table.requests.reset();
+    let advance = table.store.advance_inbox_rows(&newer).await.unwrap();
+    assert_eq!(
+        advance,
+        messaging::store::Advance {
+            moved: 2,
+            current: 0
+        }
+    );
+    assert_eq!(table.requests.of("Query"), 1);
+    assert_eq!(table.requests.of("TransactWriteItems"), 1);
+    assert_eq!(table.requests.total(), 2);
+
+    // Replaying, and delivering an older message late, change nothing.
+    for message in [&newer, &older, &first] {
+        let advance = table.store.advance_inbox_rows(message).await.unwrap();
+        assert_eq!(
+            advance,
+            messaging::store::Advance {
+                moved: 0,
+                current: 2
+            }
+        );
+    }
+    for owner in [andrew.uuid, bayko.uuid] {
+        let rows = inbox_rows(&table, owner).await;
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].last_message, "newer");
+        assert_eq!(rows[0].last_message_at, newer.created_at);
+    }
+    // The other member is still the other member.
+    assert_eq!(
+        inbox_rows(&table, andrew.uuid).await[0].other,
+        bayko.summary()
+    );
+}
+
+#[tokio::test]
+async fn an_inbox_row_never_overwrites_another_conversations_row_at_the_same_microsecond() {
+    let table = TestTable::new().await;
+    let andrew = table.user("andrewbrown").await;
+    let bayko = table.user("bayko").await;
+    let londo = table.user("londo").await;
+    let same = at("2025-03-01T12:00:00.000000+00:00");
+    let with_bayko = table
+        .store
+        .send_to_user(&andrew, &bayko, text("to bayko"), same)
+        .await
+        .unwrap();
+    let with_londo = table
+        .store
+        .send_to_user(
+            &andrew,
+            &londo,
+            text("to londo"),
+            at("2025-03-01T11:00:00.000000+00:00"),
+        )
+        .await
+        .unwrap();
+    let reply = table
+        .store
+        .append_message(&londo, with_londo.group_uuid, text("from londo"), same)
+        .await
+        .unwrap();
+    table.store.advance_inbox_rows(&reply).await.unwrap();
+
+    let rows = inbox_rows(&table, andrew.uuid).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let by_group: std::collections::HashMap<Uuid, &messaging::InboxEntry> =
+        rows.iter().map(|row| (row.group_uuid, row)).collect();
+    assert_eq!(by_group[&with_bayko.group_uuid].last_message, "to bayko");
+    assert_eq!(by_group[&with_londo.group_uuid].last_message, "from londo");
+    assert_eq!(
+        by_group[&with_londo.group_uuid].last_message_at,
+        "2025-03-01T12:00:00.000001+00:00"
+    );
+    // A replay recognises the bumped row as current.
+    let again = table.store.advance_inbox_rows(&reply).await.unwrap();
+    assert_eq!(again.moved, 0);
+}

@@ -22,15 +22,38 @@ impl Store {
         group: Uuid,
         page: &PageRequest,
     ) -> Result<Page<Message>, StoreError> {
-        let pk = keys::message_pk(group);
-        let start_after = page.cursor().map(|c| decode_cursor(c, &pk)).transpose()?;
-        let (member, newest_first) = tokio::try_join!(
+        // Validate the cursor before reading anything.
+        let start_after = decode_message_cursor(group, page)?;
+        let (member, page) = tokio::try_join!(
             self.is_member(group, reader),
-            self.query_newest_first::<MessageItem>(&pk, start_after, page.limit()),
+            self.message_page(group, start_after, page.limit()),
         )?;
         if !member {
             return Err(StoreError::NotMember(group));
         }
+        Ok(page)
+    }
+
+    /// A page of a conversation with no membership check: for operators' tools only.
+    #[tracing::instrument(skip(self, page), fields(table = %self.table), err)]
+    pub async fn conversation_messages(
+        &self,
+        group: Uuid,
+        page: &PageRequest,
+    ) -> Result<Page<Message>, StoreError> {
+        let start_after = decode_message_cursor(group, page)?;
+        self.message_page(group, start_after, page.limit()).await
+    }
+
+    async fn message_page(
+        &self,
+        group: Uuid,
+        start_after: Option<String>,
+        limit: u32,
+    ) -> Result<Page<Message>, StoreError> {
+        let newest_first = self
+            .query_newest_first::<MessageItem>(&keys::message_pk(group), start_after, limit)
+            .await?;
         let mut items = newest_first
             .items
             .into_iter()
@@ -304,6 +327,11 @@ impl Store {
         };
         Ok(Page { items, next_cursor })
     }
+}
+
+fn decode_message_cursor(group: Uuid, page: &PageRequest) -> Result<Option<String>, StoreError> {
+    let pk = keys::message_pk(group);
+    Ok(page.cursor().map(|c| decode_cursor(c, &pk)).transpose()?)
 }
 
 trait HasSortKey {

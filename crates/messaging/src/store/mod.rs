@@ -6,11 +6,13 @@
 //! | B: a user's inbox | [`Store::list_inbox`] | Query |
 //! | C: append to a conversation | [`Store::append_message`] | TransactWriteItems |
 //! | D: message a user by handle | [`Store::send_to_user`] | GetItem + TransactWriteItems |
+//! | E: inbox rows follow the newest message | [`Store::advance_inbox_rows`] | Query (GSI) + TransactWriteItems |
 //! | users | [`Store::register_user`], [`Store::user_by_sub`], [`Store::user_by_handle`] | one each |
 
 mod admin;
 mod conversations;
 mod error;
+mod fanout;
 mod users;
 
 use std::collections::HashMap;
@@ -23,6 +25,7 @@ use serde::de::DeserializeOwned;
 
 pub use admin::{TableStatus, list_tables};
 pub use error::{FailureKind, StoreError};
+pub use fanout::Advance;
 pub use users::{NewUser, Registration};
 
 use crate::keys::Key;
