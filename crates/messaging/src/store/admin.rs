@@ -22,7 +22,7 @@ pub enum TableStatus {
 impl Store {
     /// Creates the table from [`crate::schema`] unless it exists, then waits until it is
     /// ACTIVE. Safe to run again and from two places at once.
-    #[tracing::instrument(skip(self), fields(table = %self.table), err)]
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
     pub async fn create_table_if_missing(&self) -> Result<TableStatus, StoreError> {
         let build = |err| StoreError::build("CreateTable", err);
         let result = self
@@ -56,7 +56,7 @@ impl Store {
     }
 
     /// Deletes the table. Returns false when there was none.
-    #[tracing::instrument(skip(self), fields(table = %self.table), err)]
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
     pub async fn drop_table(&self) -> Result<bool, StoreError> {
         match self
             .client
@@ -72,7 +72,7 @@ impl Store {
     }
 
     /// Every item of the table, raw. For the CLI's `scan`; never on a request path.
-    #[tracing::instrument(skip(self), fields(table = %self.table), err)]
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
     pub async fn scan_all(&self) -> Result<Vec<Item>, StoreError> {
         let mut pages = self
             .client
@@ -89,7 +89,7 @@ impl Store {
     }
 
     /// The ARN of the table's stream, if it has one.
-    #[tracing::instrument(skip(self), fields(table = %self.table), err)]
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
     pub async fn stream_arn(&self) -> Result<Option<String>, StoreError> {
         let output = self
             .client

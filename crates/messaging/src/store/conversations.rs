@@ -15,7 +15,7 @@ impl Store {
     /// Pattern A: a page of a conversation, newest page first, oldest first within the
     /// page. The membership check and the query run concurrently (one round trip of
     /// latency); the page is discarded unless `reader` is a member.
-    #[tracing::instrument(skip(self, page), fields(table = %self.table), err)]
+    #[tracing::instrument(skip(self, page), fields(table = %self.table), err(level = "debug"))]
     pub async fn list_messages(
         &self,
         reader: Uuid,
@@ -35,7 +35,7 @@ impl Store {
     }
 
     /// A page of a conversation with no membership check: for operators' tools only.
-    #[tracing::instrument(skip(self, page), fields(table = %self.table), err)]
+    #[tracing::instrument(skip(self, page), fields(table = %self.table), err(level = "debug"))]
     pub async fn conversation_messages(
         &self,
         group: Uuid,
@@ -74,7 +74,7 @@ impl Store {
     }
 
     /// Pattern B: `owner`'s inbox, most recent conversation first. One query.
-    #[tracing::instrument(skip(self, page), fields(table = %self.table), err)]
+    #[tracing::instrument(skip(self, page), fields(table = %self.table), err(level = "debug"))]
     pub async fn list_inbox(
         &self,
         owner: Uuid,
@@ -94,7 +94,7 @@ impl Store {
     /// Pattern C: appends a message to a conversation `sender` belongs to, in one
     /// `TransactWriteItems`: a condition on the membership item, and a put that never
     /// overwrites (a message already at this microsecond moves the new one 1 µs later).
-    #[tracing::instrument(skip(self, sender, text), fields(table = %self.table, sender = %sender.uuid), err)]
+    #[tracing::instrument(skip(self, sender, text), fields(table = %self.table, sender = %sender.uuid), err(level = "debug"))]
     pub async fn append_message(
         &self,
         sender: &User,
@@ -136,7 +136,7 @@ impl Store {
     /// the first message) is written in one `TransactWriteItems`. When two people start
     /// the same conversation at once, the pair claim's condition lets exactly one create
     /// it; the other appends to it.
-    #[tracing::instrument(skip(self, sender, recipient, text), fields(table = %self.table, sender = %sender.uuid, recipient = %recipient.uuid), err)]
+    #[tracing::instrument(skip(self, sender, recipient, text), fields(table = %self.table, sender = %sender.uuid, recipient = %recipient.uuid), err(level = "debug"))]
     pub async fn send_to_user(
         &self,
         sender: &User,
@@ -228,7 +228,7 @@ impl Store {
     }
 
     /// The conversation `a` and `b` share, if any. One `GetItem`.
-    #[tracing::instrument(skip(self), fields(table = %self.table), err)]
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
     pub async fn conversation_between(
         &self,
         a: Uuid,
@@ -245,7 +245,7 @@ impl Store {
     }
 
     /// Whether `user` belongs to `group`. One `GetItem` that reads only the key.
-    #[tracing::instrument(skip(self), fields(table = %self.table), err)]
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
     pub async fn is_member(&self, group: Uuid, user: Uuid) -> Result<bool, StoreError> {
         let output = self
             .client
@@ -260,7 +260,7 @@ impl Store {
     }
 
     /// The members of `group`. One query.
-    #[tracing::instrument(skip(self), fields(table = %self.table), err)]
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
     pub async fn members(&self, group: Uuid) -> Result<Vec<Uuid>, StoreError> {
         let output = self
             .client

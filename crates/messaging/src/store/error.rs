@@ -1,7 +1,7 @@
 use std::error::Error as StdError;
 use std::fmt::Debug;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use uuid::Uuid;
 
 use crate::page::PageError;
@@ -59,7 +59,7 @@ impl StoreError {
     pub(crate) fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-        R: Debug,
+        R: Debug + Send + Sync + 'static,
     {
         let kind = match &err {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => FailureKind::Unreachable,
@@ -74,10 +74,18 @@ impl StoreError {
             },
             _ => FailureKind::Other,
         };
+        let message = match &err {
+            SdkError::ServiceError(service) => format!(
+                "{}: {}",
+                service.err().code().unwrap_or("unknown error"),
+                service.err().message().unwrap_or("no message")
+            ),
+            _ => error_chain(&err),
+        };
         Self::Dynamo {
             operation,
             kind,
-            message: DisplayErrorContext(&err).to_string(),
+            message,
         }
     }
 
@@ -105,4 +113,19 @@ impl StoreError {
                 Some(FailureKind::Unreachable | FailureKind::Throttled | FailureKind::Other)
             )
     }
+}
+
+/// `outer: inner: innermost`, without the Debug dumps of raw responses.
+fn error_chain(err: &(dyn StdError + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -33,7 +33,7 @@ impl Store {
     /// The index is eventually consistent; when a condition shows the read was stale (a
     /// concurrent writer moved a row), this re-reads and tries again, a bounded number of
     /// times, and never writes without conditions.
-    #[tracing::instrument(skip(self, message), fields(table = %self.table, group = %message.group_uuid, at = %message.created_at), err)]
+    #[tracing::instrument(skip(self, message), fields(table = %self.table, group = %message.group_uuid, at = %message.created_at), err(level = "debug"))]
     pub async fn advance_inbox_rows(&self, message: &Message) -> Result<Advance, StoreError> {
         // A member whose inbox already holds another conversation's row at exactly this
         // microsecond gets this row a microsecond later (keys must differ); the row still

@@ -36,7 +36,7 @@ impl Registration {
 }
 
 impl Store {
-    #[tracing::instrument(skip(self), fields(table = %self.table), err)]
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
     pub async fn register_user(
         &self,
         new: NewUser,
@@ -85,25 +85,25 @@ impl Store {
     }
 
     /// One `GetItem`.
-    #[tracing::instrument(skip(self), fields(table = %self.table), err)]
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
     pub async fn user_by_sub(&self, sub: &str) -> Result<Option<User>, StoreError> {
         self.get_user(&keys::cognito_sub(sub), false).await
     }
 
     /// One `GetItem`; case-insensitive.
-    #[tracing::instrument(skip(self), fields(table = %self.table), err)]
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
     pub async fn user_by_handle(&self, handle: &Handle) -> Result<Option<User>, StoreError> {
         self.get_user(&keys::handle_claim(handle), false).await
     }
 
     /// One `GetItem`.
-    #[tracing::instrument(skip(self), fields(table = %self.table), err)]
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
     pub async fn user_by_uuid(&self, uuid: Uuid) -> Result<Option<User>, StoreError> {
         self.get_user(&keys::user_profile(uuid), false).await
     }
 
     /// Every registered user, by scanning: an admin tool, not a request path.
-    #[tracing::instrument(skip(self), fields(table = %self.table), err)]
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         let mut pages = self
             .client

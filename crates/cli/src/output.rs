@@ -1,0 +1,76 @@
+//! Readable terminal output, in the spirit of the original pattern scripts.
+
+use messaging::{InboxEntry, Message};
+
+/// Messages and previews are cut to this many characters on one line.
+const PREVIEW_CHARS: usize = 48;
+
+pub fn preview(text: &str) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= PREVIEW_CHARS {
+        one_line
+    } else {
+        let cut: String = one_line.chars().take(PREVIEW_CHARS - 1).collect();
+        format!("{cut}…")
+    }
+}
+
+/// `2024-05-01T10:00:00.000000+00:00` → `2024-05-01 10:00 UTC`.
+pub fn short_time(at: &str) -> String {
+    match messaging::Timestamp::parse(at) {
+        Ok(at) => {
+            let at = at.as_datetime();
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+                at.year(),
+                u8::from(at.month()),
+                at.day(),
+                at.hour(),
+                at.minute()
+            )
+        }
+        Err(_) => at.to_owned(),
+    }
+}
+
+pub fn message_line(message: &Message) -> String {
+    format!(
+        "{:<16}{:<22}{}",
+        message.sender.handle,
+        short_time(&message.created_at),
+        preview(&message.text)
+    )
+}
+
+pub fn inbox_line(row: &InboxEntry) -> String {
+    format!(
+        "{}  {:<16}{:<22}{}",
+        row.group_uuid,
+        row.other.handle,
+        short_time(&row.last_message_at),
+        preview(&row.last_message)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previews_are_one_line_and_bounded() {
+        assert_eq!(preview("hello\n  there"), "hello there");
+        let long = "é".repeat(100);
+        let cut = preview(&long);
+        assert_eq!(cut.chars().count(), PREVIEW_CHARS);
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn times_are_shortened() {
+        assert_eq!(
+            short_time("2024-05-01T10:07:00.000000+00:00"),
+            "2024-05-01 10:07 UTC"
+        );
+        assert_eq!(short_time("junk"), "junk");
+    }
+}

@@ -1,0 +1,138 @@
+//! Demo data: the original course's users and two conversations. Idempotent: users that
+//! exist are kept, conversations that exist are not written again.
+
+use messaging::store::{NewUser, Registration};
+use messaging::validate::{DisplayName, Handle, MessageText};
+use messaging::{Store, Timestamp, User};
+
+/// Seeded users: handle, display name, Cognito sub (fixed, so local dev tokens for them
+/// are stable across reseeds).
+pub const DEMO_USERS: [(&str, &str, &str); 3] = [
+    (
+        "andrewbrown",
+        "Andrew Brown",
+        "5f8e3b52-0b4c-4d8e-9b0a-6f2a1c9d7e01",
+    ),
+    (
+        "bayko",
+        "Andrew Bayko",
+        "5f8e3b52-0b4c-4d8e-9b0a-6f2a1c9d7e02",
+    ),
+    (
+        "londo",
+        "Londo Mollari",
+        "5f8e3b52-0b4c-4d8e-9b0a-6f2a1c9d7e03",
+    ),
+];
+
+/// (sender: 0 = andrewbrown, 1 = the other member; minutes before now; text)
+const WITH_BAYKO: [(usize, i64, &str); 6] = [
+    (
+        0,
+        95,
+        "Bayko, did the messaging tables survive the migration to Rust?",
+    ),
+    (
+        1,
+        90,
+        "They did. Every inbox row moves in one transaction now, delete and put together.",
+    ),
+    (
+        0,
+        84,
+        "And last year's conversations? The old year filter hid them every January.",
+    ),
+    (
+        1,
+        80,
+        "Gone. Pages walk the whole history with a cursor, no begins_with on the year.",
+    ),
+    (
+        0,
+        62,
+        "What happens when two of us write in the same microsecond?",
+    ),
+    (
+        1,
+        61,
+        "The second message takes the next microsecond. Nothing is overwritten.",
+    ),
+];
+
+const WITH_LONDO: [(usize, i64, &str); 3] = [
+    (
+        1,
+        30,
+        "Mr. Brown, I hear your messages now arrive in order. Even on the first of January.",
+    ),
+    (
+        0,
+        25,
+        "They do, Londo. The stream keeps every inbox in step with the newest message.",
+    ),
+    (
+        1,
+        12,
+        "Then I shall write more often. Expect a great many messages.",
+    ),
+];
+
+pub async fn run(store: &Store) -> anyhow::Result<()> {
+    store.create_table_if_missing().await?;
+    let mut users = Vec::with_capacity(DEMO_USERS.len());
+    for (handle, display_name, sub) in DEMO_USERS {
+        let new = NewUser {
+            handle: Handle::parse(handle)?,
+            display_name: DisplayName::parse(display_name)?,
+            cognito_sub: sub.to_owned(),
+        };
+        let registration = store.register_user(new, Timestamp::now()).await?;
+        if let Registration::Created(user) = &registration {
+            println!("user {} added ({})", user.handle, user.uuid);
+        }
+        users.push(registration.user().clone());
+    }
+    for (other, script) in [(1, &WITH_BAYKO[..]), (2, &WITH_LONDO[..])] {
+        let (a, b) = (&users[0], &users[other]);
+        if let Some(group) = store.conversation_between(a.uuid, b.uuid, true).await? {
+            println!("conversation {} ↔ {} exists ({group})", a.handle, b.handle);
+            continue;
+        }
+        let group = write_conversation(store, [a, b], script).await?;
+        println!("conversation {} ↔ {} added ({group})", a.handle, b.handle);
+    }
+    Ok(())
+}
+
+async fn write_conversation(
+    store: &Store,
+    pair: [&User; 2],
+    script: &[(usize, i64, &str)],
+) -> anyhow::Result<uuid::Uuid> {
+    let now = Timestamp::now().as_datetime();
+    let speaker = |index: usize| pair[index];
+    let at = |minutes: i64| Timestamp::from_datetime(now - time::Duration::minutes(minutes));
+    let (first_sender, first_minutes, first_text) = script[0];
+    let first_recipient = pair[1 - first_sender];
+    let mut last = store
+        .send_to_user(
+            speaker(first_sender),
+            first_recipient,
+            MessageText::parse(first_text)?,
+            at(first_minutes),
+        )
+        .await?;
+    for &(sender, minutes, text) in &script[1..] {
+        last = store
+            .append_message(
+                speaker(sender),
+                last.group_uuid,
+                MessageText::parse(text)?,
+                at(minutes),
+            )
+            .await?;
+    }
+    // No stream runs during seeding: move the inbox rows to the last message here.
+    store.advance_inbox_rows(&last).await?;
+    Ok(last.group_uuid)
+}

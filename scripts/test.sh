@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every test. Starts an in-memory DynamoDB Local on a free port for the run and stops
+# it afterwards, whatever happens; or uses the one named by CRUDDUR_TEST_DDB_ENDPOINT.
+# Extra arguments go to `cargo test`.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+if [[ -z "${CRUDDUR_TEST_DDB_ENDPOINT:-}" ]]; then
+  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  scripts/ddb-local.sh start "$port"
+  trap 'scripts/ddb-local.sh stop "$port"' EXIT
+  export CRUDDUR_TEST_DDB_ENDPOINT="http://127.0.0.1:$port"
+fi
+
+cargo test --workspace --locked "$@"
