@@ -41,3 +41,18 @@ pub fn local_client(endpoint_url: &str, counter: Option<RequestCounter>) -> Clie
     }
     Client::from_conf(builder.build())
 }
+
+/// The client configuration for DynamoDB Local, to extend (interceptors) before building.
+pub fn local_config(endpoint_url: &str) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint_url)
+        .region(Region::new(LOCAL_REGION))
+        .credentials_provider(Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "dynamodb-local",
+        ))
+}

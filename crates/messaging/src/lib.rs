@@ -5,6 +5,7 @@
 //! - [`store`]: every access pattern over `aws-sdk-dynamodb`.
 //! - [`connect`], [`metrics`]: building clients, counting requests.
 
+pub mod coalesce;
 pub mod connect;
 pub mod keys;
 pub mod metrics;

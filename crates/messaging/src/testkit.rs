@@ -1,9 +1,15 @@
 //! Test support: each test gets its own table on one shared DynamoDB Local, so tests run in
 //! parallel without seeing each other's data.
 
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use uuid::Uuid;
 
-use crate::connect::local_client;
+use crate::connect::{local_client, local_config};
 use crate::metrics::RequestCounter;
 use crate::model::User;
 use crate::store::{NewUser, Store};
@@ -58,5 +64,72 @@ impl TestTable {
         let user = registration.user().clone();
         self.requests.reset();
         user
+    }
+}
+
+impl TestTable {
+    /// Another store on the same table whose client also runs `interceptor`.
+    pub fn store_with(&self, interceptor: impl Intercept + 'static) -> Store {
+        let config = local_config(&endpoint())
+            .interceptor(self.requests.clone())
+            .interceptor(interceptor)
+            .build();
+        Store::new(
+            aws_sdk_dynamodb::Client::from_conf(config),
+            self.store.table(),
+        )
+    }
+}
+
+/// Fails every `TransactWriteItems` whose request body mentions a given text (say, a
+/// conversation's uuid) before it is sent, as a network failure would.
+#[derive(Debug, Clone, Default)]
+pub struct FailTransactions {
+    needle: Arc<Mutex<Option<String>>>,
+}
+
+impl FailTransactions {
+    pub fn mentioning(text: impl Into<String>) -> Self {
+        Self {
+            needle: Arc::new(Mutex::new(Some(text.into()))),
+        }
+    }
+
+    /// From now on, let everything through.
+    pub fn heal(&self) {
+        *self.needle.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+impl Intercept for FailTransactions {
+    fn name(&self) -> &'static str {
+        "FailTransactions"
+    }
+
+    fn read_before_attempt(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let is_transaction = cfg
+            .load::<Metadata>()
+            .is_some_and(|metadata| metadata.name() == "TransactWriteItems");
+        let needle = self
+            .needle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let (true, Some(needle)) = (is_transaction, needle) else {
+            return Ok(());
+        };
+        let body = context.request().body().bytes().unwrap_or_default();
+        if body
+            .windows(needle.len())
+            .any(|window| window == needle.as_bytes())
+        {
+            return Err(format!("injected failure: transaction mentions {needle}").into());
+        }
+        Ok(())
     }
 }

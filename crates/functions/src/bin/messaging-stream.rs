@@ -1,0 +1,34 @@
+//! Lambda `messaging-stream`: the table's DynamoDB stream → inbox rows.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::dynamodb::Event;
+use functions::stream::StreamHandler;
+use lambda_runtime::{LambdaEvent, service_fn};
+use messaging::Store;
+use messaging::connect::client_from_env;
+use messaging::schema::table_name_from_env;
+
+const METRICS_NAMESPACE: &str = "CruddurMessaging";
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let store = Store::new(client_from_env(None).await, table_name_from_env());
+    let handler = &StreamHandler::new(store);
+    let function_name =
+        &std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "messaging-stream".into());
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
+        let (response, summary) = handler.handle(&event.payload).await?;
+        let epoch_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis());
+        // Embedded metric format: CloudWatch reads metrics from this stdout line.
+        println!(
+            "{}",
+            summary.to_emf(METRICS_NAMESPACE, function_name, epoch_ms)
+        );
+        Ok::<_, lambda_runtime::Error>(response)
+    }))
+    .await
+}

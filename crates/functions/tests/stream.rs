@@ -1,0 +1,693 @@
+//! `messaging-stream` against DynamoDB Local, fed with the table's own stream records
+//! (read through the DynamoDB Streams API and converted to the Lambda event shape).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_lambda_events::dynamodb::{Event, EventRecord};
+use functions::stream::{BatchSummary, StreamHandler};
+use local::stream_source::{StreamTail, local_streams_client};
+use messaging::testkit::{FailTransactions, TestTable, endpoint};
+use messaging::validate::MessageText;
+use messaging::{Message, PageRequest, Timestamp, User};
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn text(value: &str) -> MessageText {
+    MessageText::parse(value).unwrap()
+}
+
+fn at(value: &str) -> Timestamp {
+    Timestamp::parse(value).unwrap()
+}
+
+fn event(records: &[EventRecord]) -> Event {
+    let mut event = Event::default();
+    event.records = records.to_vec();
+    event
+}
+
+fn pk(record: &EventRecord) -> String {
+    match record.change.keys.get("pk") {
+        Some(serde_dynamo::AttributeValue::S(pk)) => pk.clone(),
+        _ => String::new(),
+    }
+}
+
+/// The table's stream, read from its first record.
+struct Stream {
+    tail: StreamTail,
+    seen: Vec<EventRecord>,
+}
+
+impl Stream {
+    async fn of(table: &TestTable) -> Self {
+        let arn = table
+            .store
+            .stream_arn()
+            .await
+            .unwrap()
+            .expect("table has a stream");
+        Self {
+            tail: StreamTail::new(local_streams_client(&endpoint()), arn),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Polls until at least `count` records of items whose pk starts with `prefix`
+    /// arrived since the last call, and returns all records that arrived.
+    async fn next_records(&mut self, prefix: &str, count: usize) -> Vec<EventRecord> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut fresh: Vec<EventRecord> = Vec::new();
+        loop {
+            fresh.extend(self.tail.poll().await.unwrap());
+            if fresh.iter().filter(|r| pk(r).starts_with(prefix)).count() >= count {
+                self.seen.extend(fresh.iter().cloned());
+                return fresh;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {} of {count} {prefix} records after {WAIT:?}",
+                fresh.iter().filter(|r| pk(r).starts_with(prefix)).count()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn inbox(table: &TestTable, user: &User) -> Vec<messaging::InboxEntry> {
+    table
+        .store
+        .list_inbox(user.uuid, &PageRequest::new(100, None).unwrap())
+        .await
+        .unwrap()
+        .items
+}
+
+/// Every row of `user`'s inbox, by conversation; fails if a conversation has two rows.
+async fn rows_by_group(table: &TestTable, user: &User) -> HashMap<Uuid, (String, String)> {
+    let rows = inbox(table, user).await;
+    let by_group: HashMap<Uuid, (String, String)> = rows
+        .iter()
+        .map(|row| {
+            (
+                row.group_uuid,
+                (row.last_message.clone(), row.last_message_at.clone()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_group.len(),
+        rows.len(),
+        "two rows for one conversation: {rows:?}"
+    );
+    by_group
+}
+
+async fn snapshot(table: &TestTable) -> Vec<String> {
+    let mut items: Vec<String> = table
+        .store
+        .scan_all()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|item| {
+            // serde_json's map is ordered, so equal items print equal.
+            serde_dynamo::from_item::<_, serde_json::Value>(item)
+                .unwrap()
+                .to_string()
+        })
+        .collect::<Vec<_>>();
+    items.sort();
+    items
+}
+
+struct Cast {
+    andrew: User,
+    bayko: User,
+    londo: User,
+}
+
+async fn cast(table: &TestTable) -> Cast {
+    Cast {
+        andrew: table.user("andrewbrown").await,
+        bayko: table.user("bayko").await,
+        londo: table.user("londo").await,
+    }
+}
+
+/// Starts a conversation and appends `count - 1` more messages, one second apart,
+/// alternating senders. Returns every message.
+async fn conversation(
+    table: &TestTable,
+    a: &User,
+    b: &User,
+    start: &str,
+    count: usize,
+) -> Vec<Message> {
+    let start = at(start).as_datetime();
+    let first = table
+        .store
+        .send_to_user(a, b, text("m0"), Timestamp::from_datetime(start))
+        .await
+        .unwrap();
+    let mut messages = vec![first.clone()];
+    for i in 1..count {
+        let sender = if i % 2 == 0 { a } else { b };
+        let now = Timestamp::from_datetime(start + time::Duration::seconds(i as i64));
+        let message = table
+            .store
+            .append_message(sender, first.group_uuid, text(&format!("m{i}")), now)
+            .await
+            .unwrap();
+        messages.push(message);
+    }
+    messages
+}
+
+#[tokio::test]
+async fn every_record_of_a_multi_conversation_batch_is_applied() {
+    let table = TestTable::new().await;
+    let Cast {
+        andrew,
+        bayko,
+        londo,
+    } = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    let ab = conversation(
+        &table,
+        &andrew,
+        &bayko,
+        "2024-12-31T23:59:00.000000+00:00",
+        5,
+    )
+    .await;
+    let al = conversation(
+        &table,
+        &andrew,
+        &londo,
+        "2025-01-01T00:00:10.000000+00:00",
+        3,
+    )
+    .await;
+    let bl = conversation(
+        &table,
+        &bayko,
+        &londo,
+        "2025-01-01T00:00:20.000000+00:00",
+        4,
+    )
+    .await;
+    let records = stream.next_records("MSG#", 12).await;
+
+    let handler = StreamHandler::new(table.store.clone());
+    let (response, summary) = handler.handle(&event(&records)).await.unwrap();
+
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.messages, 12);
+    assert_eq!(summary.conversations, 3);
+    assert_eq!(summary.rows_moved, 6);
+    assert_eq!(summary.malformed, 0);
+    assert_eq!(
+        summary.skipped,
+        records.len() - 12,
+        "users, pairs, memberships, inbox rows"
+    );
+    for (user, expected) in [
+        (&andrew, vec![(&ab, 4), (&al, 2)]),
+        (&bayko, vec![(&ab, 4), (&bl, 3)]),
+        (&londo, vec![(&al, 2), (&bl, 3)]),
+    ] {
+        let rows = rows_by_group(&table, user).await;
+        assert_eq!(rows.len(), expected.len());
+        for (messages, newest) in expected {
+            let last = &messages[newest];
+            assert_eq!(
+                rows[&last.group_uuid],
+                (last.text.clone(), last.created_at.clone()),
+                "{}'s row of {}",
+                user.handle,
+                last.group_uuid
+            );
+        }
+    }
+    // Newest conversation first in every inbox.
+    assert_eq!(inbox(&table, &londo).await[0].group_uuid, bl[0].group_uuid);
+}
+
+#[tokio::test]
+async fn a_batch_costs_two_requests_per_conversation() {
+    let table = TestTable::new().await;
+    let Cast {
+        andrew,
+        bayko,
+        londo,
+    } = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    conversation(
+        &table,
+        &andrew,
+        &bayko,
+        "2025-02-01T10:00:00.000000+00:00",
+        30,
+    )
+    .await;
+    conversation(
+        &table,
+        &andrew,
+        &londo,
+        "2025-02-01T11:00:00.000000+00:00",
+        30,
+    )
+    .await;
+    let records = stream.next_records("MSG#", 60).await;
+    table.requests.reset();
+    StreamHandler::new(table.store.clone())
+        .handle(&event(&records))
+        .await
+        .unwrap();
+    assert_eq!(
+        table.requests.of("Query"),
+        2,
+        "{:?}",
+        table.requests.snapshot()
+    );
+    assert_eq!(table.requests.of("TransactWriteItems"), 2);
+    assert_eq!(table.requests.total(), 4);
+}
+
+#[tokio::test]
+async fn replaying_a_batch_changes_nothing() {
+    let table = TestTable::new().await;
+    let Cast {
+        andrew,
+        bayko,
+        londo,
+    } = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    conversation(
+        &table,
+        &andrew,
+        &bayko,
+        "2025-03-01T08:00:00.000000+00:00",
+        4,
+    )
+    .await;
+    conversation(
+        &table,
+        &londo,
+        &bayko,
+        "2025-03-01T09:00:00.000000+00:00",
+        2,
+    )
+    .await;
+    let records = stream.next_records("MSG#", 6).await;
+    let handler = StreamHandler::new(table.store.clone());
+    handler.handle(&event(&records)).await.unwrap();
+    let before = snapshot(&table).await;
+    for _ in 0..3 {
+        let (response, summary) = handler.handle(&event(&records)).await.unwrap();
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(summary.rows_moved, 0);
+        assert_eq!(summary.rows_current, 4);
+    }
+    assert_eq!(snapshot(&table).await, before);
+}
+
+#[tokio::test]
+async fn an_older_message_after_a_newer_one_changes_nothing() {
+    let table = TestTable::new().await;
+    let Cast { andrew, bayko, .. } = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    let messages = conversation(
+        &table,
+        &andrew,
+        &bayko,
+        "2025-04-01T08:00:00.000000+00:00",
+        4,
+    )
+    .await;
+    let records = stream.next_records("MSG#", 4).await;
+    let message_records: Vec<EventRecord> = records
+        .into_iter()
+        .filter(|r| pk(r).starts_with("MSG#"))
+        .collect();
+    let handler = StreamHandler::new(table.store.clone());
+
+    // Newest first, then each older one alone, then all of them in reverse order.
+    handler
+        .handle(&event(&message_records[3..4]))
+        .await
+        .unwrap();
+    let newest = (messages[3].text.clone(), messages[3].created_at.clone());
+    for older in (0..3).rev() {
+        let (_, summary) = handler
+            .handle(&event(&message_records[older..=older]))
+            .await
+            .unwrap();
+        assert_eq!(summary.rows_moved, 0);
+        assert_eq!(
+            rows_by_group(&table, &bayko).await[&messages[0].group_uuid],
+            newest
+        );
+    }
+    let reversed: Vec<EventRecord> = message_records.iter().rev().cloned().collect();
+    handler.handle(&event(&reversed)).await.unwrap();
+    for user in [&andrew, &bayko] {
+        assert_eq!(
+            rows_by_group(&table, user).await[&messages[0].group_uuid],
+            newest
+        );
+    }
+}
+
+#[tokio::test]
+async fn records_that_are_not_message_inserts_are_ignored() {
+    let table = TestTable::new().await;
+    let Cast {
+        andrew,
+        bayko,
+        londo,
+    } = cast(&table).await;
+    let messages = conversation(
+        &table,
+        &andrew,
+        &bayko,
+        "2025-05-01T08:00:00.000000+00:00",
+        2,
+    )
+    .await;
+    let mut stream = Stream::of(&table).await;
+    // Catch up: everything so far.
+    let all = stream.next_records("MSG#", 2).await;
+    let handler = StreamHandler::new(table.store.clone());
+    handler.handle(&event(&all)).await.unwrap();
+    let before = snapshot(&table).await;
+
+    // A MODIFY of a message (rewritten with a later-looking text) and a REMOVE of one.
+    let client = table.store.client();
+    let group = messages[0].group_uuid;
+    client
+        .update_item()
+        .table_name(table.store.table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("MSG#{group}")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(messages[0].created_at.clone()),
+        )
+        .update_expression("SET message = :m")
+        .expression_attribute_values(
+            ":m",
+            aws_sdk_dynamodb::types::AttributeValue::S("edited".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    client
+        .delete_item()
+        .table_name(table.store.table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("MSG#{group}")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(messages[0].created_at.clone()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let changes: Vec<EventRecord> = stream
+        .next_records("MSG#", 2)
+        .await
+        .into_iter()
+        .filter(|r| pk(r).starts_with("MSG#"))
+        .collect();
+    let kinds: Vec<&str> = changes.iter().map(|r| r.event_name.as_str()).collect();
+    assert_eq!(kinds, ["MODIFY", "REMOVE"]);
+    let expected_after = snapshot(&table).await;
+    assert_ne!(expected_after, before, "the message item itself did change");
+
+    // Inbox-row inserts (from a new conversation) alone, plus the MODIFY and REMOVE.
+    table
+        .store
+        .send_to_user(&londo, &andrew, text("hi"), Timestamp::now())
+        .await
+        .unwrap();
+    let fresh = stream.next_records("GRP#", 2).await;
+    let mut batch: Vec<EventRecord> = changes.clone();
+    batch.extend(fresh.into_iter().filter(|r| !pk(r).starts_with("MSG#")));
+    let settled = snapshot(&table).await;
+    let (response, summary) = handler.handle(&event(&batch)).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.messages, 0);
+    assert_eq!(summary.skipped, batch.len());
+    assert_eq!(snapshot(&table).await, settled);
+}
+
+/// Collects what the code under test logs, for assertions on log lines.
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
+    type Writer = CapturedLogs;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+fn event_file(name: &str) -> Event {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{path}: {err}"))
+}
+
+#[tokio::test]
+async fn malformed_records_are_logged_with_their_event_id_and_skipped() {
+    let table = TestTable::new().await;
+    let Cast { andrew, bayko, .. } = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    let messages = conversation(
+        &table,
+        &andrew,
+        &bayko,
+        "2025-06-01T08:00:00.000000+00:00",
+        2,
+    )
+    .await;
+    let good: Vec<EventRecord> = stream
+        .next_records("MSG#", 2)
+        .await
+        .into_iter()
+        .filter(|r| pk(r).starts_with("MSG#"))
+        .collect();
+    let malformed = event_file("stream-malformed.json");
+    let mut batch = malformed.records.clone();
+    batch.insert(1, good[1].clone());
+
+    let logs = CapturedLogs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (response, summary) = StreamHandler::new(table.store.clone())
+        .handle(&event(&batch))
+        .await
+        .unwrap();
+
+    assert!(response.batch_item_failures.is_empty(), "never retried");
+    assert_eq!(summary.malformed, malformed.records.len());
+    assert_eq!(summary.messages, 1);
+    assert_eq!(
+        rows_by_group(&table, &andrew).await[&messages[1].group_uuid].0,
+        messages[1].text
+    );
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    for record in &malformed.records {
+        assert!(
+            logs.lines()
+                .any(|line| line.contains("malformed") && line.contains(&record.event_id)),
+            "no log line for {}:\n{logs}",
+            record.event_id
+        );
+    }
+}
+
+#[tokio::test]
+async fn racing_handlers_leave_one_row_per_member_at_the_newest_message() {
+    let table = TestTable::new().await;
+    let Cast { andrew, bayko, .. } = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    let messages = conversation(
+        &table,
+        &andrew,
+        &bayko,
+        "2025-07-01T08:00:00.000000+00:00",
+        12,
+    )
+    .await;
+    let records: Vec<EventRecord> = stream
+        .next_records("MSG#", 12)
+        .await
+        .into_iter()
+        .filter(|r| pk(r).starts_with("MSG#"))
+        .collect();
+    let group = messages[0].group_uuid;
+    // Eight handlers, each with its own client, on overlapping slices of the stream.
+    let handlers: Vec<StreamHandler> = (0..8)
+        .map(|_| StreamHandler::new(table.store_with(FailTransactions::default())))
+        .collect();
+    let runs = handlers.iter().enumerate().map(|(i, handler)| {
+        // Half the handlers see the newest message, half stop earlier.
+        let start = i % 4;
+        let end = if i % 2 == 0 { records.len() } else { start + 6 };
+        let slice = event(&records[start..end]);
+        async move { handler.handle(&slice).await.unwrap() }
+    });
+    let results = futures_util::future::join_all(runs).await;
+    for (response, _) in &results {
+        assert!(response.batch_item_failures.is_empty());
+    }
+    let newest = (messages[11].text.clone(), messages[11].created_at.clone());
+    for user in [&andrew, &bayko] {
+        let rows = rows_by_group(&table, user).await;
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[&group], newest);
+    }
+}
+
+#[tokio::test]
+async fn a_failed_conversation_is_reported_and_a_retry_from_it_converges() {
+    let table = TestTable::new().await;
+    let Cast {
+        andrew,
+        bayko,
+        londo,
+    } = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    let first = conversation(
+        &table,
+        &andrew,
+        &bayko,
+        "2025-08-01T08:00:00.000000+00:00",
+        3,
+    )
+    .await;
+    let failing = conversation(
+        &table,
+        &andrew,
+        &londo,
+        "2025-08-01T08:10:00.000000+00:00",
+        3,
+    )
+    .await;
+    let last = conversation(
+        &table,
+        &bayko,
+        &londo,
+        "2025-08-01T08:20:00.000000+00:00",
+        3,
+    )
+    .await;
+    let records = stream.next_records("MSG#", 9).await;
+    let before: Vec<_> = [&andrew, &bayko, &londo]
+        .iter()
+        .map(|user| (user.uuid, user.handle.clone()))
+        .collect();
+
+    let fail = FailTransactions::mentioning(failing[0].group_uuid.to_string());
+    let handler = StreamHandler::new(table.store_with(fail.clone()));
+    let (response, summary) = handler.handle(&event(&records)).await.unwrap();
+
+    assert_eq!(summary.failed_conversations, 1);
+    let first_failing_record = records
+        .iter()
+        .position(|r| pk(r) == format!("MSG#{}", failing[0].group_uuid))
+        .unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(
+        response.batch_item_failures[0].item_identifier,
+        records[first_failing_record].change.sequence_number
+    );
+    // The other conversations were applied, the failing one kept its rows as they were.
+    let newest = |messages: &[Message]| {
+        let m = messages.last().unwrap();
+        (m.text.clone(), m.created_at.clone())
+    };
+    assert_eq!(
+        rows_by_group(&table, &bayko).await[&first[0].group_uuid],
+        newest(&first)
+    );
+    assert_eq!(
+        rows_by_group(&table, &bayko).await[&last[0].group_uuid],
+        newest(&last)
+    );
+    for user in [&andrew, &londo] {
+        let row = &rows_by_group(&table, user).await[&failing[0].group_uuid];
+        assert_eq!(row.1, failing[0].created_at, "still present, not moved");
+    }
+    drop(before);
+
+    // Lambda retries from the reported record; with the fault gone it converges.
+    fail.heal();
+    let (response, _) = handler
+        .handle(&event(&records[first_failing_record..]))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    for user in [&andrew, &londo] {
+        assert_eq!(
+            rows_by_group(&table, user).await[&failing[0].group_uuid],
+            newest(&failing)
+        );
+    }
+    for user in [&bayko, &londo] {
+        assert_eq!(
+            rows_by_group(&table, user).await[&last[0].group_uuid],
+            newest(&last)
+        );
+    }
+}
+
+#[test]
+fn summaries_become_embedded_metric_lines() {
+    let summary = BatchSummary {
+        records: 100,
+        messages: 90,
+        conversations: 10,
+        rows_moved: 20,
+        ..BatchSummary::default()
+    };
+    let emf = summary.to_emf("CruddurMessaging", "messaging-stream", 1_700_000_000_000);
+    assert_eq!(
+        emf["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "CruddurMessaging"
+    );
+    assert_eq!(emf["RowsMoved"], 20);
+    assert_eq!(emf["FunctionName"], "messaging-stream");
+    let names: Vec<&str> = emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap())
+        .collect();
+    for name in names {
+        assert!(emf.get(name).is_some(), "metric {name} has no value");
+    }
+}

@@ -1,0 +1,156 @@
+//! The stream events in `events/` (the files `cargo lambda invoke` uses) through the
+//! handler, against a table holding the inbox rows they refer to.
+
+use aws_lambda_events::dynamodb::Event;
+use functions::stream::StreamHandler;
+use messaging::model::InboxItem;
+use messaging::testkit::TestTable;
+use messaging::{PageRequest, keys};
+use uuid::Uuid;
+
+const ANDREW: &str = "0240ac03-a6fc-4ab1-be30-9a19c532d58c";
+const BAYKO: &str = "6e5bc0a7-b64a-4aaf-b89c-34a0eab7a098";
+const LONDO: &str = "c1427c64-1e7d-4912-b5a2-78b1359ed751";
+const WITH_BAYKO: &str = "5ae290ed-55d1-47a0-bc6d-fe2bc2700399";
+const WITH_LONDO: &str = "a7f3c9d2-1b4e-4f6a-9c8d-2e5f7a1b3c4d";
+const BAYKO_LONDO: &str = "3d9e8f7a-6b5c-4d3e-8f1a-0b2c3d4e5f6a";
+/// When each conversation's rows were last moved, before any event; distinct per
+/// conversation, as one owner cannot hold two rows at the same key.
+const EARLIER: [&str; 3] = [
+    "2026-11-22T09:00:00.000000+00:00",
+    "2026-11-22T09:00:01.000000+00:00",
+    "2026-11-22T09:00:02.000000+00:00",
+];
+
+fn event_file(name: &str) -> Event {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{path}: {err}"))
+}
+
+fn uuid(text: &str) -> Uuid {
+    Uuid::parse_str(text).unwrap()
+}
+
+/// Both members' inbox rows of each conversation the events mention, at an earlier time.
+async fn table_with_inboxes() -> TestTable {
+    let table = TestTable::new().await;
+    for (earlier, group, a, b) in [
+        (EARLIER[0], WITH_BAYKO, ANDREW, BAYKO),
+        (EARLIER[1], WITH_LONDO, ANDREW, LONDO),
+        (EARLIER[2], BAYKO_LONDO, BAYKO, LONDO),
+    ] {
+        for (owner, other) in [(a, b), (b, a)] {
+            let row = InboxItem {
+                pk: keys::inbox_pk(uuid(owner)),
+                sk: earlier.to_owned(),
+                message_group_uuid: uuid(group),
+                message: "earlier".to_owned(),
+                user_uuid: uuid(other),
+                user_display_name: "Someone".to_owned(),
+                user_handle: "someone".to_owned(),
+            };
+            table
+                .store
+                .client()
+                .put_item()
+                .table_name(table.store.table())
+                .set_item(Some(serde_dynamo::to_item(row).unwrap()))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    table.requests.reset();
+    table
+}
+
+async fn last_messages(table: &TestTable, owner: &str) -> Vec<(Uuid, String)> {
+    let mut rows: Vec<(Uuid, String)> = table
+        .store
+        .list_inbox(uuid(owner), &PageRequest::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|row| (row.group_uuid, row.last_message))
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[tokio::test]
+async fn the_batch_event_moves_every_conversation_to_its_newest_message() {
+    let table = table_with_inboxes().await;
+    let event = event_file("stream-batch.json");
+    let (response, summary) = StreamHandler::new(table.store.clone())
+        .handle(&event)
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.messages, 7);
+    assert_eq!(summary.skipped, 1, "the inbox-row insert");
+    assert_eq!(summary.conversations, 3);
+    assert_eq!(summary.rows_moved, 6);
+    let mut expected_andrew = vec![
+        (uuid(WITH_BAYKO), "Both rows, or neither.".to_owned()),
+        (uuid(WITH_LONDO), "Go ahead, Londo.".to_owned()),
+    ];
+    expected_andrew.sort();
+    assert_eq!(last_messages(&table, ANDREW).await, expected_andrew);
+    let mut expected_londo = vec![
+        (uuid(WITH_LONDO), "Go ahead, Londo.".to_owned()),
+        (uuid(BAYKO_LONDO), "I am. It is... efficient.".to_owned()),
+    ];
+    expected_londo.sort();
+    assert_eq!(last_messages(&table, LONDO).await, expected_londo);
+}
+
+#[tokio::test]
+async fn the_single_insert_event_moves_both_rows() {
+    let table = table_with_inboxes().await;
+    let (response, summary) = StreamHandler::new(table.store.clone())
+        .handle(&event_file("stream-insert-message.json"))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.rows_moved, 2);
+    assert!(
+        last_messages(&table, BAYKO)
+            .await
+            .contains(&(uuid(WITH_BAYKO), "Did the inbox move?".to_owned()))
+    );
+}
+
+#[tokio::test]
+async fn remove_modify_and_inbox_row_events_change_nothing() {
+    let table = table_with_inboxes().await;
+    let before = last_messages(&table, ANDREW).await;
+    for name in [
+        "stream-remove.json",
+        "stream-modify.json",
+        "stream-inbox-row-insert.json",
+    ] {
+        let event = event_file(name);
+        let (response, summary) = StreamHandler::new(table.store.clone())
+            .handle(&event)
+            .await
+            .unwrap();
+        assert!(response.batch_item_failures.is_empty(), "{name}");
+        assert_eq!(summary.skipped, event.records.len(), "{name}");
+        assert_eq!(summary.messages, 0, "{name}");
+    }
+    assert_eq!(last_messages(&table, ANDREW).await, before);
+}
+
+#[tokio::test]
+async fn the_malformed_event_is_skipped_without_failing_the_batch() {
+    let table = table_with_inboxes().await;
+    let (response, summary) = StreamHandler::new(table.store.clone())
+        .handle(&event_file("stream-malformed.json"))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.malformed, 3);
+    assert_eq!(table.requests.total(), 0, "nothing read or written");
+}

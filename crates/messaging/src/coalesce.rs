@@ -1,0 +1,107 @@
+//! Per batch, per conversation, only the newest message matters.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use crate::model::Message;
+
+/// The newest message of one conversation in a batch, and where in the batch the
+/// conversation first appeared (a retry must restart there to cover all its records).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Newest {
+    pub message: Message,
+    pub first_position: usize,
+}
+
+/// Groups `(position in batch, message)` by conversation and keeps the newest message of
+/// each (greatest `created_at`; on a tie, the later record). Conversations come back in
+/// the order they first appear in the batch.
+pub fn newest_per_conversation(
+    arrivals: impl IntoIterator<Item = (usize, Message)>,
+) -> Vec<Newest> {
+    let mut by_group: HashMap<Uuid, Newest> = HashMap::new();
+    for (position, message) in arrivals {
+        match by_group.get_mut(&message.group_uuid) {
+            None => {
+                by_group.insert(
+                    message.group_uuid,
+                    Newest {
+                        message,
+                        first_position: position,
+                    },
+                );
+            }
+            Some(newest) => {
+                newest.first_position = newest.first_position.min(position);
+                if message.created_at >= newest.message.created_at {
+                    newest.message = message;
+                }
+            }
+        }
+    }
+    let mut newest: Vec<Newest> = by_group.into_values().collect();
+    newest.sort_by_key(|n| n.first_position);
+    newest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::UserSummary;
+
+    fn message(group: u128, at: &str, text: &str) -> Message {
+        Message {
+            group_uuid: Uuid::from_u128(group),
+            uuid: Uuid::new_v4(),
+            text: text.to_owned(),
+            created_at: at.to_owned(),
+            sender: UserSummary {
+                uuid: Uuid::from_u128(99),
+                handle: "h".into(),
+                display_name: "H".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn keeps_the_newest_message_of_each_conversation() {
+        let batch = vec![
+            (0, message(1, "2024-01-01T00:00:01.000000+00:00", "a1")),
+            (1, message(2, "2024-01-01T00:00:02.000000+00:00", "b1")),
+            (2, message(1, "2024-01-01T00:00:03.000000+00:00", "a2")),
+            // Out of order: older than a2, arrives after it.
+            (3, message(1, "2024-01-01T00:00:02.500000+00:00", "a-late")),
+            (4, message(3, "2023-12-31T23:59:59.000000+00:00", "c1")),
+        ];
+        let newest = newest_per_conversation(batch);
+        let summary: Vec<(u128, &str, usize)> = newest
+            .iter()
+            .map(|n| {
+                (
+                    n.message.group_uuid.as_u128(),
+                    n.message.text.as_str(),
+                    n.first_position,
+                )
+            })
+            .collect();
+        assert_eq!(summary, vec![(1, "a2", 0), (2, "b1", 1), (3, "c1", 4)]);
+    }
+
+    #[test]
+    fn first_position_is_the_earliest_record_of_the_conversation() {
+        let batch = vec![
+            (7, message(1, "2024-01-01T00:00:09.000000+00:00", "newest")),
+            (3, message(1, "2024-01-01T00:00:01.000000+00:00", "oldest")),
+        ];
+        let newest = newest_per_conversation(batch);
+        assert_eq!(newest.len(), 1);
+        assert_eq!(newest[0].first_position, 3);
+        assert_eq!(newest[0].message.text, "newest");
+    }
+
+    #[test]
+    fn an_empty_batch_has_no_conversations() {
+        assert!(newest_per_conversation(Vec::new()).is_empty());
+    }
+}
