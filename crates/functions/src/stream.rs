@@ -23,6 +23,12 @@ use serde::Serialize;
 /// bursting a table's on-demand capacity.
 pub const DEFAULT_CONCURRENCY: usize = 16;
 
+/// The event source mapping's `FilterCriteria` pattern: INSERTs of message items only.
+/// `template.yaml` must carry exactly this pattern (a test checks it) and the local stream
+/// pump applies it, so AWS and the local stack drop the same records.
+pub const FILTER_PATTERN: &str =
+    r#"{"eventName":["INSERT"],"dynamodb":{"Keys":{"pk":{"S":[{"prefix":"MSG#"}]}}}}"#;
+
 /// The one event kind that moves inboxes.
 const INSERT: &str = "INSERT";
 
