@@ -25,6 +25,11 @@ pub const DEMO_USERS: [(&str, &str, &str); 3] = [
     ),
 ];
 
+/// Stable conversation ids, so the request events in `events/` find the demo data. The
+/// first is the original seed script's.
+const WITH_BAYKO_GROUP: uuid::Uuid = uuid::uuid!("5ae290ed-55d1-47a0-bc6d-fe2bc2700399");
+const WITH_LONDO_GROUP: uuid::Uuid = uuid::uuid!("a7f3c9d2-1b4e-4f6a-9c8d-2e5f7a1b3c4d");
+
 /// (sender: 0 = andrewbrown, 1 = the other member; minutes before now; text)
 const WITH_BAYKO: [(usize, i64, &str); 6] = [
     (
@@ -92,13 +97,16 @@ pub async fn run(store: &Store) -> anyhow::Result<()> {
         }
         users.push(registration.user().clone());
     }
-    for (other, script) in [(1, &WITH_BAYKO[..]), (2, &WITH_LONDO[..])] {
+    for (other, group, script) in [
+        (1, WITH_BAYKO_GROUP, &WITH_BAYKO[..]),
+        (2, WITH_LONDO_GROUP, &WITH_LONDO[..]),
+    ] {
         let (a, b) = (&users[0], &users[other]);
         if let Some(group) = store.conversation_between(a.uuid, b.uuid, true).await? {
             println!("conversation {} ↔ {} exists ({group})", a.handle, b.handle);
             continue;
         }
-        let group = write_conversation(store, [a, b], script).await?;
+        let group = write_conversation(store, [a, b], group, script).await?;
         println!("conversation {} ↔ {} added ({group})", a.handle, b.handle);
     }
     Ok(())
@@ -107,6 +115,7 @@ pub async fn run(store: &Store) -> anyhow::Result<()> {
 async fn write_conversation(
     store: &Store,
     pair: [&User; 2],
+    group: uuid::Uuid,
     script: &[(usize, i64, &str)],
 ) -> anyhow::Result<uuid::Uuid> {
     let now = Timestamp::now().as_datetime();
@@ -115,11 +124,12 @@ async fn write_conversation(
     let (first_sender, first_minutes, first_text) = script[0];
     let first_recipient = pair[1 - first_sender];
     let mut last = store
-        .send_to_user(
+        .send_to_user_or_create(
             speaker(first_sender),
             first_recipient,
             MessageText::parse(first_text)?,
             at(first_minutes),
+            group,
         )
         .await?;
     for &(sender, minutes, text) in &script[1..] {

@@ -1,8 +1,21 @@
 //! The Lambda functions of Cruddur Messaging. Each trigger has one module that turns its
 //! events into domain values (`TryFrom`) and a handler that calls the store; the binaries
 //! in `src/bin/` only build clients and run the handler.
+//!
+//! - [`stream`]: `messaging-stream` (DynamoDB stream → inbox rows)
+//! - [`api`]: the four HTTP routes, over [`http`] (claims, bodies, error responses) and
+//!   [`directory`] (cached user lookups)
+//! - [`cognito`]: `cognito-post-confirmation`
 
+pub mod api;
+pub mod cognito;
+pub mod directory;
+pub mod http;
 pub mod stream;
+
+use messaging::Store;
+use messaging::connect::client_from_env;
+use messaging::schema::table_name_from_env;
 
 /// Every Lambda function, by name: the binary, the `cargo lambda invoke` name and the
 /// `BuildProperties: Binary` of its function in `template.yaml` (a test checks the template).
@@ -14,3 +27,19 @@ pub const FUNCTION_NAMES: [&str; 6] = [
     "get-user-short",
     "cognito-post-confirmation",
 ];
+
+/// The store as every function builds it: SDK configuration from the environment
+/// (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials) and the table from `TABLE_NAME`.
+pub async fn store_from_env() -> Store {
+    Store::new(client_from_env(None).await, table_name_from_env())
+}
+
+/// The API with its user cache, configured from the environment.
+pub async fn api_from_env() -> api::Api {
+    let directory = directory::Directory::new(
+        store_from_env().await,
+        directory::Directory::ttl_from_env(),
+        std::sync::Arc::new(directory::SystemClock),
+    );
+    api::Api::new(directory)
+}

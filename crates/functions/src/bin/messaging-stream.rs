@@ -5,17 +5,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_lambda_events::dynamodb::Event;
 use functions::stream::StreamHandler;
 use lambda_runtime::{LambdaEvent, service_fn};
-use messaging::Store;
-use messaging::connect::client_from_env;
-use messaging::schema::table_name_from_env;
 
 const METRICS_NAMESPACE: &str = "CruddurMessaging";
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let store = Store::new(client_from_env(None).await, table_name_from_env());
-    let handler = &StreamHandler::new(store);
+    let handler = &StreamHandler::new(functions::store_from_env().await);
     let function_name =
         &std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "messaging-stream".into());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {

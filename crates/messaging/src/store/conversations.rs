@@ -144,6 +144,21 @@ impl Store {
         text: MessageText,
         now: Timestamp,
     ) -> Result<Message, StoreError> {
+        self.send_to_user_or_create(sender, recipient, text, now, Uuid::new_v4())
+            .await
+    }
+
+    /// [`Store::send_to_user`], naming the uuid a new conversation gets (demo data with
+    /// stable ids). An existing conversation keeps its own.
+    #[tracing::instrument(skip(self, sender, recipient, text), fields(table = %self.table, sender = %sender.uuid, recipient = %recipient.uuid), err(level = "debug"))]
+    pub async fn send_to_user_or_create(
+        &self,
+        sender: &User,
+        recipient: &User,
+        text: MessageText,
+        now: Timestamp,
+        new_group: Uuid,
+    ) -> Result<Message, StoreError> {
         if sender.uuid == recipient.uuid {
             return Err(StoreError::SelfConversation);
         }
@@ -154,7 +169,7 @@ impl Store {
             return self.append_message(sender, group, text, now).await;
         }
 
-        let group = Uuid::new_v4();
+        let group = new_group;
         let mut message = Message {
             group_uuid: group,
             uuid: Uuid::new_v4(),

@@ -1,0 +1,199 @@
+//! HTTP glue shared by the API functions: who is calling, reading the body, and turning
+//! outcomes into API Gateway responses. Errors are JSON arrays of codes, as the original
+//! frontend expects (`["message_blank"]`).
+
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use messaging::StoreError;
+use messaging::page::PageError;
+use messaging::validate::ValidationError;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Response header carrying the next page's cursor (absent on the last page).
+pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
+/// Largest accepted request body. A maximal message (1024 four-byte characters, JSON
+/// escaped) stays well below it.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// A request that gets a 4xx answer. Infrastructure failures are not here: they travel as
+/// `Err` so Lambda reports them (and API Gateway answers 500).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("no authenticated caller")]
+    Unauthenticated,
+    #[error("request body is not valid JSON")]
+    JsonInvalid,
+    #[error("request body is not a JSON object")]
+    JsonNotObject,
+    #[error("a field of the request body has the wrong type")]
+    FieldTypeInvalid,
+    #[error("request body is larger than {MAX_BODY_BYTES} bytes")]
+    BodyTooLarge,
+    #[error("invalid input: {0:?}")]
+    Validation(Vec<&'static str>),
+    #[error("invalid paging: {0}")]
+    Page(PageError),
+    #[error("not found: {0}")]
+    NotFound(&'static str),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::JsonInvalid | Self::JsonNotObject | Self::FieldTypeInvalid | Self::Page(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+        }
+    }
+
+    pub fn codes(&self) -> Vec<&'static str> {
+        match self {
+            Self::Unauthenticated => vec!["unauthenticated"],
+            Self::JsonInvalid => vec!["json_invalid"],
+            Self::JsonNotObject => vec!["json_not_object"],
+            Self::FieldTypeInvalid => vec!["json_field_type_invalid"],
+            Self::BodyTooLarge => vec!["body_too_large"],
+            Self::Validation(codes) => codes.clone(),
+            Self::Page(error) => vec![error.code()],
+            Self::NotFound(code) => vec![code],
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        json_response(self.status(), &self.codes())
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(error: ValidationError) -> Self {
+        Self::Validation(vec![error.code()])
+    }
+}
+
+impl From<PageError> for ApiError {
+    fn from(error: PageError) -> Self {
+        Self::Page(error)
+    }
+}
+
+/// What a route handler fails with: an answer for the client, or a failure of ours.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Infrastructure(StoreError),
+}
+
+impl From<ValidationError> for HandlerError {
+    fn from(error: ValidationError) -> Self {
+        Self::Api(error.into())
+    }
+}
+
+impl From<PageError> for HandlerError {
+    fn from(error: PageError) -> Self {
+        Self::Api(error.into())
+    }
+}
+
+impl From<StoreError> for HandlerError {
+    /// The store's answers about the request become 4xx; the rest stay failures.
+    fn from(error: StoreError) -> Self {
+        match error {
+            // Never say whether a conversation the caller cannot see exists.
+            StoreError::NotMember(_) => ApiError::NotFound("message_group_not_found").into(),
+            StoreError::SelfConversation => {
+                ApiError::Validation(vec!["user_reciever_is_self"]).into()
+            }
+            StoreError::Page(error) => ApiError::Page(error).into(),
+            other => Self::Infrastructure(other),
+        }
+    }
+}
+
+/// Turns a handler's outcome into what the Lambda returns: 4xx answers are responses,
+/// infrastructure failures are errors (Lambda reports them; API Gateway answers 500).
+pub fn respond(
+    outcome: Result<Response<Body>, HandlerError>,
+) -> Result<Response<Body>, lambda_http::Error> {
+    match outcome {
+        Ok(response) => Ok(response),
+        Err(HandlerError::Api(error)) => {
+            tracing::info!(status = error.status().as_u16(), codes = ?error.codes(), "request refused");
+            Ok(error.into_response())
+        }
+        Err(HandlerError::Infrastructure(error)) => {
+            tracing::error!(%error, "request failed");
+            Err(error.into())
+        }
+    }
+}
+
+/// The Cognito `sub` the HTTP API's JWT authorizer verified.
+pub fn caller_sub(request: &Request) -> Result<String, ApiError> {
+    let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() else {
+        return Err(ApiError::Unauthenticated);
+    };
+    context
+        .authorizer
+        .as_ref()
+        .and_then(|authorizer| authorizer.jwt.as_ref())
+        .and_then(|jwt| jwt.claims.get("sub"))
+        .map(|sub| sub.trim())
+        .filter(|sub| !sub.is_empty())
+        .map(str::to_owned)
+        .ok_or(ApiError::Unauthenticated)
+}
+
+/// Reads the body as a JSON object of type `T`, whatever the content type says.
+pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
+    let bytes: &[u8] = request.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::BodyTooLarge);
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|_| ApiError::JsonInvalid)?;
+    if !value.is_object() {
+        return Err(ApiError::JsonNotObject);
+    }
+    serde_json::from_value(value).map_err(|_| ApiError::FieldTypeInvalid)
+}
+
+pub fn path_parameter<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
+    request
+        .path_parameters_ref()
+        .and_then(|parameters| parameters.first(name))
+}
+
+pub fn query_parameter<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
+    request
+        .query_string_parameters_ref()
+        .and_then(|parameters| parameters.first(name))
+}
+
+pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Body> {
+    let text = serde_json::to_string(body).unwrap_or_else(|_| String::from("[\"internal\"]"));
+    let mut response = Response::new(Body::Text(text));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A 200 list response, with the next page's cursor in its header when there is one.
+pub fn page_response<T: Serialize>(items: &[T], next_cursor: Option<&str>) -> Response<Body> {
+    let mut response = json_response(StatusCode::OK, items);
+    if let Some(value) = next_cursor.and_then(|cursor| HeaderValue::from_str(cursor).ok()) {
+        response.headers_mut().insert(NEXT_CURSOR_HEADER, value);
+    }
+    response
+}
