@@ -2,10 +2,14 @@
 //! events into domain values (`TryFrom`) and a handler that calls the store; the binaries
 //! in `src/bin/` only build clients and run the handler.
 //!
-//! - [`stream`]: `messaging-stream` (DynamoDB stream → inbox rows)
-//! - [`api`]: the four HTTP routes, over [`http`] (claims, bodies, error responses) and
+//! - [`stream`] — `messaging-stream` (DynamoDB stream → inbox rows)
+//! - [`api`] — the four HTTP routes, over [`http`] (claims, bodies, error responses) and
 //!   [`directory`] (cached user lookups)
-//! - [`cognito`]: `cognito-post-confirmation`
+//! - [`cognito`] — `cognito-post-confirmation`
+
+// The SDK's futures wrapped in `tracing::instrument` layers nest deeper than the default
+// limit when clippy computes their layout.
+#![recursion_limit = "256"]
 
 pub mod api;
 pub mod cognito;

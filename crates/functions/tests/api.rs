@@ -1,0 +1,764 @@
+//! The API functions through their Lambda handlers, with API Gateway payload-2.0 events
+//! (the files in `events/`, adjusted per test), against DynamoDB Local.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use functions::api::{Api, CreatedMessage, ListItem, UserShort};
+use functions::directory::{Clock, Directory};
+use functions::http::NEXT_CURSOR_HEADER;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use messaging::store::NewUser;
+use messaging::testkit::TestTable;
+use messaging::validate::{DisplayName, Handle, MessageText};
+use messaging::{Timestamp, User};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const ANDREW_SUB: &str = "5f8e3b52-0b4c-4d8e-9b0a-6f2a1c9d7e01";
+const BAYKO_SUB: &str = "5f8e3b52-0b4c-4d8e-9b0a-6f2a1c9d7e02";
+const LONDO_SUB: &str = "5f8e3b52-0b4c-4d8e-9b0a-6f2a1c9d7e03";
+const TTL: Duration = Duration::from_secs(60);
+
+/// A clock the test moves by hand.
+#[derive(Debug)]
+struct ManualClock {
+    start: Instant,
+    offset: Mutex<Duration>,
+}
+
+impl ManualClock {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            start: Instant::now(),
+            offset: Mutex::new(Duration::ZERO),
+        })
+    }
+
+    fn advance(&self, by: Duration) {
+        *self.offset.lock().unwrap() += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.start + *self.offset.lock().unwrap()
+    }
+}
+
+struct World {
+    table: TestTable,
+    api: Api,
+    clock: Arc<ManualClock>,
+    andrew: User,
+    bayko: User,
+    londo: User,
+}
+
+async fn register(table: &TestTable, handle: &str, name: &str, sub: &str) -> User {
+    let new = NewUser {
+        handle: Handle::parse(handle).unwrap(),
+        display_name: DisplayName::parse(name).unwrap(),
+        cognito_sub: sub.to_owned(),
+    };
+    table
+        .store
+        .register_user(new, Timestamp::now())
+        .await
+        .unwrap()
+        .user()
+        .clone()
+}
+
+async fn world() -> World {
+    let table = TestTable::new().await;
+    let andrew = register(&table, "andrewbrown", "Andrew Brown", ANDREW_SUB).await;
+    let bayko = register(&table, "bayko", "Andrew Bayko", BAYKO_SUB).await;
+    let londo = register(&table, "londo", "Londo Mollari", LONDO_SUB).await;
+    let clock = ManualClock::new();
+    let api = Api::new(Directory::new(table.store.clone(), TTL, clock.clone()));
+    table.requests.reset();
+    World {
+        table,
+        api,
+        clock,
+        andrew,
+        bayko,
+        londo,
+    }
+}
+
+fn event(name: &str) -> Value {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{path}: {err}"))
+}
+
+fn request(event: &Value) -> Request {
+    lambda_http::request::from_str(&event.to_string()).expect("a payload-2.0 event")
+}
+
+fn as_user(mut event: Value, sub: &str) -> Value {
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(sub);
+    event
+}
+
+fn anonymous(mut event: Value) -> Value {
+    event["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
+    event
+}
+
+fn with_query(mut event: Value, query: &[(&str, &str)]) -> Value {
+    let map: serde_json::Map<String, Value> = query
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    event["rawQueryString"] = json!(
+        query
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    );
+    event["queryStringParameters"] = Value::Object(map);
+    event
+}
+
+fn in_group(mut event: Value, group: &str) -> Value {
+    event["pathParameters"]["message_group_uuid"] = json!(group);
+    event["rawPath"] = json!(format!("/api/messages/{group}"));
+    event
+}
+
+fn with_body(mut event: Value, body: &str) -> Value {
+    event["body"] = json!(body);
+    event
+}
+
+fn parts(response: Response<Body>) -> (StatusCode, Option<String>, Value) {
+    let status = response.status();
+    let cursor = response
+        .headers()
+        .get(NEXT_CURSOR_HEADER)
+        .map(|value| value.to_str().unwrap().to_owned());
+    let body: &[u8] = response.body().as_ref();
+    let json = serde_json::from_slice(body).unwrap_or(Value::Null);
+    (status, cursor, json)
+}
+
+async fn send(world: &World, from: &User, to: &User, text: &str) -> messaging::Message {
+    world
+        .table
+        .store
+        .send_to_user(
+            from,
+            to,
+            MessageText::parse(text).unwrap(),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap()
+}
+
+fn codes(value: &Value) -> Vec<&str> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array of codes: {value}"))
+        .iter()
+        .map(|code| code.as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn inbox_lists_conversations_newest_first_with_the_other_member() {
+    let w = world().await;
+    send(&w, &w.andrew, &w.bayko, "first").await;
+    let newer = send(&w, &w.londo, &w.andrew, "newer").await;
+    let response = w
+        .api
+        .list_message_groups(request(&event("api-list-message-groups.json")))
+        .await
+        .unwrap();
+    let (status, cursor, body) = parts(response);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cursor, None);
+    let items: Vec<ListItem> = serde_json::from_value(body).unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0].uuid, newer.group_uuid.to_string());
+    assert_eq!(items[0].handle, "londo");
+    assert_eq!(items[0].display_name, "Londo Mollari");
+    assert_eq!(items[0].message, "newer");
+    assert_eq!(items[1].handle, "bayko");
+}
+
+#[tokio::test]
+async fn a_warm_inbox_read_costs_one_request() {
+    let w = world().await;
+    send(&w, &w.andrew, &w.bayko, "hello").await;
+    let inbox = request(&event("api-list-message-groups.json"));
+    w.api.list_message_groups(inbox).await.unwrap();
+    w.table.requests.reset();
+    let inbox = request(&event("api-list-message-groups.json"));
+    w.api.list_message_groups(inbox).await.unwrap();
+    assert_eq!(
+        w.table.requests.snapshot().into_iter().collect::<Vec<_>>(),
+        vec![("Query".to_owned(), 1)]
+    );
+}
+
+#[tokio::test]
+async fn inbox_pages_travel_in_the_cursor_header() {
+    let w = world().await;
+    send(&w, &w.andrew, &w.bayko, "one").await;
+    send(&w, &w.andrew, &w.londo, "two").await;
+    let first = w
+        .api
+        .list_message_groups(request(&event("api-list-message-groups-page.json")))
+        .await
+        .unwrap();
+    let (status, cursor, body) = parts(first);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.as_array().unwrap().len(), 1);
+    assert_eq!(body[0]["message"], "two");
+    let cursor = cursor.expect("a next page");
+    let second = with_query(
+        event("api-list-message-groups.json"),
+        &[("limit", "1"), ("cursor", &cursor)],
+    );
+    let (status, cursor, body) = parts(w.api.list_message_groups(request(&second)).await.unwrap());
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body[0]["message"], "one");
+    assert_eq!(cursor, None, "last page");
+
+    // Bayko replays Andrew's cursor on his own inbox.
+    let mut stolen = with_query(event("api-list-message-groups.json"), &[("cursor", "x")]);
+    stolen["queryStringParameters"]["cursor"] = json!(
+        parts(
+            w.api
+                .list_message_groups(request(&event("api-list-message-groups-page.json")))
+                .await
+                .unwrap()
+        )
+        .1
+        .unwrap()
+    );
+    let (status, _, body) = parts(
+        w.api
+            .list_message_groups(request(&as_user(stolen, BAYKO_SUB)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(codes(&body), ["cursor_invalid"]);
+
+    let (status, _, body) = parts(
+        w.api
+            .list_message_groups(request(&event("api-list-message-groups-bad-cursor.json")))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(codes(&body), ["cursor_invalid"]);
+    for limit in ["0", "1000", "x"] {
+        let bad = with_query(event("api-list-message-groups.json"), &[("limit", limit)]);
+        let (status, _, body) = parts(w.api.list_message_groups(request(&bad)).await.unwrap());
+        assert_eq!(status, StatusCode::BAD_REQUEST, "limit {limit}");
+        assert_eq!(codes(&body), ["limit_invalid"]);
+    }
+}
+
+#[tokio::test]
+async fn callers_must_be_authenticated_and_registered() {
+    let w = world().await;
+    let (status, _, body) = parts(
+        w.api
+            .list_message_groups(request(&event(
+                "api-list-message-groups-unauthenticated.json",
+            )))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(codes(&body), ["unauthenticated"]);
+    for (name, route) in [
+        ("api-list-messages.json", 0),
+        ("api-create-message-to-handle.json", 1),
+    ] {
+        let anonymous = request(&anonymous(event(name)));
+        let response = match route {
+            0 => w.api.list_messages(anonymous).await,
+            _ => w.api.create_message(anonymous).await,
+        };
+        let (status, _, body) = parts(response.unwrap());
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}");
+        assert_eq!(codes(&body), ["unauthenticated"]);
+    }
+    let stranger = as_user(event("api-list-message-groups.json"), "never-registered");
+    let (status, _, body) = parts(w.api.list_message_groups(request(&stranger)).await.unwrap());
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(codes(&body), ["user_not_registered"]);
+}
+
+#[tokio::test]
+async fn a_third_user_can_neither_read_nor_post_nor_learn_a_conversation_exists() {
+    let w = world().await;
+    let group = send(&w, &w.andrew, &w.bayko, "private")
+        .await
+        .group_uuid
+        .to_string();
+    let unknown = Uuid::new_v4().to_string();
+    let mut answers = Vec::new();
+    for target in [&group, &unknown] {
+        let read = as_user(in_group(event("api-list-messages.json"), target), LONDO_SUB);
+        answers.push(parts(w.api.list_messages(request(&read)).await.unwrap()));
+        let post = with_body(
+            event("api-create-message-not-member.json"),
+            &json!({"message": "let me in", "message_group_uuid": target}).to_string(),
+        );
+        answers.push(parts(w.api.create_message(request(&post)).await.unwrap()));
+    }
+    for (status, _, body) in &answers {
+        assert_eq!(*status, StatusCode::NOT_FOUND);
+        assert_eq!(codes(body), ["message_group_not_found"]);
+    }
+    // An existing and an unknown conversation look exactly alike.
+    assert_eq!(answers[0], answers[2]);
+    assert_eq!(answers[1], answers[3]);
+    let messages = w
+        .table
+        .store
+        .conversation_messages(Uuid::parse_str(&group).unwrap(), &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(messages.items.len(), 1, "nothing was posted");
+}
+
+#[tokio::test]
+async fn a_long_conversation_pages_across_a_year_boundary_exactly_once() {
+    let w = world().await;
+    let start = time::macros::datetime!(2024-12-31 20:00 UTC);
+    let first = w
+        .table
+        .store
+        .send_to_user(
+            &w.andrew,
+            &w.bayko,
+            MessageText::parse("m0").unwrap(),
+            Timestamp::from_datetime(start),
+        )
+        .await
+        .unwrap();
+    for i in 1..300 {
+        let sender = if i % 2 == 0 { &w.andrew } else { &w.bayko };
+        let at = Timestamp::from_datetime(start + time::Duration::minutes(i));
+        w.table
+            .store
+            .append_message(
+                sender,
+                first.group_uuid,
+                MessageText::parse(format!("m{i}")).unwrap(),
+                at,
+            )
+            .await
+            .unwrap();
+    }
+    let group = first.group_uuid.to_string();
+    let mut pages: Vec<Vec<ListItem>> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query = vec![("limit", "40")];
+        if let Some(cursor) = &cursor {
+            query.push(("cursor", cursor.as_str()));
+        }
+        let page_event = with_query(in_group(event("api-list-messages.json"), &group), &query);
+        let (status, next, body) = parts(w.api.list_messages(request(&page_event)).await.unwrap());
+        assert_eq!(status, StatusCode::OK, "{body}");
+        pages.push(serde_json::from_value(body).unwrap());
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages.len(), 8);
+    for page in &pages {
+        assert!(
+            page.windows(2).all(|w| w[0].created_at < w[1].created_at),
+            "oldest first in a page"
+        );
+    }
+    let texts: Vec<String> = pages
+        .into_iter()
+        .rev()
+        .flatten()
+        .map(|item| item.message)
+        .collect();
+    let expected: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts, expected);
+
+    // Another conversation's cursor is refused, as is an edited one.
+    let other = send(&w, &w.andrew, &w.londo, "other")
+        .await
+        .group_uuid
+        .to_string();
+    let first_page = with_query(
+        in_group(event("api-list-messages.json"), &group),
+        &[("limit", "1")],
+    );
+    let cursor = parts(w.api.list_messages(request(&first_page)).await.unwrap())
+        .1
+        .unwrap();
+    for (target, cursor) in [(&other, cursor.clone()), (&group, format!("{cursor}x"))] {
+        let bad = with_query(
+            in_group(event("api-list-messages.json"), target),
+            &[("cursor", &cursor)],
+        );
+        let (status, _, body) = parts(w.api.list_messages(request(&bad)).await.unwrap());
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(codes(&body), ["cursor_invalid"]);
+    }
+}
+
+#[tokio::test]
+async fn a_conversation_id_that_is_not_a_uuid_is_refused() {
+    let w = world().await;
+    let (status, _, body) = parts(
+        w.api
+            .list_messages(request(&event("api-list-messages-bad-uuid.json")))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(codes(&body), ["message_group_uuid_invalid"]);
+    assert_eq!(w.table.requests.total(), 0);
+}
+
+#[tokio::test]
+async fn messaging_a_handle_starts_then_reuses_the_conversation_in_both_directions() {
+    let w = world().await;
+    let to_bayko = with_body(
+        event("api-create-message-to-self.json"),
+        &json!({"message": "Hello Bayko", "handle": "Bayko"}).to_string(),
+    );
+    let (status, _, body) = parts(w.api.create_message(request(&to_bayko)).await.unwrap());
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let created: CreatedMessage = serde_json::from_value(body).unwrap();
+    assert_eq!(created.handle, "andrewbrown");
+    assert_eq!(created.display_name, "Andrew Brown");
+    assert_eq!(created.message, "Hello Bayko");
+    assert_ne!(
+        created.uuid,
+        w.andrew.uuid.to_string(),
+        "uuid is the message's, not the sender's"
+    );
+    assert!(Timestamp::parse(&created.created_at).is_ok());
+
+    // Bayko answers by handle: the same conversation.
+    let reply = as_user(
+        with_body(
+            event("api-create-message-to-self.json"),
+            &json!({"message": "Hi!", "handle": "andrewbrown"}).to_string(),
+        ),
+        BAYKO_SUB,
+    );
+    let (status, _, body) = parts(w.api.create_message(request(&reply)).await.unwrap());
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["message_group_uuid"],
+        json!(created.message_group_uuid)
+    );
+
+    // And by conversation id.
+    let by_group = as_user(
+        with_body(
+            event("api-create-message-to-group.json"),
+            &json!({"message": "Again", "message_group_uuid": created.message_group_uuid})
+                .to_string(),
+        ),
+        BAYKO_SUB,
+    );
+    w.table.requests.reset();
+    let (status, _, body) = parts(w.api.create_message(request(&by_group)).await.unwrap());
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(w.table.requests.total(), 1, "a warm append is one request");
+
+    let read = in_group(event("api-list-messages.json"), &created.message_group_uuid);
+    let (_, _, body) = parts(w.api.list_messages(request(&read)).await.unwrap());
+    let items: Vec<ListItem> = serde_json::from_value(body).unwrap();
+    let texts: Vec<&str> = items.iter().map(|item| item.message.as_str()).collect();
+    assert_eq!(texts, ["Hello Bayko", "Hi!", "Again"]);
+    assert_eq!(items[0].uuid, created.uuid);
+}
+
+#[tokio::test]
+async fn every_invalid_message_gets_its_code_and_writes_nothing() {
+    let w = world().await;
+    let cases: Vec<(Value, StatusCode, Vec<&str>)> = vec![
+        (
+            event("api-create-message-blank.json"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["message_blank"],
+        ),
+        (
+            event("api-create-message-too-long.json"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["message_exceed_max_chars_1024"],
+        ),
+        (
+            event("api-create-message-malformed-json.json"),
+            StatusCode::BAD_REQUEST,
+            vec!["json_invalid"],
+        ),
+        (
+            event("api-create-message-to-self.json"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["user_reciever_is_self"],
+        ),
+        (
+            event("api-create-message-unknown-handle.json"),
+            StatusCode::NOT_FOUND,
+            vec!["user_reciever_not_found"],
+        ),
+        (
+            with_body(event("api-create-message-blank.json"), "[1, 2]"),
+            StatusCode::BAD_REQUEST,
+            vec!["json_not_object"],
+        ),
+        (
+            with_body(
+                event("api-create-message-blank.json"),
+                r#"{"message": 5, "handle": "bayko"}"#,
+            ),
+            StatusCode::BAD_REQUEST,
+            vec!["json_field_type_invalid"],
+        ),
+        (
+            with_body(event("api-create-message-blank.json"), ""),
+            StatusCode::BAD_REQUEST,
+            vec!["json_invalid"],
+        ),
+        (
+            with_body(
+                event("api-create-message-blank.json"),
+                &json!({"message": "x".repeat(20_000), "handle": "bayko"}).to_string(),
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            vec!["body_too_large"],
+        ),
+        (
+            with_body(
+                event("api-create-message-blank.json"),
+                r#"{"message": "hi"}"#,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["user_reciever_handle_blank"],
+        ),
+        (
+            with_body(
+                event("api-create-message-blank.json"),
+                r#"{"message": "", "handle": " "}"#,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["message_blank", "user_reciever_handle_blank"],
+        ),
+        (
+            with_body(
+                event("api-create-message-blank.json"),
+                r#"{"message": "hi", "message_group_uuid": ""}"#,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["message_group_uuid_blank"],
+        ),
+        (
+            with_body(
+                event("api-create-message-blank.json"),
+                r#"{"message": "hi", "message_group_uuid": "abc"}"#,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["message_group_uuid_invalid"],
+        ),
+        (
+            with_body(
+                event("api-create-message-blank.json"),
+                r#"{"message": "hi", "handle": "no spaces allowed"}"#,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["handle_invalid"],
+        ),
+    ];
+    for (case, expected_status, expected_codes) in cases {
+        let (status, _, body) = parts(w.api.create_message(request(&case)).await.unwrap());
+        assert_eq!(status, expected_status, "{}", case["body"]);
+        assert_eq!(codes(&body), expected_codes, "{}", case["body"]);
+    }
+    let items = w.table.store.scan_all().await.unwrap();
+    assert!(
+        items
+            .iter()
+            .all(|item| !item["pk"].as_s().unwrap().starts_with("MSG#")),
+        "no message was written"
+    );
+}
+
+#[tokio::test]
+async fn the_1024_character_limit_counts_characters_not_bytes() {
+    let w = world().await;
+    for (text, ok) in [
+        ("🙂".repeat(1024), true),
+        ("é".repeat(1024), true),
+        ("🙂".repeat(1025), false),
+    ] {
+        let case = with_body(
+            event("api-create-message-blank.json"),
+            &json!({"message": text, "handle": "bayko"}).to_string(),
+        );
+        let (status, _, body) = parts(w.api.create_message(request(&case)).await.unwrap());
+        if ok {
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert_eq!(body["message"].as_str().unwrap().chars().count(), 1024);
+        } else {
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(codes(&body), ["message_exceed_max_chars_1024"]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn user_short_is_public_and_case_insensitive() {
+    let w = world().await;
+    let (status, _, body) = parts(
+        w.api
+            .get_user_short(request(&event("api-get-user-short.json")))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(status, StatusCode::OK);
+    let short: UserShort = serde_json::from_value(body).unwrap();
+    assert_eq!(
+        short,
+        UserShort {
+            uuid: w.bayko.uuid.to_string(),
+            handle: "bayko".into(),
+            display_name: "Andrew Bayko".into(),
+        }
+    );
+    let mut upper = event("api-get-user-short.json");
+    upper["pathParameters"]["handle"] = json!("BAYKO");
+    let (status, _, _) = parts(w.api.get_user_short(request(&upper)).await.unwrap());
+    assert_eq!(status, StatusCode::OK);
+    for handle in ["nobody", "not a handle", ""] {
+        let mut unknown = event("api-get-user-short-unknown.json");
+        unknown["pathParameters"]["handle"] = json!(handle);
+        let (status, _, body) = parts(w.api.get_user_short(request(&unknown)).await.unwrap());
+        assert_eq!(status, StatusCode::NOT_FOUND, "{handle:?}");
+        assert_eq!(codes(&body), ["user_not_found"]);
+    }
+}
+
+#[tokio::test]
+async fn cached_profiles_are_refreshed_after_the_ttl() {
+    let w = world().await;
+    let short = |api: &Api| {
+        let api = api.clone();
+        async move {
+            parts(
+                api.get_user_short(request(&event("api-get-user-short.json")))
+                    .await
+                    .unwrap(),
+            )
+            .2
+        }
+    };
+    assert_eq!(short(&w.api).await["display_name"], "Andrew Bayko");
+
+    // Bayko changes his display name (written straight to the table: no API does it yet).
+    for key in [
+        messaging::keys::user_profile(w.bayko.uuid),
+        messaging::keys::handle_claim(&w.bayko.handle),
+        messaging::keys::cognito_sub(BAYKO_SUB),
+    ] {
+        w.table
+            .store
+            .client()
+            .update_item()
+            .table_name(w.table.store.table())
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(key.pk))
+            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(key.sk))
+            .update_expression("SET display_name = :name")
+            .expression_attribute_values(
+                ":name",
+                aws_sdk_dynamodb::types::AttributeValue::S("Bayko the Second".into()),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    w.table.requests.reset();
+    assert_eq!(
+        short(&w.api).await["display_name"],
+        "Andrew Bayko",
+        "served from the cache"
+    );
+    assert_eq!(w.table.requests.total(), 0);
+    w.clock.advance(TTL + Duration::from_millis(1));
+    assert_eq!(short(&w.api).await["display_name"], "Bayko the Second");
+    assert_eq!(w.table.requests.total(), 1);
+}
+
+#[tokio::test]
+async fn sign_up_registers_once_and_refuses_a_taken_handle() {
+    let w = world().await;
+    let confirmation = event("cognito-post-confirmation.json");
+    let answer = functions::cognito::post_confirmation(&w.table.store, confirmation.clone())
+        .await
+        .unwrap();
+    assert_eq!(answer, confirmation, "the event comes back unchanged");
+    let vir = w
+        .table
+        .store
+        .user_by_handle(&Handle::parse("vir").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(vir.display_name.as_str(), "Vir Cotto");
+    assert_eq!(vir.cognito_sub, "5f8e3b52-0b4c-4d8e-9b0a-6f2a1c9d7e04");
+
+    // Cognito retries the trigger: same result, no second user.
+    let again = functions::cognito::post_confirmation(&w.table.store, confirmation.clone())
+        .await
+        .unwrap();
+    assert_eq!(again, confirmation);
+    assert_eq!(w.table.store.list_users().await.unwrap().len(), 4);
+
+    let taken = functions::cognito::post_confirmation(
+        &w.table.store,
+        event("cognito-post-confirmation-handle-taken.json"),
+    )
+    .await
+    .unwrap_err();
+    assert!(taken.to_string().contains("already taken"), "{taken}");
+
+    let mut missing = confirmation.clone();
+    missing["request"]["userAttributes"]
+        .as_object_mut()
+        .unwrap()
+        .remove("preferred_username");
+    let error = functions::cognito::post_confirmation(&w.table.store, missing)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the user has no preferred_username attribute"
+    );
+    let error = functions::cognito::post_confirmation(&w.table.store, json!([1]))
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("the event is not a Cognito post-confirmation event")
+    );
+}
