@@ -1,6 +1,7 @@
 //! `cruddur`: the developer CLI. Replaces the original `bin/ddb` scripts.
 
 mod ddb;
+mod dev;
 mod output;
 mod seed;
 mod users;
@@ -24,16 +25,16 @@ struct Cli {
 
 /// Which DynamoDB to talk to.
 #[derive(Debug, clap::Args)]
-struct Target {
+pub struct Target {
     /// DynamoDB endpoint (DynamoDB Local by default).
     #[arg(long, global = true, env = "CRUDDUR_ENDPOINT_URL", default_value = DEFAULT_LOCAL_ENDPOINT, conflicts_with = "prod")]
-    endpoint_url: String,
+    pub endpoint_url: String,
     /// Use real AWS: the SDK's normal resolution of region, credentials and endpoint.
     #[arg(long, global = true)]
-    prod: bool,
+    pub prod: bool,
     /// Table name.
     #[arg(long, global = true, env = TABLE_NAME_ENV, default_value = DEFAULT_TABLE_NAME)]
-    table: String,
+    pub table: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,22 +45,26 @@ enum Command {
     /// The user directory.
     #[command(subcommand)]
     Users(users::UsersCommand),
+    /// Run the local stack: the HTTP API with JWT checks, and the stream pump.
+    Dev(dev::DevArgs),
+    /// Print a development bearer token for a user of the local stack.
+    Token(dev::TokenArgs),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CRUDDUR_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let (default_level, json) = match &cli.command {
+        Command::Dev(args) => ("info", args.log_format == dev::LogFormat::Json),
+        _ => ("warn", false),
+    };
+    init_logging(default_level, json);
     let store = connect(&cli.target).await;
     let result = match cli.command {
         Command::Ddb(command) => ddb::run(&store, command, cli.target.prod).await,
         Command::Users(command) => users::run(&store, command).await,
+        Command::Dev(args) => dev::run(&cli.target, args).await,
+        Command::Token(args) => dev::token(&store, args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -67,6 +72,21 @@ async fn main() -> ExitCode {
             eprintln!("error: {}", explain(&err, &cli.target));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs go to stderr: pretty for people, JSON for machines. `CRUDDUR_LOG` takes an
+/// `EnvFilter` directive (e.g. `debug`, `messaging=trace`).
+fn init_logging(default_level: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CRUDDUR_LOG")
+        .unwrap_or_else(|_| default_level.into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }
 

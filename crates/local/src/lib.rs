@@ -1,7 +1,18 @@
 //! Local stand-ins for the AWS services around the functions, so the whole system runs on
 //! one machine against DynamoDB Local.
 //!
-//! - [`stream_source`]: reads a table's DynamoDB stream (all shards) and converts each
-//!   record to the Lambda event shape, exactly as the event source mapping delivers it.
+//! - [`stream_source`] reads a table's DynamoDB stream as Lambda event records;
+//! - [`filter`] applies the event source mapping's filter pattern;
+//! - [`pump`] feeds `messaging-stream` like the event source mapping does;
+//! - [`auth`] verifies bearer tokens like the HTTP API's JWT authorizer, and mints
+//!   development tokens;
+//! - [`server`] serves the HTTP API's routes through the same handlers as the Lambdas;
+//! - [`dev`] runs all of it: `cruddur dev`.
 
+pub mod auth;
+pub mod dev;
+pub mod filter;
+mod http_client;
+pub mod pump;
+pub mod server;
 pub mod stream_source;

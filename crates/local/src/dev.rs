@@ -1,0 +1,132 @@
+//! `cruddur dev`: the whole system on one machine. The API's routes on a local port with
+//! the JWT authorizer's checks, and the stream pump feeding `messaging-stream`, all over
+//! one DynamoDB (Local) table.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use functions::api::Api;
+use functions::directory::{Directory, SystemClock};
+use functions::stream::StreamHandler;
+use messaging::Store;
+use messaging::connect::local_client;
+use tokio::sync::watch;
+
+use crate::auth::{Authorizer, DevSigner};
+use crate::pump::{PumpConfig, StreamPump};
+use crate::server::router;
+use crate::stream_source::{StreamTail, local_streams_client};
+
+/// Where bearer tokens' keys come from.
+#[derive(Debug, Clone)]
+pub enum TokenKeys {
+    /// The development key pair at this path (created on first run).
+    Dev(PathBuf),
+    /// A real user pool's JWKS.
+    Jwks {
+        url: String,
+        issuer: String,
+        audience: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    pub endpoint_url: String,
+    pub table: String,
+    pub listen: SocketAddr,
+    pub allowed_origins: Vec<String>,
+    pub keys: TokenKeys,
+    pub pump: PumpConfig,
+}
+
+/// Runs the local stack until `shutdown` completes, then stops the server (letting
+/// requests in flight finish) and the pump. `on_ready` gets the address actually bound
+/// (useful with port 0).
+pub async fn run(
+    options: DevOptions,
+    on_ready: impl FnOnce(SocketAddr),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = Store::new(
+        local_client(&options.endpoint_url, None),
+        options.table.clone(),
+    );
+    store.create_table_if_missing().await.with_context(|| {
+        format!(
+            "preparing table {} at {}",
+            options.table, options.endpoint_url
+        )
+    })?;
+    let stream_arn = store
+        .stream_arn()
+        .await?
+        .with_context(|| format!("table {} has no stream", options.table))?;
+
+    let (authorizer, published_jwks) = match &options.keys {
+        TokenKeys::Dev(path) => {
+            let signer = DevSigner::load_or_create(path)?;
+            (Authorizer::for_dev(&signer), Some(signer.jwks()))
+        }
+        TokenKeys::Jwks {
+            url,
+            issuer,
+            audience,
+        } => (
+            Authorizer::from_jwks_url(url, issuer, audience).await?,
+            None,
+        ),
+    };
+    let directory = Directory::new(
+        store.clone(),
+        Directory::ttl_from_env(),
+        std::sync::Arc::new(SystemClock),
+    );
+    let app = router(
+        Api::new(directory),
+        authorizer,
+        published_jwks,
+        &options.allowed_origins,
+    )?;
+
+    let (stop_pump, pump_stopped) = watch::channel(false);
+    let tail = StreamTail::new(local_streams_client(&options.endpoint_url), stream_arn);
+    let pump = StreamPump::new(tail, StreamHandler::new(store), options.pump.clone());
+    let pump_task = tokio::spawn(pump.run(pump_stopped));
+
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("listening on {}", options.listen))?;
+    on_ready(listener.local_addr()?);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+
+    let _ = stop_pump.send(true);
+    pump_task.await.context("stream pump panicked")?;
+    served.context("HTTP server failed")
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,159 @@
+//! The stream pump: what Lambda's event source mapping does for `messaging-stream`, on one
+//! machine. Tails the table's stream, keeps the records the template's filter keeps,
+//! delivers them in batches to the very same handler, and honours its partial batch
+//! response: retry from the reported record a bounded number of times, then write what is
+//! left to a local dead-letter file (the stack's SQS on-failure destination) and go on.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_lambda_events::dynamodb::{Event, EventRecord};
+use functions::stream::{FILTER_PATTERN, StreamHandler};
+use tokio::sync::watch;
+
+use crate::filter::EventFilter;
+use crate::stream_source::StreamTail;
+
+#[derive(Debug, Clone)]
+pub struct PumpConfig {
+    /// Records per invocation, as the template's `BatchSize`.
+    pub batch_size: usize,
+    /// Invocations per batch before it goes to the dead-letter file, as the template's
+    /// `MaximumRetryAttempts` + 1.
+    pub max_attempts: u32,
+    /// How long to wait when the stream has nothing new. Keeps inbox updates within a
+    /// fraction of a second without spinning.
+    pub idle_poll: Duration,
+    pub dead_letter_file: PathBuf,
+}
+
+impl Default for PumpConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 100,
+            max_attempts: 4,
+            idle_poll: Duration::from_millis(200),
+            dead_letter_file: PathBuf::from(".dynamodb/dead-letter.jsonl"),
+        }
+    }
+}
+
+/// What one delivery came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Applied { attempts: u32 },
+    DeadLettered { records: usize },
+}
+
+pub struct StreamPump {
+    tail: StreamTail,
+    handler: StreamHandler,
+    filter: EventFilter,
+    config: PumpConfig,
+}
+
+impl StreamPump {
+    pub fn new(tail: StreamTail, handler: StreamHandler, config: PumpConfig) -> Self {
+        let filter =
+            EventFilter::parse(FILTER_PATTERN).expect("the template's filter pattern is supported");
+        Self {
+            tail,
+            handler,
+            filter,
+            config,
+        }
+    }
+
+    /// Runs until `shutdown` turns true.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        tracing::info!(stream = %self.tail.stream_arn(), "stream pump started");
+        let mut failures = 0u32;
+        while !*shutdown.borrow() {
+            let wait = match self.tail.poll().await {
+                Ok(records) => {
+                    failures = 0;
+                    let kept: Vec<EventRecord> = records
+                        .into_iter()
+                        .filter(|r| self.filter.matches(r))
+                        .collect();
+                    let idle = kept.is_empty();
+                    for batch in kept.chunks(self.config.batch_size.max(1)) {
+                        self.deliver(batch).await;
+                    }
+                    if idle {
+                        self.config.idle_poll
+                    } else {
+                        Duration::ZERO
+                    }
+                }
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(%error, "reading the stream failed; retrying");
+                    self.config.idle_poll * 2u32.pow(failures.min(5))
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        tracing::info!("stream pump stopped");
+    }
+
+    /// Invokes the handler with `batch`, retrying from the record it reports, like Lambda.
+    pub async fn deliver(&self, batch: &[EventRecord]) -> Delivery {
+        let mut start = 0;
+        for attempt in 1..=self.config.max_attempts {
+            let mut event = Event::default();
+            event.records = batch[start..].to_vec();
+            let failed_at = match self.handler.handle(&event).await {
+                Ok((response, _)) => match response.batch_item_failures.first() {
+                    None => return Delivery::Applied { attempts: attempt },
+                    Some(failure) => batch[start..]
+                        .iter()
+                        .position(|record| {
+                            record.change.sequence_number.is_some()
+                                && record.change.sequence_number == failure.item_identifier
+                        })
+                        // Lambda retries the whole batch when the identifier is unknown.
+                        .unwrap_or(0),
+                },
+                Err(error) => {
+                    tracing::warn!(%error, "stream handler failed the whole batch");
+                    0
+                }
+            };
+            start += failed_at;
+            tracing::warn!(
+                attempt,
+                from = start,
+                "batch partly failed; retrying from the reported record"
+            );
+            tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
+        }
+        let left = &batch[start..];
+        if let Err(error) = self.dead_letter(left) {
+            tracing::error!(%error, records = left.len(), "could not write the dead-letter file");
+        }
+        tracing::error!(records = left.len(), file = %self.config.dead_letter_file.display(), "batch dead-lettered");
+        Delivery::DeadLettered {
+            records: left.len(),
+        }
+    }
+
+    fn dead_letter(&self, records: &[EventRecord]) -> std::io::Result<()> {
+        if let Some(parent) = self.config.dead_letter_file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.config.dead_letter_file)?;
+        for record in records {
+            serde_json::to_writer(&mut file, record)?;
+            file.write_all(b"\n")?;
+        }
+        file.flush()
+    }
+}

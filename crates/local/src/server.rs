@@ -1,0 +1,409 @@
+//! The HTTP API on one machine: the routes of `template.yaml`, each request turned into the
+//! same payload-2.0 event API Gateway sends (claims included, after the same JWT checks)
+//! and handed to the very handler the Lambda runs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::{Body as AxumBody, to_bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use functions::api::Api;
+use functions::http::NEXT_CURSOR_HEADER;
+use jsonwebtoken::jwk::JwkSet;
+use serde_json::{Value, json};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::auth::{AuthError, Authorizer};
+
+/// API Gateway's own limit on an HTTP API request body.
+const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
+
+/// One route of the HTTP API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    ListMessageGroups,
+    ListMessages,
+    CreateMessage,
+    GetUserShort,
+}
+
+impl Route {
+    /// The route key, as in `template.yaml` and in the event's `routeKey`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::ListMessageGroups => "GET /api/message_groups",
+            Self::ListMessages => "GET /api/messages/{message_group_uuid}",
+            Self::CreateMessage => "POST /api/messages",
+            Self::GetUserShort => "GET /api/users/@{handle}/short",
+        }
+    }
+
+    /// Whether the JWT authorizer guards it.
+    pub fn protected(self) -> bool {
+        !matches!(self, Self::GetUserShort)
+    }
+
+    pub const ALL: [Route; 4] = [
+        Self::ListMessageGroups,
+        Self::ListMessages,
+        Self::CreateMessage,
+        Self::GetUserShort,
+    ];
+}
+
+#[derive(Clone)]
+struct AppState {
+    api: Api,
+    authorizer: Arc<Authorizer>,
+    jwks: Option<Arc<JwkSet>>,
+}
+
+/// The router: the API's routes, CORS for `allowed_origins`, one log line per request, and
+/// (with development keys) the JWKS at `/.well-known/jwks.json`.
+pub fn router(
+    api: Api,
+    authorizer: Authorizer,
+    published_jwks: Option<JwkSet>,
+    allowed_origins: &[String],
+) -> anyhow::Result<Router> {
+    let state = AppState {
+        api,
+        authorizer: Arc::new(authorizer),
+        jwks: published_jwks.map(Arc::new),
+    };
+    let origins = allowed_origins
+        .iter()
+        .map(|origin| HeaderValue::from_str(origin))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([HeaderName::from_static(NEXT_CURSOR_HEADER)])
+        .max_age(std::time::Duration::from_secs(600));
+    Ok(Router::new()
+        .route(
+            "/api/message_groups",
+            get(|state: State<AppState>, request: Request| dispatch(state, Route::ListMessageGroups, HashMap::new(), request)),
+        )
+        .route(
+            "/api/messages/{message_group_uuid}",
+            get(|state: State<AppState>, Path(params): Path<HashMap<String, String>>, request: Request| {
+                dispatch(state, Route::ListMessages, params, request)
+            }),
+        )
+        .route(
+            "/api/messages",
+            post(|state: State<AppState>, request: Request| dispatch(state, Route::CreateMessage, HashMap::new(), request)),
+        )
+        // API Gateway's `@{handle}` is a literal `@` then the parameter.
+        .route(
+            "/api/users/{at_handle}/short",
+            get(|state: State<AppState>, Path(at_handle): Path<String>, request: Request| async move {
+                match at_handle.strip_prefix('@') {
+                    Some(handle) => {
+                        let params = HashMap::from([("handle".to_owned(), handle.to_owned())]);
+                        dispatch(state, Route::GetUserShort, params, request).await
+                    }
+                    None => not_found().await,
+                }
+            }),
+        )
+        .route("/.well-known/jwks.json", get(jwks))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(cors)
+        .layer(middleware::from_fn(log_request)))
+}
+
+async fn dispatch(
+    State(state): State<AppState>,
+    route: Route,
+    path_parameters: HashMap<String, String>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let claims = if route.protected() {
+        let authorization = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match state.authorizer.verify(authorization) {
+            Ok(claims) => Some(claims),
+            Err(error) => {
+                if let AuthError::Invalid(reason) = &error {
+                    tracing::info!(%reason, "bearer token refused");
+                }
+                // API Gateway's answer, before any function runs.
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(json!({"message": "Unauthorized"})),
+                )
+                    .into_response();
+            }
+        }
+    } else {
+        None
+    };
+    let Ok(body) = to_bytes(body, MAX_REQUEST_BYTES).await else {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            axum::Json(json!({"message": "Request Entity Too Large"})),
+        )
+            .into_response();
+    };
+    let event = payload_v2(&PayloadParts {
+        route,
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        raw_query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        path_parameters: &path_parameters,
+        claims: claims.as_ref(),
+        body: &body,
+    });
+    let request = match lambda_http::request::from_str(&event.to_string()) {
+        Ok(request) => request,
+        Err(error) => {
+            tracing::error!(%error, "could not build the Lambda request");
+            return internal_error();
+        }
+    };
+    let api = &state.api;
+    let outcome = match route {
+        Route::ListMessageGroups => api.list_message_groups(request).await,
+        Route::ListMessages => api.list_messages(request).await,
+        Route::CreateMessage => api.create_message(request).await,
+        Route::GetUserShort => api.get_user_short(request).await,
+    };
+    match outcome {
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            let bytes = match body {
+                lambda_http::Body::Empty => Vec::new(),
+                lambda_http::Body::Text(text) => text.into_bytes(),
+                lambda_http::Body::Binary(bytes) => bytes,
+                _ => Vec::new(),
+            };
+            Response::from_parts(parts, AxumBody::from(bytes))
+        }
+        Err(error) => {
+            tracing::error!(%error, route = route.key(), "function failed");
+            internal_error()
+        }
+    }
+}
+
+/// What goes into an API Gateway payload-2.0 event.
+pub struct PayloadParts<'a> {
+    pub route: Route,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub raw_query: &'a str,
+    pub headers: &'a HeaderMap,
+    pub path_parameters: &'a HashMap<String, String>,
+    pub claims: Option<&'a HashMap<String, String>>,
+    pub body: &'a [u8],
+}
+
+/// The event API Gateway (HTTP API, payload format 2.0) would send for this request.
+pub fn payload_v2(parts: &PayloadParts<'_>) -> Value {
+    let mut headers = serde_json::Map::new();
+    for (name, value) in parts.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        // Repeated headers are joined with commas, as API Gateway does.
+        match headers.get_mut(name.as_str()) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(&value);
+            }
+            _ => {
+                headers.insert(name.as_str().to_owned(), Value::String(value));
+            }
+        }
+    }
+    let mut query = serde_json::Map::new();
+    for (name, value) in form_pairs(parts.raw_query) {
+        match query.get_mut(&name) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(&value);
+            }
+            _ => {
+                query.insert(name, Value::String(value));
+            }
+        }
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut context = json!({
+        "accountId": "000000000000",
+        "apiId": "local",
+        "domainName": "127.0.0.1",
+        "domainPrefix": "local",
+        "http": {
+            "method": parts.method,
+            "path": parts.path,
+            "protocol": "HTTP/1.1",
+            "sourceIp": "127.0.0.1",
+            "userAgent": user_agent,
+        },
+        "requestId": uuid::Uuid::new_v4().to_string(),
+        "routeKey": parts.route.key(),
+        "stage": "$default",
+        "timeEpoch": u64::try_from(now.as_millis()).unwrap_or(u64::MAX),
+    });
+    if let Some(claims) = parts.claims {
+        context["authorizer"] = json!({ "jwt": { "claims": claims, "scopes": null } });
+    }
+    let (body, base64) = match std::str::from_utf8(parts.body) {
+        Ok(text) => (text.to_owned(), false),
+        Err(_) => {
+            use base64::Engine;
+            (
+                base64::engine::general_purpose::STANDARD.encode(parts.body),
+                true,
+            )
+        }
+    };
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": parts.route.key(),
+        "rawPath": parts.path,
+        "rawQueryString": parts.raw_query,
+        "headers": headers,
+        "requestContext": context,
+        "isBase64Encoded": base64,
+    });
+    if !query.is_empty() {
+        event["queryStringParameters"] = Value::Object(query);
+    }
+    if !parts.path_parameters.is_empty() {
+        event["pathParameters"] = json!(parts.path_parameters);
+    }
+    if !parts.body.is_empty() {
+        event["body"] = Value::String(body);
+    }
+    event
+}
+
+/// `a=1&b=x%20y` → pairs, percent- and plus-decoded.
+fn form_pairs(query: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect()
+}
+
+async fn jwks(State(state): State<AppState>) -> Response {
+    match &state.jwks {
+        Some(jwks) => axum::Json(jwks.as_ref().clone()).into_response(),
+        None => not_found().await,
+    }
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"message": "Not Found"})),
+    )
+        .into_response()
+}
+
+fn internal_error() -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(json!({"message": "Internal Server Error"})),
+    )
+        .into_response()
+}
+
+/// One line per request.
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "request"
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_are_decoded_like_api_gateway() {
+        assert_eq!(
+            form_pairs("limit=5&cursor=ab%2Bc%3D&q=a+b&empty=&bad=%zz"),
+            vec![
+                ("limit".into(), "5".into()),
+                ("cursor".into(), "ab+c=".into()),
+                ("q".into(), "a b".into()),
+                ("empty".into(), "".into()),
+                ("bad".into(), "%zz".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_event_carries_route_claims_parameters_and_body() {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        headers.append("x-multi", HeaderValue::from_static("a"));
+        headers.append("x-multi", HeaderValue::from_static("b"));
+        let claims = HashMap::from([("sub".to_owned(), "abc".to_owned())]);
+        let params = HashMap::from([("message_group_uuid".to_owned(), "g".to_owned())]);
+        let event = payload_v2(&PayloadParts {
+            route: Route::ListMessages,
+            method: "GET",
+            path: "/api/messages/g",
+            raw_query: "limit=2&limit=3",
+            headers: &headers,
+            path_parameters: &params,
+            claims: Some(&claims),
+            body: b"{}",
+        });
+        assert_eq!(event["routeKey"], "GET /api/messages/{message_group_uuid}");
+        assert_eq!(
+            event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"],
+            "abc"
+        );
+        assert_eq!(event["pathParameters"]["message_group_uuid"], "g");
+        assert_eq!(event["queryStringParameters"]["limit"], "2,3");
+        assert_eq!(event["headers"]["x-multi"], "a,b");
+        assert_eq!(event["body"], "{}");
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        assert_eq!(request.uri().path(), "/api/messages/g");
+        let no_parameters = HashMap::new();
+        let binary = payload_v2(&PayloadParts {
+            route: Route::CreateMessage,
+            method: "POST",
+            path: "/api/messages",
+            raw_query: "",
+            headers: &headers,
+            path_parameters: &no_parameters,
+            claims: None,
+            body: &[0xff, 0xfe],
+        });
+        assert_eq!(binary["isBase64Encoded"], true);
+        assert!(binary["requestContext"].get("authorizer").is_none());
+    }
+}
