@@ -14,12 +14,13 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 .PHONY: dev
-dev: ddb-start cli ## DynamoDB Local (persistent) + schema + demo data, ready for the CLI
+dev: ## The local stack: DynamoDB Local + schema + demo data + API on :4567 + stream pump (Ctrl-C stops)
+	DDB_PORT=$(DDB_PORT) DDB_DATA=$(DDB_DATA) scripts/dev.sh
+
+.PHONY: seed
+seed: ddb-start cli ## DynamoDB Local (persistent) + schema + demo data, without the API
 	$(CRUDDUR) --endpoint-url $(ENDPOINT) ddb schema-load
 	$(CRUDDUR) --endpoint-url $(ENDPOINT) ddb seed
-	@echo
-	@echo "Ready. Try: $(CRUDDUR) ddb list-conversations andrewbrown"
-	@echo "Stop DynamoDB Local with: make ddb-stop"
 
 .PHONY: test
 test: ## Every test (starts and stops its own in-memory DynamoDB Local)

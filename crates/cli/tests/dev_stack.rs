@@ -1,0 +1,348 @@
+//! End to end: `cruddur dev` as a process, over HTTP, with tokens, CORS and the stream pump.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use local::auth::DevSigner;
+use messaging::testkit::{TestTable, endpoint};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The stack as a child process; stopped (and reaped) on drop if the test did not.
+struct Stack {
+    child: Child,
+    base: String,
+}
+
+impl Stack {
+    fn start(table: &str, key_file: &std::path::Path, dead_letters: &std::path::Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cruddur"))
+            .args([
+                "--endpoint-url",
+                &endpoint(),
+                "--table",
+                table,
+                "dev",
+                "--port",
+                "0",
+            ])
+            .arg("--key-file")
+            .arg(key_file)
+            .arg("--dead-letter-file")
+            .arg(dead_letters)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start cruddur dev");
+        // The stack prints one line when it listens; reading it blocks until then (or
+        // until the process dies, which closes stdout).
+        let stdout = child.stdout.take().unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = sender.send(line);
+        });
+        let line = receiver
+            .recv_timeout(WAIT)
+            .expect("the stack says it is ready");
+        let base = line
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
+        Self { child, base }
+    }
+
+    /// Ctrl-C, as a developer would, and the exit status.
+    fn interrupt(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the stack did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: String,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: hyper::HeaderMap,
+    body: Value,
+}
+
+impl Http {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        if !body.is_empty() {
+            request = request.header("content-type", "application/json");
+        }
+        let response = self
+            .client
+            .request(request.body(Full::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str, token: &str) -> Answer {
+        self.call(
+            Method::GET,
+            path,
+            &[("authorization", &format!("Bearer {token}"))],
+            None,
+        )
+        .await
+    }
+
+    async fn post(&self, token: &str, body: Value) -> Answer {
+        self.call(
+            Method::POST,
+            "/api/messages",
+            &[("authorization", &format!("Bearer {token}"))],
+            Some(body),
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn the_local_stack_serves_the_api_and_moves_inboxes_through_the_stream() {
+    let table = TestTable::new().await;
+    let andrew = table.user("andrewbrown").await;
+    let bayko = table.user("bayko").await;
+    let londo = table.user("londo").await;
+    let dir = std::env::temp_dir().join(format!("cruddur-dev-{}", uuid::Uuid::new_v4()));
+    let key_file = dir.join("key.pk8");
+    let signer = DevSigner::load_or_create(&key_file).unwrap();
+    let token = |user: &messaging::User| {
+        signer
+            .mint(
+                &user.cognito_sub,
+                user.handle.as_str(),
+                Duration::from_secs(600),
+            )
+            .unwrap()
+    };
+    let (andrew_token, bayko_token, londo_token) = (token(&andrew), token(&bayko), token(&londo));
+
+    let mut stack = Stack::start(
+        table.store.table(),
+        &key_file,
+        &dir.join("dead-letter.jsonl"),
+    );
+    let http = Http {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        base: stack.base.clone(),
+    };
+
+    // Andrew starts a conversation with Bayko, they write back and forth.
+    let started = http
+        .post(
+            &andrew_token,
+            json!({"message": "Bayko, is the local stack up?", "handle": "bayko"}),
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.body);
+    let group = started.body["message_group_uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reply = http
+        .post(
+            &bayko_token,
+            json!({"message": "It is, stream and all.", "message_group_uuid": group}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let last = http
+        .post(
+            &andrew_token,
+            json!({"message": "Then my inbox should say so.", "handle": "bayko"}),
+        )
+        .await;
+    assert_eq!(last.status, StatusCode::OK, "{}", last.body);
+    assert_eq!(
+        last.body["message_group_uuid"],
+        json!(group),
+        "the conversation is reused"
+    );
+
+    // The stream pump moves both inbox rows to the newest message.
+    for token in [&bayko_token, &andrew_token] {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let inbox = http.get("/api/message_groups", token).await;
+            assert_eq!(inbox.status, StatusCode::OK);
+            if inbox.body[0]["message"] == "Then my inbox should say so." {
+                assert_eq!(inbox.body.as_array().unwrap().len(), 1);
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "inbox never updated: {}",
+                inbox.body
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let conversation = http
+        .get(&format!("/api/messages/{group}"), &bayko_token)
+        .await;
+    assert_eq!(conversation.status, StatusCode::OK);
+    assert_eq!(conversation.body.as_array().unwrap().len(), 3);
+
+    // Londo cannot read or post into it.
+    let read = http
+        .get(&format!("/api/messages/{group}"), &londo_token)
+        .await;
+    assert_eq!(read.status, StatusCode::NOT_FOUND);
+    assert_eq!(read.body, json!(["message_group_not_found"]));
+    let post = http
+        .post(
+            &londo_token,
+            json!({"message": "Let me in", "message_group_uuid": group}),
+        )
+        .await;
+    assert_eq!(post.status, StatusCode::NOT_FOUND);
+
+    // Tokens: missing, forged, expired-looking garbage.
+    for authorization in [None, Some("Bearer not.a.token"), Some("Basic YTpi")] {
+        let headers: Vec<(&str, &str)> = authorization
+            .iter()
+            .map(|a| ("authorization", *a))
+            .collect();
+        let answer = http
+            .call(Method::GET, "/api/message_groups", &headers, None)
+            .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{authorization:?}");
+    }
+    let public = http
+        .call(Method::GET, "/api/users/@Bayko/short", &[], None)
+        .await;
+    assert_eq!(public.status, StatusCode::OK);
+    assert_eq!(public.body["uuid"], json!(bayko.uuid.to_string()));
+
+    // CORS preflight for the React frontend; another origin gets no grant.
+    let preflight = http
+        .call(
+            Method::OPTIONS,
+            "/api/messages",
+            &[
+                ("origin", "http://localhost:3000"),
+                ("access-control-request-method", "POST"),
+                (
+                    "access-control-request-headers",
+                    "authorization,content-type",
+                ),
+            ],
+            None,
+        )
+        .await;
+    assert!(preflight.status.is_success());
+    assert_eq!(
+        preflight.headers["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    let allowed_headers = preflight.headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap();
+    assert!(allowed_headers.contains("authorization") && allowed_headers.contains("content-type"));
+    assert!(
+        preflight.headers["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    let page = http
+        .call(
+            Method::GET,
+            "/api/message_groups",
+            &[
+                ("origin", "http://localhost:3000"),
+                ("authorization", &format!("Bearer {andrew_token}")),
+            ],
+            None,
+        )
+        .await;
+    assert!(
+        page.headers["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("x-next-cursor")
+    );
+    let stranger = http
+        .call(
+            Method::OPTIONS,
+            "/api/messages",
+            &[
+                ("origin", "http://evil.example"),
+                ("access-control-request-method", "POST"),
+            ],
+            None,
+        )
+        .await;
+    assert!(
+        stranger
+            .headers
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+
+    // Ctrl-C stops it cleanly.
+    let status = stack.interrupt();
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
