@@ -26,6 +26,10 @@ seed: ddb-start cli ## DynamoDB Local (persistent) + schema + demo data, without
 test: ## Every test (starts and stops its own in-memory DynamoDB Local)
 	scripts/test.sh
 
+.PHONY: bench
+bench: ## Throughput, latency and DynamoDB requests per operation (see docs/BENCHMARKS.md)
+	scripts/bench.sh
+
 .PHONY: lint
 lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all --check

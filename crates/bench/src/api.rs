@@ -1,0 +1,149 @@
+//! Per-route handler latency and DynamoDB requests per call, through the Lambda handlers
+//! with payload-2.0 events, warm (the directory cache holds the caller).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use functions::api::Api;
+use functions::directory::{Directory, SystemClock};
+use lambda_http::http::StatusCode;
+use messaging::store::NewUser;
+use messaging::testkit::TestTable;
+use messaging::validate::{DisplayName, Handle, MessageText};
+use messaging::{Timestamp, User};
+use serde_json::{Value, json};
+
+const ANDREW_SUB: &str = "5f8e3b52-0b4c-4d8e-9b0a-6f2a1c9d7e01";
+const BAYKO_SUB: &str = "5f8e3b52-0b4c-4d8e-9b0a-6f2a1c9d7e02";
+
+pub async fn run(calls: usize) -> anyhow::Result<()> {
+    let table = TestTable::new().await;
+    let andrew = register(&table, "andrewbrown", "Andrew Brown", ANDREW_SUB).await?;
+    let bayko = register(&table, "bayko", "Andrew Bayko", BAYKO_SUB).await?;
+    let first = table
+        .store
+        .send_to_user(
+            &andrew,
+            &bayko,
+            MessageText::parse("hello")?,
+            Timestamp::now(),
+        )
+        .await?;
+    let group = first.group_uuid.to_string();
+    for i in 0..100 {
+        table
+            .store
+            .append_message(
+                &bayko,
+                first.group_uuid,
+                MessageText::parse(format!("m{i}"))?,
+                Timestamp::now(),
+            )
+            .await?;
+    }
+    let api = Api::new(Directory::new(
+        table.store.clone(),
+        Duration::from_secs(60),
+        Arc::new(SystemClock),
+    ));
+
+    println!("## API handlers (warm: caller profile cached)\n");
+    println!("Each row: {calls} calls through the Lambda handler with a payload-2.0 event.\n");
+    println!("| route | case | p50 ms | p99 ms | requests/call | requests |");
+    println!("|---|---|---:|---:|---:|---|");
+    let mut list_messages = event("api-list-messages.json");
+    list_messages["pathParameters"]["message_group_uuid"] = json!(group);
+    let mut append = event("api-create-message-to-group.json");
+    append["body"] =
+        json!(json!({"message": "benchmark", "message_group_uuid": group}).to_string());
+    let mut by_handle = event("api-create-message-to-self.json");
+    by_handle["body"] = json!(json!({"message": "benchmark", "handle": "bayko"}).to_string());
+    let cases: Vec<(&str, &str, Value)> = vec![
+        (
+            "GET /api/message_groups",
+            "inbox, 20 rows",
+            event("api-list-message-groups.json"),
+        ),
+        (
+            "GET /api/messages/{id}",
+            "20 of 101 messages",
+            list_messages,
+        ),
+        ("POST /api/messages", "append to a conversation", append),
+        (
+            "POST /api/messages",
+            "to a handle, conversation exists",
+            by_handle,
+        ),
+        (
+            "GET /api/users/@{handle}/short",
+            "known handle",
+            event("api-get-user-short.json"),
+        ),
+    ];
+    for (route, case, event) in cases {
+        let call = |api: &Api, event: &Value| {
+            let request = lambda_http::request::from_str(&event.to_string()).expect("event");
+            let api = api.clone();
+            let route = route.to_owned();
+            async move {
+                let response = match route.as_str() {
+                    "GET /api/message_groups" => api.list_message_groups(request).await,
+                    "GET /api/messages/{id}" => api.list_messages(request).await,
+                    "POST /api/messages" => api.create_message(request).await,
+                    _ => api.get_user_short(request).await,
+                };
+                response.map(|r| r.status())
+            }
+        };
+        // Warm the cache and the connection pool, as a warm execution environment is.
+        anyhow::ensure!(
+            call(&api, &event).await.map_err(|e| anyhow::anyhow!(e))? == StatusCode::OK,
+            "{route} failed"
+        );
+        table.requests.reset();
+        let mut samples = Vec::with_capacity(calls);
+        for _ in 0..calls {
+            let started = Instant::now();
+            let status = call(&api, &event).await.map_err(|e| anyhow::anyhow!(e))?;
+            samples.push(started.elapsed().as_secs_f64() * 1000.0);
+            anyhow::ensure!(status == StatusCode::OK, "{route}: {status}");
+        }
+        samples.sort_by(f64::total_cmp);
+        let per_operation: Vec<String> = table
+            .requests
+            .snapshot()
+            .into_iter()
+            .map(|(operation, count)| format!("{operation} {:.0}", count as f64 / calls as f64))
+            .collect();
+        println!(
+            "| `{route}` | {case} | {:.2} | {:.2} | {:.2} | {} |",
+            crate::percentile(&samples, 50.0),
+            crate::percentile(&samples, 99.0),
+            table.requests.total() as f64 / calls as f64,
+            per_operation.join(", ")
+        );
+    }
+    println!();
+    Ok(())
+}
+
+async fn register(table: &TestTable, handle: &str, name: &str, sub: &str) -> anyhow::Result<User> {
+    let new = NewUser {
+        handle: Handle::parse(handle)?,
+        display_name: DisplayName::parse(name)?,
+        cognito_sub: sub.to_owned(),
+    };
+    Ok(table
+        .store
+        .register_user(new, Timestamp::now())
+        .await?
+        .user()
+        .clone())
+}
+
+fn event(name: &str) -> Value {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{path}: {err}"))
+}

@@ -1,0 +1,64 @@
+//! `make bench`: figures for docs/BENCHMARKS.md, measured against DynamoDB Local.
+//!
+//! - stream: messages/s through `messaging-stream`'s handler and DynamoDB requests per
+//!   message, per conversation and per batch, over records read from the table's stream;
+//! - api: p50/p99 handler latency and requests per call, per route;
+//! - init: process start until the runtime asks for its first event, per function
+//!   (needs the release binaries: `make build`), plus binary and zip sizes.
+//!
+//! Absolute times are DynamoDB Local's on this machine, not DynamoDB's; request counts
+//! are exact and are what carries over to AWS.
+
+mod api;
+mod init;
+mod stream;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Suite {
+    All,
+    Stream,
+    Api,
+    Init,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Cruddur Messaging benchmarks (DynamoDB Local from CRUDDUR_TEST_DDB_ENDPOINT)")]
+struct Args {
+    #[arg(long, value_enum, default_value_t = Suite::All)]
+    suite: Suite,
+    /// Where `cargo lambda build --release` put the functions (`<dir>/<name>/bootstrap`).
+    #[arg(long, default_value = "target/lambda")]
+    lambda_dir: std::path::PathBuf,
+    /// Calls per API route.
+    #[arg(long, default_value_t = 300)]
+    calls: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let endpoint = messaging::testkit::endpoint();
+    println!("# Cruddur Messaging benchmarks\n");
+    println!("DynamoDB Local at {endpoint}; requests counted by an SDK interceptor.\n");
+    if matches!(args.suite, Suite::All | Suite::Stream) {
+        stream::run().await?;
+    }
+    if matches!(args.suite, Suite::All | Suite::Api) {
+        api::run(args.calls).await?;
+    }
+    if matches!(args.suite, Suite::All | Suite::Init) {
+        init::run(&args.lambda_dir, &endpoint).await?;
+    }
+    Ok(())
+}
+
+/// `p`-th percentile (0..=100) of sorted samples.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
