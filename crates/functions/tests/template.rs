@@ -1,0 +1,686 @@
+//! `template.yaml` agrees with the code: the table with `messaging::schema`, the functions
+//! with `functions::FUNCTION_NAMES`, the stream trigger with `functions::stream::FILTER_PATTERN`,
+//! the routes with the brief; and every IAM statement is scoped (no wildcard action, no `*`
+//! resource). cfn-lint and `sam validate --lint` (scripts/check-template.sh) check that the
+//! template is valid CloudFormation; this test checks that it is *this* system's template,
+//! which no linter knows.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
+
+use functions::FUNCTION_NAMES;
+use functions::stream::FILTER_PATTERN;
+use messaging::schema;
+use saphyr::{LoadableYamlNode, Scalar, Yaml};
+use serde_json::{Map, Value, json};
+
+const TEMPLATE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+
+/// The API routes of the brief: (method, API Gateway path, function, public).
+/// `GET /api/users/@{handle}/short` is declared as `/api/users/{handle}/short`: API Gateway
+/// path variables must fill a whole segment, so `handle` arrives with its `@`.
+const ROUTES: [(&str, &str, &str, bool); 4] = [
+    ("GET", "/api/message_groups", "list-message-groups", false),
+    (
+        "GET",
+        "/api/messages/{message_group_uuid}",
+        "list-messages",
+        false,
+    ),
+    ("POST", "/api/messages", "create-message", false),
+    ("GET", "/api/users/{handle}/short", "get-user-short", true),
+];
+
+/// Every DynamoDB permission each function's role grants, by resource. A change here is a
+/// change of a function's privileges, to be made on purpose.
+const TABLE: &str = "table";
+const INDEX: &str = "index";
+const STREAM: &str = "stream";
+const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 6] = [
+    (
+        "messaging-stream",
+        &[
+            (INDEX, "dynamodb:Query"),
+            (TABLE, "dynamodb:DeleteItem"),
+            (TABLE, "dynamodb:PutItem"),
+            (STREAM, "dynamodb:DescribeStream"),
+            (STREAM, "dynamodb:GetRecords"),
+            (STREAM, "dynamodb:GetShardIterator"),
+            (STREAM, "dynamodb:ListStreams"),
+        ],
+    ),
+    (
+        "list-message-groups",
+        &[(TABLE, "dynamodb:GetItem"), (TABLE, "dynamodb:Query")],
+    ),
+    (
+        "list-messages",
+        &[(TABLE, "dynamodb:GetItem"), (TABLE, "dynamodb:Query")],
+    ),
+    (
+        "create-message",
+        &[
+            (TABLE, "dynamodb:GetItem"),
+            (TABLE, "dynamodb:PutItem"),
+            (TABLE, "dynamodb:ConditionCheckItem"),
+        ],
+    ),
+    ("get-user-short", &[(TABLE, "dynamodb:GetItem")]),
+    (
+        "cognito-post-confirmation",
+        &[(TABLE, "dynamodb:GetItem"), (TABLE, "dynamodb:PutItem")],
+    ),
+];
+
+static TEMPLATE: LazyLock<Value> = LazyLock::new(|| {
+    let text = std::fs::read_to_string(TEMPLATE_PATH)
+        .unwrap_or_else(|err| panic!("reading {TEMPLATE_PATH}: {err}"));
+    let docs = Yaml::load_from_str(&text).unwrap_or_else(|err| panic!("parsing template: {err}"));
+    assert_eq!(docs.len(), 1, "template.yaml holds one YAML document");
+    to_json(&docs[0])
+});
+
+/// YAML to JSON, with CloudFormation's short tags turned into their long form, so the
+/// checks below see one shape whichever form the template uses.
+fn to_json(node: &Yaml) -> Value {
+    match node {
+        Yaml::Value(scalar) => match scalar {
+            Scalar::Null => Value::Null,
+            Scalar::Boolean(b) => json!(b),
+            Scalar::Integer(i) => json!(i),
+            Scalar::FloatingPoint(f) => json!(f.into_inner()),
+            Scalar::String(s) => json!(s.as_ref()),
+        },
+        Yaml::Sequence(items) => Value::Array(items.iter().map(to_json).collect()),
+        Yaml::Mapping(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(key, value)| {
+                    let key = match key {
+                        Yaml::Value(Scalar::String(s)) => s.to_string(),
+                        Yaml::Value(other) => to_json(&Yaml::Value(other.clone())).to_string(),
+                        other => panic!("non-scalar mapping key {other:?}"),
+                    };
+                    (key, to_json(value))
+                })
+                .collect(),
+        ),
+        Yaml::Tagged(tag, inner) if tag.handle == "!" => {
+            let inner = to_json(inner);
+            match tag.suffix.as_str() {
+                "Ref" | "Condition" => json!({ tag.suffix.clone(): inner }),
+                // `!GetAtt Res.Attr` is the string form of `Fn::GetAtt: [Res, Attr]`.
+                "GetAtt" => match inner.as_str().and_then(|s| s.split_once('.')) {
+                    Some((resource, attribute)) => json!({ "Fn::GetAtt": [resource, attribute] }),
+                    None => json!({ "Fn::GetAtt": inner }),
+                },
+                function => json!({ format!("Fn::{function}"): inner }),
+            }
+        }
+        other => panic!("unsupported YAML node in template: {other:?}"),
+    }
+}
+
+fn resources() -> &'static Map<String, Value> {
+    TEMPLATE["Resources"]
+        .as_object()
+        .expect("template has Resources")
+}
+
+fn resource(logical_id: &str) -> &'static Value {
+    resources()
+        .get(logical_id)
+        .unwrap_or_else(|| panic!("no resource {logical_id}"))
+}
+
+fn resources_of_type(kind: &str) -> Vec<(&'static str, &'static Value)> {
+    resources()
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .map(|(id, r)| (id.as_str(), r))
+        .collect()
+}
+
+/// The target of `{"Ref": X}`.
+fn ref_of(value: &Value) -> Option<&str> {
+    value.get("Ref")?.as_str()
+}
+
+/// `(resource, attribute)` of `{"Fn::GetAtt": [R, A]}` (or the dotted string form).
+fn get_att(value: &Value) -> Option<(String, String)> {
+    match value.get("Fn::GetAtt")? {
+        Value::Array(parts) => match parts.as_slice() {
+            [Value::String(r), Value::String(a)] => Some((r.clone(), a.clone())),
+            _ => None,
+        },
+        Value::String(dotted) => dotted
+            .split_once('.')
+            .map(|(r, a)| (r.to_owned(), a.to_owned())),
+        _ => None,
+    }
+}
+
+/// A `Fn::Sub` string, without its variable map.
+fn sub_of(value: &Value) -> Option<&str> {
+    match value.get("Fn::Sub")? {
+        Value::String(s) => Some(s),
+        Value::Array(parts) => parts.first()?.as_str(),
+        _ => None,
+    }
+}
+
+/// `some-name` -> `SomeName`: the logical-ID convention of the template.
+fn pascal_case(name: &str) -> String {
+    name.split('-')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
+}
+
+fn function_id(name: &str) -> String {
+    format!("{}Function", pascal_case(name))
+}
+
+/// A property of a serverless function, or the `Globals` value it inherits.
+fn function_property(logical_id: &str, key: &str) -> Option<&'static Value> {
+    resource(logical_id)["Properties"]
+        .get(key)
+        .or_else(|| TEMPLATE["Globals"]["Function"].get(key))
+}
+
+/// A value that is a list or a single item (IAM's `Action` / `Resource`), as a list.
+fn one_or_many(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Array(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        single => vec![single],
+    }
+}
+
+fn the_table() -> (&'static str, &'static Value) {
+    let tables = resources_of_type("AWS::DynamoDB::Table");
+    assert_eq!(tables.len(), 1, "one table (single-table design)");
+    tables[0]
+}
+
+fn parameter_default(name: &str) -> &'static Value {
+    &TEMPLATE["Parameters"][name]["Default"]
+}
+
+#[test]
+fn table_matches_the_schema_in_code() {
+    let (_, table) = the_table();
+    let props = &table["Properties"];
+
+    let key_schema = |elements: &[aws_sdk_dynamodb::types::KeySchemaElement]| -> Value {
+        elements
+            .iter()
+            .map(|e| json!({ "AttributeName": e.attribute_name(), "KeyType": e.key_type().as_str() }))
+            .collect()
+    };
+    assert_eq!(
+        props["KeySchema"],
+        key_schema(&schema::table_key_schema().unwrap()),
+        "table keys"
+    );
+
+    let definitions =
+        |v: &Value| -> BTreeSet<String> { one_or_many(v).iter().map(|d| d.to_string()).collect() };
+    let expected: Value = schema::attribute_definitions()
+        .unwrap()
+        .iter()
+        .map(|d| json!({ "AttributeName": d.attribute_name(), "AttributeType": d.attribute_type().as_str() }))
+        .collect();
+    assert_eq!(
+        definitions(&props["AttributeDefinitions"]),
+        definitions(&expected),
+        "attribute definitions"
+    );
+
+    // Capacity differs by billing mode (a parameter); names, keys and projection may not.
+    let indexes: Vec<Value> = one_or_many(&props["GlobalSecondaryIndexes"])
+        .into_iter()
+        .map(|gsi| {
+            json!({
+                "IndexName": gsi["IndexName"],
+                "KeySchema": gsi["KeySchema"],
+                "Projection": gsi["Projection"],
+            })
+        })
+        .collect();
+    let expected: Vec<Value> = schema::global_secondary_indexes()
+        .unwrap()
+        .iter()
+        .map(|gsi| {
+            json!({
+                "IndexName": gsi.index_name(),
+                "KeySchema": key_schema(gsi.key_schema()),
+                "Projection": {
+                    "ProjectionType": gsi.projection().and_then(|p| p.projection_type()).map(|t| t.as_str()),
+                },
+            })
+        })
+        .collect();
+    assert_eq!(indexes, expected, "global secondary indexes");
+    assert_eq!(
+        props["StreamSpecification"]["StreamViewType"],
+        schema::STREAM_VIEW.as_str(),
+        "stream view type"
+    );
+
+    assert_eq!(ref_of(&props["TableName"]), Some("TableName"));
+    assert_eq!(parameter_default("TableName"), schema::DEFAULT_TABLE_NAME);
+    assert_eq!(ref_of(&props["BillingMode"]), Some("BillingMode"));
+    assert_eq!(
+        parameter_default("BillingMode"),
+        schema::BILLING_MODE.as_str()
+    );
+}
+
+#[test]
+fn table_is_protected() {
+    let (_, table) = the_table();
+    assert_eq!(table["DeletionPolicy"], "Retain");
+    assert_eq!(table["UpdateReplacePolicy"], "Retain");
+    let props = &table["Properties"];
+    assert_eq!(props["DeletionProtectionEnabled"], true);
+    assert_eq!(
+        props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
+    assert_eq!(props["SSESpecification"]["SSEEnabled"], true);
+}
+
+#[test]
+fn one_function_per_name_built_by_cargo_lambda() {
+    let functions = resources_of_type("AWS::Serverless::Function");
+    let binaries: BTreeMap<&str, &str> = functions
+        .iter()
+        .map(|(id, f)| {
+            assert_eq!(
+                f["Metadata"]["BuildMethod"], "rust-cargolambda",
+                "{id} is built by cargo-lambda"
+            );
+            let binary = f["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id} names its Binary"));
+            (binary, *id)
+        })
+        .collect();
+    assert_eq!(
+        binaries.len(),
+        functions.len(),
+        "no binary is deployed twice"
+    );
+    assert_eq!(
+        binaries.keys().copied().collect::<BTreeSet<_>>(),
+        FUNCTION_NAMES.into_iter().collect::<BTreeSet<_>>(),
+        "the template's functions are exactly FUNCTION_NAMES"
+    );
+
+    for name in FUNCTION_NAMES {
+        let id = function_id(name);
+        assert_eq!(binaries[name], id, "logical ID of {name}");
+        let deployed = sub_of(&resource(&id)["Properties"]["FunctionName"]);
+        assert_eq!(
+            deployed,
+            Some(format!("${{AWS::StackName}}-{name}").as_str()),
+            "deployed name of {name}"
+        );
+        assert_eq!(
+            function_property(&id, "Runtime"),
+            Some(&json!("provided.al2023"))
+        );
+        assert_eq!(function_property(&id, "Handler"), Some(&json!("bootstrap")));
+        // cargo-lambda builds the workspace from its root.
+        assert_eq!(function_property(&id, "CodeUri"), Some(&json!(".")));
+        let table_env = function_property(&id, "Environment")
+            .and_then(|e| e["Variables"].get(schema::TABLE_NAME_ENV))
+            .unwrap_or_else(|| panic!("{name} gets {}", schema::TABLE_NAME_ENV));
+        assert_eq!(ref_of(table_env), Some(the_table().0), "{name}'s table");
+    }
+}
+
+#[test]
+fn architecture_is_a_parameter_defaulting_to_arm64() {
+    let parameter = &TEMPLATE["Parameters"]["Architecture"];
+    assert_eq!(parameter["Default"], "arm64");
+    assert_eq!(parameter["AllowedValues"], json!(["arm64", "x86_64"]));
+    for name in FUNCTION_NAMES {
+        let architectures = function_property(&function_id(name), "Architectures")
+            .unwrap_or_else(|| panic!("{name} has Architectures"));
+        assert_eq!(architectures, &json!([{ "Ref": "Architecture" }]), "{name}");
+    }
+}
+
+#[test]
+fn every_function_logs_json_to_its_own_group_with_retention() {
+    for name in FUNCTION_NAMES {
+        let id = function_id(name);
+        let logging = function_property(&id, "LoggingConfig")
+            .unwrap_or_else(|| panic!("{name} has LoggingConfig"));
+        assert_eq!(logging["LogFormat"], "JSON", "{name}");
+        let group_id = ref_of(&logging["LogGroup"])
+            .unwrap_or_else(|| panic!("{name} logs to a group of the stack"));
+        let group = resource(group_id);
+        assert_eq!(group["Type"], "AWS::Logs::LogGroup");
+        assert_eq!(
+            sub_of(&group["Properties"]["LogGroupName"]),
+            Some(format!("/aws/lambda/${{AWS::StackName}}-{name}").as_str()),
+            "{name}'s log group has Lambda's default name"
+        );
+        assert!(
+            !group["Properties"]["RetentionInDays"].is_null(),
+            "{group_id} has a retention"
+        );
+    }
+}
+
+#[test]
+fn stream_trigger_filters_and_retries_as_the_handler_expects() {
+    let id = function_id("messaging-stream");
+    let events: Vec<&Value> = resource(&id)["Properties"]["Events"]
+        .as_object()
+        .expect("messaging-stream has Events")
+        .values()
+        .collect();
+    assert_eq!(events.len(), 1, "one trigger");
+    let event = events[0];
+    assert_eq!(event["Type"], "DynamoDB");
+    let p = &event["Properties"];
+
+    assert_eq!(
+        get_att(&p["Stream"]),
+        Some((the_table().0.to_owned(), "StreamArn".to_owned()))
+    );
+    let filters = one_or_many(&p["FilterCriteria"]["Filters"]);
+    assert_eq!(filters.len(), 1, "one filter");
+    let pattern: Value =
+        serde_json::from_str(filters[0]["Pattern"].as_str().expect("Pattern is a string"))
+            .expect("Pattern is JSON");
+    let expected: Value = serde_json::from_str(FILTER_PATTERN).unwrap();
+    assert_eq!(pattern, expected, "FilterCriteria = FILTER_PATTERN");
+
+    // The handler answers with batchItemFailures; without this, Lambda ignores them and
+    // treats every partially failed batch as a success.
+    assert_eq!(
+        p["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+    assert_eq!(p["BisectBatchOnFunctionError"], true);
+    assert_eq!(
+        p["StartingPosition"], "TRIM_HORIZON",
+        "no message is skipped"
+    );
+    let retries = p["MaximumRetryAttempts"].as_i64().expect("retries set");
+    assert!((0..=10_000).contains(&retries), "finite retries: {retries}");
+    let age = p["MaximumRecordAgeInSeconds"].as_i64().expect("age set");
+    assert!(
+        (60..86_400).contains(&age),
+        "records are given up on before the stream's 24 h retention drops them: {age}"
+    );
+    let batch = p["BatchSize"].as_i64().expect("batch size set");
+    assert!((1..=10_000).contains(&batch));
+    let window = p["MaximumBatchingWindowInSeconds"]
+        .as_i64()
+        .expect("batching window set");
+    assert!((0..=300).contains(&window));
+
+    let (queue, attribute) =
+        get_att(&p["DestinationConfig"]["OnFailure"]["Destination"]).expect("on-failure queue");
+    assert_eq!(attribute, "Arn");
+    let queue = resource(&queue);
+    assert_eq!(queue["Type"], "AWS::SQS::Queue");
+    assert!(
+        queue["Properties"]["SqsManagedSseEnabled"] == true
+            || !queue["Properties"]["KmsMasterKeyId"].is_null(),
+        "dead-letter queue is encrypted"
+    );
+    assert!(!queue["Properties"]["MessageRetentionPeriod"].is_null());
+}
+
+#[test]
+fn routes_match_the_brief() {
+    let api_id = {
+        let apis = resources_of_type("AWS::Serverless::HttpApi");
+        assert_eq!(apis.len(), 1, "one HTTP API");
+        apis[0].0
+    };
+    let mut found = BTreeSet::new();
+    for (id, function) in resources_of_type("AWS::Serverless::Function") {
+        let binary = function["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap();
+        let Some(events) = function["Properties"]["Events"].as_object() else {
+            continue;
+        };
+        for event in events.values().filter(|e| e["Type"] == "HttpApi") {
+            let p = &event["Properties"];
+            assert_eq!(ref_of(&p["ApiId"]), Some(api_id), "{id} is on the API");
+            assert_eq!(p["PayloadFormatVersion"], "2.0", "{id}");
+            let public = match p["Auth"]["Authorizer"].as_str() {
+                Some("NONE") => true,
+                None => false,
+                Some(named) => {
+                    let api = resource(api_id);
+                    assert!(
+                        !api["Properties"]["Auth"]["Authorizers"][named].is_null(),
+                        "{id}: unknown authorizer {named}"
+                    );
+                    false
+                }
+            };
+            found.insert((
+                p["Method"].as_str().unwrap().to_ascii_uppercase(),
+                p["Path"].as_str().unwrap().to_owned(),
+                binary.to_owned(),
+                public,
+            ));
+        }
+    }
+    let expected: BTreeSet<_> = ROUTES
+        .iter()
+        .map(|&(m, path, f, public)| (m.to_owned(), path.to_owned(), f.to_owned(), public))
+        .collect();
+    assert_eq!(found, expected);
+}
+
+#[test]
+fn api_verifies_cognito_tokens_and_allows_the_frontend() {
+    let (_, api) = resources_of_type("AWS::Serverless::HttpApi")[0];
+    let auth = &api["Properties"]["Auth"];
+    let default = auth["DefaultAuthorizer"]
+        .as_str()
+        .expect("a default authorizer");
+    let jwt = &auth["Authorizers"][default]["JwtConfiguration"];
+    let issuer = sub_of(&jwt["issuer"]).expect("issuer is built from the pool");
+    assert!(
+        issuer.starts_with("https://cognito-idp.${AWS::Region}.amazonaws.com/${"),
+        "{issuer}"
+    );
+    let pool = issuer.rsplit("${").next().unwrap().trim_end_matches('}');
+    assert_eq!(resource(pool)["Type"], "AWS::Cognito::UserPool");
+    let client = ref_of(&jwt["audience"][0]).expect("audience is the app client");
+    assert_eq!(resource(client)["Type"], "AWS::Cognito::UserPoolClient");
+
+    let cors = &api["Properties"]["CorsConfiguration"];
+    assert_eq!(cors["AllowOrigins"], json!([{ "Ref": "FrontendOrigin" }]));
+    assert_eq!(parameter_default("FrontendOrigin"), "http://localhost:3000");
+    let lower = |v: &Value| -> BTreeSet<String> {
+        one_or_many(v)
+            .iter()
+            .filter_map(|h| h.as_str())
+            .map(str::to_ascii_lowercase)
+            .collect()
+    };
+    assert!(lower(&cors["AllowHeaders"]).is_superset(&BTreeSet::from([
+        "authorization".to_owned(),
+        "content-type".to_owned()
+    ])));
+    assert!(lower(&cors["AllowMethods"]).is_superset(&BTreeSet::from([
+        "get".to_owned(),
+        "post".to_owned(),
+        "options".to_owned()
+    ])));
+    assert!(
+        lower(&cors["ExposeHeaders"]).contains("x-next-cursor"),
+        "the page cursor header is readable by the frontend"
+    );
+}
+
+#[test]
+fn cognito_post_confirmation_is_wired() {
+    let function = function_id("cognito-post-confirmation");
+    let pools = resources_of_type("AWS::Cognito::UserPool");
+    assert_eq!(pools.len(), 1);
+    let (pool, props) = (pools[0].0, &pools[0].1["Properties"]);
+    assert_eq!(
+        get_att(&props["LambdaConfig"]["PostConfirmation"]),
+        Some((function.clone(), "Arn".to_owned()))
+    );
+    let attributes: BTreeSet<&str> = one_or_many(&props["Schema"])
+        .iter()
+        .filter(|a| a["Required"] == true)
+        .filter_map(|a| a["Name"].as_str())
+        .collect();
+    assert!(attributes.contains("preferred_username") && attributes.contains("name"));
+    let permitted = resources_of_type("AWS::Lambda::Permission")
+        .into_iter()
+        .any(|(_, p)| {
+            let p = &p["Properties"];
+            p["Principal"] == "cognito-idp.amazonaws.com"
+                && get_att(&p["FunctionName"]).is_some_and(|(f, _)| f == function)
+                && get_att(&p["SourceArn"]) == Some((pool.to_owned(), "Arn".to_owned()))
+        });
+    assert!(
+        permitted,
+        "Cognito may invoke the trigger, for this pool only"
+    );
+}
+
+/// Every statement of every policy in the stack: (owner, statement).
+fn policy_statements() -> Vec<(String, &'static Value)> {
+    let mut statements = Vec::new();
+    for (id, r) in resources() {
+        let documents: Vec<&Value> = match r["Type"].as_str() {
+            Some("AWS::IAM::Role") => one_or_many(&r["Properties"]["Policies"])
+                .into_iter()
+                .map(|p| &p["PolicyDocument"])
+                .collect(),
+            Some("AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy") => {
+                vec![&r["Properties"]["PolicyDocument"]]
+            }
+            _ => Vec::new(),
+        };
+        for document in documents {
+            for statement in one_or_many(&document["Statement"]) {
+                statements.push((id.clone(), statement));
+            }
+        }
+    }
+    statements
+}
+
+#[test]
+fn no_wildcard_actions_or_resources() {
+    let statements = policy_statements();
+    assert!(!statements.is_empty());
+    for (owner, statement) in statements {
+        assert_eq!(statement["Effect"], "Allow", "{owner}: allow-lists only");
+        assert!(
+            statement.get("NotAction").is_none() && statement.get("NotResource").is_none(),
+            "{owner}: NotAction/NotResource grant everything else"
+        );
+        for action in one_or_many(&statement["Action"]) {
+            let action = action.as_str().expect("action is a string");
+            assert!(!action.contains('*'), "{owner}: wildcard action {action}");
+        }
+        let resources = one_or_many(&statement["Resource"]);
+        assert!(!resources.is_empty(), "{owner}: statement names resources");
+        for resource in resources {
+            assert_ne!(resource, &json!("*"), "{owner}: `*` resource");
+        }
+    }
+    // A SAM `Policies` property would make SAM attach its managed execution roles, whose
+    // statements allow `Resource: "*"`; each function must use its own explicit role.
+    for (id, function) in resources_of_type("AWS::Serverless::Function") {
+        assert!(function["Properties"].get("Policies").is_none(), "{id}");
+        let (role, _) = get_att(&function["Properties"]["Role"])
+            .unwrap_or_else(|| panic!("{id} has an explicit role"));
+        assert_eq!(resource(&role)["Type"], "AWS::IAM::Role", "{id}");
+        assert!(
+            resource(&role)["Properties"]
+                .get("ManagedPolicyArns")
+                .is_none()
+        );
+    }
+}
+
+#[test]
+fn each_function_gets_exactly_its_dynamodb_actions() {
+    let (table, _) = the_table();
+    let index = format!("${{{table}.Arn}}/index/{}", schema::GROUP_INDEX);
+    let streams = format!("${{{table}.Arn}}/stream/*");
+    let classify = |resource: &Value| -> &'static str {
+        match (get_att(resource), sub_of(resource)) {
+            (Some((r, a)), _) if r == table && a == "Arn" => TABLE,
+            (Some((r, a)), _) if r == table && a == "StreamArn" => STREAM,
+            (_, Some(s)) if s == index => INDEX,
+            (_, Some(s)) if s == streams => STREAM,
+            _ => panic!("DynamoDB permission on an unexpected resource: {resource}"),
+        }
+    };
+    for (name, grants) in DYNAMODB_GRANTS {
+        let (role, _) = get_att(&resource(&function_id(name))["Properties"]["Role"]).unwrap();
+        let mut granted = BTreeSet::new();
+        for (owner, statement) in policy_statements() {
+            if owner != role {
+                continue;
+            }
+            for action in one_or_many(&statement["Action"]) {
+                let action = action.as_str().unwrap();
+                if action.starts_with("dynamodb:") {
+                    for resource in one_or_many(&statement["Resource"]) {
+                        granted.insert((classify(resource), action.to_owned()));
+                    }
+                }
+            }
+        }
+        let expected: BTreeSet<_> = grants.iter().map(|&(r, a)| (r, a.to_owned())).collect();
+        assert_eq!(granted, expected, "{name}");
+    }
+    assert_eq!(DYNAMODB_GRANTS.len(), FUNCTION_NAMES.len());
+}
+
+#[test]
+fn outputs_tell_a_frontend_and_an_operator_where_things_are() {
+    let outputs = TEMPLATE["Outputs"].as_object().expect("Outputs");
+    for name in [
+        "ApiUrl",
+        "TableName",
+        "TableStreamArn",
+        "StreamDeadLetterQueueUrl",
+        "UserPoolId",
+        "UserPoolClientId",
+    ] {
+        assert!(outputs.contains_key(name), "output {name}");
+    }
+}
+
+#[test]
+fn short_tags_read_as_long_form() {
+    let docs =
+        Yaml::load_from_str("a: !Ref T\nb: !GetAtt T.StreamArn\nc: !Sub '${T.Arn}/x'\n").unwrap();
+    assert_eq!(
+        to_json(&docs[0]),
+        json!({
+            "a": { "Ref": "T" },
+            "b": { "Fn::GetAtt": ["T", "StreamArn"] },
+            "c": { "Fn::Sub": "${T.Arn}/x" },
+        })
+    );
+}
