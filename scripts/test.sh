@@ -13,4 +13,4 @@ if [[ -z "${CRUDDUR_TEST_DDB_ENDPOINT:-}" ]]; then
   export CRUDDUR_TEST_DDB_ENDPOINT="http://127.0.0.1:$port"
 fi
 
-cargo test --workspace --locked "$@"
+scripts/check-template.sh && cargo test --workspace --locked "$@"
