@@ -59,3 +59,50 @@ ddb-stop: ## Stop the DynamoDB Local started by ddb-start
 clean: ## Remove build output and local DynamoDB data
 	cargo clean
 	rm -rf .dynamodb
+
+# ---------------------------------------------------------------------------------------
+# Build and deploy (docs/DEPLOY.md). cargo-lambda, AWS SAM CLI and cfn-lint come pinned from
+# the virtualenv .venv/ (scripts/python-tools.sh); its bin/ goes first on PATH because
+# cargo-lambda finds zig through `python3 -m ziglang`, i.e. the first python3 on PATH.
+TOOLS_ENV = PATH="$(CURDIR)/.venv/bin:$$PATH" SAM_CLI_TELEMETRY=0
+# The functions as template.yaml names them (a test holds those to functions::FUNCTION_NAMES).
+LAMBDA_FUNCTIONS = $(shell sed -n 's/^ *Binary: *//p' template.yaml)
+BINS ?= $(LAMBDA_FUNCTIONS)
+# arm64 (the template's default) where the aarch64 Rust target is installed, else x86_64.
+LAMBDA_ARCH ?= $(if $(filter aarch64-unknown-linux-gnu,$(shell rustup target list --installed 2>/dev/null)),arm64,x86_64)
+LAMBDA_TRIPLE = $(if $(filter arm64,$(LAMBDA_ARCH)),aarch64,x86_64)-unknown-linux-gnu
+# `make invoke FN=list-messages` picks events/api-list-messages.json (or events/FN.json);
+# EVENT=name or EVENT=path picks another.
+INVOKE_EVENT = $(if $(EVENT),$(or $(wildcard $(EVENT)),events/$(EVENT:.json=).json),$(firstword $(wildcard events/$(FN).json events/api-$(FN).json) $(if $(filter messaging-stream,$(FN)),events/stream-insert-message.json)))
+
+.PHONY: python-tools
+python-tools: ## Install pinned SAM CLI, cfn-lint, cargo-lambda (+zig) into .venv (once per machine)
+	scripts/python-tools.sh
+
+.PHONY: template-check
+template-check: ## template.yaml: cfn-lint, sam validate --lint, and its test against the code
+	scripts/check-template.sh
+	cargo test --locked -p functions --test template
+
+.PHONY: build
+build: python-tools ## Release zips in target/lambda/<fn>/bootstrap.zip (BINS=fn… for some; LAMBDA_ARCH)
+	$(TOOLS_ENV) cargo lambda build --release --locked --target $(LAMBDA_TRIPLE) \
+	  --output-format zip $(addprefix --bin ,$(BINS))
+	@for fn in $(BINS); do \
+	  printf '%-28s %s  binary %9d B  zip %9d B\n' "$$fn" "$(LAMBDA_ARCH)" \
+	    "$$(wc -c < target/$(LAMBDA_TRIPLE)/release/$$fn)" "$$(wc -c < target/lambda/$$fn/bootstrap.zip)"; \
+	done
+
+.PHONY: sam-build
+sam-build: python-tools ## sam build (BuildMethod rust-cargolambda) into target/sam, offline
+	$(TOOLS_ENV) sam build --parameter-overrides Architecture=$(LAMBDA_ARCH)
+
+.PHONY: deploy
+deploy: template-check sam-build ## sam build && sam deploy --guided (needs AWS credentials; see docs/DEPLOY.md)
+	$(TOOLS_ENV) sam deploy --guided --parameter-overrides Architecture=$(LAMBDA_ARCH)
+
+.PHONY: invoke
+invoke: python-tools ## Send an event to FN in a running `cargo lambda watch` (FN=… [EVENT=…] [INVOKE_PORT=9000])
+	@test -n "$(FN)" || { echo "usage: make invoke FN=<function> [EVENT=<name in events/ or path>]" >&2; exit 2; }
+	@test -f "$(INVOKE_EVENT)" || { echo "no event file for FN=$(FN) EVENT=$(EVENT); see events/" >&2; exit 2; }
+	$(TOOLS_ENV) cargo lambda invoke $(FN) --data-file $(INVOKE_EVENT) $(if $(INVOKE_PORT),--invoke-port $(INVOKE_PORT))
