@@ -143,7 +143,5 @@ async fn register(table: &TestTable, handle: &str, name: &str, sub: &str) -> any
 }
 
 fn event(name: &str) -> Value {
-    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
-    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{path}: {err}"))
+    messaging::testkit::event_json(name)
 }

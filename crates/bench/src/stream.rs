@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
-use functions::stream::{FILTER_PATTERN, StreamHandler};
+use functions::stream::{DEFAULT_CONCURRENCY, FILTER_PATTERN, StreamHandler};
 use local::filter::EventFilter;
 use local::stream_source::{StreamTail, local_streams_client};
 use messaging::model::{InboxItem, Message, MessageItem, UserSummary};
@@ -18,14 +18,15 @@ struct Scenario {
     members: usize,
     messages: usize,
     batch: usize,
+    concurrency: usize,
 }
 
 pub async fn run() -> anyhow::Result<()> {
     println!("## messaging-stream\n");
     println!(
-        "| scenario | messages | conversations | members | batch | messages/s | requests | requests/message | requests/conversation update | requests/batch |"
+        "| scenario | messages | conversations | members | batch | concurrency | messages/s | requests | requests/message | requests/conversation update | requests/batch |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let scenarios = [
         Scenario {
             name: "1,000 messages over 10 conversations",
@@ -33,6 +34,7 @@ pub async fn run() -> anyhow::Result<()> {
             members: 2,
             messages: 1000,
             batch: 100,
+            concurrency: DEFAULT_CONCURRENCY,
         },
         Scenario {
             name: "1,000 messages over 1,000 conversations",
@@ -40,6 +42,7 @@ pub async fn run() -> anyhow::Result<()> {
             members: 2,
             messages: 1000,
             batch: 100,
+            concurrency: DEFAULT_CONCURRENCY,
         },
         Scenario {
             name: "batches of 1 (200 messages, 10 conversations)",
@@ -47,6 +50,7 @@ pub async fn run() -> anyhow::Result<()> {
             members: 2,
             messages: 200,
             batch: 1,
+            concurrency: DEFAULT_CONCURRENCY,
         },
         Scenario {
             name: "50-member conversations (10 × 1 message)",
@@ -54,6 +58,15 @@ pub async fn run() -> anyhow::Result<()> {
             members: 50,
             messages: 10,
             batch: 100,
+            concurrency: DEFAULT_CONCURRENCY,
+        },
+        Scenario {
+            name: "50-member conversations, one at a time",
+            conversations: 10,
+            members: 50,
+            messages: 10,
+            batch: 100,
+            concurrency: 1,
         },
     ];
     for scenario in scenarios {
@@ -80,7 +93,7 @@ async fn measure(scenario: &Scenario) -> anyhow::Result<()> {
     let filter = EventFilter::parse(FILTER_PATTERN)?;
     let records = collect(&mut tail, &filter, scenario.messages).await?;
 
-    let handler = StreamHandler::new(table.store.clone());
+    let handler = StreamHandler::new(table.store.clone()).with_concurrency(scenario.concurrency);
     table.requests.reset();
     let mut updates = 0usize;
     let started = Instant::now();
@@ -95,12 +108,13 @@ async fn measure(scenario: &Scenario) -> anyhow::Result<()> {
     let requests = table.requests.total();
     let batches = records.len().div_ceil(scenario.batch);
     println!(
-        "| {} | {} | {} | {} | {} | {:.0} | {} | {:.2} | {:.2} | {:.1} |",
+        "| {} | {} | {} | {} | {} | {} | {:.0} | {} | {:.2} | {:.2} | {:.1} |",
         scenario.name,
         scenario.messages,
         scenario.conversations,
         scenario.members,
         scenario.batch,
+        scenario.concurrency,
         scenario.messages as f64 / elapsed,
         requests,
         requests as f64 / scenario.messages as f64,

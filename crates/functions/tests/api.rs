@@ -90,9 +90,7 @@ async fn world() -> World {
 }
 
 fn event(name: &str) -> Value {
-    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
-    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{path}: {err}"))
+    messaging::testkit::event_json(name)
 }
 
 fn request(event: &Value) -> Request {

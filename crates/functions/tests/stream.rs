@@ -472,9 +472,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
 }
 
 fn event_file(name: &str) -> Event {
-    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
-    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{path}: {err}"))
+    serde_json::from_value(messaging::testkit::event_json(name)).expect("a DynamoDB stream event")
 }
 
 #[tokio::test]

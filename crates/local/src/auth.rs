@@ -87,13 +87,14 @@ impl DevSigner {
             "exp": now + valid_for.as_secs(),
             "jti": uuid::Uuid::new_v4().to_string(),
         });
+        self.sign(&claims)
+    }
+
+    fn sign(&self, claims: &Value) -> anyhow::Result<String> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.key_id.clone());
-        Ok(jsonwebtoken::encode(
-            &header,
-            &claims,
-            &EncodingKey::from_ed_der(&self.pkcs8),
-        )?)
+        let key = EncodingKey::from_ed_der(&self.pkcs8);
+        Ok(jsonwebtoken::encode(&header, claims, &key)?)
     }
 
     /// The public key as a JWKS, as a user pool publishes at `/.well-known/jwks.json`.
@@ -288,15 +289,19 @@ mod tests {
         let authorizer = Authorizer::for_dev(&signer);
         let good = signer.mint("sub-1", "a", Duration::from_secs(60)).unwrap();
         let foreign = other.mint("sub-1", "a", Duration::from_secs(60)).unwrap();
-        let expired = {
-            let mut claims: serde_json::Map<String, Value> =
-                jsonwebtoken::insecure_decode_claims(&good).unwrap();
-            claims.insert("exp".into(), Value::from(1_000_000_000u64));
-            let mut header = Header::new(Algorithm::EdDSA);
-            header.kid = Some(signer.key_id.clone());
-            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(&signer.pkcs8))
-                .unwrap()
+        let claims = |overrides: Value| {
+            let mut claims = serde_json::json!({
+                "sub": "sub-1", "iss": DEV_ISSUER, "client_id": DEV_CLIENT_ID,
+                "token_use": "access", "exp": jsonwebtoken::get_current_timestamp() + 60,
+            });
+            for (name, value) in overrides.as_object().unwrap() {
+                claims[name] = value.clone();
+            }
+            signer.sign(&claims).unwrap()
         };
+        let expired = claims(serde_json::json!({"exp": 1_000_000_000u64}));
+        let id_token = claims(serde_json::json!({"token_use": "id", "aud": DEV_CLIENT_ID}));
+        let refresh_like = claims(serde_json::json!({"token_use": "refresh"}));
         let mut tampered = good.clone();
         tampered.replace_range(tampered.len() - 4.., "AAAA");
         assert_eq!(authorizer.verify(None), Err(AuthError::Missing));
@@ -305,7 +310,18 @@ mod tests {
             authorizer.verify(Some(&format!("Basic {good}"))),
             Err(AuthError::Missing)
         );
-        for bad in [foreign, expired, tampered, "not.a.jwt".to_owned()] {
+        assert!(
+            authorizer
+                .verify(Some(&format!("Bearer {id_token}")))
+                .is_ok()
+        );
+        for bad in [
+            foreign,
+            expired,
+            tampered,
+            refresh_like,
+            "not.a.jwt".to_owned(),
+        ] {
             assert!(
                 matches!(
                     authorizer.verify(Some(&format!("Bearer {bad}"))),

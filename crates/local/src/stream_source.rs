@@ -5,9 +5,10 @@ use std::collections::{HashMap, HashSet};
 use aws_config::BehaviorVersion;
 use aws_lambda_events::dynamodb::{EventRecord, StreamRecord, StreamViewType};
 use aws_sdk_dynamodbstreams::Client;
-use aws_sdk_dynamodbstreams::config::{Credentials, Region};
+use aws_sdk_dynamodbstreams::config::Region;
 use aws_sdk_dynamodbstreams::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
+use messaging::connect::{LOCAL_REGION, local_credentials};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamSourceError {
@@ -34,14 +35,8 @@ pub fn local_streams_client(endpoint_url: &str) -> Client {
     let config = aws_sdk_dynamodbstreams::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint_url)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "dynamodb-local",
-        ))
+        .region(Region::new(LOCAL_REGION))
+        .credentials_provider(local_credentials())
         .build();
     Client::from_conf(config)
 }

@@ -11,7 +11,7 @@ use crate::metrics::RequestCounter;
 pub const DEFAULT_LOCAL_ENDPOINT: &str = "http://localhost:8000";
 /// DynamoDB Local ignores credentials and region when started with `-sharedDb`, but the
 /// SDK still signs requests, so local clients use these fixed dummy values.
-const LOCAL_REGION: &str = "us-east-1";
+pub const LOCAL_REGION: &str = "us-east-1";
 
 /// A client configured from the environment, exactly as the SDK resolves it in Lambda.
 pub async fn client_from_env(counter: Option<RequestCounter>) -> Client {
@@ -25,17 +25,7 @@ pub async fn client_from_env(counter: Option<RequestCounter>) -> Client {
 
 /// A client for DynamoDB Local at `endpoint_url`, with dummy credentials.
 pub fn local_client(endpoint_url: &str, counter: Option<RequestCounter>) -> Client {
-    let mut builder = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint_url)
-        .region(Region::new(LOCAL_REGION))
-        .credentials_provider(Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "dynamodb-local",
-        ));
+    let mut builder = local_config(endpoint_url);
     if let Some(counter) = counter {
         builder = builder.interceptor(counter);
     }
@@ -48,11 +38,11 @@ pub fn local_config(endpoint_url: &str) -> aws_sdk_dynamodb::config::Builder {
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint_url)
         .region(Region::new(LOCAL_REGION))
-        .credentials_provider(Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "dynamodb-local",
-        ))
+        .credentials_provider(local_credentials())
+}
+
+/// The dummy credentials every local client signs with (DynamoDB Local does not check
+/// them); shared with the DynamoDB Streams client of the local stack.
+pub fn local_credentials() -> Credentials {
+    Credentials::new("local", "local", None, None, "dynamodb-local")
 }

@@ -45,6 +45,19 @@ pub struct Message {
     pub sender: UserSummary,
 }
 
+impl Message {
+    /// A new message with a fresh uuid.
+    pub fn new(group_uuid: Uuid, sender: UserSummary, text: String, created_at: String) -> Self {
+        Self {
+            group_uuid,
+            uuid: Uuid::new_v4(),
+            text,
+            created_at,
+            sender,
+        }
+    }
+}
+
 /// One row of a user's inbox: a conversation, the other member, the last message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboxEntry {

@@ -133,3 +133,14 @@ impl Intercept for FailTransactions {
         Ok(())
     }
 }
+
+/// A file of the workspace's `events/` folder (the Lambda events `cargo lambda invoke`
+/// uses), parsed as JSON.
+pub fn event_json(name: &str) -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events")
+        .join(name);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}

@@ -102,13 +102,8 @@ impl Store {
         text: MessageText,
         now: Timestamp,
     ) -> Result<Message, StoreError> {
-        let mut message = Message {
-            group_uuid: group,
-            uuid: Uuid::new_v4(),
-            text: text.into_string(),
-            created_at: now.to_string(),
-            sender: sender.summary(),
-        };
+        let mut message =
+            Message::new(group, sender.summary(), text.into_string(), now.to_string());
         let mut at = now;
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             message.created_at = at.to_string();
@@ -170,13 +165,8 @@ impl Store {
         }
 
         let group = new_group;
-        let mut message = Message {
-            group_uuid: group,
-            uuid: Uuid::new_v4(),
-            text: text.into_string(),
-            created_at: now.to_string(),
-            sender: sender.summary(),
-        };
+        let mut message =
+            Message::new(group, sender.summary(), text.into_string(), now.to_string());
         let pair = keys::pair(sender.uuid, recipient.uuid);
         let mut at = now;
         for attempt in 0..MAX_WRITE_ATTEMPTS {
