@@ -121,8 +121,10 @@ impl Api {
         &self,
         request: &Request,
     ) -> Result<Response<Body>, HandlerError> {
+        // Who asks comes first, as the authorizer would; then the input; then the I/O.
+        let sub = caller_sub(request)?;
         let page = page_request(request)?;
-        let caller = self.caller(request).await?;
+        let caller = self.registered(&sub).await?;
         let inbox = self.store().list_inbox(caller.uuid, &page).await?;
         let items: Vec<ListItem> = inbox.items.into_iter().map(ListItem::from).collect();
         Ok(page_response(&items, inbox.next_cursor.as_deref()))
@@ -139,9 +141,10 @@ impl Api {
     }
 
     async fn list_messages_inner(&self, request: &Request) -> Result<Response<Body>, HandlerError> {
+        let sub = caller_sub(request)?;
         let group = parse_group_uuid(path_parameter(request, "message_group_uuid").unwrap_or(""))?;
         let page = page_request(request)?;
-        let caller = self.caller(request).await?;
+        let caller = self.registered(&sub).await?;
         let messages = self
             .store()
             .list_messages(caller.uuid, group, &page)
@@ -231,11 +234,6 @@ impl Api {
             display_name: user.display_name.to_string(),
         };
         Ok(json_response(StatusCode::OK, &short))
-    }
-
-    async fn caller(&self, request: &Request) -> Result<User, HandlerError> {
-        let sub = caller_sub(request)?;
-        self.registered(&sub).await
     }
 
     async fn registered(&self, sub: &str) -> Result<User, HandlerError> {
