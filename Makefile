@@ -106,3 +106,8 @@ invoke: python-tools ## Send an event to FN in a running `cargo lambda watch` (F
 	@test -n "$(FN)" || { echo "usage: make invoke FN=<function> [EVENT=<name in events/ or path>]" >&2; exit 2; }
 	@test -f "$(INVOKE_EVENT)" || { echo "no event file for FN=$(FN) EVENT=$(EVENT); see events/" >&2; exit 2; }
 	$(TOOLS_ENV) cargo lambda invoke $(FN) --data-file $(INVOKE_EVENT) $(if $(INVOKE_PORT),--invoke-port $(INVOKE_PORT))
+
+.PHONY: watch
+watch: python-tools ## cargo lambda watch against the `make dev` DynamoDB Local, for `make invoke`
+	$(TOOLS_ENV) TABLE_NAME=cruddur-messages AWS_ENDPOINT_URL=$(ENDPOINT) AWS_REGION=us-east-1 \
+	  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local cargo lambda watch

@@ -210,7 +210,7 @@ impl Api {
         ))
     }
 
-    /// `GET /api/users/@{handle}/short`: public.
+    /// `GET /api/users/@{handle}/short` (route `/api/users/{handle}/short`): public.
     #[tracing::instrument(skip_all, fields(route = "get-user-short"))]
     pub async fn get_user_short(
         &self,
@@ -224,9 +224,12 @@ impl Api {
         request: &Request,
     ) -> Result<Response<Body>, HandlerError> {
         let not_found = ApiError::NotFound("user_not_found");
-        // A handle that cannot exist is simply not found.
-        let handle = Handle::parse(path_parameter(request, "handle").unwrap_or(""))
-            .map_err(|_| not_found.clone())?;
+        // The route is `/api/users/{handle}/short` and the frontend calls it with `@handle`:
+        // without the `@` it is not this route. A handle that cannot exist is not found.
+        let handle = path_parameter(request, "handle")
+            .and_then(|segment| segment.strip_prefix('@'))
+            .and_then(|handle| Handle::parse(handle).ok())
+            .ok_or_else(|| not_found.clone())?;
         let user = self.directory.by_handle(&handle).await?.ok_or(not_found)?;
         let short = UserShort {
             uuid: user.uuid.to_string(),

@@ -644,10 +644,11 @@ async fn user_short_is_public_and_case_insensitive() {
         }
     );
     let mut upper = event("api-get-user-short.json");
-    upper["pathParameters"]["handle"] = json!("BAYKO");
+    upper["pathParameters"]["handle"] = json!("@BAYKO");
     let (status, _, _) = parts(w.api.get_user_short(request(&upper)).await.unwrap());
     assert_eq!(status, StatusCode::OK);
-    for handle in ["nobody", "not a handle", ""] {
+    // No `@`: not this route, even for a real handle.
+    for handle in ["@nobody", "@not a handle", "@", "bayko", ""] {
         let mut unknown = event("api-get-user-short-unknown.json");
         unknown["pathParameters"]["handle"] = json!(handle);
         let (status, _, body) = parts(w.api.get_user_short(request(&unknown)).await.unwrap());

@@ -24,7 +24,7 @@ use crate::auth::{AuthError, Authorizer};
 /// API Gateway's own limit on an HTTP API request body.
 const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
 
-/// One route of the HTTP API.
+/// One route of the HTTP API. `template.yaml`'s routes are checked against these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     ListMessageGroups,
@@ -40,7 +40,18 @@ impl Route {
             Self::ListMessageGroups => "GET /api/message_groups",
             Self::ListMessages => "GET /api/messages/{message_group_uuid}",
             Self::CreateMessage => "POST /api/messages",
-            Self::GetUserShort => "GET /api/users/@{handle}/short",
+            // A path variable fills a whole segment in API Gateway: the `@` arrives in it.
+            Self::GetUserShort => "GET /api/users/{handle}/short",
+        }
+    }
+
+    /// The function that serves it.
+    pub fn function(self) -> &'static str {
+        match self {
+            Self::ListMessageGroups => "list-message-groups",
+            Self::ListMessages => "list-messages",
+            Self::CreateMessage => "create-message",
+            Self::GetUserShort => "get-user-short",
         }
     }
 
@@ -90,30 +101,35 @@ pub fn router(
     Ok(Router::new()
         .route(
             "/api/message_groups",
-            get(|state: State<AppState>, request: Request| dispatch(state, Route::ListMessageGroups, HashMap::new(), request)),
+            get(|state: State<AppState>, request: Request| {
+                dispatch(state, Route::ListMessageGroups, HashMap::new(), request)
+            }),
         )
         .route(
             "/api/messages/{message_group_uuid}",
-            get(|state: State<AppState>, Path(params): Path<HashMap<String, String>>, request: Request| {
-                dispatch(state, Route::ListMessages, params, request)
-            }),
+            get(
+                |state: State<AppState>,
+                 Path(params): Path<HashMap<String, String>>,
+                 request: Request| {
+                    dispatch(state, Route::ListMessages, params, request)
+                },
+            ),
         )
         .route(
             "/api/messages",
-            post(|state: State<AppState>, request: Request| dispatch(state, Route::CreateMessage, HashMap::new(), request)),
-        )
-        // API Gateway's `@{handle}` is a literal `@` then the parameter.
-        .route(
-            "/api/users/{at_handle}/short",
-            get(|state: State<AppState>, Path(at_handle): Path<String>, request: Request| async move {
-                match at_handle.strip_prefix('@') {
-                    Some(handle) => {
-                        let params = HashMap::from([("handle".to_owned(), handle.to_owned())]);
-                        dispatch(state, Route::GetUserShort, params, request).await
-                    }
-                    None => not_found().await,
-                }
+            post(|state: State<AppState>, request: Request| {
+                dispatch(state, Route::CreateMessage, HashMap::new(), request)
             }),
+        )
+        .route(
+            "/api/users/{handle}/short",
+            get(
+                |state: State<AppState>,
+                 Path(params): Path<HashMap<String, String>>,
+                 request: Request| {
+                    dispatch(state, Route::GetUserShort, params, request)
+                },
+            ),
         )
         .route("/.well-known/jwks.json", get(jwks))
         .fallback(not_found)
