@@ -11,16 +11,12 @@ use tokio::sync::mpsc;
 
 const RUNS: usize = 7;
 
-pub async fn run(lambda_dir: &Path, endpoint: &str) -> anyhow::Result<()> {
+pub async fn run(release_dir: &Path, lambda_dir: &Path, endpoint: &str) -> anyhow::Result<()> {
     println!("## Functions: size and init time (x86_64 release builds)\n");
-    if !lambda_dir
-        .join(FUNCTION_NAMES[0])
-        .join("bootstrap")
-        .exists()
-    {
+    if !release_dir.join(FUNCTION_NAMES[0]).exists() {
         println!(
             "No release builds in {}: run `make build` first.\n",
-            lambda_dir.display()
+            release_dir.display()
         );
         return Ok(());
     }
@@ -30,7 +26,7 @@ pub async fn run(lambda_dir: &Path, endpoint: &str) -> anyhow::Result<()> {
     println!("| function | binary | zip | init p50 ms | init max ms |");
     println!("|---|---:|---:|---:|---:|");
     for name in FUNCTION_NAMES {
-        let binary = lambda_dir.join(name).join("bootstrap");
+        let binary = release_dir.join(name);
         let zip = lambda_dir.join(name).join("bootstrap.zip");
         let size = |path: &Path| {
             std::fs::metadata(path).map_or("–".to_owned(), |m| {

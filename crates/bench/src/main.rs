@@ -28,9 +28,12 @@ enum Suite {
 struct Args {
     #[arg(long, value_enum, default_value_t = Suite::All)]
     suite: Suite,
-    /// Where `cargo lambda build --release` put the functions (`<dir>/<name>/bootstrap`).
+    /// Where `make build` put the zips (`<dir>/<name>/bootstrap.zip`).
     #[arg(long, default_value = "target/lambda")]
     lambda_dir: std::path::PathBuf,
+    /// Where `make build` put the release binaries (`<dir>/<name>`).
+    #[arg(long, default_value = "target/x86_64-unknown-linux-gnu/release")]
+    release_dir: std::path::PathBuf,
     /// Calls per API route.
     #[arg(long, default_value_t = 300)]
     calls: usize,
@@ -42,14 +45,15 @@ async fn main() -> anyhow::Result<()> {
     let endpoint = messaging::testkit::endpoint();
     println!("# Cruddur Messaging benchmarks\n");
     println!("DynamoDB Local at {endpoint}; requests counted by an SDK interceptor.\n");
-    if matches!(args.suite, Suite::All | Suite::Stream) {
-        stream::run().await?;
-    }
+    // The API first: DynamoDB Local slows down as the stream suite fills it.
     if matches!(args.suite, Suite::All | Suite::Api) {
         api::run(args.calls).await?;
     }
+    if matches!(args.suite, Suite::All | Suite::Stream) {
+        stream::run().await?;
+    }
     if matches!(args.suite, Suite::All | Suite::Init) {
-        init::run(&args.lambda_dir, &endpoint).await?;
+        init::run(&args.release_dir, &args.lambda_dir, &endpoint).await?;
     }
     Ok(())
 }
