@@ -143,6 +143,7 @@ async fn conversations(
                 user_uuid: Uuid::new_v4(),
                 user_display_name: format!("Member {m}"),
                 user_handle: format!("member{m}"),
+                last_message_at: None,
             };
             table
                 .store

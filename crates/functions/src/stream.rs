@@ -62,6 +62,10 @@ impl TryFrom<&EventRecord> for InsertedMessage {
         if !pk.starts_with(MESSAGE_PREFIX) {
             return Err(NotAMessage::OtherItem(pk.to_owned()));
         }
+        if record.change.sequence_number.is_none() {
+            // Without it, a failure could not be reported for retry.
+            return Err(NotAMessage::Malformed("no sequence number".into()));
+        }
         let item: MessageItem = serde_dynamo::from_item(record.change.new_image.clone())
             .map_err(|err| NotAMessage::Malformed(format!("new image: {err}")))?;
         let message = item
@@ -82,6 +86,9 @@ pub struct BatchSummary {
     pub rows_moved: usize,
     pub rows_current: usize,
     pub failed_conversations: usize,
+    /// Conversations whose update can never succeed (a corrupt inbox row, say): logged
+    /// and skipped, as retrying would only hold up the rest of the shard.
+    pub abandoned_conversations: usize,
     pub duration_ms: u64,
 }
 
@@ -109,6 +116,7 @@ impl BatchSummary {
                         metric("Conversations", "Count"),
                         metric("RowsMoved", "Count"),
                         metric("FailedConversations", "Count"),
+                        metric("AbandonedConversations", "Count"),
                         metric("BatchDuration", "Milliseconds"),
                     ],
                 }],
@@ -121,6 +129,7 @@ impl BatchSummary {
             "Conversations": self.conversations,
             "RowsMoved": self.rows_moved,
             "FailedConversations": self.failed_conversations,
+            "AbandonedConversations": self.abandoned_conversations,
             "BatchDuration": self.duration_ms,
         })
     }
@@ -202,14 +211,22 @@ impl StreamHandler {
                     summary.rows_moved += advance.moved;
                     summary.rows_current += advance.current;
                 }
-                Err(err) => {
-                    summary.failed_conversations += 1;
+                Err(err) if !err.is_transient() => {
+                    summary.abandoned_conversations += 1;
                     tracing::error!(
                         group = %newest.message.group_uuid,
                         event_id = %event.records[newest.first_position].event_id,
                         error = %err,
-                        transient = err.is_transient(),
-                        "could not move inbox rows"
+                        "inbox rows cannot be moved; skipping the conversation's records"
+                    );
+                }
+                Err(err) => {
+                    summary.failed_conversations += 1;
+                    tracing::warn!(
+                        group = %newest.message.group_uuid,
+                        event_id = %event.records[newest.first_position].event_id,
+                        error = %err,
+                        "could not move inbox rows; reporting for retry"
                     );
                     earliest_failure = Some(
                         earliest_failure
@@ -240,6 +257,7 @@ impl StreamHandler {
             conversations = summary.conversations,
             rows_moved = summary.rows_moved,
             failures = summary.failed_conversations,
+            abandoned = summary.abandoned_conversations,
             duration_ms = summary.duration_ms,
             "stream batch"
         );

@@ -689,3 +689,90 @@ fn summaries_become_embedded_metric_lines() {
         assert!(emf.get(name).is_some(), "metric {name} has no value");
     }
 }
+
+#[tokio::test]
+async fn a_conversation_that_can_never_be_updated_is_skipped_not_retried() {
+    let table = TestTable::new().await;
+    let Cast { andrew, bayko, .. } = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    let good = conversation(
+        &table,
+        &andrew,
+        &bayko,
+        "2025-09-01T08:00:00.000000+00:00",
+        2,
+    )
+    .await;
+    // A corrupt inbox row in another conversation: indexed, but without its other member.
+    let broken_group = Uuid::new_v4();
+    table
+        .store
+        .client()
+        .put_item()
+        .table_name(table.store.table())
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("GRP#{}", Uuid::new_v4())),
+        )
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("2025-01-01T00:00:00.000000+00:00".into()),
+        )
+        .item(
+            "message_group_uuid",
+            aws_sdk_dynamodb::types::AttributeValue::S(broken_group.to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let broken = table
+        .store
+        .client()
+        .put_item()
+        .table_name(table.store.table())
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("MSG#{broken_group}")),
+        )
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("2025-09-01T07:00:00.000000+00:00".into()),
+        )
+        .item(
+            "message_uuid",
+            aws_sdk_dynamodb::types::AttributeValue::S(Uuid::new_v4().to_string()),
+        )
+        .item(
+            "message",
+            aws_sdk_dynamodb::types::AttributeValue::S("hello".into()),
+        )
+        .item(
+            "user_uuid",
+            aws_sdk_dynamodb::types::AttributeValue::S(andrew.uuid.to_string()),
+        )
+        .item(
+            "user_display_name",
+            aws_sdk_dynamodb::types::AttributeValue::S("A".into()),
+        )
+        .item(
+            "user_handle",
+            aws_sdk_dynamodb::types::AttributeValue::S("a".into()),
+        )
+        .send()
+        .await;
+    broken.unwrap();
+    let records = stream.next_records("MSG#", 3).await;
+    let (response, summary) = StreamHandler::new(table.store.clone())
+        .handle(&event(&records))
+        .await
+        .unwrap();
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "not retried forever"
+    );
+    assert_eq!(summary.abandoned_conversations, 1);
+    assert_eq!(
+        rows_by_group(&table, &bayko).await[&good[0].group_uuid].0,
+        "m1"
+    );
+}

@@ -47,6 +47,7 @@ async fn table_with_inboxes() -> TestTable {
                 user_uuid: uuid(other),
                 user_display_name: "Someone".to_owned(),
                 user_handle: "someone".to_owned(),
+                last_message_at: None,
             };
             table
                 .store

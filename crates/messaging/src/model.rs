@@ -123,6 +123,11 @@ pub struct InboxItem {
     pub user_uuid: Uuid,
     pub user_display_name: String,
     pub user_handle: String,
+    /// When the last message was sent. Usually equal to `sk`; differs when the row had to
+    /// move a microsecond on to avoid another conversation's row of the same owner.
+    /// Absent in rows written by the original system, where `sk` is the time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message_at: Option<String>,
 }
 
 impl InboxItem {
@@ -135,7 +140,13 @@ impl InboxItem {
             user_uuid: other.uuid,
             user_display_name: other.display_name.clone(),
             user_handle: other.handle.clone(),
+            last_message_at: Some(last.created_at.clone()),
         }
+    }
+
+    /// The time of the last message this row shows: what "newer" is decided against.
+    pub fn last_message_at(&self) -> &str {
+        self.last_message_at.as_deref().unwrap_or(&self.sk)
     }
 
     pub fn into_entry(self) -> InboxEntry {
@@ -146,8 +157,8 @@ impl InboxItem {
                 handle: self.user_handle,
                 display_name: self.user_display_name,
             },
+            last_message_at: self.last_message_at.unwrap_or(self.sk),
             last_message: self.message,
-            last_message_at: self.sk,
         }
     }
 }

@@ -720,11 +720,70 @@ async fn an_inbox_row_never_overwrites_another_conversations_row_at_the_same_mic
         rows.iter().map(|row| (row.group_uuid, row)).collect();
     assert_eq!(by_group[&with_bayko.group_uuid].last_message, "to bayko");
     assert_eq!(by_group[&with_londo.group_uuid].last_message, "from londo");
+    // The row sits a microsecond on, but shows when the message was sent.
     assert_eq!(
         by_group[&with_londo.group_uuid].last_message_at,
-        "2025-03-01T12:00:00.000001+00:00"
+        "2025-03-01T12:00:00.000000+00:00"
     );
-    // A replay recognises the bumped row as current.
+    let keys = raw_items_with_prefix(&table, &keys::inbox_pk(andrew.uuid)).await;
+    assert!(
+        keys.iter()
+            .any(|(_, sk)| sk == "2025-03-01T12:00:00.000001+00:00"),
+        "{keys:?}"
+    );
+    // A replay recognises the moved row as current.
     let again = table.store.advance_inbox_rows(&reply).await.unwrap();
     assert_eq!(again.moved, 0);
+}
+
+#[tokio::test]
+async fn a_row_moved_a_microsecond_on_still_follows_the_next_message() {
+    let table = TestTable::new().await;
+    let alice = table.user("alice").await;
+    let bob = table.user("bob").await;
+    let carol = table.user("carol").await;
+    let t = "2025-05-05T05:05:01.000000+00:00";
+    let t_plus = "2025-05-05T05:05:01.000001+00:00";
+    // Alice's row of the conversation with Carol sits at t.
+    table
+        .store
+        .send_to_user(&carol, &alice, text("y1"), at(t))
+        .await
+        .unwrap();
+    let x0 = table
+        .store
+        .send_to_user(
+            &bob,
+            &alice,
+            text("x0"),
+            at("2025-05-05T05:05:00.000000+00:00"),
+        )
+        .await
+        .unwrap();
+    // x1 at t: Alice's row of the conversation with Bob has to go to t + 1 µs.
+    let x1 = table
+        .store
+        .append_message(&bob, x0.group_uuid, text("x1"), at(t))
+        .await
+        .unwrap();
+    table.store.advance_inbox_rows(&x1).await.unwrap();
+    // x2 at exactly t + 1 µs must still move her row.
+    let x2 = table
+        .store
+        .append_message(&bob, x0.group_uuid, text("x2"), at(t_plus))
+        .await
+        .unwrap();
+    assert_eq!(x2.created_at, t_plus);
+    let advance = table.store.advance_inbox_rows(&x2).await.unwrap();
+    assert_eq!(advance.moved, 2, "{advance:?}");
+    for user in [&alice, &bob] {
+        let rows = inbox_rows(&table, user.uuid).await;
+        let row = rows.iter().find(|r| r.group_uuid == x0.group_uuid).unwrap();
+        assert_eq!(row.last_message, "x2", "{}", user.handle);
+        assert_eq!(row.last_message_at, t_plus);
+    }
+    assert_eq!(inbox_rows(&table, alice.uuid).await.len(), 2);
+    // Replays change nothing.
+    assert_eq!(table.store.advance_inbox_rows(&x1).await.unwrap().moved, 0);
+    assert_eq!(table.store.advance_inbox_rows(&x2).await.unwrap().moved, 0);
 }

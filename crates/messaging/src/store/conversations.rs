@@ -24,14 +24,16 @@ impl Store {
     ) -> Result<Page<Message>, StoreError> {
         // Validate the cursor before reading anything.
         let start_after = decode_message_cursor(group, page)?;
-        let (member, page) = tokio::try_join!(
+        let (member, page) = tokio::join!(
             self.is_member(group, reader),
             self.message_page(group, start_after, page.limit()),
-        )?;
-        if !member {
+        );
+        // Membership decides first: a non-member learns nothing, not even that reading the
+        // conversation failed.
+        if !member? {
             return Err(StoreError::NotMember(group));
         }
-        Ok(page)
+        page
     }
 
     /// A page of a conversation with no membership check: for operators' tools only.

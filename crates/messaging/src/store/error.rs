@@ -52,6 +52,9 @@ pub enum FailureKind {
     Unreachable,
     TableMissing,
     Throttled,
+    /// DynamoDB refused the request itself (a validation error): sending it again cannot
+    /// succeed.
+    Rejected,
     Other,
 }
 
@@ -70,6 +73,7 @@ impl StoreError {
                     | "ThrottlingException"
                     | "RequestLimitExceeded",
                 ) => FailureKind::Throttled,
+                Some("ValidationException" | "SerializationException") => FailureKind::Rejected,
                 _ => FailureKind::Other,
             },
             _ => FailureKind::Other,
@@ -105,12 +109,18 @@ impl StoreError {
         }
     }
 
-    /// Whether retrying the same call later may succeed.
+    /// Whether retrying the same call later may succeed. A corrupt item, an item that
+    /// cannot be encoded or a request DynamoDB rejects will fail the same way every time.
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Contention { .. })
             || matches!(
                 self.failure_kind(),
-                Some(FailureKind::Unreachable | FailureKind::Throttled | FailureKind::Other)
+                Some(
+                    FailureKind::Unreachable
+                        | FailureKind::Throttled
+                        | FailureKind::TableMissing
+                        | FailureKind::Other
+                )
             )
     }
 }

@@ -43,7 +43,7 @@ impl Store {
             let rows = self.inbox_rows_of(message.group_uuid).await?;
             let stale: Vec<&InboxItem> = rows
                 .iter()
-                .filter(|row| row.sk.as_str() < message.created_at.as_str())
+                .filter(|row| row.last_message_at() < message.created_at.as_str())
                 .collect();
             let mut outcome = Advance {
                 moved: 0,
@@ -55,17 +55,26 @@ impl Store {
             let mut retry = false;
             for chunk in stale.chunks(ROWS_PER_TRANSACTION) {
                 let mut items = Vec::with_capacity(chunk.len() * 2);
+                // Where each row's put of a delete+put pair sits, to find collisions.
+                let mut moved_puts = Vec::with_capacity(chunk.len());
                 for row in chunk {
                     let sk = target_sort_key(message, bumps.get(&row.pk).copied().unwrap_or(0));
-                    items.push(self.delete_row(row)?);
-                    items.push(self.put_row(row, message, sk)?);
+                    if sk == row.sk {
+                        // A row moved a microsecond on earlier already sits at this key:
+                        // rewrite it in place (a transaction cannot touch one item twice).
+                        items.push(self.put_row(row, message, sk, RowCondition::StillOurs)?);
+                    } else {
+                        items.push(self.delete_row(row)?);
+                        moved_puts.push((items.len(), &row.pk));
+                        items.push(self.put_row(row, message, sk, RowCondition::KeyFree)?);
+                    }
                 }
                 match self.transact("AdvanceInboxRows", items).await? {
                     Ok(()) => outcome.moved += chunk.len(),
                     Err(cancelled) => {
-                        for (index, row) in chunk.iter().enumerate() {
-                            if cancelled.condition_failed(2 * index + 1) {
-                                *bumps.entry(row.pk.clone()).or_default() += 1;
+                        for (index, owner) in moved_puts {
+                            if cancelled.condition_failed(index) {
+                                *bumps.entry(owner.clone()).or_default() += 1;
                             }
                         }
                         retry = true;
@@ -126,6 +135,7 @@ impl Store {
         row: &InboxItem,
         message: &Message,
         sk: String,
+        condition: RowCondition,
     ) -> Result<TransactWriteItem, StoreError> {
         let moved = InboxItem {
             pk: row.pk.clone(),
@@ -135,15 +145,47 @@ impl Store {
             user_uuid: row.user_uuid,
             user_display_name: row.user_display_name.clone(),
             user_handle: row.user_handle.clone(),
+            last_message_at: Some(message.created_at.clone()),
         };
         let put = Put::builder()
             .table_name(self.table())
-            .set_item(Some(to_item(&moved)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|err| StoreError::build("TransactWriteItems", err))?;
+            .set_item(Some(to_item(&moved)?));
+        let put = match condition {
+            RowCondition::KeyFree => put.condition_expression("attribute_not_exists(pk)"),
+            RowCondition::StillOurs => {
+                let unchanged = match &row.last_message_at {
+                    Some(previous) => put
+                        .condition_expression("#group = :group AND #at = :previous")
+                        .expression_attribute_values(
+                            ":previous",
+                            AttributeValue::S(previous.clone()),
+                        ),
+                    None => {
+                        put.condition_expression("#group = :group AND attribute_not_exists(#at)")
+                    }
+                };
+                unchanged
+                    .expression_attribute_names("#group", GROUP_INDEX_PARTITION_KEY)
+                    .expression_attribute_names("#at", "last_message_at")
+                    .expression_attribute_values(
+                        ":group",
+                        AttributeValue::S(row.message_group_uuid.to_string()),
+                    )
+            }
+        }
+        .build()
+        .map_err(|err| StoreError::build("TransactWriteItems", err))?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
+}
+
+/// What a put of a moved row requires.
+enum RowCondition {
+    /// The new key holds nothing (not another conversation's row).
+    KeyFree,
+    /// The row is rewritten in place: it must still be this conversation's, unchanged since
+    /// it was read.
+    StillOurs,
 }
 
 fn target_sort_key(message: &Message, bump: u32) -> String {

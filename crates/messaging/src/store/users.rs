@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use uuid::Uuid;
 
-use super::{Item, Store, StoreError, from_item, key_item, to_item};
+use super::{Item, MAX_WRITE_ATTEMPTS, Store, StoreError, backoff, from_item, key_item, to_item};
 use crate::keys::{self, Key};
 use crate::model::{User, UserItem};
 use crate::timestamp::Timestamp;
@@ -62,26 +62,37 @@ impl Store {
         .map(|key| self.put_new(&UserItem::new(key, &user, &created_at)))
         .collect::<Result<Vec<_>, _>>()?;
 
-        match self.transact("RegisterUser", puts).await? {
-            Ok(()) => Ok(Registration::Created(user)),
-            Err(_) => {
-                // Either the sub or the handle exists. A replay of the same sign-up (a
-                // Cognito trigger retried) has both, with the same handle.
-                match self
-                    .get_user(&keys::cognito_sub(&user.cognito_sub), true)
-                    .await?
-                {
-                    Some(existing) if existing.handle.same_as(&new.handle) => {
-                        Ok(Registration::AlreadyRegistered(existing))
-                    }
-                    Some(existing) => Err(StoreError::SubRegistered {
-                        sub: user.cognito_sub,
-                        handle: existing.handle.to_string(),
-                    }),
-                    None => Err(StoreError::HandleTaken(new.handle.to_string())),
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            match self.transact("RegisterUser", puts.clone()).await? {
+                Ok(()) => return Ok(Registration::Created(user)),
+                // Another transaction on one of the keys (say, the same sign-up retried
+                // while the first is in flight): try again, then look.
+                Err(cancelled) if !(0..3).any(|i| cancelled.condition_failed(i)) => {
+                    backoff(attempt).await;
+                }
+                Err(_) => {
+                    // The sub or the handle exists. A replay of the same sign-up (a
+                    // Cognito trigger retried) has both, with the same handle.
+                    return match self
+                        .get_user(&keys::cognito_sub(&user.cognito_sub), true)
+                        .await?
+                    {
+                        Some(existing) if existing.handle.same_as(&new.handle) => {
+                            Ok(Registration::AlreadyRegistered(existing))
+                        }
+                        Some(existing) => Err(StoreError::SubRegistered {
+                            sub: user.cognito_sub,
+                            handle: existing.handle.to_string(),
+                        }),
+                        None => Err(StoreError::HandleTaken(new.handle.to_string())),
+                    };
                 }
             }
         }
+        Err(StoreError::Contention {
+            operation: "RegisterUser",
+            attempts: MAX_WRITE_ATTEMPTS,
+        })
     }
 
     /// One `GetItem`.
