@@ -19,8 +19,9 @@ use crate::stream_source::StreamTail;
 pub struct PumpConfig {
     /// Records per invocation, as the template's `BatchSize`.
     pub batch_size: usize,
-    /// Invocations per batch before it goes to the dead-letter file, as the template's
-    /// `MaximumRetryAttempts` + 1.
+    /// Invocations per batch before it goes to the dead-letter file: the template's
+    /// `MaximumRetryAttempts` (10) + 1. (Lambda also bisects a batch whose invocation fails
+    /// as a whole; the handler reports partial failures instead, so the pump does not.)
     pub max_attempts: u32,
     /// How long to wait when the stream has nothing new. Keeps inbox updates within a
     /// fraction of a second without spinning.
@@ -32,7 +33,7 @@ impl Default for PumpConfig {
     fn default() -> Self {
         Self {
             batch_size: 100,
-            max_attempts: 4,
+            max_attempts: 11,
             idle_poll: Duration::from_millis(200),
             dead_letter_file: PathBuf::from(".dynamodb/dead-letter.jsonl"),
         }

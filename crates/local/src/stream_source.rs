@@ -46,6 +46,8 @@ pub fn local_streams_client(endpoint_url: &str) -> Client {
 struct ShardCursor {
     iterator: Option<String>,
     parent: Option<String>,
+    /// The last record read, to resume after it when the iterator expires.
+    last_sequence_number: Option<String>,
 }
 
 /// Tails every shard of one stream from its oldest record: new shards are picked up as
@@ -89,7 +91,14 @@ impl StreamTail {
             .map(|(id, _)| id.clone())
             .collect();
         for shard_id in ready {
-            self.read_shard(&shard_id, &mut records).await?;
+            if let Err(error) = self.read_shard(&shard_id, &mut records).await {
+                // What was read is kept (the shard resumes after it next time); the error
+                // surfaces only when nothing came through.
+                if records.is_empty() {
+                    return Err(error);
+                }
+                tracing::warn!(%error, shard = %shard_id, "reading a shard failed; retrying later");
+            }
         }
         Ok(records)
     }
@@ -130,6 +139,7 @@ impl StreamTail {
                     ShardCursor {
                         iterator,
                         parent: shard.parent_shard_id,
+                        last_sequence_number: None,
                     },
                 );
             }
@@ -153,19 +163,39 @@ impl StreamTail {
                 self.drained.insert(shard_id.to_owned());
                 return Ok(());
             };
-            let output = self
+            let output = match self
                 .client
                 .get_records()
                 .shard_iterator(iterator)
                 .send()
                 .await
-                .map_err(sdk_error("GetRecords"))?;
+            {
+                Ok(output) => output,
+                // Iterators expire after 15 minutes (a laptop asleep): resume after the
+                // last record read.
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|e| e.is_expired_iterator_exception()) =>
+                {
+                    self.reopen(shard_id).await?;
+                    continue;
+                }
+                Err(error) => return Err(sdk_error("GetRecords")(error)),
+            };
             let got = output.records.as_ref().map_or(0, Vec::len);
+            let mut last = None;
             for record in output.records.unwrap_or_default() {
+                last = record
+                    .dynamodb
+                    .as_ref()
+                    .and_then(|r| r.sequence_number.clone())
+                    .or(last);
                 out.push(to_lambda_record(record, &self.stream_arn));
             }
             if let Some(cursor) = self.open.get_mut(shard_id) {
                 cursor.iterator = output.next_shard_iterator;
+                cursor.last_sequence_number = last.or(cursor.last_sequence_number.take());
             }
             if got == 0 {
                 // Open shard with nothing new (or a closed one: next loop drains it).
@@ -178,6 +208,35 @@ impl StreamTail {
                 }
             }
         }
+    }
+}
+
+impl StreamTail {
+    async fn reopen(&mut self, shard_id: &str) -> Result<(), StreamSourceError> {
+        let last = self
+            .open
+            .get(shard_id)
+            .and_then(|c| c.last_sequence_number.clone());
+        let request = self
+            .client
+            .get_shard_iterator()
+            .stream_arn(&self.stream_arn)
+            .shard_id(shard_id);
+        let request = match last {
+            Some(sequence_number) => request
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .sequence_number(sequence_number),
+            None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        };
+        let iterator = request
+            .send()
+            .await
+            .map_err(sdk_error("GetShardIterator"))?
+            .shard_iterator;
+        if let Some(cursor) = self.open.get_mut(shard_id) {
+            cursor.iterator = iterator;
+        }
+        Ok(())
     }
 }
 
