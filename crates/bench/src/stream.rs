@@ -144,6 +144,7 @@ async fn conversations(
                 user_display_name: format!("Member {m}"),
                 user_handle: format!("member{m}"),
                 last_message_at: None,
+                member_count: None,
             };
             table
                 .store

@@ -48,6 +48,7 @@ async fn table_with_inboxes() -> TestTable {
                 user_display_name: "Someone".to_owned(),
                 user_handle: "someone".to_owned(),
                 last_message_at: None,
+                member_count: None,
             };
             table
                 .store

@@ -128,9 +128,15 @@ pub struct InboxItem {
     /// Absent in rows written by the original system, where `sk` is the time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_message_at: Option<String>,
+    /// How many members the conversation has, i.e. how many rows the index must show
+    /// before the fan-out may trust it (the index is eventually consistent). Absent in
+    /// rows written by the original system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_count: Option<u32>,
 }
 
 impl InboxItem {
+    /// A row of a new one-to-one conversation.
     pub fn new(owner: Uuid, group_uuid: Uuid, other: &UserSummary, last: &Message) -> Self {
         Self {
             pk: keys::inbox_pk(owner),
@@ -141,6 +147,7 @@ impl InboxItem {
             user_display_name: other.display_name.clone(),
             user_handle: other.handle.clone(),
             last_message_at: Some(last.created_at.clone()),
+            member_count: Some(2),
         }
     }
 

@@ -787,3 +787,57 @@ async fn a_row_moved_a_microsecond_on_still_follows_the_next_message() {
     assert_eq!(table.store.advance_inbox_rows(&x1).await.unwrap().moved, 0);
     assert_eq!(table.store.advance_inbox_rows(&x2).await.unwrap().moved, 0);
 }
+
+#[tokio::test]
+async fn a_lagging_index_is_waited_for_not_taken_at_its_word() {
+    let table = TestTable::new().await;
+    let andrew = table.user("andrewbrown").await;
+    let bayko = table.user("bayko").await;
+    let first = table
+        .store
+        .send_to_user(
+            &andrew,
+            &bayko,
+            text("first"),
+            at("2025-06-01T00:00:00.000000+00:00"),
+        )
+        .await
+        .unwrap();
+    // Simulate the index not showing Bayko's row yet: take it out of the index by removing
+    // its `message_group_uuid` (DynamoDB Local's index never lags by itself).
+    table
+        .store
+        .client()
+        .update_item()
+        .table_name(table.store.table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(keys::inbox_pk(bayko.uuid)),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(first.created_at.clone()),
+        )
+        .update_expression("REMOVE message_group_uuid")
+        .send()
+        .await
+        .unwrap();
+    let reply = table
+        .store
+        .append_message(
+            &bayko,
+            first.group_uuid,
+            text("reply"),
+            at("2025-06-01T00:00:01.000000+00:00"),
+        )
+        .await
+        .unwrap();
+    let error = table.store.advance_inbox_rows(&reply).await.unwrap_err();
+    assert!(matches!(error, StoreError::Contention { .. }), "{error}");
+    assert!(error.is_transient(), "reported for retry, not skipped");
+    // Nothing was moved on a partial view.
+    assert_eq!(
+        inbox_rows(&table, andrew.uuid).await[0].last_message,
+        "first"
+    );
+}

@@ -41,6 +41,18 @@ impl Store {
         let mut bumps: HashMap<String, u32> = HashMap::new();
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             let rows = self.inbox_rows_of(message.group_uuid).await?;
+            // The index lags behind the table: a row it does not show yet would silently
+            // keep its old message. Rows say how many there are; wait until all show.
+            let expected = rows
+                .iter()
+                .filter_map(|row| row.member_count)
+                .max()
+                .unwrap_or(0);
+            if rows.len() < expected as usize {
+                tracing::debug!(seen = rows.len(), expected, "index lagging; re-reading");
+                backoff(attempt).await;
+                continue;
+            }
             let stale: Vec<&InboxItem> = rows
                 .iter()
                 .filter(|row| row.last_message_at() < message.created_at.as_str())
@@ -146,6 +158,7 @@ impl Store {
             user_display_name: row.user_display_name.clone(),
             user_handle: row.user_handle.clone(),
             last_message_at: Some(message.created_at.clone()),
+            member_count: row.member_count,
         };
         let put = Put::builder()
             .table_name(self.table())
