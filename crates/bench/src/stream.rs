@@ -100,7 +100,7 @@ async fn measure(scenario: &Scenario) -> anyhow::Result<()> {
     for batch in records.chunks(scenario.batch) {
         let mut event = Event::default();
         event.records = batch.to_vec();
-        let (response, summary) = handler.handle(&event).await?;
+        let (response, summary) = handler.handle(&event).await;
         anyhow::ensure!(response.batch_item_failures.is_empty(), "a batch failed");
         updates += summary.conversations;
     }

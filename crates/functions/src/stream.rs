@@ -135,13 +135,6 @@ impl BatchSummary {
     }
 }
 
-/// The stream failed in a way a partial batch response cannot express.
-#[derive(Debug, thiserror::Error)]
-pub enum StreamError {
-    #[error("record {event_id} of a failed conversation has no sequence number")]
-    MissingSequenceNumber { event_id: String },
-}
-
 /// The handler: a store and a concurrency bound, built once per execution environment.
 #[derive(Debug, Clone)]
 pub struct StreamHandler {
@@ -167,10 +160,7 @@ impl StreamHandler {
     /// applied (Lambda retries from there; records after it are replays, which change
     /// nothing).
     #[tracing::instrument(skip_all, fields(records = event.records.len()))]
-    pub async fn handle(
-        &self,
-        event: &Event,
-    ) -> Result<(DynamoDbEventResponse, BatchSummary), StreamError> {
+    pub async fn handle(&self, event: &Event) -> (DynamoDbEventResponse, BatchSummary) {
         let started = Instant::now();
         let mut summary = BatchSummary {
             records: event.records.len(),
@@ -238,14 +228,9 @@ impl StreamHandler {
 
         let mut response = DynamoDbEventResponse::default();
         if let Some(position) = earliest_failure {
-            let record = &event.records[position];
-            let sequence_number = record.change.sequence_number.clone().ok_or_else(|| {
-                StreamError::MissingSequenceNumber {
-                    event_id: record.event_id.clone(),
-                }
-            })?;
             let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = Some(sequence_number);
+            // Message records without a sequence number were refused as malformed.
+            failure.item_identifier = event.records[position].change.sequence_number.clone();
             response.batch_item_failures.push(failure);
         }
         summary.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -261,6 +246,6 @@ impl StreamHandler {
             duration_ms = summary.duration_ms,
             "stream batch"
         );
-        Ok((response, summary))
+        (response, summary)
     }
 }

@@ -203,7 +203,7 @@ async fn every_record_of_a_multi_conversation_batch_is_applied() {
     let records = stream.next_records("MSG#", 12).await;
 
     let handler = StreamHandler::new(table.store.clone());
-    let (response, summary) = handler.handle(&event(&records)).await.unwrap();
+    let (response, summary) = handler.handle(&event(&records)).await;
 
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(summary.messages, 12);
@@ -266,8 +266,7 @@ async fn a_batch_costs_two_requests_per_conversation() {
     table.requests.reset();
     StreamHandler::new(table.store.clone())
         .handle(&event(&records))
-        .await
-        .unwrap();
+        .await;
     assert_eq!(
         table.requests.of("Query"),
         2,
@@ -305,10 +304,10 @@ async fn replaying_a_batch_changes_nothing() {
     .await;
     let records = stream.next_records("MSG#", 6).await;
     let handler = StreamHandler::new(table.store.clone());
-    handler.handle(&event(&records)).await.unwrap();
+    handler.handle(&event(&records)).await;
     let before = snapshot(&table).await;
     for _ in 0..3 {
-        let (response, summary) = handler.handle(&event(&records)).await.unwrap();
+        let (response, summary) = handler.handle(&event(&records)).await;
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(summary.rows_moved, 0);
         assert_eq!(summary.rows_current, 4);
@@ -337,16 +336,12 @@ async fn an_older_message_after_a_newer_one_changes_nothing() {
     let handler = StreamHandler::new(table.store.clone());
 
     // Newest first, then each older one alone, then all of them in reverse order.
-    handler
-        .handle(&event(&message_records[3..4]))
-        .await
-        .unwrap();
+    handler.handle(&event(&message_records[3..4])).await;
     let newest = (messages[3].text.clone(), messages[3].created_at.clone());
     for older in (0..3).rev() {
         let (_, summary) = handler
             .handle(&event(&message_records[older..=older]))
-            .await
-            .unwrap();
+            .await;
         assert_eq!(summary.rows_moved, 0);
         assert_eq!(
             rows_by_group(&table, &bayko).await[&messages[0].group_uuid],
@@ -354,7 +349,7 @@ async fn an_older_message_after_a_newer_one_changes_nothing() {
         );
     }
     let reversed: Vec<EventRecord> = message_records.iter().rev().cloned().collect();
-    handler.handle(&event(&reversed)).await.unwrap();
+    handler.handle(&event(&reversed)).await;
     for user in [&andrew, &bayko] {
         assert_eq!(
             rows_by_group(&table, user).await[&messages[0].group_uuid],
@@ -383,7 +378,7 @@ async fn records_that_are_not_message_inserts_are_ignored() {
     // Catch up: everything so far.
     let all = stream.next_records("MSG#", 2).await;
     let handler = StreamHandler::new(table.store.clone());
-    handler.handle(&event(&all)).await.unwrap();
+    handler.handle(&event(&all)).await;
     let before = snapshot(&table).await;
 
     // A MODIFY of a message (rewritten with a later-looking text) and a REMOVE of one.
@@ -443,7 +438,7 @@ async fn records_that_are_not_message_inserts_are_ignored() {
     let mut batch: Vec<EventRecord> = changes.clone();
     batch.extend(fresh.into_iter().filter(|r| !pk(r).starts_with("MSG#")));
     let settled = snapshot(&table).await;
-    let (response, summary) = handler.handle(&event(&batch)).await.unwrap();
+    let (response, summary) = handler.handle(&event(&batch)).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(summary.messages, 0);
     assert_eq!(summary.skipped, batch.len());
@@ -506,8 +501,7 @@ async fn malformed_records_are_logged_with_their_event_id_and_skipped() {
     let _guard = tracing::subscriber::set_default(subscriber);
     let (response, summary) = StreamHandler::new(table.store.clone())
         .handle(&event(&batch))
-        .await
-        .unwrap();
+        .await;
 
     assert!(response.batch_item_failures.is_empty(), "never retried");
     assert_eq!(summary.malformed, malformed.records.len());
@@ -556,7 +550,7 @@ async fn racing_handlers_leave_one_row_per_member_at_the_newest_message() {
         let start = i % 4;
         let end = if i % 2 == 0 { records.len() } else { start + 6 };
         let slice = event(&records[start..end]);
-        async move { handler.handle(&slice).await.unwrap() }
+        async move { handler.handle(&slice).await }
     });
     let results = futures_util::future::join_all(runs).await;
     for (response, _) in &results {
@@ -611,7 +605,7 @@ async fn a_failed_conversation_is_reported_and_a_retry_from_it_converges() {
 
     let fail = FailTransactions::mentioning(failing[0].group_uuid.to_string());
     let handler = StreamHandler::new(table.store_with(fail.clone()));
-    let (response, summary) = handler.handle(&event(&records)).await.unwrap();
+    let (response, summary) = handler.handle(&event(&records)).await;
 
     assert_eq!(summary.failed_conversations, 1);
     let first_failing_record = records
@@ -646,8 +640,7 @@ async fn a_failed_conversation_is_reported_and_a_retry_from_it_converges() {
     fail.heal();
     let (response, _) = handler
         .handle(&event(&records[first_failing_record..]))
-        .await
-        .unwrap();
+        .await;
     assert!(response.batch_item_failures.is_empty());
     for user in [&andrew, &londo] {
         assert_eq!(
@@ -764,8 +757,7 @@ async fn a_conversation_that_can_never_be_updated_is_skipped_not_retried() {
     let records = stream.next_records("MSG#", 3).await;
     let (response, summary) = StreamHandler::new(table.store.clone())
         .handle(&event(&records))
-        .await
-        .unwrap();
+        .await;
     assert!(
         response.batch_item_failures.is_empty(),
         "not retried forever"

@@ -83,10 +83,7 @@ async fn last_messages(table: &TestTable, owner: &str) -> Vec<(Uuid, String)> {
 async fn the_batch_event_moves_every_conversation_to_its_newest_message() {
     let table = table_with_inboxes().await;
     let event = event_file("stream-batch.json");
-    let (response, summary) = StreamHandler::new(table.store.clone())
-        .handle(&event)
-        .await
-        .unwrap();
+    let (response, summary) = StreamHandler::new(table.store.clone()).handle(&event).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(summary.messages, 7);
     assert_eq!(summary.skipped, 1, "the inbox-row insert");
@@ -111,8 +108,7 @@ async fn the_single_insert_event_moves_both_rows() {
     let table = table_with_inboxes().await;
     let (response, summary) = StreamHandler::new(table.store.clone())
         .handle(&event_file("stream-insert-message.json"))
-        .await
-        .unwrap();
+        .await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(summary.rows_moved, 2);
     assert!(
@@ -132,10 +128,7 @@ async fn remove_modify_and_inbox_row_events_change_nothing() {
         "stream-inbox-row-insert.json",
     ] {
         let event = event_file(name);
-        let (response, summary) = StreamHandler::new(table.store.clone())
-            .handle(&event)
-            .await
-            .unwrap();
+        let (response, summary) = StreamHandler::new(table.store.clone()).handle(&event).await;
         assert!(response.batch_item_failures.is_empty(), "{name}");
         assert_eq!(summary.skipped, event.records.len(), "{name}");
         assert_eq!(summary.messages, 0, "{name}");
@@ -148,8 +141,7 @@ async fn the_malformed_event_is_skipped_without_failing_the_batch() {
     let table = table_with_inboxes().await;
     let (response, summary) = StreamHandler::new(table.store.clone())
         .handle(&event_file("stream-malformed.json"))
-        .await
-        .unwrap();
+        .await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(summary.malformed, 3);
     assert_eq!(table.requests.total(), 0, "nothing read or written");

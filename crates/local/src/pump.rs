@@ -108,23 +108,18 @@ impl StreamPump {
         for attempt in 1..=self.config.max_attempts {
             let mut event = Event::default();
             event.records = batch[start..].to_vec();
-            let failed_at = match self.handler.handle(&event).await {
-                Ok((response, _)) => match response.batch_item_failures.first() {
-                    None => return Delivery::Applied { attempts: attempt },
-                    Some(failure) => batch[start..]
-                        .iter()
-                        .position(|record| {
-                            record.change.sequence_number.is_some()
-                                && record.change.sequence_number == failure.item_identifier
-                        })
-                        // Lambda retries the whole batch when the identifier is unknown.
-                        .unwrap_or(0),
-                },
-                Err(error) => {
-                    tracing::warn!(%error, "stream handler failed the whole batch");
-                    0
-                }
+            let (response, _) = self.handler.handle(&event).await;
+            let Some(failure) = response.batch_item_failures.first() else {
+                return Delivery::Applied { attempts: attempt };
             };
+            let failed_at = batch[start..]
+                .iter()
+                .position(|record| {
+                    record.change.sequence_number.is_some()
+                        && record.change.sequence_number == failure.item_identifier
+                })
+                // Lambda retries the whole batch when the identifier is unknown.
+                .unwrap_or(0);
             start += failed_at;
             tracing::warn!(
                 attempt,

@@ -15,7 +15,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let function_name =
         &std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "messaging-stream".into());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
-        let (response, summary) = handler.handle(&event.payload).await?;
+        let (response, summary) = handler.handle(&event.payload).await;
         let epoch_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_millis());
