@@ -104,13 +104,23 @@ impl Store {
         text: MessageText,
         now: Timestamp,
     ) -> Result<Message, StoreError> {
-        let mut message =
-            Message::new(group, sender.summary(), text.into_string(), now.to_string());
+        let message = Message::new(group, sender.summary(), text.into_string(), now.to_string());
+        self.append(sender.uuid, message, now).await
+    }
+
+    /// Writes `message` into its conversation at `now` or the first free microsecond after.
+    async fn append(
+        &self,
+        sender: Uuid,
+        mut message: Message,
+        now: Timestamp,
+    ) -> Result<Message, StoreError> {
+        let group = message.group_uuid;
         let mut at = now;
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             message.created_at = at.to_string();
             let items = vec![
-                self.member_check(group, sender.uuid)?,
+                self.member_check(group, sender)?,
                 self.put_new(&MessageItem::new(&message))?,
             ];
             match self.transact("AppendMessage", items).await? {
@@ -216,9 +226,8 @@ impl Store {
                             operation: "StartConversation",
                             attempts: attempt + 1,
                         })?;
-                    let text = MessageText::parse(message.text)
-                        .expect("text was validated before the first attempt");
-                    return self.append_message(sender, existing, text, at).await;
+                    message.group_uuid = existing;
+                    return self.append(sender.uuid, message, at).await;
                 }
                 // An inbox row of either member already sits at this exact microsecond
                 // (another conversation's): take the next one.
