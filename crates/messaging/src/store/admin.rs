@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 
-use super::{Item, Store, StoreError};
+use super::{FailureKind, Item, Store, StoreError};
 use crate::schema;
 
 /// How long `schema-load` waits for a new table to become ACTIVE (real DynamoDB takes
@@ -46,11 +46,13 @@ impl Store {
             .table_name(self.table())
             .wait(TABLE_ACTIVE_TIMEOUT)
             .await
-            .map_err(|err| {
-                StoreError::build(
-                    "DescribeTable",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(err),
-                )
+            .map_err(|err| StoreError::Dynamo {
+                operation: "DescribeTable",
+                kind: FailureKind::Other,
+                message: format!(
+                    "table did not become ACTIVE: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(err)
+                ),
             })?;
         Ok(status)
     }

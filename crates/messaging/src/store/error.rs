@@ -93,10 +93,11 @@ impl StoreError {
         }
     }
 
+    /// A request we could not even build: sending it again cannot succeed.
     pub(crate) fn build(operation: &'static str, err: impl std::fmt::Display) -> Self {
         Self::Dynamo {
             operation,
-            kind: FailureKind::Other,
+            kind: FailureKind::Rejected,
             message: format!("invalid request: {err}"),
         }
     }
