@@ -1,7 +1,7 @@
 //! Demo data: the original course's users and two conversations. Idempotent: users that
 //! exist are kept, conversations that exist are not written again.
 
-use messaging::store::{NewUser, Registration};
+use messaging::store::{NewUser, Registration, RowPositions};
 use messaging::validate::{DisplayName, Handle, MessageText};
 use messaging::{Store, Timestamp, User};
 
@@ -143,6 +143,8 @@ async fn write_conversation(
             .await?;
     }
     // No stream runs during seeding: move the inbox rows to the last message here.
-    store.advance_inbox_rows(&last).await?;
+    store
+        .advance_inbox_rows(&last, &RowPositions::disabled())
+        .await?;
     Ok(last.group_uuid)
 }

@@ -6,7 +6,8 @@
 //! applied. Malformed records are logged with their `eventID` and skipped: retrying them
 //! can never succeed.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -15,7 +16,7 @@ use messaging::Message;
 use messaging::coalesce::{Newest, newest_per_conversation};
 use messaging::keys::MESSAGE_PREFIX;
 use messaging::model::MessageItem;
-use messaging::store::{Advance, Store, StoreError};
+use messaging::store::{Advance, RowPositions, Store, StoreError};
 use serde::Serialize;
 
 /// Conversations updated at once per batch. Each costs two requests; 16 in flight keeps
@@ -85,24 +86,51 @@ pub struct BatchSummary {
     pub conversations: usize,
     pub rows_moved: usize,
     pub rows_current: usize,
+    /// Index entries that are not a readable inbox row (corrupt or foreign items): logged
+    /// and left alone while the conversation's other rows move.
+    pub rows_skipped: usize,
+    /// Conversations whose rows were where this environment last put them (one request).
+    pub hinted_conversations: usize,
+    /// Queries of the group index, re-reads of a lagging index included.
+    pub index_reads: usize,
+    /// Conversations reported for retry: throttling, network, an index that did not catch
+    /// up, contention, a rejected transaction, or cut at the deadline.
     pub failed_conversations: usize,
-    /// Conversations whose update can never succeed (a corrupt inbox row, say): logged
-    /// and skipped, as retrying would only hold up the rest of the shard.
+    /// Conversations not started because the invocation's deadline was near; reported
+    /// for retry like failures.
+    pub unstarted_conversations: usize,
+    /// Conversations whose update can never succeed (a message in a conversation with no
+    /// members at all): logged and skipped, as retrying would only hold up the shard.
     pub abandoned_conversations: usize,
     pub duration_ms: u64,
 }
 
+/// The Lambda log levels, least severe first (`ApplicationLogLevel`).
+const LOG_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+
 impl BatchSummary {
     /// The summary as a CloudWatch embedded-metric-format document (one log line that
     /// CloudWatch turns into metrics without any API call).
+    ///
+    /// With `LogFormat: JSON`, Lambda files a line without a `level` (or without an RFC 3339
+    /// `timestamp`) as INFO and drops it when `ApplicationLogLevel` is above INFO
+    /// (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html).
+    /// Metrics must survive any log level, so the line carries the configured level
+    /// (`AWS_LAMBDA_LOG_LEVEL`) when that is above INFO, and INFO otherwise.
     pub fn to_emf(
         &self,
         namespace: &str,
         function_name: &str,
-        epoch_ms: u128,
+        now: SystemTime,
+        configured_level: Option<&str>,
     ) -> serde_json::Value {
+        let epoch_ms = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis());
         let metric = |name: &str, unit: &str| serde_json::json!({ "Name": name, "Unit": unit });
         serde_json::json!({
+            "level": emf_level(configured_level),
+            "timestamp": rfc3339(now),
             "_aws": {
                 "Timestamp": epoch_ms,
                 "CloudWatchMetrics": [{
@@ -115,7 +143,11 @@ impl BatchSummary {
                         metric("Malformed", "Count"),
                         metric("Conversations", "Count"),
                         metric("RowsMoved", "Count"),
+                        metric("RowsSkipped", "Count"),
+                        metric("HintedConversations", "Count"),
+                        metric("IndexReads", "Count"),
                         metric("FailedConversations", "Count"),
+                        metric("UnstartedConversations", "Count"),
                         metric("AbandonedConversations", "Count"),
                         metric("BatchDuration", "Milliseconds"),
                     ],
@@ -128,18 +160,111 @@ impl BatchSummary {
             "Malformed": self.malformed,
             "Conversations": self.conversations,
             "RowsMoved": self.rows_moved,
+            "RowsSkipped": self.rows_skipped,
+            "HintedConversations": self.hinted_conversations,
+            "IndexReads": self.index_reads,
             "FailedConversations": self.failed_conversations,
+            "UnstartedConversations": self.unstarted_conversations,
             "AbandonedConversations": self.abandoned_conversations,
             "BatchDuration": self.duration_ms,
         })
     }
 }
 
-/// The handler: a store and a concurrency bound, built once per execution environment.
+/// The level that keeps a metrics line through Lambda's log-level filter.
+fn emf_level(configured: Option<&str>) -> &'static str {
+    let rank = |level: &str| {
+        LOG_LEVELS
+            .iter()
+            .position(|l| l.eq_ignore_ascii_case(level))
+    };
+    let info = rank("INFO").unwrap_or(2);
+    let wanted = configured.and_then(rank).unwrap_or(info).max(info);
+    LOG_LEVELS[wanted]
+}
+
+fn rfc3339(at: SystemTime) -> String {
+    let at = time::OffsetDateTime::from(at);
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// When an invocation must have answered. Lambda gives each invocation a deadline; a
+/// handler that runs past it loses its partial batch response, and Lambda retries the
+/// whole batch.
+#[derive(Clone)]
+pub struct Deadline {
+    at: Instant,
+    clock: Arc<dyn Fn() -> Instant + Send + Sync>,
+}
+
+impl std::fmt::Debug for Deadline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deadline")
+            .field("remaining", &self.remaining())
+            .finish()
+    }
+}
+
+impl Deadline {
+    pub fn at(at: Instant) -> Self {
+        Self::with_clock(at, Arc::new(Instant::now))
+    }
+
+    /// Lambda's deadline (`Context::deadline()`), wall-clock time.
+    pub fn from_system_time(deadline: SystemTime) -> Self {
+        let remaining = deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        Self::at(Instant::now() + remaining)
+    }
+
+    /// A deadline read against another clock (tests move time by hand).
+    pub fn with_clock(at: Instant, clock: Arc<dyn Fn() -> Instant + Send + Sync>) -> Self {
+        Self { at, clock }
+    }
+
+    pub fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since((self.clock)())
+    }
+}
+
+/// How close to the deadline the handler still works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadlineMargins {
+    /// No conversation starts with less time than this left: one update is two requests,
+    /// plus bounded retries (a few seconds under throttling).
+    pub stop_starting: Duration,
+    /// Updates still running this close to the deadline are cut and reported for retry,
+    /// leaving time to answer. Cutting is safe: a move is one transaction, applied or not.
+    pub finish: Duration,
+}
+
+impl Default for DeadlineMargins {
+    fn default() -> Self {
+        Self {
+            stop_starting: Duration::from_secs(10),
+            finish: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The handler: a store, a concurrency bound and where this environment last put each
+/// conversation's rows, built once per execution environment.
 #[derive(Debug, Clone)]
 pub struct StreamHandler {
     store: Store,
     concurrency: usize,
+    positions: Arc<RowPositions>,
+    margins: DeadlineMargins,
+}
+
+/// How one conversation of a batch ended.
+enum Outcome {
+    Advanced(Advance),
+    Failed(StoreError),
+    CutAtDeadline,
+    NotStarted,
 }
 
 impl StreamHandler {
@@ -147,6 +272,8 @@ impl StreamHandler {
         Self {
             store,
             concurrency: DEFAULT_CONCURRENCY,
+            positions: Arc::new(RowPositions::default()),
+            margins: DeadlineMargins::default(),
         }
     }
 
@@ -155,12 +282,32 @@ impl StreamHandler {
         self
     }
 
-    /// Handles one batch. `Ok` carries the partial batch response: empty on success,
-    /// else the sequence number of the earliest record whose conversation was not
-    /// applied (Lambda retries from there; records after it are replays, which change
-    /// nothing).
-    #[tracing::instrument(skip_all, fields(records = event.records.len()))]
+    /// Where rows are remembered between batches; `RowPositions::disabled()` reads the
+    /// index for every update.
+    pub fn with_positions(mut self, positions: RowPositions) -> Self {
+        self.positions = Arc::new(positions);
+        self
+    }
+
+    pub fn with_deadline_margins(mut self, margins: DeadlineMargins) -> Self {
+        self.margins = margins;
+        self
+    }
+
+    /// [`StreamHandler::handle_until`] without a deadline (tests, tools).
     pub async fn handle(&self, event: &Event) -> (DynamoDbEventResponse, BatchSummary) {
+        self.handle_until(event, None).await
+    }
+
+    /// Handles one batch. The response is the partial batch response: empty on success,
+    /// else the sequence number of the earliest record whose conversation was not applied
+    /// (Lambda retries from there; records after it are replays, which change nothing).
+    #[tracing::instrument(skip_all, fields(records = event.records.len()))]
+    pub async fn handle_until(
+        &self,
+        event: &Event,
+        deadline: Option<Deadline>,
+    ) -> (DynamoDbEventResponse, BatchSummary) {
         let started = Instant::now();
         let mut summary = BatchSummary {
             records: event.records.len(),
@@ -184,46 +331,64 @@ impl StreamHandler {
         let newest = newest_per_conversation(arrivals);
         summary.conversations = newest.len();
 
-        let results: Vec<(Newest, Result<Advance, StoreError>)> =
-            futures_util::stream::iter(newest)
-                .map(|newest| async move {
-                    let result = self.store.advance_inbox_rows(&newest.message).await;
-                    (newest, result)
-                })
-                .buffer_unordered(self.concurrency)
-                .collect()
-                .await;
+        let deadline = deadline.as_ref();
+        let results: Vec<(Newest, Outcome)> = futures_util::stream::iter(newest)
+            .map(|newest| async move {
+                let outcome = self.advance(&newest.message, deadline).await;
+                (newest, outcome)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
 
         let mut earliest_failure: Option<usize> = None;
-        for (newest, result) in results {
-            match result {
-                Ok(advance) => {
+        for (newest, outcome) in results {
+            let event_id = &event.records[newest.first_position].event_id;
+            let group = newest.message.group_uuid;
+            let failed = match outcome {
+                Outcome::Advanced(advance) => {
                     summary.rows_moved += advance.moved;
                     summary.rows_current += advance.current;
+                    summary.rows_skipped += advance.skipped_rows;
+                    summary.index_reads += advance.index_reads as usize;
+                    summary.hinted_conversations += usize::from(advance.hinted);
+                    false
                 }
-                Err(err) if !err.is_transient() => {
+                // Only what can never succeed is skipped. Everything else, a transaction
+                // DynamoDB rejected included, is retried, and after the trigger's last
+                // attempt reaches the dead-letter queue.
+                Outcome::Failed(err @ (StoreError::NoMembers(_) | StoreError::Encode(_))) => {
                     summary.abandoned_conversations += 1;
-                    tracing::error!(
-                        group = %newest.message.group_uuid,
-                        event_id = %event.records[newest.first_position].event_id,
-                        error = %err,
-                        "inbox rows cannot be moved; skipping the conversation's records"
-                    );
+                    tracing::error!(%group, %event_id, error = %err, "inbox rows can never be moved; skipping the conversation's records");
+                    false
                 }
-                Err(err) => {
+                Outcome::Failed(err) => {
                     summary.failed_conversations += 1;
-                    tracing::warn!(
-                        group = %newest.message.group_uuid,
-                        event_id = %event.records[newest.first_position].event_id,
-                        error = %err,
-                        "could not move inbox rows; reporting for retry"
-                    );
-                    earliest_failure = Some(
-                        earliest_failure
-                            .map_or(newest.first_position, |p| p.min(newest.first_position)),
-                    );
+                    tracing::warn!(%group, %event_id, error = %err, "could not move inbox rows; reporting for retry");
+                    true
                 }
+                Outcome::CutAtDeadline => {
+                    summary.failed_conversations += 1;
+                    tracing::warn!(%group, %event_id, "inbox update cut at the invocation's deadline; reporting for retry");
+                    true
+                }
+                Outcome::NotStarted => {
+                    summary.unstarted_conversations += 1;
+                    true
+                }
+            };
+            if failed {
+                earliest_failure = Some(
+                    earliest_failure
+                        .map_or(newest.first_position, |p| p.min(newest.first_position)),
+                );
             }
+        }
+        if summary.unstarted_conversations > 0 {
+            tracing::warn!(
+                unstarted = summary.unstarted_conversations,
+                "deadline near: conversations not started, reported for retry"
+            );
         }
 
         let mut response = DynamoDbEventResponse::default();
@@ -241,11 +406,31 @@ impl StreamHandler {
             malformed = summary.malformed,
             conversations = summary.conversations,
             rows_moved = summary.rows_moved,
+            rows_skipped = summary.rows_skipped,
+            hinted = summary.hinted_conversations,
+            index_reads = summary.index_reads,
             failures = summary.failed_conversations,
+            unstarted = summary.unstarted_conversations,
             abandoned = summary.abandoned_conversations,
             duration_ms = summary.duration_ms,
             "stream batch"
         );
         (response, summary)
+    }
+
+    /// One conversation, within the deadline.
+    async fn advance(&self, message: &Message, deadline: Option<&Deadline>) -> Outcome {
+        let update = self.store.advance_inbox_rows(message, &self.positions);
+        let Some(deadline) = deadline else {
+            return update.await.map_or_else(Outcome::Failed, Outcome::Advanced);
+        };
+        let remaining = deadline.remaining();
+        if remaining < self.margins.stop_starting {
+            return Outcome::NotStarted;
+        }
+        match tokio::time::timeout(remaining.saturating_sub(self.margins.finish), update).await {
+            Ok(result) => result.map_or_else(Outcome::Failed, Outcome::Advanced),
+            Err(_elapsed) => Outcome::CutAtDeadline,
+        }
     }
 }

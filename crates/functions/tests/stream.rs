@@ -2,13 +2,20 @@
 //! (read through the DynamoDB Streams API and converted to the Lambda event shape).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
-use functions::stream::{BatchSummary, StreamHandler};
+use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
+use functions::stream::{BatchSummary, Deadline, DeadlineMargins, StreamHandler};
 use local::stream_source::{StreamTail, local_streams_client};
-use messaging::testkit::{FailTransactions, TestTable, endpoint};
+use messaging::testkit::{
+    FailTransactions, IndexFault, LaggingIndex, RejectTransactions, TestTable, endpoint,
+};
 use messaging::validate::MessageText;
 use messaging::{Message, PageRequest, Timestamp, User};
 use uuid::Uuid;
@@ -657,20 +664,24 @@ async fn a_failed_conversation_is_reported_and_a_retry_from_it_converges() {
 }
 
 #[test]
-fn summaries_become_embedded_metric_lines() {
+fn summaries_become_embedded_metric_lines_that_survive_the_log_level() {
     let summary = BatchSummary {
         records: 100,
         messages: 90,
         conversations: 10,
         rows_moved: 20,
+        unstarted_conversations: 3,
         ..BatchSummary::default()
     };
-    let emf = summary.to_emf("CruddurMessaging", "messaging-stream", 1_700_000_000_000);
+    let now = std::time::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
+    let emf = summary.to_emf("CruddurMessaging", "messaging-stream", now, None);
     assert_eq!(
         emf["_aws"]["CloudWatchMetrics"][0]["Namespace"],
         "CruddurMessaging"
     );
+    assert_eq!(emf["_aws"]["Timestamp"], 1_700_000_000_000u64);
     assert_eq!(emf["RowsMoved"], 20);
+    assert_eq!(emf["UnstartedConversations"], 3);
     assert_eq!(emf["FunctionName"], "messaging-stream");
     let names: Vec<&str> = emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]
         .as_array()
@@ -678,13 +689,31 @@ fn summaries_become_embedded_metric_lines() {
         .iter()
         .map(|m| m["Name"].as_str().unwrap())
         .collect();
-    for name in names {
+    for name in &names {
         assert!(emf.get(name).is_some(), "metric {name} has no value");
+    }
+    for alarmed in ["FailedConversations", "AbandonedConversations"] {
+        assert!(names.contains(&alarmed), "{alarmed} is alarmed on");
+    }
+    // Lambda files a JSON line by its `level` and needs an RFC 3339 `timestamp`, else the
+    // line is INFO and ApplicationLogLevel=WARN drops the metrics.
+    assert_eq!(emf["timestamp"], "2023-11-14T22:13:20Z");
+    assert_eq!(emf["level"], "INFO");
+    for (configured, level) in [
+        (Some("WARN"), "WARN"),
+        (Some("error"), "ERROR"),
+        (Some("FATAL"), "FATAL"),
+        (Some("DEBUG"), "INFO"),
+        (Some("TRACE"), "INFO"),
+        (Some("nonsense"), "INFO"),
+    ] {
+        let emf = summary.to_emf("N", "f", now, configured);
+        assert_eq!(emf["level"], level, "{configured:?}");
     }
 }
 
 #[tokio::test]
-async fn a_conversation_that_can_never_be_updated_is_skipped_not_retried() {
+async fn corrupt_rows_and_conversations_without_members_are_skipped_not_retried() {
     let table = TestTable::new().await;
     let Cast { andrew, bayko, .. } = cast(&table).await;
     let mut stream = Stream::of(&table).await;
@@ -754,7 +783,25 @@ async fn a_conversation_that_can_never_be_updated_is_skipped_not_retried() {
         .send()
         .await;
     broken.unwrap();
-    let records = stream.next_records("MSG#", 3).await;
+    // A message in a conversation that has neither members nor rows.
+    let orphan = Message::new(
+        Uuid::new_v4(),
+        andrew.summary(),
+        "to nobody".into(),
+        "2025-09-01T07:30:00.000000+00:00".into(),
+    );
+    table
+        .store
+        .client()
+        .put_item()
+        .table_name(table.store.table())
+        .set_item(Some(
+            serde_dynamo::to_item(messaging::model::MessageItem::new(&orphan)).unwrap(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let records = stream.next_records("MSG#", 4).await;
     let (response, summary) = StreamHandler::new(table.store.clone())
         .handle(&event(&records))
         .await;
@@ -762,9 +809,345 @@ async fn a_conversation_that_can_never_be_updated_is_skipped_not_retried() {
         response.batch_item_failures.is_empty(),
         "not retried forever"
     );
-    assert_eq!(summary.abandoned_conversations, 1);
+    assert_eq!(summary.rows_skipped, 1, "the corrupt row: {summary:?}");
+    assert_eq!(summary.abandoned_conversations, 1, "the orphan message");
+    assert_eq!(summary.failed_conversations, 0);
     assert_eq!(
         rows_by_group(&table, &bayko).await[&good[0].group_uuid].0,
         "m1"
+    );
+}
+
+// --- DynamoDB's behaviour that DynamoDB Local does not show ---
+
+/// Two conversations (Andrew–Bayko, Andrew–Londo) of three messages each, a minute apart,
+/// read back from the stream.
+async fn two_conversations(
+    table: &TestTable,
+    cast: &Cast,
+    stream: &mut Stream,
+) -> (Vec<Message>, Vec<Message>, Vec<EventRecord>) {
+    let ab = conversation(
+        table,
+        &cast.andrew,
+        &cast.bayko,
+        "2025-10-01T08:00:00.000000+00:00",
+        3,
+    )
+    .await;
+    let al = conversation(
+        table,
+        &cast.andrew,
+        &cast.londo,
+        "2025-10-01T08:01:00.000000+00:00",
+        3,
+    )
+    .await;
+    let records = stream.next_records("MSG#", 6).await;
+    (ab, al, records)
+}
+
+fn first_record_of(records: &[EventRecord], group: Uuid) -> Option<String> {
+    records
+        .iter()
+        .find(|r| pk(r) == format!("MSG#{group}"))
+        .and_then(|r| r.change.sequence_number.clone())
+}
+
+fn last_of(messages: &[Message]) -> (String, String) {
+    let m = messages.last().unwrap();
+    (m.text.clone(), m.created_at.clone())
+}
+
+fn first_of(messages: &[Message]) -> (String, String) {
+    (messages[0].text.clone(), messages[0].created_at.clone())
+}
+
+#[tokio::test]
+async fn an_index_that_shows_no_rows_yet_never_passes_for_nothing_to_do() {
+    let table = TestTable::new().await;
+    let cast = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    let (ab, al, records) = two_conversations(&table, &cast, &mut stream).await;
+    // The first reads of the index show none of the rows, as right after they were written.
+    let index = LaggingIndex::new().then(IndexFault::ShowNothing, 3);
+    let handler = StreamHandler::new(table.store_with(index.clone())).with_concurrency(1);
+
+    let (response, summary) = handler.handle(&event(&records)).await;
+
+    assert!(response.batch_item_failures.is_empty(), "{summary:?}");
+    assert_eq!(index.pending(), 0);
+    assert_eq!(summary.rows_moved, 4, "{summary:?}");
+    assert_eq!(summary.index_reads, 5, "three empty reads, then one each");
+    for user in [&cast.andrew, &cast.bayko] {
+        assert_eq!(
+            rows_by_group(&table, user).await[&ab[0].group_uuid],
+            last_of(&ab)
+        );
+    }
+    for user in [&cast.andrew, &cast.londo] {
+        assert_eq!(
+            rows_by_group(&table, user).await[&al[0].group_uuid],
+            last_of(&al)
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_index_that_does_not_catch_up_is_reported_for_retry_and_the_retry_converges() {
+    let table = TestTable::new().await;
+    let cast = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    let (ab, al, records) = two_conversations(&table, &cast, &mut stream).await;
+    let handler = StreamHandler::new(
+        table.store_with(LaggingIndex::new().then(IndexFault::ShowNothing, 1000)),
+    );
+
+    let (response, summary) = handler.handle(&event(&records)).await;
+
+    assert_eq!(summary.failed_conversations, 2, "{summary:?}");
+    assert_eq!(summary.abandoned_conversations, 0);
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(
+        response.batch_item_failures[0].item_identifier,
+        first_record_of(&records, ab[0].group_uuid)
+    );
+    assert_eq!(
+        rows_by_group(&table, &cast.bayko).await[&ab[0].group_uuid],
+        first_of(&ab),
+        "nothing moved on a view that showed nothing"
+    );
+
+    // Lambda retries the batch from there; by then the index has caught up.
+    let (response, _) = StreamHandler::new(table.store.clone())
+        .handle(&event(&records))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        rows_by_group(&table, &cast.bayko).await[&ab[0].group_uuid],
+        last_of(&ab)
+    );
+    assert_eq!(
+        rows_by_group(&table, &cast.londo).await[&al[0].group_uuid],
+        last_of(&al)
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_transaction_is_reported_for_retry_not_skipped() {
+    let table = TestTable::new().await;
+    let cast = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    let (ab, al, records) = two_conversations(&table, &cast, &mut stream).await;
+    let reject = RejectTransactions::mentioning(al[0].group_uuid.to_string());
+    let handler = StreamHandler::new(table.store_with(reject.clone()));
+
+    let (response, summary) = handler.handle(&event(&records)).await;
+
+    assert!(reject.rejected() > 0);
+    assert_eq!(summary.failed_conversations, 1, "{summary:?}");
+    assert_eq!(summary.abandoned_conversations, 0);
+    assert_eq!(
+        response.batch_item_failures[0].item_identifier,
+        first_record_of(&records, al[0].group_uuid)
+    );
+    assert_eq!(
+        rows_by_group(&table, &cast.bayko).await[&ab[0].group_uuid],
+        last_of(&ab)
+    );
+}
+
+#[tokio::test]
+async fn the_next_batch_moves_rows_this_environment_placed_in_one_request_each() {
+    let table = TestTable::new().await;
+    let cast = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    let (ab, al, records) = two_conversations(&table, &cast, &mut stream).await;
+    let handler = StreamHandler::new(table.store.clone());
+    handler.handle(&event(&records)).await;
+    let later = |i: i64| {
+        Timestamp::from_datetime(
+            at("2025-10-01T09:00:00.000000+00:00").as_datetime() + time::Duration::seconds(i),
+        )
+    };
+    let mut next = Vec::new();
+    for (i, group) in [ab[0].group_uuid, al[0].group_uuid].into_iter().enumerate() {
+        let message = table
+            .store
+            .append_message(&cast.andrew, group, text("next"), later(i as i64))
+            .await
+            .unwrap();
+        next.push(message);
+    }
+    let records = stream.next_records("MSG#", 2).await;
+    table.requests.reset();
+
+    let (response, summary) = handler.handle(&event(&records)).await;
+
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.hinted_conversations, 2, "{summary:?}");
+    assert_eq!(summary.index_reads, 0);
+    assert_eq!(table.requests.of("TransactWriteItems"), 2);
+    assert_eq!(table.requests.total(), 2, "{:?}", table.requests.snapshot());
+    for user in [&cast.andrew, &cast.bayko] {
+        assert_eq!(
+            rows_by_group(&table, user).await[&ab[0].group_uuid],
+            last_of(&next[..1])
+        );
+    }
+}
+
+/// A clock the test moves by hand, and an interceptor that moves it on every transaction:
+/// a batch whose updates are slow, without waiting for real time to pass.
+#[derive(Debug, Clone)]
+struct SlowWrites {
+    start: std::time::Instant,
+    elapsed_ms: Arc<AtomicU64>,
+    per_transaction_ms: u64,
+}
+
+impl SlowWrites {
+    fn new(per_transaction: Duration) -> Self {
+        Self {
+            start: std::time::Instant::now(),
+            elapsed_ms: Arc::default(),
+            per_transaction_ms: u64::try_from(per_transaction.as_millis()).unwrap(),
+        }
+    }
+
+    fn deadline_in(&self, remaining: Duration) -> Deadline {
+        let (start, elapsed) = (self.start, self.elapsed_ms.clone());
+        Deadline::with_clock(
+            start + remaining,
+            Arc::new(move || start + Duration::from_millis(elapsed.load(Ordering::SeqCst))),
+        )
+    }
+}
+
+impl Intercept for SlowWrites {
+    fn name(&self) -> &'static str {
+        "SlowWrites"
+    }
+
+    fn read_before_serialization(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if context
+            .input()
+            .downcast_ref::<TransactWriteItemsInput>()
+            .is_some()
+        {
+            self.elapsed_ms
+                .fetch_add(self.per_transaction_ms, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+async fn three_conversations(
+    table: &TestTable,
+    cast: &Cast,
+    stream: &mut Stream,
+) -> ([Vec<Message>; 3], Vec<EventRecord>) {
+    let pairs = [
+        (&cast.andrew, &cast.bayko),
+        (&cast.andrew, &cast.londo),
+        (&cast.bayko, &cast.londo),
+    ];
+    let mut conversations = Vec::new();
+    for (i, (a, b)) in pairs.into_iter().enumerate() {
+        let start = format!("2025-11-01T08:0{i}:00.000000+00:00");
+        conversations.push(conversation(table, a, b, &start, 2).await);
+    }
+    let records = stream.next_records("MSG#", 6).await;
+    (conversations.try_into().unwrap(), records)
+}
+
+#[tokio::test]
+async fn near_the_deadline_no_conversation_starts_and_all_are_reported() {
+    let table = TestTable::new().await;
+    let cast = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    let ([first, ..], records) = three_conversations(&table, &cast, &mut stream).await;
+    table.requests.reset();
+    let deadline = Deadline::at(std::time::Instant::now() + Duration::from_secs(1));
+
+    let (response, summary) = StreamHandler::new(table.store.clone())
+        .handle_until(&event(&records), Some(deadline))
+        .await;
+
+    assert_eq!(summary.unstarted_conversations, 3, "{summary:?}");
+    assert_eq!(table.requests.total(), 0, "nothing was started");
+    assert_eq!(
+        response.batch_item_failures[0].item_identifier,
+        first_record_of(&records, first[0].group_uuid)
+    );
+}
+
+#[tokio::test]
+async fn a_slow_batch_stops_starting_conversations_before_the_deadline() {
+    let table = TestTable::new().await;
+    let cast = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    let ([first, second, third], records) = three_conversations(&table, &cast, &mut stream).await;
+    // Each transaction "takes" 9 s; 20 s remain; nothing starts with less than 10 s left.
+    let slow = SlowWrites::new(Duration::from_secs(9));
+    let deadline = slow.deadline_in(Duration::from_secs(20));
+    let handler = StreamHandler::new(table.store_with(slow.clone()))
+        .with_concurrency(1)
+        .with_deadline_margins(DeadlineMargins {
+            stop_starting: Duration::from_secs(10),
+            finish: Duration::from_secs(1),
+        });
+
+    let (response, summary) = handler.handle_until(&event(&records), Some(deadline)).await;
+
+    assert_eq!(summary.unstarted_conversations, 1, "{summary:?}");
+    assert_eq!(summary.rows_moved, 4);
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(
+        response.batch_item_failures[0].item_identifier,
+        first_record_of(&records, third[0].group_uuid),
+        "the unstarted conversation's first record"
+    );
+    assert_eq!(
+        rows_by_group(&table, &cast.bayko).await[&first[0].group_uuid],
+        last_of(&first)
+    );
+    assert_eq!(
+        rows_by_group(&table, &cast.londo).await[&second[0].group_uuid],
+        last_of(&second)
+    );
+    assert_eq!(
+        rows_by_group(&table, &cast.londo).await[&third[0].group_uuid],
+        first_of(&third)
+    );
+}
+
+#[tokio::test]
+async fn updates_still_running_at_the_deadline_are_cut_and_reported() {
+    let table = TestTable::new().await;
+    let cast = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    let ([first, ..], records) = three_conversations(&table, &cast, &mut stream).await;
+    // Time stands still at exactly the finishing margin: every update may start, none may
+    // run on.
+    let frozen = SlowWrites::new(Duration::ZERO);
+    let deadline = frozen.deadline_in(Duration::from_secs(5));
+    let handler = StreamHandler::new(table.store.clone()).with_deadline_margins(DeadlineMargins {
+        stop_starting: Duration::ZERO,
+        finish: Duration::from_secs(5),
+    });
+
+    let (response, summary) = handler.handle_until(&event(&records), Some(deadline)).await;
+
+    assert_eq!(summary.failed_conversations, 3, "{summary:?}");
+    assert_eq!(summary.unstarted_conversations, 0);
+    assert_eq!(
+        response.batch_item_failures[0].item_identifier,
+        first_record_of(&records, first[0].group_uuid)
     );
 }

@@ -1,5 +1,14 @@
 //! Test support: each test gets its own table on one shared DynamoDB Local, so tests run in
-//! parallel without seeing each other's data.
+//! parallel without seeing each other's data. Where DynamoDB Local is kinder than DynamoDB,
+//! SDK interceptors play DynamoDB's documented behaviour: [`LaggingIndex`] (an eventually
+//! consistent group index) and [`RejectRepeatedKeys`] (transaction validation, on every test
+//! table's client).
+
+mod index_lag;
+mod transaction_rules;
+
+pub use index_lag::{IndexFault, LaggingIndex};
+pub use transaction_rules::{RejectRepeatedKeys, RejectTransactions};
 
 use std::sync::{Arc, Mutex};
 
@@ -9,7 +18,7 @@ use aws_sdk_dynamodb::error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use uuid::Uuid;
 
-use crate::connect::{local_client, local_config};
+use crate::connect::local_config;
 use crate::metrics::RequestCounter;
 use crate::model::User;
 use crate::store::{NewUser, Store};
@@ -38,7 +47,11 @@ pub struct TestTable {
 impl TestTable {
     pub async fn new() -> Self {
         let requests = RequestCounter::new();
-        let client = local_client(&endpoint(), Some(requests.clone()));
+        let config = local_config(&endpoint())
+            .interceptor(requests.clone())
+            .interceptor(RejectRepeatedKeys::new())
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(config);
         let name = format!("test-{}", Uuid::new_v4().simple());
         let store = Store::new(client, name);
         store
@@ -72,6 +85,7 @@ impl TestTable {
     pub fn store_with(&self, interceptor: impl Intercept + 'static) -> Store {
         let config = local_config(&endpoint())
             .interceptor(self.requests.clone())
+            .interceptor(RejectRepeatedKeys::new())
             .interceptor(interceptor)
             .build();
         Store::new(

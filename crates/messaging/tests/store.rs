@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use messaging::keys;
 use messaging::page::PageError;
-use messaging::store::{NewUser, Registration, TableStatus};
+use messaging::store::{NewUser, Registration, RowPositions, TableStatus};
 use messaging::testkit::TestTable;
 use messaging::validate::{DisplayName, Handle, MessageText};
 use messaging::{PageRequest, StoreError, Timestamp};
@@ -649,28 +649,25 @@ async fn inbox_rows_move_forward_only_in_one_query_and_one_transaction() {
         .unwrap();
 
     table.requests.reset();
-    let advance = table.store.advance_inbox_rows(&newer).await.unwrap();
-    assert_eq!(
-        advance,
-        messaging::store::Advance {
-            moved: 2,
-            current: 0
-        }
-    );
+    let advance = table
+        .store
+        .advance_inbox_rows(&newer, &RowPositions::disabled())
+        .await
+        .unwrap();
+    assert_eq!((advance.moved, advance.current), (2, 0), "{advance:?}");
+    assert_eq!(advance.index_reads, 1);
     assert_eq!(table.requests.of("Query"), 1);
     assert_eq!(table.requests.of("TransactWriteItems"), 1);
     assert_eq!(table.requests.total(), 2);
 
     // Replaying, and delivering an older message late, change nothing.
     for message in [&newer, &older, &first] {
-        let advance = table.store.advance_inbox_rows(message).await.unwrap();
-        assert_eq!(
-            advance,
-            messaging::store::Advance {
-                moved: 0,
-                current: 2
-            }
-        );
+        let advance = table
+            .store
+            .advance_inbox_rows(message, &RowPositions::disabled())
+            .await
+            .unwrap();
+        assert_eq!((advance.moved, advance.current), (0, 2), "{advance:?}");
     }
     for owner in [andrew.uuid, bayko.uuid] {
         let rows = inbox_rows(&table, owner).await;
@@ -712,7 +709,11 @@ async fn an_inbox_row_never_overwrites_another_conversations_row_at_the_same_mic
         .append_message(&londo, with_londo.group_uuid, text("from londo"), same)
         .await
         .unwrap();
-    table.store.advance_inbox_rows(&reply).await.unwrap();
+    table
+        .store
+        .advance_inbox_rows(&reply, &RowPositions::disabled())
+        .await
+        .unwrap();
 
     let rows = inbox_rows(&table, andrew.uuid).await;
     assert_eq!(rows.len(), 2, "{rows:?}");
@@ -732,7 +733,11 @@ async fn an_inbox_row_never_overwrites_another_conversations_row_at_the_same_mic
         "{keys:?}"
     );
     // A replay recognises the moved row as current.
-    let again = table.store.advance_inbox_rows(&reply).await.unwrap();
+    let again = table
+        .store
+        .advance_inbox_rows(&reply, &RowPositions::disabled())
+        .await
+        .unwrap();
     assert_eq!(again.moved, 0);
 }
 
@@ -766,7 +771,11 @@ async fn a_row_moved_a_microsecond_on_still_follows_the_next_message() {
         .append_message(&bob, x0.group_uuid, text("x1"), at(t))
         .await
         .unwrap();
-    table.store.advance_inbox_rows(&x1).await.unwrap();
+    table
+        .store
+        .advance_inbox_rows(&x1, &RowPositions::disabled())
+        .await
+        .unwrap();
     // x2 at exactly t + 1 µs must still move her row.
     let x2 = table
         .store
@@ -774,7 +783,11 @@ async fn a_row_moved_a_microsecond_on_still_follows_the_next_message() {
         .await
         .unwrap();
     assert_eq!(x2.created_at, t_plus);
-    let advance = table.store.advance_inbox_rows(&x2).await.unwrap();
+    let advance = table
+        .store
+        .advance_inbox_rows(&x2, &RowPositions::disabled())
+        .await
+        .unwrap();
     assert_eq!(advance.moved, 2, "{advance:?}");
     for user in [&alice, &bob] {
         let rows = inbox_rows(&table, user.uuid).await;
@@ -784,60 +797,22 @@ async fn a_row_moved_a_microsecond_on_still_follows_the_next_message() {
     }
     assert_eq!(inbox_rows(&table, alice.uuid).await.len(), 2);
     // Replays change nothing.
-    assert_eq!(table.store.advance_inbox_rows(&x1).await.unwrap().moved, 0);
-    assert_eq!(table.store.advance_inbox_rows(&x2).await.unwrap().moved, 0);
-}
-
-#[tokio::test]
-async fn a_lagging_index_is_waited_for_not_taken_at_its_word() {
-    let table = TestTable::new().await;
-    let andrew = table.user("andrewbrown").await;
-    let bayko = table.user("bayko").await;
-    let first = table
-        .store
-        .send_to_user(
-            &andrew,
-            &bayko,
-            text("first"),
-            at("2025-06-01T00:00:00.000000+00:00"),
-        )
-        .await
-        .unwrap();
-    // Simulate the index not showing Bayko's row yet: take it out of the index by removing
-    // its `message_group_uuid` (DynamoDB Local's index never lags by itself).
-    table
-        .store
-        .client()
-        .update_item()
-        .table_name(table.store.table())
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(keys::inbox_pk(bayko.uuid)),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S(first.created_at.clone()),
-        )
-        .update_expression("REMOVE message_group_uuid")
-        .send()
-        .await
-        .unwrap();
-    let reply = table
-        .store
-        .append_message(
-            &bayko,
-            first.group_uuid,
-            text("reply"),
-            at("2025-06-01T00:00:01.000000+00:00"),
-        )
-        .await
-        .unwrap();
-    let error = table.store.advance_inbox_rows(&reply).await.unwrap_err();
-    assert!(matches!(error, StoreError::Contention { .. }), "{error}");
-    assert!(error.is_transient(), "reported for retry, not skipped");
-    // Nothing was moved on a partial view.
     assert_eq!(
-        inbox_rows(&table, andrew.uuid).await[0].last_message,
-        "first"
+        table
+            .store
+            .advance_inbox_rows(&x1, &RowPositions::disabled())
+            .await
+            .unwrap()
+            .moved,
+        0
+    );
+    assert_eq!(
+        table
+            .store
+            .advance_inbox_rows(&x2, &RowPositions::disabled())
+            .await
+            .unwrap()
+            .moved,
+        0
     );
 }

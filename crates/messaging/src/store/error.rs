@@ -31,6 +31,16 @@ pub enum StoreError {
     },
     #[error("could not encode an item: {0}")]
     Encode(String),
+    #[error(
+        "the group index shows {seen} of conversation {group}'s {expected} members; it has not caught up"
+    )]
+    IndexLagging {
+        group: Uuid,
+        seen: usize,
+        expected: usize,
+    },
+    #[error("conversation {0} has neither members nor inbox rows")]
+    NoMembers(Uuid),
     #[error("{operation} was cancelled by concurrent writes {attempts} times; giving up")]
     Contention {
         operation: &'static str,
@@ -113,7 +123,7 @@ impl StoreError {
     /// Whether retrying the same call later may succeed. A corrupt item, an item that
     /// cannot be encoded or a request DynamoDB rejects will fail the same way every time.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Contention { .. })
+        matches!(self, Self::Contention { .. } | Self::IndexLagging { .. })
             || matches!(
                 self.failure_kind(),
                 Some(

@@ -1,18 +1,48 @@
 //! Pattern E's write side: every member's inbox row follows the newest message.
+//!
+//! Two ways to find a conversation's rows:
+//!
+//! - **the hint** ([`RowPositions`]): where this execution environment itself last put them.
+//!   Lambda hands a shard to one invocation at a time, so the next message of a
+//!   conversation usually finds its rows exactly where the previous batch left them. The
+//!   transaction goes straight out (one request); its conditions prove the hint right, and a
+//!   cancellation falls back to the index.
+//! - **the index** (`message-group-sk-index`): eventually consistent. A Query may miss rows,
+//!   show a deleted row beside its moved copy (a ghost), or show a row where it used to be.
+//!   Rows are deduplicated per owner, counted against the conversation's member count, and
+//!   every write is conditioned on the row being exactly as read, so a stale view is
+//!   re-read, never written from.
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, Select, TransactWriteItem};
+use lru::LruCache;
 use uuid::Uuid;
 
-use super::{MAX_WRITE_ATTEMPTS, Store, StoreError, backoff, from_item, key_item, to_item};
-use crate::keys::Key;
+use super::{Item, MAX_WRITE_ATTEMPTS, Store, StoreError, backoff, from_item, key_item, to_item};
+use crate::keys::{self, Key};
 use crate::model::{InboxItem, Message};
-use crate::schema::{GROUP_INDEX, GROUP_INDEX_PARTITION_KEY};
+use crate::schema::{GROUP_INDEX, GROUP_INDEX_PARTITION_KEY, PARTITION_KEY};
+use crate::store::FailureKind;
 use crate::timestamp::Timestamp;
 
 /// `TransactWriteItems` takes at most 100 items: 50 rows, each a delete and a put.
 const ROWS_PER_TRANSACTION: usize = 50;
+
+/// The attributes a moved row copies from the row it replaces. The conditions of a move
+/// require each to be unchanged, so a move never writes back a stale copy (from a lagging
+/// index or an outdated hint) over a newer one.
+const COPIED_ATTRIBUTES: [&str; 5] = [
+    GROUP_INDEX_PARTITION_KEY,
+    "user_uuid",
+    "user_display_name",
+    "user_handle",
+    "member_count",
+];
+/// What "newer" is decided on; part of the row's identity for the conditions as well.
+const LAST_MESSAGE_AT: &str = "last_message_at";
 
 /// What advancing a conversation's inbox rows did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -21,91 +51,261 @@ pub struct Advance {
     pub moved: usize,
     /// Rows already at or past the message, left alone.
     pub current: usize,
+    /// Index entries that are not a readable inbox row (a corrupt or foreign item): logged
+    /// and left alone, so they cannot hold up the other members' rows.
+    pub skipped_rows: usize,
+    /// Queries of the group index, re-reads included; 0 when the hint was right.
+    pub index_reads: u32,
+    /// The rows were where this environment's hint said; no index query was needed.
+    pub hinted: bool,
+}
+
+/// Where this execution environment last put each conversation's inbox rows: the rows as
+/// written, keyed by conversation, least recently used evicted first. Only ever a hint:
+/// every write made from it is conditioned on the rows being exactly as remembered.
+#[derive(Debug)]
+pub struct RowPositions {
+    rows: Option<Mutex<LruCache<Uuid, Arc<[InboxItem]>>>>,
+}
+
+impl RowPositions {
+    /// Remembers up to `conversations` conversations (two-member rows take about 0.5 KB).
+    pub fn new(conversations: usize) -> Self {
+        Self {
+            rows: NonZeroUsize::new(conversations).map(|cap| Mutex::new(LruCache::new(cap))),
+        }
+    }
+
+    /// Remembers nothing: every update reads the index.
+    pub fn disabled() -> Self {
+        Self { rows: None }
+    }
+
+    fn get(&self, group: Uuid) -> Option<Arc<[InboxItem]>> {
+        self.lock()?.get(&group).cloned()
+    }
+
+    fn remember(&self, group: Uuid, rows: Vec<InboxItem>) {
+        if let Some(mut cache) = self.lock() {
+            cache.put(group, rows.into());
+        }
+    }
+
+    fn forget(&self, group: Uuid) {
+        if let Some(mut cache) = self.lock() {
+            cache.pop(&group);
+        }
+    }
+
+    fn lock(&self) -> Option<std::sync::MutexGuard<'_, LruCache<Uuid, Arc<[InboxItem]>>>> {
+        // A panic while holding the lock cannot leave the cache inconsistent: it is a hint.
+        self.rows
+            .as_ref()
+            .map(|rows| rows.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+}
+
+impl Default for RowPositions {
+    /// 10,000 conversations: a few MB, far more than one shard's hot conversations.
+    fn default() -> Self {
+        Self::new(10_000)
+    }
 }
 
 impl Store {
     /// Moves every inbox row of `message`'s conversation whose last message is older than
     /// `message` to it: delete the old row and put the new one in one transaction (all rows
-    /// of the conversation in one, up to 50 members), so no instant exists where a member
-    /// has zero or two rows. Rows at or past the message stay: replays and out-of-order
-    /// deliveries change nothing. Costs one GSI query and one transaction.
+    /// of the conversation in one, up to 50 members; more in further transactions, each row
+    /// still moving atomically), so no instant exists where a member has zero or two rows.
+    /// Rows at or past the message stay: replays and out-of-order deliveries change nothing.
     ///
-    /// The index is eventually consistent; when a condition shows the read was stale (a
-    /// concurrent writer moved a row), this re-reads and tries again, a bounded number of
-    /// times, and never writes without conditions.
-    #[tracing::instrument(skip(self, message), fields(table = %self.table, group = %message.group_uuid, at = %message.created_at), err(level = "debug"))]
-    pub async fn advance_inbox_rows(&self, message: &Message) -> Result<Advance, StoreError> {
+    /// Costs one transaction when `positions` knows where the rows are, else one index
+    /// query and one transaction; re-reads when the index shows fewer members than the
+    /// conversation has, or when a condition shows the read was stale, a bounded number of
+    /// times, and then fails with a transient error instead of guessing.
+    #[tracing::instrument(skip(self, message, positions), fields(table = %self.table, group = %message.group_uuid, at = %message.created_at), err(level = "debug"))]
+    pub async fn advance_inbox_rows(
+        &self,
+        message: &Message,
+        positions: &RowPositions,
+    ) -> Result<Advance, StoreError> {
+        let group = message.group_uuid;
+        let mut moved_by_hint = 0;
+        if let Some(known) = positions.get(group) {
+            match self.advance_known_rows(message, &known).await {
+                Ok(Hinted::Done { advance, rows }) => {
+                    positions.remember(group, rows);
+                    return Ok(advance);
+                }
+                Ok(Hinted::Missed { moved }) => {
+                    tracing::debug!(
+                        moved,
+                        "rows were not where the hint said; reading the index"
+                    );
+                    positions.forget(group);
+                    moved_by_hint = moved;
+                }
+                Err(err) => {
+                    // Whether the transaction landed is unknown: the hint may be stale.
+                    positions.forget(group);
+                    return Err(err);
+                }
+            }
+        }
+        let (mut advance, rows) = self.advance_indexed_rows(message).await?;
+        advance.moved += moved_by_hint;
+        positions.remember(group, rows);
+        Ok(advance)
+    }
+
+    /// The hot path: move the rows from where this environment last put them.
+    async fn advance_known_rows(
+        &self,
+        message: &Message,
+        known: &[InboxItem],
+    ) -> Result<Hinted, StoreError> {
+        let (stale, current): (Vec<&InboxItem>, Vec<&InboxItem>) = known
+            .iter()
+            .partition(|row| row.last_message_at() < message.created_at.as_str());
+        let mut rows: Vec<InboxItem> = current.iter().map(|row| (*row).clone()).collect();
+        let mut moved = 0;
+        for chunk in stale.chunks(ROWS_PER_TRANSACTION) {
+            let plan = MovePlan::new(self, chunk, message, &HashMap::new(), None)?;
+            match self.transact("AdvanceInboxRows", plan.items).await {
+                Ok(Ok(())) => {
+                    moved += chunk.len();
+                    rows.extend(plan.moved_rows);
+                }
+                // A row moved on, or changed, since this environment wrote it; or a key
+                // collision that the index path resolves.
+                Ok(Err(_)) => return Ok(Hinted::Missed { moved }),
+                Err(err) if err.failure_kind() == Some(FailureKind::Rejected) => {
+                    tracing::warn!(error = %err, "transaction from the hint rejected; reading the index");
+                    return Ok(Hinted::Missed { moved });
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(Hinted::Done {
+            advance: Advance {
+                moved,
+                current: current.len(),
+                hinted: true,
+                ..Advance::default()
+            },
+            rows,
+        })
+    }
+
+    /// The cold path: find the rows through the group index, which may lag.
+    async fn advance_indexed_rows(
+        &self,
+        message: &Message,
+    ) -> Result<(Advance, Vec<InboxItem>), StoreError> {
+        let group = message.group_uuid;
         // A member whose inbox already holds another conversation's row at exactly this
         // microsecond gets this row a microsecond later (keys must differ); the row still
         // counts as at-or-past the message for later replays.
         let mut bumps: HashMap<String, u32> = HashMap::new();
+        let mut members: Option<usize> = None;
+        let mut index_reads = 0;
+        let mut moved = 0;
+        let mut last_failure = None;
         for attempt in 0..MAX_WRITE_ATTEMPTS {
-            let rows = self.inbox_rows_of(message.group_uuid).await?;
-            // The index lags behind the table: a row it does not show yet would silently
-            // keep its old message. Rows say how many there are; wait until all show.
-            let expected = rows
-                .iter()
-                .filter_map(|row| row.member_count)
-                .max()
-                .unwrap_or(0);
-            if rows.len() < expected as usize {
-                tracing::debug!(seen = rows.len(), expected, "index lagging; re-reading");
-                backoff(attempt).await;
+            if attempt > 0 {
+                backoff(attempt - 1).await;
+            }
+            let view = self.index_view(group).await?;
+            index_reads += 1;
+            // How many rows there must be. Rows written here carry it; the original
+            // system's rows do not, and an index that shows nothing shows no count either:
+            // then the memberships, read strongly consistently, say.
+            let expected = match view.member_count {
+                Some(count) => count as usize,
+                None => match members {
+                    Some(count) => count,
+                    None => *members.insert(self.member_count(group).await?),
+                },
+            };
+            if view.owners == 0 && expected == 0 {
+                // No membership and no row: nothing will ever show up to move.
+                return Err(StoreError::NoMembers(group));
+            }
+            if view.owners < expected {
+                // The index has not caught up: missing rows would silently keep their old
+                // message. Never take "not visible" for "nothing to move".
+                tracing::debug!(seen = view.owners, expected, "index lagging; re-reading");
+                last_failure = Some(StoreError::IndexLagging {
+                    group,
+                    seen: view.owners,
+                    expected,
+                });
                 continue;
             }
-            let stale: Vec<&InboxItem> = rows
+
+            let (stale, current): (Vec<&InboxItem>, Vec<&InboxItem>) = view
+                .rows
                 .iter()
-                .filter(|row| row.last_message_at() < message.created_at.as_str())
-                .collect();
-            let mut outcome = Advance {
-                moved: 0,
-                current: rows.len() - stale.len(),
-            };
-            if stale.is_empty() {
-                return Ok(outcome);
-            }
+                .partition(|row| row.last_message_at() < message.created_at.as_str());
+            let mut rows: Vec<InboxItem> = current.iter().map(|row| (*row).clone()).collect();
+            // The original system's rows gain the count the memberships gave, so the next
+            // update of the conversation needs no membership read.
+            let count_for_rows = members
+                .filter(|&count| count > 0)
+                .and_then(|count| u32::try_from(count).ok());
             let mut retry = false;
             for chunk in stale.chunks(ROWS_PER_TRANSACTION) {
-                let mut items = Vec::with_capacity(chunk.len() * 2);
-                // Where each row's put of a delete+put pair sits, to find collisions.
-                let mut moved_puts = Vec::with_capacity(chunk.len());
-                for row in chunk {
-                    let sk = target_sort_key(message, bumps.get(&row.pk).copied().unwrap_or(0));
-                    if sk == row.sk {
-                        // A row moved a microsecond on earlier already sits at this key:
-                        // rewrite it in place (a transaction cannot touch one item twice).
-                        items.push(self.put_row(row, message, sk, RowCondition::StillOurs)?);
-                    } else {
-                        items.push(self.delete_row(row)?);
-                        moved_puts.push((items.len(), &row.pk));
-                        items.push(self.put_row(row, message, sk, RowCondition::KeyFree)?);
+                let plan = MovePlan::new(self, chunk, message, &bumps, count_for_rows)?;
+                match self.transact("AdvanceInboxRows", plan.items).await {
+                    Ok(Ok(())) => {
+                        moved += chunk.len();
+                        rows.extend(plan.moved_rows);
                     }
-                }
-                match self.transact("AdvanceInboxRows", items).await? {
-                    Ok(()) => outcome.moved += chunk.len(),
-                    Err(cancelled) => {
-                        for (index, owner) in moved_puts {
-                            if cancelled.condition_failed(index) {
+                    Ok(Err(cancelled)) => {
+                        // A put whose key was taken collided with another conversation's
+                        // row of the same owner; a delete whose condition failed means the
+                        // index showed a row that moved or changed since: re-read either way.
+                        for (index, owner) in &plan.key_free_puts {
+                            if cancelled.condition_failed(*index) {
                                 *bumps.entry(owner.clone()).or_default() += 1;
                             }
                         }
+                        last_failure = Some(StoreError::Contention {
+                            operation: "AdvanceInboxRows",
+                            attempts: attempt + 1,
+                        });
                         retry = true;
                     }
+                    Err(err) if err.failure_kind() == Some(FailureKind::Rejected) => {
+                        // DynamoDB rejects a transaction naming one item twice, which a view
+                        // with ghosts could have led to; a fresh read may not. Not a verdict
+                        // on the conversation: re-read, and in the end report it for retry.
+                        tracing::warn!(error = %err, "inbox transaction rejected; re-reading");
+                        last_failure = Some(err);
+                        retry = true;
+                    }
+                    Err(err) => return Err(err),
                 }
             }
             if !retry {
-                return Ok(outcome);
+                let advance = Advance {
+                    moved,
+                    current: current.len(),
+                    skipped_rows: view.skipped,
+                    index_reads,
+                    hinted: false,
+                };
+                return Ok((advance, rows));
             }
-            backoff(attempt).await;
         }
-        Err(StoreError::Contention {
+        Err(last_failure.unwrap_or(StoreError::Contention {
             operation: "AdvanceInboxRows",
             attempts: MAX_WRITE_ATTEMPTS,
-        })
+        }))
     }
 
-    /// Every member's inbox row of `group`, through the GSI.
-    async fn inbox_rows_of(&self, group: Uuid) -> Result<Vec<InboxItem>, StoreError> {
+    /// What the group index shows of `group`'s inbox rows, one row per owner.
+    async fn index_view(&self, group: Uuid) -> Result<IndexView, StoreError> {
         let mut pages = self
             .client
             .query()
@@ -117,73 +317,192 @@ impl Store {
             .into_paginator()
             .items()
             .send();
-        let mut rows = Vec::new();
+        let mut items = Vec::new();
         while let Some(item) = pages.next().await {
-            let item = item.map_err(|err| StoreError::from_sdk("Query", err))?;
-            rows.push(from_item::<InboxItem>(item)?);
+            items.push(item.map_err(|err| StoreError::from_sdk("Query", err))?);
         }
-        Ok(rows)
+        Ok(IndexView::from_items(group, items))
     }
 
-    /// Deletes the row only if it still is this conversation's row at this position: if a
-    /// concurrent writer moved it, the transaction fails and the caller re-reads.
+    /// How many members `group` has, from its membership items: a strongly consistent
+    /// count, unlike anything the index says.
+    async fn member_count(&self, group: Uuid) -> Result<usize, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .expression_attribute_values(":pk", AttributeValue::S(keys::membership_pk(group)))
+            .select(Select::Count)
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        let mut count = 0;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| StoreError::from_sdk("Query", err))?;
+            count += usize::try_from(page.count()).unwrap_or(0);
+        }
+        Ok(count)
+    }
+}
+
+/// What the hot path did.
+enum Hinted {
+    Done {
+        advance: Advance,
+        rows: Vec<InboxItem>,
+    },
+    /// The rows were not where the hint said (or a collision needs the index path);
+    /// `moved` rows of earlier transactions did move and stay moved.
+    Missed { moved: usize },
+}
+
+/// The index's view of one conversation's rows.
+#[derive(Debug, Default)]
+struct IndexView {
+    /// At most one row per owner: the newest the index shows.
+    rows: Vec<InboxItem>,
+    /// Distinct owners seen, corrupt rows included (they exist, even if they cannot move).
+    owners: usize,
+    /// The largest member count any row carries.
+    member_count: Option<u32>,
+    /// Entries that are not a readable inbox row of this conversation.
+    skipped: usize,
+}
+
+impl IndexView {
+    fn from_items(group: Uuid, items: Vec<Item>) -> Self {
+        let mut view = Self::default();
+        let mut newest: HashMap<String, InboxItem> = HashMap::new();
+        let mut corrupt_owners: Vec<String> = Vec::new();
+        for item in items {
+            let pk = match item.get(PARTITION_KEY) {
+                Some(AttributeValue::S(pk)) if pk.starts_with(keys::INBOX_PREFIX) => pk.clone(),
+                other => {
+                    view.skipped += 1;
+                    tracing::warn!(%group, pk = ?other, "index entry is not an inbox row; left alone");
+                    continue;
+                }
+            };
+            let row = match from_item::<InboxItem>(item) {
+                Ok(row) if row.message_group_uuid == group => row,
+                Ok(row) => {
+                    view.skipped += 1;
+                    tracing::warn!(%group, pk = %row.pk, sk = %row.sk, "index entry of another conversation; left alone");
+                    continue;
+                }
+                Err(err) => {
+                    view.skipped += 1;
+                    tracing::warn!(%group, error = %err, "corrupt inbox row; left alone, the other rows still move");
+                    corrupt_owners.push(pk);
+                    continue;
+                }
+            };
+            view.member_count = view.member_count.max(row.member_count);
+            // Two rows of one owner: a ghost (a deleted row the index still shows) beside
+            // its moved copy. Rows only move forward, so the newer one is the live one; a
+            // transaction must never name both (DynamoDB rejects that).
+            match newest.get(&row.pk) {
+                Some(kept) if position(kept) >= position(&row) => {}
+                _ => {
+                    newest.insert(row.pk.clone(), row);
+                }
+            }
+        }
+        corrupt_owners.retain(|owner| !newest.contains_key(owner));
+        corrupt_owners.sort();
+        corrupt_owners.dedup();
+        view.owners = newest.len() + corrupt_owners.len();
+        view.rows = newest.into_values().collect();
+        view.rows.sort_by(|a, b| a.pk.cmp(&b.pk));
+        view
+    }
+}
+
+fn position(row: &InboxItem) -> (&str, &str) {
+    (row.last_message_at(), &row.sk)
+}
+
+/// The transaction items that move some rows to a message.
+struct MovePlan {
+    items: Vec<TransactWriteItem>,
+    /// The rows as they are once the transaction lands.
+    moved_rows: Vec<InboxItem>,
+    /// Item index and owner of every put that needs its key free, to find collisions.
+    key_free_puts: Vec<(usize, String)>,
+}
+
+impl MovePlan {
+    fn new(
+        store: &Store,
+        rows: &[&InboxItem],
+        message: &Message,
+        bumps: &HashMap<String, u32>,
+        member_count: Option<u32>,
+    ) -> Result<Self, StoreError> {
+        let mut plan = Self {
+            items: Vec::with_capacity(rows.len() * 2),
+            moved_rows: Vec::with_capacity(rows.len()),
+            key_free_puts: Vec::new(),
+        };
+        for row in rows {
+            let sk = target_sort_key(message, bumps.get(&row.pk).copied().unwrap_or(0));
+            let moved = InboxItem {
+                sk,
+                message: message.text.clone(),
+                last_message_at: Some(message.created_at.clone()),
+                member_count: row.member_count.or(member_count),
+                ..(*row).clone()
+            };
+            if moved.sk == row.sk {
+                // A row moved a microsecond on earlier already sits at this key: rewrite
+                // it in place (a transaction cannot name one item twice).
+                plan.items.push(store.put_row(&moved, Some(row))?);
+            } else {
+                plan.items.push(store.delete_row(row)?);
+                plan.key_free_puts.push((plan.items.len(), row.pk.clone()));
+                plan.items.push(store.put_row(&moved, None)?);
+            }
+            plan.moved_rows.push(moved);
+        }
+        Ok(plan)
+    }
+}
+
+impl Store {
+    /// Deletes the row only if it is still exactly as read: if a concurrent writer moved or
+    /// changed it, or the index showed a ghost, the transaction fails and the caller
+    /// re-reads.
     fn delete_row(&self, row: &InboxItem) -> Result<TransactWriteItem, StoreError> {
+        let unchanged = Unchanged::of(row)?;
         let delete = Delete::builder()
             .table_name(self.table())
             .set_key(Some(key_item(&Key::new(&row.pk, &row.sk))))
-            .condition_expression("#group = :group")
-            .expression_attribute_names("#group", GROUP_INDEX_PARTITION_KEY)
-            .expression_attribute_values(
-                ":group",
-                AttributeValue::S(row.message_group_uuid.to_string()),
-            )
+            .condition_expression(unchanged.expression)
+            .set_expression_attribute_names(Some(unchanged.names))
+            .set_expression_attribute_values(non_empty(unchanged.values))
             .build()
             .map_err(|err| StoreError::build("TransactWriteItems", err))?;
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
+    /// Puts a moved row: at a free key, or in place of `replacing` if it is still as read.
     fn put_row(
         &self,
         row: &InboxItem,
-        message: &Message,
-        sk: String,
-        condition: RowCondition,
+        replacing: Option<&InboxItem>,
     ) -> Result<TransactWriteItem, StoreError> {
-        let moved = InboxItem {
-            pk: row.pk.clone(),
-            sk,
-            message_group_uuid: row.message_group_uuid,
-            message: message.text.clone(),
-            user_uuid: row.user_uuid,
-            user_display_name: row.user_display_name.clone(),
-            user_handle: row.user_handle.clone(),
-            last_message_at: Some(message.created_at.clone()),
-            member_count: row.member_count,
-        };
         let put = Put::builder()
             .table_name(self.table())
-            .set_item(Some(to_item(&moved)?));
-        let put = match condition {
-            RowCondition::KeyFree => put.condition_expression("attribute_not_exists(pk)"),
-            RowCondition::StillOurs => {
-                let unchanged = match &row.last_message_at {
-                    Some(previous) => put
-                        .condition_expression("#group = :group AND #at = :previous")
-                        .expression_attribute_values(
-                            ":previous",
-                            AttributeValue::S(previous.clone()),
-                        ),
-                    None => {
-                        put.condition_expression("#group = :group AND attribute_not_exists(#at)")
-                    }
-                };
-                unchanged
-                    .expression_attribute_names("#group", GROUP_INDEX_PARTITION_KEY)
-                    .expression_attribute_names("#at", "last_message_at")
-                    .expression_attribute_values(
-                        ":group",
-                        AttributeValue::S(row.message_group_uuid.to_string()),
-                    )
+            .set_item(Some(to_item(row)?));
+        let put = match replacing {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(previous) => {
+                let unchanged = Unchanged::of(previous)?;
+                put.condition_expression(unchanged.expression)
+                    .set_expression_attribute_names(Some(unchanged.names))
+                    .set_expression_attribute_values(non_empty(unchanged.values))
             }
         }
         .build()
@@ -192,13 +511,50 @@ impl Store {
     }
 }
 
-/// What a put of a moved row requires.
-enum RowCondition {
-    /// The new key holds nothing (not another conversation's row).
-    KeyFree,
-    /// The row is rewritten in place: it must still be this conversation's, unchanged since
-    /// it was read.
-    StillOurs,
+/// A condition that holds only while the item at a row's key is that row as read: this
+/// conversation's, showing the same last message, with the same copied attributes. It is
+/// what proves a hint or an index read right.
+struct Unchanged {
+    expression: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Unchanged {
+    fn of(row: &InboxItem) -> Result<Self, StoreError> {
+        let item = to_item(row)?;
+        let mut condition = Self {
+            expression: String::new(),
+            names: HashMap::new(),
+            values: HashMap::new(),
+        };
+        for (i, attribute) in COPIED_ATTRIBUTES
+            .iter()
+            .chain(std::iter::once(&LAST_MESSAGE_AT))
+            .enumerate()
+        {
+            let (name, value) = (format!("#a{i}"), format!(":a{i}"));
+            if !condition.expression.is_empty() {
+                condition.expression.push_str(" AND ");
+            }
+            match item.get(*attribute) {
+                Some(current) => {
+                    condition.expression.push_str(&format!("{name} = {value}"));
+                    condition.values.insert(value, current.clone());
+                }
+                // The original system's rows have no count and no last_message_at.
+                None => condition
+                    .expression
+                    .push_str(&format!("attribute_not_exists({name})")),
+            }
+            condition.names.insert(name, (*attribute).to_owned());
+        }
+        Ok(condition)
+    }
+}
+
+fn non_empty(values: HashMap<String, AttributeValue>) -> Option<HashMap<String, AttributeValue>> {
+    (!values.is_empty()).then_some(values)
 }
 
 fn target_sort_key(message: &Message, bump: u32) -> String {
@@ -214,5 +570,136 @@ fn target_sort_key(message: &Message, bump: u32) -> String {
         }
         // Not ours to reformat; a suffix still sorts after the original value.
         Err(_) => format!("{}#{bump}", message.created_at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::UserSummary;
+
+    const GROUP: Uuid = Uuid::from_u128(0x9999);
+
+    fn row(owner: u128, at: &str, count: Option<u32>) -> InboxItem {
+        InboxItem {
+            pk: keys::inbox_pk(Uuid::from_u128(owner)),
+            sk: at.to_owned(),
+            message_group_uuid: GROUP,
+            message: format!("at {at}"),
+            user_uuid: Uuid::from_u128(owner + 100),
+            user_display_name: "Other".into(),
+            user_handle: "other".into(),
+            last_message_at: Some(at.to_owned()),
+            member_count: count,
+        }
+    }
+
+    fn items(rows: &[InboxItem]) -> Vec<Item> {
+        rows.iter().map(|row| to_item(row).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_ghost_beside_its_moved_copy_counts_once_and_the_newer_row_wins() {
+        let t1 = "2025-01-01T00:00:01.000000+00:00";
+        let t2 = "2025-01-01T00:00:02.000000+00:00";
+        // The index shows owner 1 twice: at t1 (deleted, still indexed) and at t2.
+        let view = IndexView::from_items(
+            GROUP,
+            items(&[
+                row(1, t2, Some(2)),
+                row(1, t1, Some(2)),
+                row(2, t2, Some(2)),
+            ]),
+        );
+        assert_eq!(view.owners, 2);
+        assert_eq!(view.member_count, Some(2));
+        assert_eq!(view.rows.len(), 2);
+        assert!(view.rows.iter().all(|row| row.sk == t2), "{:?}", view.rows);
+        // Whatever the order the index returns them in.
+        let view = IndexView::from_items(GROUP, items(&[row(1, t1, Some(2)), row(1, t2, Some(2))]));
+        assert_eq!(view.rows.len(), 1);
+        assert_eq!(view.rows[0].sk, t2);
+    }
+
+    #[test]
+    fn corrupt_and_foreign_entries_are_skipped_but_corrupt_rows_count_as_seen() {
+        let t1 = "2025-01-01T00:00:01.000000+00:00";
+        let mut corrupt = to_item(&row(3, t1, Some(3))).unwrap();
+        corrupt.remove("user_uuid");
+        let mut foreign = to_item(&row(4, t1, Some(3))).unwrap();
+        foreign.insert(PARTITION_KEY.into(), AttributeValue::S("USER#x".into()));
+        let mut other_group = row(5, t1, Some(3));
+        other_group.message_group_uuid = Uuid::from_u128(1);
+        let mut entries = items(&[row(1, t1, Some(3)), row(2, t1, Some(3)), other_group]);
+        entries.extend([corrupt, foreign]);
+        let view = IndexView::from_items(GROUP, entries);
+        assert_eq!(view.rows.len(), 2);
+        assert_eq!(view.skipped, 3);
+        assert_eq!(view.owners, 3, "the corrupt row's owner has a row");
+    }
+
+    #[test]
+    fn the_original_systems_rows_carry_no_member_count() {
+        let view =
+            IndexView::from_items(GROUP, items(&[row(1, "2023-01-01T00:00:00+00:00", None)]));
+        assert_eq!(view.member_count, None);
+        assert!(
+            IndexView::from_items(GROUP, Vec::new())
+                .member_count
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_move_is_conditioned_on_every_copied_attribute() {
+        let mut original = row(1, "2023-01-01T00:00:00+00:00", None);
+        original.last_message_at = None;
+        let condition = Unchanged::of(&original).unwrap();
+        let named: Vec<&str> = condition.names.values().map(String::as_str).collect();
+        for attribute in COPIED_ATTRIBUTES.iter().chain([&LAST_MESSAGE_AT]) {
+            assert!(named.contains(attribute), "{attribute} unchecked");
+        }
+        // Absent attributes must stay absent.
+        assert_eq!(
+            condition.expression.matches("attribute_not_exists").count(),
+            2,
+            "{}",
+            condition.expression
+        );
+        assert_eq!(condition.values.len(), 4);
+    }
+
+    #[test]
+    fn bumped_sort_keys_follow_the_message() {
+        let message = Message {
+            group_uuid: GROUP,
+            uuid: Uuid::nil(),
+            text: "x".into(),
+            created_at: "2025-01-01T00:00:00.999999+00:00".into(),
+            sender: UserSummary {
+                uuid: Uuid::nil(),
+                handle: "h".into(),
+                display_name: "H".into(),
+            },
+        };
+        assert_eq!(target_sort_key(&message, 0), message.created_at);
+        assert_eq!(
+            target_sort_key(&message, 2),
+            "2025-01-01T00:00:01.000001+00:00"
+        );
+    }
+
+    #[test]
+    fn a_disabled_cache_remembers_nothing_and_a_full_one_evicts_the_oldest() {
+        let disabled = RowPositions::disabled();
+        disabled.remember(GROUP, vec![row(1, "t", None)]);
+        assert!(disabled.get(GROUP).is_none());
+        let cache = RowPositions::new(1);
+        cache.remember(Uuid::from_u128(1), vec![row(1, "t", None)]);
+        cache.remember(Uuid::from_u128(2), vec![row(2, "t", None)]);
+        assert!(cache.get(Uuid::from_u128(1)).is_none());
+        assert_eq!(cache.get(Uuid::from_u128(2)).unwrap().len(), 1);
+        cache.forget(Uuid::from_u128(2));
+        assert!(cache.get(Uuid::from_u128(2)).is_none());
     }
 }

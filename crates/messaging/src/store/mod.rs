@@ -6,7 +6,7 @@
 //! | B: a user's inbox | [`Store::list_inbox`] | Query |
 //! | C: append to a conversation | [`Store::append_message`] | TransactWriteItems |
 //! | D: message a user by handle | [`Store::send_to_user`] | GetItem + TransactWriteItems |
-//! | E: inbox rows follow the newest message | [`Store::advance_inbox_rows`] | Query (GSI) + TransactWriteItems |
+//! | E: inbox rows follow the newest message | [`Store::advance_inbox_rows`] | TransactWriteItems where this environment knows the rows ([`RowPositions`]), else Query (GSI) + TransactWriteItems |
 //! | users | [`Store::register_user`], [`Store::user_by_sub`], [`Store::user_by_handle`] | one each |
 
 mod admin;
@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 
 pub use admin::{TableStatus, list_tables};
 pub use error::{FailureKind, StoreError};
-pub use fanout::Advance;
+pub use fanout::{Advance, RowPositions};
 pub use users::{NewUser, Registration};
 
 use crate::keys::Key;
