@@ -30,6 +30,9 @@ pub const DEFAULT_CONCURRENCY: usize = 16;
 pub const FILTER_PATTERN: &str =
     r#"{"eventName":["INSERT"],"dynamodb":{"Keys":{"pk":{"S":[{"prefix":"MSG#"}]}}}}"#;
 
+/// The CloudWatch namespace of the embedded metrics; `template.yaml`'s alarms watch it.
+pub const METRICS_NAMESPACE: &str = "CruddurMessaging";
+
 /// The one event kind that moves inboxes.
 const INSERT: &str = "INSERT";
 

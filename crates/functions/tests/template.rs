@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
 use functions::FUNCTION_NAMES;
-use functions::stream::FILTER_PATTERN;
+use functions::stream::{FILTER_PATTERN, METRICS_NAMESPACE};
 use messaging::schema;
 use saphyr::{LoadableYamlNode, Scalar, Yaml};
 use serde_json::{Map, Value, json};
@@ -26,6 +26,7 @@ const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 6] = [
         "messaging-stream",
         &[
             (INDEX, "dynamodb:Query"),
+            (TABLE, "dynamodb:Query"),
             (TABLE, "dynamodb:DeleteItem"),
             (TABLE, "dynamodb:PutItem"),
             (STREAM, "dynamodb:DescribeStream"),
@@ -426,6 +427,70 @@ fn stream_trigger_filters_and_retries_as_the_handler_expects() {
         "dead-letter queue is encrypted"
     );
     assert!(!queue["Properties"]["MessageRetentionPeriod"].is_null());
+}
+
+#[test]
+fn the_stream_function_queries_the_table_only_for_memberships() {
+    let (role, _) = get_att(&resource(&function_id("messaging-stream"))["Properties"]["Role"])
+        .expect("explicit role");
+    let (table, _) = the_table();
+    let table_queries: Vec<&Value> = policy_statements()
+        .into_iter()
+        .filter(|(owner, _)| *owner == role)
+        .map(|(_, statement)| statement)
+        .filter(|statement| {
+            one_or_many(&statement["Action"]).contains(&&json!("dynamodb:Query"))
+                && get_att(&statement["Resource"]) == Some((table.to_owned(), "Arn".to_owned()))
+        })
+        .collect();
+    assert_eq!(table_queries.len(), 1, "{table_queries:?}");
+    let prefix = format!("{}*", messaging::keys::MEMBERSHIP_PREFIX);
+    assert_eq!(
+        table_queries[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+        json!([prefix]),
+        "only MBR# partitions"
+    );
+}
+
+#[test]
+fn alarms_watch_every_way_inboxes_can_fall_behind() {
+    let function = function_id("messaging-stream");
+    let alarms = resources_of_type("AWS::CloudWatch::Alarm");
+    let watching = |namespace: &str, metric: &str| -> &Value {
+        let matching: Vec<&Value> = alarms
+            .iter()
+            .map(|(_, alarm)| &alarm["Properties"])
+            .filter(|p| p["Namespace"] == namespace && p["MetricName"] == metric)
+            .collect();
+        assert_eq!(matching.len(), 1, "one alarm on {namespace}/{metric}");
+        matching[0]
+    };
+    for (namespace, metric) in [
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "IteratorAge"),
+        (METRICS_NAMESPACE, "FailedConversations"),
+        (METRICS_NAMESPACE, "AbandonedConversations"),
+    ] {
+        let alarm = watching(namespace, metric);
+        let dimensions = one_or_many(&alarm["Dimensions"]);
+        assert_eq!(dimensions.len(), 1, "{metric}");
+        // The function's name: what AWS/Lambda reports and what the EMF line carries
+        // (AWS_LAMBDA_FUNCTION_NAME).
+        assert_eq!(dimensions[0]["Name"], "FunctionName", "{metric}");
+        assert_eq!(
+            ref_of(&dimensions[0]["Value"]),
+            Some(function.as_str()),
+            "{metric}"
+        );
+        assert_eq!(alarm["TreatMissingData"], "notBreaching", "{metric}");
+        assert!(!alarm["AlarmActions"].is_null(), "{metric} notifies");
+    }
+    let abandoned = watching(METRICS_NAMESPACE, "AbandonedConversations");
+    assert_eq!(
+        abandoned["Threshold"], 1,
+        "any abandoned conversation alarms"
+    );
+    watching("AWS/SQS", "ApproximateNumberOfMessagesVisible");
 }
 
 #[test]

@@ -3,10 +3,8 @@
 use std::time::SystemTime;
 
 use aws_lambda_events::dynamodb::Event;
-use functions::stream::{Deadline, StreamHandler};
+use functions::stream::{Deadline, METRICS_NAMESPACE, StreamHandler};
 use lambda_runtime::{LambdaEvent, service_fn};
-
-const METRICS_NAMESPACE: &str = "CruddurMessaging";
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

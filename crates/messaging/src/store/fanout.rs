@@ -208,7 +208,6 @@ impl Store {
         // counts as at-or-past the message for later replays.
         let mut bumps: HashMap<String, u32> = HashMap::new();
         let mut members: Option<usize> = None;
-        let mut index_reads = 0;
         let mut moved = 0;
         let mut last_failure = None;
         for attempt in 0..MAX_WRITE_ATTEMPTS {
@@ -216,7 +215,6 @@ impl Store {
                 backoff(attempt - 1).await;
             }
             let view = self.index_view(group).await?;
-            index_reads += 1;
             // How many rows there must be. Rows written here carry it; the original
             // system's rows do not, and an index that shows nothing shows no count either:
             // then the memberships, read strongly consistently, say.
@@ -292,7 +290,7 @@ impl Store {
                     moved,
                     current: current.len(),
                     skipped_rows: view.skipped,
-                    index_reads,
+                    index_reads: attempt + 1,
                     hinted: false,
                 };
                 return Ok((advance, rows));
