@@ -1,12 +1,14 @@
 //! `messaging-stream` throughput and request counts.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use functions::stream::{DEFAULT_CONCURRENCY, FILTER_PATTERN, StreamHandler};
 use local::filter::EventFilter;
 use local::stream_source::{StreamTail, local_streams_client};
-use messaging::model::{InboxItem, Message, MessageItem, UserSummary};
+use messaging::model::{InboxItem, MembershipItem, Message, MessageItem, UserSummary};
+use messaging::store::RowPositions;
 use messaging::testkit::{TestTable, endpoint};
 use messaging::validate::MessageText;
 use messaging::{Timestamp, keys};
@@ -19,54 +21,82 @@ struct Scenario {
     messages: usize,
     batch: usize,
     concurrency: usize,
+    /// Whether the handler remembers where it put rows (`RowPositions`), as a warm Lambda
+    /// execution environment does; without, every update reads the index (as before).
+    hints: bool,
+    /// Inbox rows as the original system wrote them: no `member_count`, no `last_message_at`.
+    original_rows: bool,
+}
+
+impl Scenario {
+    const fn new(name: &'static str, conversations: usize, messages: usize, batch: usize) -> Self {
+        Self {
+            name,
+            conversations,
+            members: 2,
+            messages,
+            batch,
+            concurrency: DEFAULT_CONCURRENCY,
+            hints: true,
+            original_rows: false,
+        }
+    }
 }
 
 pub async fn run() -> anyhow::Result<()> {
     println!("## messaging-stream\n");
     println!(
-        "| scenario | messages | conversations | members | batch | concurrency | messages/s | ms/conversation update | requests | requests/message | requests/conversation update | requests/batch |"
+        "| scenario | messages | conversations | members | batch | concurrency | messages/s | ms/conversation update | requests | requests/message | requests/conversation update | requests/batch | hinted updates |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let scenarios = [
         Scenario {
-            name: "1,000 messages over 10 conversations",
-            conversations: 10,
-            members: 2,
-            messages: 1000,
-            batch: 100,
-            concurrency: DEFAULT_CONCURRENCY,
+            hints: false,
+            ..Scenario::new(
+                "1,000 messages over 10 conversations, index every time",
+                10,
+                1000,
+                100,
+            )
+        },
+        Scenario::new("1,000 messages over 10 conversations", 10, 1000, 100),
+        Scenario::new("1,000 messages over 1,000 conversations", 1000, 1000, 100),
+        Scenario {
+            original_rows: true,
+            ..Scenario::new(
+                "1,000 messages over 1,000 conversations, original system's rows",
+                1000,
+                1000,
+                100,
+            )
         },
         Scenario {
-            name: "1,000 messages over 1,000 conversations",
-            conversations: 1000,
-            members: 2,
-            messages: 1000,
-            batch: 100,
-            concurrency: DEFAULT_CONCURRENCY,
+            hints: false,
+            ..Scenario::new(
+                "batches of 1 (200 messages, 10 conversations), index every time",
+                10,
+                200,
+                1,
+            )
         },
+        Scenario::new("batches of 1 (200 messages, 10 conversations)", 10, 200, 1),
         Scenario {
-            name: "batches of 1 (200 messages, 10 conversations)",
-            conversations: 10,
-            members: 2,
-            messages: 200,
-            batch: 1,
-            concurrency: DEFAULT_CONCURRENCY,
-        },
-        Scenario {
-            name: "50-member conversations (10 × 1 message)",
-            conversations: 10,
             members: 50,
-            messages: 10,
-            batch: 100,
-            concurrency: DEFAULT_CONCURRENCY,
+            ..Scenario::new("50-member conversations (10 × 1 message)", 10, 10, 100)
         },
         Scenario {
-            name: "50-member conversations, one at a time",
-            conversations: 10,
             members: 50,
-            messages: 10,
-            batch: 100,
             concurrency: 1,
+            ..Scenario::new("50-member conversations, one at a time", 10, 10, 100)
+        },
+        Scenario {
+            members: 50,
+            ..Scenario::new(
+                "50-member conversations, 10 × 10 messages in batches of 10",
+                10,
+                100,
+                10,
+            )
         },
     ];
     for scenario in scenarios {
@@ -79,7 +109,7 @@ pub async fn run() -> anyhow::Result<()> {
 async fn measure(scenario: &Scenario) -> anyhow::Result<()> {
     let table = TestTable::new().await;
     let arn = table.store.stream_arn().await?.expect("stream");
-    let groups = conversations(&table, scenario.conversations, scenario.members).await?;
+    let groups = conversations(&table, scenario).await?;
     // Skip what setting up wrote; measure only the messages below.
     let mut tail = StreamTail::new(local_streams_client(&endpoint()), arn);
     drain(&mut tail).await?;
@@ -93,9 +123,14 @@ async fn measure(scenario: &Scenario) -> anyhow::Result<()> {
     let filter = EventFilter::parse(FILTER_PATTERN)?;
     let records = collect(&mut tail, &filter, scenario.messages).await?;
 
-    let handler = StreamHandler::new(table.store.clone()).with_concurrency(scenario.concurrency);
+    let mut handler =
+        StreamHandler::new(table.store.clone()).with_concurrency(scenario.concurrency);
+    if !scenario.hints {
+        handler = handler.with_positions(RowPositions::disabled());
+    }
     table.requests.reset();
     let mut updates = 0usize;
+    let mut hinted = 0usize;
     let started = Instant::now();
     for batch in records.chunks(scenario.batch) {
         let mut event = Event::default();
@@ -103,12 +138,13 @@ async fn measure(scenario: &Scenario) -> anyhow::Result<()> {
         let (response, summary) = handler.handle(&event).await;
         anyhow::ensure!(response.batch_item_failures.is_empty(), "a batch failed");
         updates += summary.conversations;
+        hinted += summary.hinted_conversations;
     }
     let elapsed = started.elapsed().as_secs_f64();
     let requests = table.requests.total();
     let batches = records.len().div_ceil(scenario.batch);
     println!(
-        "| {} | {} | {} | {} | {} | {} | {:.0} | {:.1} | {} | {:.2} | {:.2} | {:.1} |",
+        "| {} | {} | {} | {} | {} | {} | {:.0} | {:.1} | {} | {:.3} | {:.2} | {:.1} | {:.0} % |",
         scenario.name,
         scenario.messages,
         scenario.conversations,
@@ -121,43 +157,89 @@ async fn measure(scenario: &Scenario) -> anyhow::Result<()> {
         requests as f64 / scenario.messages as f64,
         requests as f64 / updates as f64,
         requests as f64 / batches as f64,
+        hinted as f64 * 100.0 / updates as f64,
+    );
+    anyhow::ensure!(
+        every_row_shows_its_newest_message(&table, &groups, &records).await?,
+        "an inbox row missed its conversation's newest message"
     );
     Ok(())
 }
 
-/// `count` conversations of `members` members each, as inbox rows (what the fan-out reads).
-async fn conversations(
-    table: &TestTable,
-    count: usize,
-    members: usize,
-) -> anyhow::Result<Vec<Uuid>> {
-    let mut groups = Vec::with_capacity(count);
-    for c in 0..count {
+/// The scenario's conversations, as inbox rows (what the fan-out reads) and memberships.
+async fn conversations(table: &TestTable, scenario: &Scenario) -> anyhow::Result<Vec<Uuid>> {
+    let mut groups = Vec::with_capacity(scenario.conversations);
+    for c in 0..scenario.conversations {
         let group = Uuid::new_v4();
-        for m in 0..members {
+        let at = format!("2025-01-01T00:00:00.{c:06}+00:00");
+        for m in 0..scenario.members {
+            let owner = Uuid::new_v4();
             let row = InboxItem {
-                pk: keys::inbox_pk(Uuid::new_v4()),
-                sk: format!("2025-01-01T00:00:00.{:06}+00:00", c),
+                pk: keys::inbox_pk(owner),
+                sk: at.clone(),
                 message_group_uuid: group,
                 message: "start".into(),
                 user_uuid: Uuid::new_v4(),
                 user_display_name: format!("Member {m}"),
                 user_handle: format!("member{m}"),
-                last_message_at: None,
-                member_count: None,
+                last_message_at: (!scenario.original_rows).then(|| at.clone()),
+                member_count: (!scenario.original_rows)
+                    .then(|| u32::try_from(scenario.members))
+                    .transpose()?,
             };
-            table
-                .store
-                .client()
-                .put_item()
-                .table_name(table.store.table())
-                .set_item(Some(serde_dynamo::to_item(row)?))
-                .send()
-                .await?;
+            put(table, serde_dynamo::to_item(row)?).await?;
+            put(
+                table,
+                serde_dynamo::to_item(MembershipItem::new(group, owner, &at))?,
+            )
+            .await?;
         }
         groups.push(group);
     }
     Ok(groups)
+}
+
+async fn put(table: &TestTable, item: messaging::store::Item) -> anyhow::Result<()> {
+    table
+        .store
+        .client()
+        .put_item()
+        .table_name(table.store.table())
+        .set_item(Some(item))
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Every inbox row shows the newest message of its conversation.
+async fn every_row_shows_its_newest_message(
+    table: &TestTable,
+    groups: &[Uuid],
+    records: &[EventRecord],
+) -> anyhow::Result<bool> {
+    let mut newest: HashMap<Uuid, String> = HashMap::new();
+    for record in records {
+        let item: MessageItem = serde_dynamo::from_item(record.change.new_image.clone())?;
+        let group = item.group_uuid().expect("message pk");
+        let at = newest.entry(group).or_default();
+        if item.sk > *at {
+            *at = item.sk;
+        }
+    }
+    let mut rows = 0;
+    for item in table.store.scan_all().await? {
+        let Ok(row) = serde_dynamo::from_item::<_, InboxItem>(item) else {
+            continue;
+        };
+        if !row.pk.starts_with(keys::INBOX_PREFIX) {
+            continue;
+        }
+        rows += 1;
+        if newest.get(&row.message_group_uuid).map(String::as_str) != Some(row.last_message_at()) {
+            return Ok(false);
+        }
+    }
+    Ok(rows > 0 && groups.iter().all(|group| newest.contains_key(group)))
 }
 
 async fn put_message(
@@ -177,15 +259,7 @@ async fn put_message(
             display_name: "Sender".into(),
         },
     };
-    table
-        .store
-        .client()
-        .put_item()
-        .table_name(table.store.table())
-        .set_item(Some(serde_dynamo::to_item(MessageItem::new(&message))?))
-        .send()
-        .await?;
-    Ok(())
+    put(table, serde_dynamo::to_item(MessageItem::new(&message))?).await
 }
 
 async fn drain(tail: &mut StreamTail) -> anyhow::Result<()> {

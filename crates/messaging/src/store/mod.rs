@@ -31,7 +31,8 @@ pub use users::{NewUser, Registration};
 use crate::keys::Key;
 use crate::schema::{PARTITION_KEY, SORT_KEY};
 
-pub(crate) type Item = HashMap<String, AttributeValue>;
+/// One item of the table, as the SDK sends and receives it.
+pub type Item = HashMap<String, AttributeValue>;
 
 /// How many times a write is retried when a concurrent write or a same-microsecond
 /// collision cancels its transaction. Collisions need one retry in practice.
