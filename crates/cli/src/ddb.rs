@@ -7,7 +7,7 @@ use messaging::validate::{Handle, parse_group_uuid};
 use messaging::{PageRequest, Store};
 
 use crate::output::{inbox_line, message_line};
-use crate::seed;
+use crate::{migrate, seed};
 
 #[derive(Debug, Subcommand)]
 pub enum DdbCommand {
@@ -32,6 +32,9 @@ pub enum DdbCommand {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// Bring a table written by the original Cruddur into service (idempotent; see
+    /// docs/MIGRATING.md).
+    Migrate(migrate::MigrateArgs),
     /// Print a user's inbox, newest first.
     ListConversations {
         handle: String,
@@ -73,6 +76,7 @@ pub async fn run(store: &Store, command: DdbCommand, prod: bool) -> anyhow::Resu
             }
         }
         DdbCommand::Seed => seed::run(store).await?,
+        DdbCommand::Migrate(args) => migrate::run(store, args).await?,
         DdbCommand::GetConversation {
             message_group_uuid,
             limit,

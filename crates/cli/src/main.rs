@@ -2,6 +2,7 @@
 
 mod ddb;
 mod dev;
+mod migrate;
 mod output;
 mod seed;
 mod users;

@@ -4,11 +4,13 @@
 //! - [`schema`]: the table definition, the one source of truth.
 //! - [`store`]: every access pattern over `aws-sdk-dynamodb`.
 //! - [`connect`], [`metrics`]: building clients, counting requests.
+//! - [`migration`]: what a table written by the original system needs (pure planning).
 
 pub mod coalesce;
 pub mod connect;
 pub mod keys;
 pub mod metrics;
+pub mod migration;
 pub mod model;
 pub mod page;
 pub mod schema;

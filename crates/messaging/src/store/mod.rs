@@ -13,6 +13,7 @@ mod admin;
 mod conversations;
 mod error;
 mod fanout;
+mod migration;
 mod users;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use serde::de::DeserializeOwned;
 pub use admin::{TableStatus, list_tables};
 pub use error::{FailureKind, StoreError};
 pub use fanout::{Advance, RowPositions};
+pub use migration::{Applied, Outcomes, Wrote};
 pub use users::{NewUser, Registration};
 
 use crate::keys::Key;

@@ -42,12 +42,24 @@ impl Store {
         new: NewUser,
         now: Timestamp,
     ) -> Result<Registration, StoreError> {
+        self.register_user_as(Uuid::new_v4(), new, now).await
+    }
+
+    /// [`Store::register_user`] with the uuid the user already has (users of the original
+    /// system, whose uuid their messages and inbox rows carry).
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
+    pub async fn register_user_as(
+        &self,
+        uuid: Uuid,
+        new: NewUser,
+        now: Timestamp,
+    ) -> Result<Registration, StoreError> {
         let sub = new.cognito_sub.trim();
         if sub.is_empty() || sub.len() > MAX_SUB_LEN {
             return Err(StoreError::SubBlank);
         }
         let user = User {
-            uuid: Uuid::new_v4(),
+            uuid,
             handle: new.handle.clone(),
             display_name: new.display_name,
             cognito_sub: sub.to_owned(),
