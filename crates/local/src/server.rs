@@ -209,10 +209,9 @@ async fn dispatch(
             };
             Response::from_parts(parts, AxumBody::from(bytes))
         }
-        Err(error) => {
-            tracing::error!(%error, route = route.key(), "function failed");
-            internal_error()
-        }
+        // The function has logged its failure, once, with the request id; the request line
+        // below records the 500.
+        Err(_) => internal_error(),
     }
 }
 
