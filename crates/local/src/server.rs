@@ -147,11 +147,19 @@ async fn dispatch(
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        match state.authorizer.verify(authorization) {
+        match state.authorizer.verify(authorization).await {
             Ok(claims) => Some(claims),
             Err(error) => {
-                if let AuthError::Invalid(reason) = &error {
-                    tracing::info!(%reason, "bearer token refused");
+                match &error {
+                    AuthError::Missing => {}
+                    // Nearly always a token minted with another key than the stack's: say
+                    // which keys it trusts and where they come from.
+                    AuthError::UnknownKey { .. } => {
+                        tracing::warn!(reason = %error, "bearer token refused");
+                    }
+                    AuthError::Invalid(_) => {
+                        tracing::info!(reason = %error, "bearer token refused")
+                    }
                 }
                 // API Gateway's answer, before any function runs.
                 return (
