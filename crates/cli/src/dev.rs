@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use local::auth::{DEFAULT_KEY_FILE, DevSigner};
+use local::auth::{DEV_KEY_FILE_ENV, DevSigner, StackKeys, default_key_file, stack_keys};
 use local::dev::{DevOptions, TokenKeys, shutdown_signal};
 use local::pump::PumpConfig;
 use messaging::Store;
@@ -30,9 +30,10 @@ pub struct DevArgs {
     /// Origins allowed by CORS (repeat the flag for several).
     #[arg(long = "allow-origin", default_value = "http://localhost:3000")]
     allowed_origins: Vec<String>,
-    /// Development signing key (created on first run).
-    #[arg(long, default_value = DEFAULT_KEY_FILE)]
-    key_file: PathBuf,
+    /// Development signing key, created on first run [default:
+    /// $XDG_CONFIG_HOME/cruddur/dev-signing-key.pk8, i.e. ~/.config/cruddur/…].
+    #[arg(long, env = DEV_KEY_FILE_ENV)]
+    key_file: Option<PathBuf>,
     /// Verify tokens of a real Cognito user pool instead: its JWKS URL
     /// (https://cognito-idp.<region>.amazonaws.com/<pool id>/.well-known/jwks.json).
     #[arg(long, requires_all = ["issuer", "audience"])]
@@ -54,12 +55,16 @@ pub struct DevArgs {
 pub struct TokenArgs {
     /// The user's handle.
     handle: String,
-    /// Development signing key (the one `cruddur dev` uses).
-    #[arg(long, default_value = DEFAULT_KEY_FILE)]
-    key_file: PathBuf,
+    /// Development signing key: the one the stack uses; never created here [default:
+    /// $XDG_CONFIG_HOME/cruddur/dev-signing-key.pk8, i.e. ~/.config/cruddur/…].
+    #[arg(long, env = DEV_KEY_FILE_ENV)]
+    key_file: Option<PathBuf>,
     /// How long the token is valid.
     #[arg(long, default_value_t = 12 * 60)]
     valid_minutes: u64,
+    /// The local stack the token is for: if it runs, its published key must be this key.
+    #[arg(long, default_value = "http://127.0.0.1:4567")]
+    api_url: String,
 }
 
 pub async fn run(target: &Target, args: DevArgs) -> anyhow::Result<()> {
@@ -72,7 +77,10 @@ pub async fn run(target: &Target, args: DevArgs) -> anyhow::Result<()> {
             issuer,
             audience,
         },
-        _ => TokenKeys::Dev(args.key_file),
+        _ => TokenKeys::Dev(match args.key_file {
+            Some(path) => path,
+            None => default_key_file()?,
+        }),
     };
     let options = DevOptions {
         endpoint_url: target.endpoint_url.clone(),
@@ -100,12 +108,32 @@ pub async fn run(target: &Target, args: DevArgs) -> anyhow::Result<()> {
 
 pub async fn token(store: &Store, args: TokenArgs) -> anyhow::Result<()> {
     let handle = Handle::parse(&args.handle).with_context(|| format!("{:?}", args.handle))?;
+    let key_file = match args.key_file {
+        Some(path) => path,
+        None => default_key_file()?,
+    };
+    // Never a new key here: a token nobody trusts only fails later, as a bare 401.
+    let signer = DevSigner::load(&key_file)?;
+    match stack_keys(&args.api_url, &signer).await? {
+        StackKeys::Trusted | StackKeys::NoStack => {}
+        StackKeys::OtherKeys(trusted) => bail!(
+            "the stack at {} trusts development keys {trusted:?}, not this one ({}, key {}): \
+             pass the --key-file it was started with",
+            args.api_url,
+            key_file.display(),
+            signer.key_id()
+        ),
+        StackKeys::UserPool => bail!(
+            "the stack at {} verifies a user pool's tokens (it publishes no development key): \
+             sign in through the user pool instead",
+            args.api_url
+        ),
+    }
     let Some(user) = store.user_by_handle(&handle).await? else {
         bail!(
             "no user with handle {handle} (seed with `cruddur ddb seed` or add one with `cruddur users add`)"
         );
     };
-    let signer = DevSigner::load_or_create(&args.key_file)?;
     let token = signer.mint(
         &user.cognito_sub,
         user.handle.as_str(),

@@ -22,24 +22,33 @@ struct Stack {
     base: String,
 }
 
+/// `cruddur` on the test's table, with no development key configured from the environment
+/// of whoever runs the tests.
+fn cruddur(table: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cruddur"));
+    command
+        .args(["--endpoint-url", &endpoint(), "--table", table])
+        .env_remove(local::auth::DEV_KEY_FILE_ENV);
+    command
+}
+
 impl Stack {
     fn start(table: &str, key_file: &std::path::Path, dead_letters: &std::path::Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cruddur"))
-            .args([
-                "--endpoint-url",
-                &endpoint(),
-                "--table",
-                table,
-                "dev",
-                "--port",
-                "0",
-            ])
+        let mut command = cruddur(table);
+        command
+            .args(["dev", "--port", "0"])
             .arg("--key-file")
             .arg(key_file)
             .arg("--dead-letter-file")
             .arg(dead_letters)
+            .stderr(Stdio::null());
+        Self::spawn(command)
+    }
+
+    /// Runs `command` (a `cruddur … dev --port 0`) and waits until it listens.
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
             .spawn()
             .expect("start cruddur dev");
         // The stack prints one line when it listens; reading it blocks until then (or
@@ -342,6 +351,126 @@ async fn the_local_stack_serves_the_api_and_moves_inboxes_through_the_stream() {
     );
 
     // Ctrl-C stops it cleanly.
+    let status = stack.interrupt();
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Waits until `path` holds a line with every one of `needles`, and returns it.
+fn wait_for_line(path: &std::path::Path, needles: &[&str]) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(line) = text
+            .lines()
+            .find(|line| needles.iter().all(|needle| line.contains(needle)))
+        {
+            return line.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no line with {needles:?} in:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn tokens_work_from_any_directory_and_a_foreign_key_is_refused_with_the_reason() {
+    let table = TestTable::new().await;
+    table.user("andrewbrown").await;
+    let dir = std::env::temp_dir().join(format!("cruddur-token-{}", uuid::Uuid::new_v4()));
+    let (home, config, elsewhere) = (dir.join("home"), dir.join("config"), dir.join("elsewhere"));
+    for folder in [&home, &elsewhere] {
+        std::fs::create_dir_all(folder).unwrap();
+    }
+    let stack_log = dir.join("stack.log");
+    let per_user = |command: &mut Command, config: &std::path::Path| {
+        command.env("HOME", &home).env("XDG_CONFIG_HOME", config);
+    };
+
+    // The stack, with no --key-file: the per-user key, created on first run.
+    let mut command = cruddur(table.store.table());
+    command
+        .current_dir(&dir)
+        .args(["dev", "--port", "0", "--log-format", "json"])
+        .arg("--dead-letter-file")
+        .arg(dir.join("dead-letter.jsonl"))
+        .stderr(std::fs::File::create(&stack_log).unwrap());
+    per_user(&mut command, &config);
+    let mut stack = Stack::spawn(command);
+    let key_file = config.join("cruddur/dev-signing-key.pk8");
+    assert!(
+        key_file.exists(),
+        "the key is per user, not in the stack's cwd"
+    );
+    let http = Http {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        base: stack.base.clone(),
+    };
+
+    // `cruddur token` from an unrelated directory: the stack's key, nothing created there.
+    let token = |config: &std::path::Path, extra: &[&std::ffi::OsStr]| {
+        let mut command = cruddur(table.store.table());
+        command
+            .current_dir(&elsewhere)
+            .args(["token", "andrewbrown", "--api-url", &stack.base])
+            .args(extra);
+        per_user(&mut command, config);
+        command.output().expect("run cruddur token")
+    };
+    let minted = token(&config, &[]);
+    assert!(
+        minted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    let minted = String::from_utf8(minted.stdout).unwrap();
+    let inbox = http.get("/api/message_groups", minted.trim()).await;
+    assert_eq!(inbox.status, StatusCode::OK, "{}", inbox.body);
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing was created in the working directory"
+    );
+
+    // No key where the user's configuration says: an error, and still no new key.
+    let other_config = dir.join("other-config");
+    let refused = token(&other_config, &[]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("no development key at") && stderr.contains("cruddur dev"),
+        "{stderr}"
+    );
+    assert!(!other_config.exists(), "no key was created");
+
+    // Another key than the running stack's: refused before a useless token is printed.
+    let foreign_file = dir.join("foreign.pk8");
+    let foreign = DevSigner::load_or_create(&foreign_file).unwrap();
+    let refused = token(&config, &["--key-file".as_ref(), foreign_file.as_os_str()]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("trusts development keys"), "{stderr}");
+
+    // A token of that key anyway: API Gateway's bare 401, and the stack's log says why.
+    let sub = table
+        .store
+        .user_by_handle(&messaging::validate::Handle::parse("andrewbrown").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .cognito_sub;
+    let forged = foreign
+        .mint(&sub, "andrewbrown", Duration::from_secs(600))
+        .unwrap();
+    let answer = http.get("/api/message_groups", &forged).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.body, json!({"message": "Unauthorized"}));
+    let line = wait_for_line(&stack_log, &["bearer token refused", foreign.key_id()]);
+    assert!(line.contains("does not trust"), "{line}");
+    assert!(line.contains(&key_file.display().to_string()), "{line}");
+
     let status = stack.interrupt();
     assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_dir_all(&dir);

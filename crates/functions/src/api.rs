@@ -114,7 +114,7 @@ impl Api {
         &self,
         request: Request,
     ) -> Result<Response<Body>, lambda_http::Error> {
-        respond(self.list_message_groups_inner(&request).await)
+        respond(&request, self.list_message_groups_inner(&request).await)
     }
 
     async fn list_message_groups_inner(
@@ -137,7 +137,7 @@ impl Api {
         &self,
         request: Request,
     ) -> Result<Response<Body>, lambda_http::Error> {
-        respond(self.list_messages_inner(&request).await)
+        respond(&request, self.list_messages_inner(&request).await)
     }
 
     async fn list_messages_inner(&self, request: &Request) -> Result<Response<Body>, HandlerError> {
@@ -159,7 +159,7 @@ impl Api {
         &self,
         request: Request,
     ) -> Result<Response<Body>, lambda_http::Error> {
-        respond(self.create_message_inner(&request).await)
+        respond(&request, self.create_message_inner(&request).await)
     }
 
     async fn create_message_inner(
@@ -216,7 +216,7 @@ impl Api {
         &self,
         request: Request,
     ) -> Result<Response<Body>, lambda_http::Error> {
-        respond(self.get_user_short_inner(&request).await)
+        respond(&request, self.get_user_short_inner(&request).await)
     }
 
     async fn get_user_short_inner(

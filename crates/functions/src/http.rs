@@ -7,12 +7,17 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use messaging::StoreError;
 use messaging::page::PageError;
+use messaging::store::FailureKind;
 use messaging::validate::ValidationError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Response header carrying the next page's cursor (absent on the last page).
 pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
+/// What a `503 ["service_busy"]` tells the client to wait before trying again, in seconds.
+/// By then the SDK has already retried a throttled request with backoff (and the store a
+/// conflicted transaction eight times), so the pressure is not a matter of milliseconds.
+pub const SERVICE_BUSY_RETRY_AFTER_SECONDS: u32 = 1;
 /// Largest accepted request body. A maximal message (1024 four-byte characters, JSON
 /// escaped) stays well below it.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -82,11 +87,17 @@ impl From<PageError> for ApiError {
     }
 }
 
-/// What a route handler fails with: an answer for the client, or a failure of ours.
+/// What a route handler fails with: an answer for the client, a moment of overload, or a
+/// failure of ours.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// DynamoDB throttled the request, or concurrent writes kept cancelling its transaction:
+    /// nothing is wrong with the request or with the system, and the same request shortly
+    /// after will likely succeed. Answered `503` with `Retry-After`, not reported as a fault.
+    #[error("service busy: {0}")]
+    Busy(StoreError),
     #[error(transparent)]
     Infrastructure(StoreError),
 }
@@ -113,26 +124,56 @@ impl From<StoreError> for HandlerError {
                 ApiError::Validation(vec!["user_reciever_is_self"]).into()
             }
             StoreError::Page(error) => ApiError::Page(error).into(),
+            busy @ StoreError::Contention { .. } => Self::Busy(busy),
+            throttled if throttled.failure_kind() == Some(FailureKind::Throttled) => {
+                Self::Busy(throttled)
+            }
             other => Self::Infrastructure(other),
         }
     }
 }
 
-/// Turns a handler's outcome into what the Lambda returns: 4xx answers are responses,
-/// infrastructure failures are errors (Lambda reports them; API Gateway answers 500).
+/// Turns a handler's outcome into what the Lambda returns: 4xx answers and `503` for a busy
+/// table are responses; infrastructure failures are errors (Lambda reports them; API Gateway
+/// answers 500). Each outcome but success is logged once here, with API Gateway's request id
+/// (the one in its access log), so a client's report of a failed call can be found.
 pub fn respond(
+    request: &Request,
     outcome: Result<Response<Body>, HandlerError>,
 ) -> Result<Response<Body>, lambda_http::Error> {
+    let request_id = request_id(request).unwrap_or("-");
     match outcome {
         Ok(response) => Ok(response),
         Err(HandlerError::Api(error)) => {
-            tracing::info!(status = error.status().as_u16(), codes = ?error.codes(), "request refused");
+            tracing::info!(request_id, status = error.status().as_u16(), codes = ?error.codes(), "request refused");
             Ok(error.into_response())
         }
+        Err(HandlerError::Busy(error)) => {
+            tracing::warn!(request_id, %error, "request refused: DynamoDB is busy");
+            Ok(service_busy_response())
+        }
         Err(HandlerError::Infrastructure(error)) => {
-            tracing::error!(%error, "request failed");
+            tracing::error!(request_id, %error, "request failed");
             Err(error.into())
         }
+    }
+}
+
+/// `503 ["service_busy"]` with `Retry-After`.
+pub fn service_busy_response() -> Response<Body> {
+    let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, &["service_busy"]);
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(SERVICE_BUSY_RETRY_AFTER_SECONDS),
+    );
+    response
+}
+
+/// API Gateway's id of this request (`requestContext.requestId`).
+pub fn request_id(request: &Request) -> Option<&str> {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.request_id.as_deref(),
+        _ => None,
     }
 }
 

@@ -5,7 +5,7 @@
 //! - [`stream`] — `messaging-stream` (DynamoDB stream → inbox rows)
 //! - [`api`] — the four HTTP routes, over [`http`] (claims, bodies, error responses) and
 //!   [`directory`] (cached user lookups)
-//! - [`cognito`] — `cognito-post-confirmation`
+//! - [`cognito`] — `cognito-pre-signup` and `cognito-post-confirmation`
 
 // The SDK's futures wrapped in `tracing::instrument` layers nest deeper than the default
 // limit when clippy computes their layout.
@@ -23,12 +23,13 @@ use messaging::schema::table_name_from_env;
 
 /// Every Lambda function, by name: the binary, the `cargo lambda invoke` name and the
 /// `BuildProperties: Binary` of its function in `template.yaml` (a test checks the template).
-pub const FUNCTION_NAMES: [&str; 6] = [
+pub const FUNCTION_NAMES: [&str; 7] = [
     "messaging-stream",
     "list-message-groups",
     "list-messages",
     "create-message",
     "get-user-short",
+    "cognito-pre-signup",
     "cognito-post-confirmation",
 ];
 

@@ -761,3 +761,330 @@ async fn sign_up_registers_once_and_refuses_a_taken_handle() {
             .starts_with("the event is not a Cognito post-confirmation event")
     );
 }
+
+/// An API over `store` with a cold user cache.
+fn api_over(store: messaging::Store) -> Api {
+    Api::new(Directory::new(store, TTL, ManualClock::new()))
+}
+
+#[tokio::test]
+async fn the_membership_gate_is_a_strongly_consistent_read() {
+    let w = world().await;
+    let group = send(&w, &w.andrew, &w.bayko, "just started")
+        .await
+        .group_uuid;
+    let recorder = messaging::stand_in::RecordRequests::new();
+    let api = api_over(w.table.store_with(recorder.clone()));
+    let read = in_group(event("api-list-messages.json"), &group.to_string());
+    let (status, _, body) = parts(api.list_messages(request(&read)).await.unwrap());
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let membership_key = messaging::keys::membership(group, w.andrew.uuid);
+    let gates: Vec<Value> = recorder
+        .of("GetItem")
+        .into_iter()
+        .map(|sent| sent.body)
+        .filter(|body| body["Key"]["pk"]["S"] == json!(membership_key.pk))
+        .collect();
+    assert_eq!(gates.len(), 1, "one membership check");
+    assert_eq!(gates[0]["Key"]["sk"]["S"], json!(membership_key.sk));
+    // Without it DynamoDB reads eventually consistently, and a membership written a moment
+    // ago can be missed: the conversation the caller has just created would answer 404.
+    assert_eq!(gates[0]["ConsistentRead"], json!(true), "{}", gates[0]);
+}
+
+/// Log lines written while `run` runs (on this thread), without colours.
+async fn logs_of<F: std::future::Future>(run: F) -> (F::Output, String) {
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    // Tokio tests run on one thread: the guard covers every future of the test.
+    let output = {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        run.await
+    };
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    (output, text)
+}
+
+#[tokio::test]
+async fn throttling_answers_503_service_busy_with_retry_after() {
+    let w = world().await;
+    let group = send(&w, &w.andrew, &w.bayko, "hello").await.group_uuid;
+    let dynamodb = messaging::stand_in::RefusingClient::new();
+    let api = api_over(dynamodb.store_for(&w.table));
+    dynamodb.refuse("Query", messaging::stand_in::Refusal::Throttling);
+    dynamodb.refuse("GetItem", messaging::stand_in::Refusal::Throttling);
+
+    let inbox = request(&event("api-list-message-groups.json"));
+    let (response, logs) = logs_of(api.list_message_groups(inbox)).await;
+    let response = response.expect("a throttled request is an answer, not a fault");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(codes(&parts(response).2), ["service_busy"]);
+    assert!(
+        dynamodb.refused() > 1,
+        "the SDK retried before giving up: {} attempts",
+        dynamodb.refused()
+    );
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("Bx7kQj0001EFg="))
+        .collect();
+    assert_eq!(lines.len(), 1, "logged once with the request id:\n{logs}");
+    assert!(lines[0].contains("WARN"), "{}", lines[0]);
+
+    // The conversation's reads too; nothing is cached from the refused lookups.
+    let read = in_group(event("api-list-messages.json"), &group.to_string());
+    let (status, _, body) = parts(api.list_messages(request(&read)).await.unwrap());
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(codes(&body), ["service_busy"]);
+
+    // Once DynamoDB has capacity again, the same request succeeds.
+    dynamodb.allow_all();
+    let (status, _, body) = parts(api.list_messages(request(&read)).await.unwrap());
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn writes_that_keep_conflicting_answer_503_and_write_nothing() {
+    let w = world().await;
+    let group = send(&w, &w.andrew, &w.bayko, "first").await.group_uuid;
+    let dynamodb = messaging::stand_in::RefusingClient::new();
+    let api = api_over(dynamodb.store_for(&w.table));
+    dynamodb.refuse(
+        "TransactWriteItems",
+        messaging::stand_in::Refusal::TransactionConflict,
+    );
+    let append = with_body(
+        event("api-create-message-to-group.json"),
+        &json!({"message": "second", "message_group_uuid": group}).to_string(),
+    );
+    let (status, _, body) = parts(api.create_message(request(&append)).await.unwrap());
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(codes(&body), ["service_busy"]);
+    assert!(dynamodb.refused() > 1, "the store retried the transaction");
+    let messages = w
+        .table
+        .store
+        .conversation_messages(group, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(messages.items.len(), 1, "nothing was written");
+}
+
+#[tokio::test]
+async fn a_real_fault_is_a_500_logged_once_with_the_request_id() {
+    let w = world().await;
+    // A table that does not exist: a deployment mistake, not the client's, not transient.
+    let missing = messaging::Store::new(w.table.store.client().clone(), "no-such-table");
+    let api = api_over(missing);
+    let inbox = request(&event("api-list-message-groups.json"));
+    let (outcome, logs) = logs_of(api.list_message_groups(inbox)).await;
+    assert!(
+        outcome.is_err(),
+        "a fault is reported to Lambda (API Gateway answers 500)"
+    );
+    let lines: Vec<&str> = logs.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(lines.len(), 1, "logged once:\n{logs}");
+    assert!(
+        lines[0].contains("Bx7kQj0001EFg="),
+        "with the request id: {}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("ResourceNotFoundException"),
+        "{}",
+        lines[0]
+    );
+}
+
+#[tokio::test]
+async fn a_base64_encoded_body_is_measured_after_decoding() {
+    use base64::Engine;
+    let w = world().await;
+    let encode = |body: &Value| {
+        base64::engine::general_purpose::STANDARD.encode(body.to_string().as_bytes())
+    };
+    let base64_event = |body: &Value| {
+        let mut event = event("api-create-message-to-self.json");
+        event["body"] = json!(encode(body));
+        event["isBase64Encoded"] = json!(true);
+        event
+    };
+    // 1000 characters of three bytes each: about 3 KB of JSON, 4 KB once encoded.
+    let fits = json!({"message": "€".repeat(1000), "handle": "bayko"});
+    let (status, _, body) = parts(
+        w.api
+            .create_message(request(&base64_event(&fits)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Padding that makes the encoded body larger than the limit, the decoded one not.
+    let padded = json!({
+        "message": "hello", "handle": "bayko",
+        "padding": "x".repeat(functions::http::MAX_BODY_BYTES - 1024),
+    });
+    assert!(encode(&padded).len() > functions::http::MAX_BODY_BYTES);
+    let (status, _, body) = parts(
+        w.api
+            .create_message(request(&base64_event(&padded)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let too_large = json!({
+        "message": "hello", "handle": "bayko",
+        "padding": "x".repeat(functions::http::MAX_BODY_BYTES),
+    });
+    let (status, _, body) = parts(
+        w.api
+            .create_message(request(&base64_event(&too_large)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(codes(&body), ["body_too_large"]);
+}
+
+#[tokio::test]
+async fn pre_signup_refuses_an_invalid_or_taken_handle_before_the_account_exists() {
+    use functions::cognito::pre_signup;
+    let w = world().await;
+    let items_before = w.table.store.scan_all().await.unwrap().len();
+    w.table.requests.reset();
+
+    for allowed in [
+        "cognito-pre-signup.json",
+        "cognito-pre-signup-admin-create-user.json",
+    ] {
+        let event = event(allowed);
+        let answer = pre_signup(&w.table.store, event.clone()).await;
+        assert_eq!(
+            answer.unwrap(),
+            event,
+            "{allowed}: the event comes back unchanged"
+        );
+    }
+
+    // Cognito shows the message on the sign-up form: "PreSignUp failed with error <message>."
+    let taken = pre_signup(
+        &w.table.store,
+        event("cognito-pre-signup-handle-taken.json"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        taken.to_string(),
+        r#"the handle "BAYKO" is already taken, choose another one"#,
+        "case-insensitive"
+    );
+    let invalid = pre_signup(
+        &w.table.store,
+        event("cognito-pre-signup-handle-invalid.json"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        invalid.to_string(),
+        "handle must be 1 to 32 letters, digits, '_', '.' or '-', starting with a letter or digit"
+    );
+    let mut long_name = event("cognito-pre-signup.json");
+    long_name["request"]["userAttributes"]["name"] = json!("n".repeat(65));
+    let error = pre_signup(&w.table.store, long_name).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "display name is longer than 64 characters"
+    );
+    let mut no_handle = event("cognito-pre-signup.json");
+    no_handle["request"]["userAttributes"]
+        .as_object_mut()
+        .unwrap()
+        .remove("preferred_username");
+    let error = pre_signup(&w.table.store, no_handle).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the user has no preferred_username attribute"
+    );
+    let error = pre_signup(&w.table.store, json!({"triggerSource": 5}))
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("the event is not a Cognito pre sign-up event"),
+        "{error}"
+    );
+
+    // It only reads, one handle claim per sign-up; nothing was written.
+    assert_eq!(
+        w.table.requests.snapshot().into_iter().collect::<Vec<_>>(),
+        vec![("GetItem".to_owned(), 3)]
+    );
+    assert_eq!(w.table.store.scan_all().await.unwrap().len(), items_before);
+
+    // A directory that does not answer refuses the sign-up with a message to try again,
+    // rather than letting an account through unchecked.
+    let dynamodb = messaging::stand_in::RefusingClient::new();
+    dynamodb.refuse("GetItem", messaging::stand_in::Refusal::Throttling);
+    let error = pre_signup(
+        &dynamodb.store_for(&w.table),
+        event("cognito-pre-signup.json"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "sign-up is unavailable for a moment, try again"
+    );
+}
+
+#[tokio::test]
+async fn post_confirmation_registers_only_on_confirm_sign_up() {
+    use functions::cognito::post_confirmation;
+    let w = world().await;
+    // A password reset of a user whose preferred_username was changed to a taken handle
+    // (possible before the handle became immutable): nothing to register, nothing to fail.
+    let reset = event("cognito-post-confirmation-forgot-password.json");
+    assert_eq!(
+        post_confirmation(&w.table.store, reset.clone())
+            .await
+            .unwrap(),
+        reset
+    );
+    let mut unknown_source = event("cognito-post-confirmation.json");
+    unknown_source["triggerSource"] = json!("PostConfirmation_SomethingNew");
+    assert_eq!(
+        post_confirmation(&w.table.store, unknown_source.clone())
+            .await
+            .unwrap(),
+        unknown_source
+    );
+    assert_eq!(w.table.requests.total(), 0, "not even a read");
+    assert_eq!(w.table.store.list_users().await.unwrap().len(), 3);
+
+    // The sign-up itself still registers, once.
+    let confirmation = event("cognito-post-confirmation.json");
+    for _ in 0..2 {
+        post_confirmation(&w.table.store, confirmation.clone())
+            .await
+            .unwrap();
+    }
+    assert_eq!(w.table.store.list_users().await.unwrap().len(), 4);
+}

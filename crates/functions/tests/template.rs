@@ -21,7 +21,7 @@ const TEMPLATE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template
 const TABLE: &str = "table";
 const INDEX: &str = "index";
 const STREAM: &str = "stream";
-const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 6] = [
+const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 7] = [
     (
         "messaging-stream",
         &[
@@ -52,6 +52,8 @@ const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 6] = [
         ],
     ),
     ("get-user-short", &[(TABLE, "dynamodb:GetItem")]),
+    // Reads only: it checks a handle claim; the claim is written after confirmation.
+    ("cognito-pre-signup", &[(TABLE, "dynamodb:GetItem")]),
     (
         "cognito-post-confirmation",
         &[(TABLE, "dynamodb:GetItem"), (TABLE, "dynamodb:PutItem")],
@@ -594,32 +596,59 @@ fn api_verifies_cognito_tokens_and_allows_the_frontend() {
 }
 
 #[test]
-fn cognito_post_confirmation_is_wired() {
-    let function = function_id("cognito-post-confirmation");
+fn cognito_triggers_are_wired() {
     let pools = resources_of_type("AWS::Cognito::UserPool");
     assert_eq!(pools.len(), 1);
     let (pool, props) = (pools[0].0, &pools[0].1["Properties"]);
+    for (trigger, name) in [
+        ("PreSignUp", "cognito-pre-signup"),
+        ("PostConfirmation", "cognito-post-confirmation"),
+    ] {
+        let function = function_id(name);
+        assert_eq!(
+            get_att(&props["LambdaConfig"][trigger]),
+            Some((function.clone(), "Arn".to_owned())),
+            "{trigger} runs {name}"
+        );
+        let permitted = resources_of_type("AWS::Lambda::Permission")
+            .into_iter()
+            .any(|(_, p)| {
+                let p = &p["Properties"];
+                p["Action"] == "lambda:InvokeFunction"
+                    && p["Principal"] == "cognito-idp.amazonaws.com"
+                    && get_att(&p["FunctionName"]).is_some_and(|(f, _)| f == function)
+                    && get_att(&p["SourceArn"]) == Some((pool.to_owned(), "Arn".to_owned()))
+                    && ref_of(&p["SourceAccount"]) == Some("AWS::AccountId")
+            });
+        assert!(permitted, "Cognito may invoke {name}, for this pool only");
+        // Cognito gives a trigger 5 s; a longer timeout would only hide a stuck read.
+        let timeout = function_property(&function, "Timeout").and_then(Value::as_i64);
+        assert!(timeout.is_some_and(|t| t <= 5), "{name}: {timeout:?}");
+    }
+    let attribute = |name: &str| {
+        one_or_many(&props["Schema"])
+            .into_iter()
+            .find(|a| a["Name"] == name)
+            .unwrap_or_else(|| panic!("schema has {name}"))
+    };
+    assert_eq!(attribute("name")["Required"], true);
+    let handle = attribute("preferred_username");
     assert_eq!(
-        get_att(&props["LambdaConfig"]["PostConfirmation"]),
-        Some((function.clone(), "Arn".to_owned()))
+        handle["Required"], true,
+        "the handle is asked for at sign-up"
     );
-    let attributes: BTreeSet<&str> = one_or_many(&props["Schema"])
+    assert_eq!(handle["Mutable"], false, "and cannot change afterwards");
+
+    // The web client writes the sign-up attributes and nothing else.
+    let clients = resources_of_type("AWS::Cognito::UserPoolClient");
+    assert_eq!(clients.len(), 1);
+    let writable: BTreeSet<&str> = one_or_many(&clients[0].1["Properties"]["WriteAttributes"])
         .iter()
-        .filter(|a| a["Required"] == true)
-        .filter_map(|a| a["Name"].as_str())
+        .filter_map(|a| a.as_str())
         .collect();
-    assert!(attributes.contains("preferred_username") && attributes.contains("name"));
-    let permitted = resources_of_type("AWS::Lambda::Permission")
-        .into_iter()
-        .any(|(_, p)| {
-            let p = &p["Properties"];
-            p["Principal"] == "cognito-idp.amazonaws.com"
-                && get_att(&p["FunctionName"]).is_some_and(|(f, _)| f == function)
-                && get_att(&p["SourceArn"]) == Some((pool.to_owned(), "Arn".to_owned()))
-        });
-    assert!(
-        permitted,
-        "Cognito may invoke the trigger, for this pool only"
+    assert_eq!(
+        writable,
+        BTreeSet::from(["email", "name", "preferred_username"])
     );
 }
 

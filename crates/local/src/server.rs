@@ -7,22 +7,19 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::body::{Body as AxumBody, to_bytes};
+use axum::body::{Body as AxumBody, Bytes, to_bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use functions::api::Api;
-use functions::http::NEXT_CURSOR_HEADER;
+use functions::http::{ApiError, MAX_BODY_BYTES, NEXT_CURSOR_HEADER};
 use jsonwebtoken::jwk::JwkSet;
 use serde_json::{Value, json};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::{AuthError, Authorizer};
-
-/// API Gateway's own limit on an HTTP API request body.
-const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
 
 /// One route of the HTTP API. `template.yaml`'s routes are checked against these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,11 +147,19 @@ async fn dispatch(
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        match state.authorizer.verify(authorization) {
+        match state.authorizer.verify(authorization).await {
             Ok(claims) => Some(claims),
             Err(error) => {
-                if let AuthError::Invalid(reason) = &error {
-                    tracing::info!(%reason, "bearer token refused");
+                match &error {
+                    AuthError::Missing => {}
+                    // Nearly always a token minted with another key than the stack's: say
+                    // which keys it trusts and where they come from.
+                    AuthError::UnknownKey { .. } => {
+                        tracing::warn!(reason = %error, "bearer token refused");
+                    }
+                    AuthError::Invalid(_) => {
+                        tracing::info!(reason = %error, "bearer token refused")
+                    }
                 }
                 // API Gateway's answer, before any function runs.
                 return (
@@ -167,12 +172,9 @@ async fn dispatch(
     } else {
         None
     };
-    let Ok(body) = to_bytes(body, MAX_REQUEST_BYTES).await else {
-        return (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            axum::Json(json!({"message": "Request Entity Too Large"})),
-        )
-            .into_response();
+    let body = match read_body(&parts.headers, body).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
     };
     let event = payload_v2(&PayloadParts {
         route,
@@ -199,21 +201,64 @@ async fn dispatch(
         Route::GetUserShort => api.get_user_short(request).await,
     };
     match outcome {
-        Ok(response) => {
-            let (parts, body) = response.into_parts();
-            let bytes = match body {
-                lambda_http::Body::Empty => Vec::new(),
-                lambda_http::Body::Text(text) => text.into_bytes(),
-                lambda_http::Body::Binary(bytes) => bytes,
-                _ => Vec::new(),
-            };
-            Response::from_parts(parts, AxumBody::from(bytes))
-        }
+        Ok(response) => from_lambda(response),
+        // The function has logged its failure, once, with the request id; the request line
+        // below records the 500.
+        Err(_) => internal_error(),
+    }
+}
+
+/// The request body, read up to the functions' limit ([`MAX_BODY_BYTES`]). A larger body is
+/// answered as the function answers it, `413 ["body_too_large"]`, as soon as that is known:
+/// from `Content-Length` before reading anything, else after reading one byte past the
+/// limit; the rest is never buffered. The bytes measured are the raw body, which is what the
+/// function measures too (API Gateway's base64 encoding of a binary body is undone by
+/// `lambda_http` before the function sees it).
+async fn read_body(headers: &HeaderMap, body: AxumBody) -> Result<Bytes, Response> {
+    let too_large = || from_lambda(ApiError::BodyTooLarge.into_response());
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    match to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => Ok(bytes),
+        Err(error) if is_length_limit(&error) => Err(too_large()),
         Err(error) => {
-            tracing::error!(%error, route = route.key(), "function failed");
-            internal_error()
+            // The client went away or sent a broken chunked body: no function would run.
+            tracing::info!(%error, "request body could not be read");
+            Err((
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"message": "Bad Request"})),
+            )
+                .into_response())
         }
     }
+}
+
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if cause.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// A function's response as the HTTP API returns it.
+fn from_lambda(response: lambda_http::Response<lambda_http::Body>) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        lambda_http::Body::Empty => Vec::new(),
+        lambda_http::Body::Text(text) => text.into_bytes(),
+        lambda_http::Body::Binary(bytes) => bytes,
+        _ => Vec::new(),
+    };
+    Response::from_parts(parts, AxumBody::from(bytes))
 }
 
 /// What goes into an API Gateway payload-2.0 event.
@@ -364,6 +409,100 @@ async fn log_request(request: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The local API with development keys, over a store that is never reached (the requests
+    /// of these tests are answered before any function runs). Returns its address and a
+    /// valid bearer token.
+    async fn serve() -> (std::net::SocketAddr, String, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("cruddur-server-{}", uuid::Uuid::new_v4()));
+        let signer = crate::auth::DevSigner::load_or_create(&dir.join("key.pk8")).unwrap();
+        let token = signer
+            .mint("sub-1", "andrewbrown", std::time::Duration::from_secs(60))
+            .unwrap();
+        let store = messaging::Store::new(
+            messaging::connect::local_client("http://127.0.0.1:9", None),
+            "unreachable",
+        );
+        let directory = functions::directory::Directory::new(
+            store,
+            std::time::Duration::ZERO,
+            Arc::new(functions::directory::SystemClock),
+        );
+        let app = router(Api::new(directory), Authorizer::for_dev(&signer), None, &[]).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (address, token, dir)
+    }
+
+    /// Sends `head` and `body_start` on a raw connection, leaves it open (a client still
+    /// uploading), and reads the answer: status and body.
+    async fn answer_while_uploading(
+        address: std::net::SocketAddr,
+        head: &str,
+        body_start: &[u8],
+    ) -> (u16, Value) {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(body_start).await.unwrap();
+        let mut received = Vec::new();
+        let read = async {
+            let mut buffer = [0u8; 4096];
+            loop {
+                let n = stream.read(&mut buffer).await.unwrap();
+                received.extend_from_slice(&buffer[..n]);
+                let text = String::from_utf8_lossy(&received);
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .and_then(|l| l.trim().parse::<usize>().ok());
+                    if n == 0 || length.is_some_and(|length| body.len() >= length) {
+                        return text.into_owned();
+                    }
+                }
+                assert!(n > 0, "connection closed without an answer");
+            }
+        };
+        let text = tokio::time::timeout(std::time::Duration::from_secs(10), read)
+            .await
+            .expect("answered without waiting for the rest of the body");
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_is_refused_before_it_is_read() {
+        let (address, token, dir) = serve().await;
+        // Declared larger than the limit: refused from the header alone, although the client
+        // has sent only a few bytes of its (API Gateway-sized) upload.
+        let declared = format!(
+            "POST /api/messages HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            11 * 1024 * 1024
+        );
+        assert_eq!(
+            answer_while_uploading(address, &declared, b"{\"message\": ").await,
+            (413, json!(["body_too_large"]))
+        );
+        // Chunked, no length: refused once one byte past the limit has arrived, while the
+        // client is still sending.
+        let chunked = format!(
+            "POST /api/messages HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\
+             content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+        let chunk_size = MAX_BODY_BYTES + 1;
+        let mut chunk = format!("{chunk_size:x}\r\n").into_bytes();
+        chunk.extend(std::iter::repeat_n(b' ', chunk_size));
+        chunk.extend_from_slice(b"\r\n");
+        assert_eq!(
+            answer_while_uploading(address, &chunked, &chunk).await,
+            (413, json!(["body_too_large"]))
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn query_strings_are_decoded_like_api_gateway() {

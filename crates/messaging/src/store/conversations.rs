@@ -261,6 +261,11 @@ impl Store {
     }
 
     /// Whether `user` belongs to `group`. One `GetItem` that reads only the key.
+    ///
+    /// Strongly consistent: this is the authorisation gate of reading a conversation, and the
+    /// frontend opens a conversation right after creating it. An eventually consistent read
+    /// can miss a membership written a moment ago and answer "not found" for a conversation
+    /// the caller has just started (it costs one read unit instead of half of one).
     #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
     pub async fn is_member(&self, group: Uuid, user: Uuid) -> Result<bool, StoreError> {
         let output = self
@@ -269,6 +274,7 @@ impl Store {
             .table_name(self.table())
             .set_key(Some(key_item(&keys::membership(group, user))))
             .projection_expression("pk")
+            .consistent_read(true)
             .send()
             .await
             .map_err(|err| StoreError::from_sdk("GetItem", err))?;

@@ -7,7 +7,7 @@
 //! | C: append to a conversation | [`Store::append_message`] | TransactWriteItems |
 //! | D: message a user by handle | [`Store::send_to_user`] | GetItem + TransactWriteItems |
 //! | E: inbox rows follow the newest message | [`Store::advance_inbox_rows`] | TransactWriteItems where this environment knows the rows ([`RowPositions`]), else Query (GSI) + TransactWriteItems |
-//! | users | [`Store::register_user`], [`Store::user_by_sub`], [`Store::user_by_handle`] | one each |
+//! | users | [`Store::register_user`], [`Store::user_by_sub`], [`Store::user_by_handle`], [`Store::handle_taken`] | one each |
 
 mod admin;
 mod conversations;

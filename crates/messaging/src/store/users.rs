@@ -119,6 +119,24 @@ impl Store {
         self.get_user(&keys::handle_claim(handle), false).await
     }
 
+    /// Whether someone holds `handle` (case-insensitive). One strongly consistent `GetItem`
+    /// of the handle claim's key: a sign-up checked against a handle claimed a moment ago
+    /// must see the claim.
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
+    pub async fn handle_taken(&self, handle: &Handle) -> Result<bool, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(self.table())
+            .set_key(Some(key_item(&keys::handle_claim(handle))))
+            .projection_expression("pk")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| StoreError::from_sdk("GetItem", err))?;
+        Ok(output.item.is_some())
+    }
+
     /// One `GetItem`.
     #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
     pub async fn user_by_uuid(&self, uuid: Uuid) -> Result<Option<User>, StoreError> {

@@ -1,0 +1,231 @@
+//! Test support (feature `testkit`): what DynamoDB does that DynamoDB Local never does, and a
+//! recorder of what the SDK sends.
+//!
+//! DynamoDB Local never throttles and never cancels a transaction for a conflict with
+//! another one. [`RefusingClient`] plays both: an HTTP client for the SDK that answers the
+//! chosen operations itself, with DynamoDB's documented error replies, and sends every other
+//! request on to DynamoDB Local. A refused request never reaches the table, as with
+//! DynamoDB, so nothing is half-written behind the test's back.
+//!
+//! [`RecordRequests`] is an interceptor keeping the JSON body of every attempt, so a test can
+//! assert what was asked (say, a strongly consistent read) rather than what came back.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse, Metadata};
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use serde_json::Value;
+
+use crate::connect::local_config;
+use crate::store::Store;
+use crate::testkit::{TestTable, endpoint};
+
+/// How DynamoDB refuses a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// HTTP 400 `ProvisionedThroughputExceededException`: the table or a partition is over
+    /// its capacity. The SDK retries it (with backoff) before giving up. See "Error handling
+    /// with DynamoDB", https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.Errors.html
+    Throttling,
+    /// HTTP 400 `TransactionCanceledException` with reason `TransactionConflict` on the
+    /// first item: another transaction holds one of its items. Not retried by the SDK; the
+    /// caller decides. Same page, "Transactional conflict handling" in
+    /// https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html
+    TransactionConflict,
+}
+
+impl Refusal {
+    fn response(self) -> HttpResponse {
+        let body = match self {
+            Self::Throttling => serde_json::json!({
+                "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                "message": "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.",
+            }),
+            Self::TransactionConflict => serde_json::json!({
+                "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict, None]",
+                "CancellationReasons": [
+                    {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"},
+                    {"Code": "None"},
+                ],
+            }),
+        };
+        let mut response = HttpResponse::new(
+            StatusCode::try_from(400).expect("400 is a status code"),
+            SdkBody::from(body.to_string()),
+        );
+        response
+            .headers_mut()
+            .insert("content-type", "application/x-amz-json-1.0");
+        response
+            .headers_mut()
+            .insert("x-amzn-requestid", uuid::Uuid::new_v4().to_string());
+        response
+    }
+}
+
+/// An HTTP client that refuses chosen DynamoDB operations as DynamoDB would, and forwards
+/// the rest to DynamoDB Local. Clones share their rules and counters.
+#[derive(Debug, Clone)]
+pub struct RefusingClient {
+    inner: SharedHttpClient,
+    rules: Arc<Mutex<HashMap<String, Refusal>>>,
+    refused: Arc<AtomicU64>,
+}
+
+impl Default for RefusingClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RefusingClient {
+    pub fn new() -> Self {
+        Self {
+            // DynamoDB Local speaks plain HTTP on loopback.
+            inner: aws_smithy_http_client::Builder::new().build_http(),
+            rules: Arc::default(),
+            refused: Arc::default(),
+        }
+    }
+
+    /// From now on, answer every `operation` (e.g. "GetItem") with `refusal`.
+    pub fn refuse(&self, operation: &str, refusal: Refusal) {
+        self.lock().insert(operation.to_owned(), refusal);
+    }
+
+    /// From now on, let everything through.
+    pub fn allow_all(&self) {
+        self.lock().clear();
+    }
+
+    /// How many requests were refused (each SDK attempt counts).
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::SeqCst)
+    }
+
+    /// A store on `table`'s table whose requests go through this client (and are counted by
+    /// the table's request counter). The SDK's retry backoff starts at 1 ms instead of 1 s so
+    /// the test does not wait for it; the number of attempts stays the SDK's default.
+    pub fn store_for(&self, table: &TestTable) -> Store {
+        let config = local_config(&endpoint())
+            .http_client(self.clone())
+            .retry_config(RetryConfig::standard().with_initial_backoff(Duration::from_millis(1)))
+            .interceptor(table.requests.clone())
+            .build();
+        Store::new(
+            aws_sdk_dynamodb::Client::from_conf(config),
+            table.store.table(),
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Refusal>> {
+        self.rules.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl HttpClient for RefusingClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(RefusingConnector {
+            inner: self.inner.http_connector(settings, components),
+            client: self.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct RefusingConnector {
+    inner: SharedHttpConnector,
+    client: RefusingClient,
+}
+
+impl HttpConnector for RefusingConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        // The JSON protocol names the operation in a header: `DynamoDB_20120810.GetItem`.
+        let refusal = request
+            .headers()
+            .get("x-amz-target")
+            .and_then(|target| target.rsplit('.').next())
+            .and_then(|operation| self.client.lock().get(operation).copied());
+        match refusal {
+            Some(refusal) => {
+                self.client.refused.fetch_add(1, Ordering::SeqCst);
+                HttpConnectorFuture::ready(Ok(refusal.response()))
+            }
+            None => self.inner.call(request),
+        }
+    }
+}
+
+/// One request attempt as sent: the operation and its JSON body.
+#[derive(Debug, Clone)]
+pub struct SentRequest {
+    pub operation: String,
+    pub body: Value,
+}
+
+/// An interceptor keeping every attempt's operation and JSON body.
+#[derive(Debug, Clone, Default)]
+pub struct RecordRequests {
+    sent: Arc<Mutex<Vec<SentRequest>>>,
+}
+
+impl RecordRequests {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The attempts of `operation`, in order.
+    pub fn of(&self, operation: &str) -> Vec<SentRequest> {
+        self.lock()
+            .iter()
+            .filter(|sent| sent.operation == operation)
+            .cloned()
+            .collect()
+    }
+
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<SentRequest>> {
+        self.sent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Intercept for RecordRequests {
+    fn name(&self) -> &'static str {
+        "RecordRequests"
+    }
+
+    fn read_before_attempt(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = cfg
+            .load::<Metadata>()
+            .map_or_else(|| "unknown".to_owned(), |m| m.name().to_owned());
+        let bytes = context.request().body().bytes().unwrap_or_default();
+        let body = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+        self.lock().push(SentRequest { operation, body });
+        Ok(())
+    }
+}
