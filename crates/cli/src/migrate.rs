@@ -47,7 +47,7 @@ pub async fn run(store: &Store, args: MigrateArgs) -> anyhow::Result<()> {
     if args.dry_run {
         writeln!(
             summary,
-            "dry run: would write {} items; wrote nothing",
+            "dry run: would make {} conditional writes; wrote nothing",
             plan.writes()
         )?;
         print!("{summary}");
@@ -188,7 +188,7 @@ fn report_applied(out: &mut String, applied: &Applied) -> std::fmt::Result {
     for (handle, why) in &applied.user_conflicts {
         writeln!(out, "  not registered {handle:?}: {why}")?;
     }
-    writeln!(out, "done: {} items written", applied.written())
+    writeln!(out, "done: {} writes", applied.written())
 }
 
 #[cfg(test)]

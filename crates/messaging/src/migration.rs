@@ -76,10 +76,11 @@ impl Found {
             }
         } else if pk.starts_with(keys::PAIR_PREFIX) {
             self.pairs.insert(pk);
-        } else if pk.starts_with(keys::USER_PREFIX) && sk == keys::PROFILE_SK {
-            if let Ok(profile) = serde_dynamo::from_item::<_, UserItem>(item) {
-                self.profiles.insert(profile.user_uuid);
-            }
+        } else if pk.starts_with(keys::USER_PREFIX)
+            && sk == keys::PROFILE_SK
+            && let Ok(profile) = serde_dynamo::from_item::<_, UserItem>(item)
+        {
+            self.profiles.insert(profile.user_uuid);
         }
     }
 }
