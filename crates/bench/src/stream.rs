@@ -200,15 +200,7 @@ async fn conversations(table: &TestTable, scenario: &Scenario) -> anyhow::Result
 }
 
 async fn put(table: &TestTable, item: messaging::store::Item) -> anyhow::Result<()> {
-    table
-        .store
-        .client()
-        .put_item()
-        .table_name(table.store.table())
-        .set_item(Some(item))
-        .send()
-        .await?;
-    Ok(())
+    Ok(table.put_raw(item).await?)
 }
 
 /// Every inbox row shows the newest message of its conversation.

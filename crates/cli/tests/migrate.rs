@@ -58,15 +58,7 @@ async fn original_conversation(table: &TestTable) {
         .into_iter()
         .map(|(name, value)| (name.to_owned(), AttributeValue::S(value)))
         .collect();
-        table
-            .store
-            .client()
-            .put_item()
-            .table_name(table.store.table())
-            .set_item(Some(item))
-            .send()
-            .await
-            .unwrap();
+        table.put_raw(item).await.unwrap();
     }
 }
 

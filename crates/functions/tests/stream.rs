@@ -114,21 +114,7 @@ async fn rows_by_group(table: &TestTable, user: &User) -> HashMap<Uuid, (String,
 }
 
 async fn snapshot(table: &TestTable) -> Vec<String> {
-    let mut items: Vec<String> = table
-        .store
-        .scan_all()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|item| {
-            // serde_json's map is ordered, so equal items print equal.
-            serde_dynamo::from_item::<_, serde_json::Value>(item)
-                .unwrap()
-                .to_string()
-        })
-        .collect::<Vec<_>>();
-    items.sort();
-    items
+    table.snapshot().await
 }
 
 struct Cast {

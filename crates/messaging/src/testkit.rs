@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::connect::local_config;
 use crate::metrics::RequestCounter;
 use crate::model::User;
-use crate::store::{NewUser, Store};
+use crate::store::{Item, NewUser, Store, StoreError};
 use crate::timestamp::Timestamp;
 use crate::validate::{DisplayName, Handle};
 
@@ -81,6 +81,39 @@ impl TestTable {
 }
 
 impl TestTable {
+    /// Puts an item as it is, unconditionally: data shaped the way another writer (the
+    /// original system, a corrupting bug) left it, which the store itself never writes.
+    pub async fn put_raw(&self, item: Item) -> Result<(), StoreError> {
+        self.store
+            .client()
+            .put_item()
+            .table_name(self.store.table())
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|err| StoreError::from_sdk("PutItem", err))?;
+        Ok(())
+    }
+
+    /// Every item of the table as JSON text, sorted: equal tables give equal snapshots
+    /// (serde_json's maps are ordered).
+    pub async fn snapshot(&self) -> Vec<String> {
+        let mut items: Vec<String> = self
+            .store
+            .scan_all()
+            .await
+            .expect("scan the test table")
+            .into_iter()
+            .map(|item| {
+                serde_dynamo::from_item::<_, serde_json::Value>(item)
+                    .expect("items are JSON-representable")
+                    .to_string()
+            })
+            .collect();
+        items.sort();
+        items
+    }
+
     /// Another store on the same table whose client also runs `interceptor`.
     pub fn store_with(&self, interceptor: impl Intercept + 'static) -> Store {
         let config = local_config(&endpoint())

@@ -273,16 +273,8 @@ async fn original_conversation(table: &TestTable, a: &User, b: &User, membership
     group
 }
 
-async fn put(table: &TestTable, item: std::collections::HashMap<String, AttributeValue>) {
-    table
-        .store
-        .client()
-        .put_item()
-        .table_name(table.store.table())
-        .set_item(Some(item))
-        .send()
-        .await
-        .unwrap();
+async fn put(table: &TestTable, item: messaging::store::Item) {
+    table.put_raw(item).await.unwrap();
 }
 
 async fn raw_message(table: &TestTable, group: Uuid, sender: &User, when: &str) -> Message {

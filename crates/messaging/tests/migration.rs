@@ -84,15 +84,7 @@ async fn put<const N: usize>(table: &TestTable, attributes: [(&str, AttributeVal
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))
         .collect();
-    table
-        .store
-        .client()
-        .put_item()
-        .table_name(table.store.table())
-        .set_item(Some(item))
-        .send()
-        .await
-        .unwrap();
+    table.put_raw(item).await.unwrap();
 }
 
 const A: (&str, &str, &str) = (ANDREW, "andrewbrown", "Andrew Brown");
@@ -344,18 +336,5 @@ async fn message_items(table: &TestTable) -> Vec<String> {
 }
 
 async fn everything(table: &TestTable) -> Vec<String> {
-    let mut items: Vec<String> = table
-        .store
-        .scan_all()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|item| {
-            serde_dynamo::from_item::<_, serde_json::Value>(item)
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    items.sort();
-    items
+    table.snapshot().await
 }

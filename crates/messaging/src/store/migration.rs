@@ -1,7 +1,7 @@
 //! The migration's reads and writes: a parallel scan, then the plan written with conditions
 //! so that nothing this system owns is ever overwritten and a second run writes nothing.
 
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -159,104 +159,107 @@ impl Store {
             }
         }
 
-        let memberships = plan
-            .memberships
-            .iter()
-            .map(to_item)
-            .collect::<Result<Vec<_>, _>>()?;
-        applied.memberships = self.put_all_new(memberships, on_write).await?;
-        let restored = plan
-            .restored_rows
-            .iter()
-            .map(to_item)
-            .collect::<Result<Vec<_>, _>>()?;
-        applied.restored_rows = self.put_all_new(restored, on_write).await?;
+        applied.memberships = self.put_all_new(&plan.memberships, on_write).await?;
+        applied.restored_rows = self.put_all_new(&plan.restored_rows, on_write).await?;
         applied.row_updates = self.complete_rows(&plan.row_updates, on_write).await?;
-        let pairs = plan
-            .pairs
-            .iter()
-            .map(to_item)
-            .collect::<Result<Vec<_>, _>>()?;
-        applied.pairs = self.put_all_new(pairs, on_write).await?;
+        applied.pairs = self.put_all_new(&plan.pairs, on_write).await?;
         Ok(applied)
     }
 
     /// Puts each item unless its key exists.
-    async fn put_all_new(
+    async fn put_all_new<T: serde::Serialize + Sync>(
         &self,
-        items: Vec<super::Item>,
+        items: &[T],
         on_write: &(dyn Fn(Wrote) + Sync),
     ) -> Result<Outcomes, StoreError> {
-        let results: Vec<Wrote> = futures_util::stream::iter(items)
-            .map(|item| async move {
-                let result = self
-                    .client
-                    .put_item()
-                    .table_name(self.table())
-                    .set_item(Some(item))
-                    .condition_expression("attribute_not_exists(pk)")
-                    .send()
-                    .await;
-                let wrote = match result {
-                    Ok(_) => Wrote::Written,
-                    Err(err) if err.code() == Some("ConditionalCheckFailedException") => {
-                        Wrote::Skipped
-                    }
-                    Err(err) => return Err(StoreError::from_sdk("PutItem", err)),
-                };
-                on_write(wrote);
-                Ok(wrote)
-            })
-            .buffer_unordered(CONCURRENT_WRITES)
-            .try_collect()
-            .await?;
-        Ok(tally(&results))
+        conditionally(items, on_write, |item| async move {
+            let result = self
+                .client
+                .put_item()
+                .table_name(self.table())
+                .set_item(Some(to_item(item)?))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await;
+            conditional_outcome("PutItem", result)
+        })
+        .await
     }
 
     /// Gives original rows the `last_message_at` and `member_count` the fan-out relies on,
-    /// in place: only if the row is still this conversation's and still lacks them.
+    /// in place: only if the row is still this conversation's and still lacks them (the
+    /// fan-out may have moved it since the scan; it then carries both).
     async fn complete_rows(
         &self,
         updates: &[RowUpdate],
         on_write: &(dyn Fn(Wrote) + Sync),
     ) -> Result<Outcomes, StoreError> {
-        let results: Vec<Wrote> = futures_util::stream::iter(updates)
-            .map(|update| async move {
-                let result = self
-                    .client
-                    .update_item()
-                    .table_name(self.table())
-                    .set_key(Some(key_item(&update.key)))
-                    .update_expression(
-                        "SET #at = if_not_exists(#at, :at), #count = if_not_exists(#count, :count)",
-                    )
-                    .condition_expression(
-                        "#group = :group AND (attribute_not_exists(#at) OR attribute_not_exists(#count))",
-                    )
-                    .expression_attribute_names("#at", "last_message_at")
-                    .expression_attribute_names("#count", "member_count")
-                    .expression_attribute_names("#group", GROUP_INDEX_PARTITION_KEY)
-                    .expression_attribute_values(":at", AttributeValue::S(update.last_message_at.clone()))
-                    .expression_attribute_values(":count", AttributeValue::N(update.member_count.to_string()))
-                    .expression_attribute_values(":group", AttributeValue::S(update.group.to_string()))
-                    .send()
-                    .await;
-                let wrote = match result {
-                    Ok(_) => Wrote::Written,
-                    // Moved by the fan-out since the scan (it then carries both), or done.
-                    Err(err) if err.code() == Some("ConditionalCheckFailedException") => {
-                        Wrote::Skipped
-                    }
-                    Err(err) => return Err(StoreError::from_sdk("UpdateItem", err)),
-                };
-                on_write(wrote);
-                Ok(wrote)
-            })
-            .buffer_unordered(CONCURRENT_WRITES)
-            .try_collect()
-            .await?;
-        Ok(tally(&results))
+        conditionally(updates, on_write, |update| async move {
+            let result = self
+                .client
+                .update_item()
+                .table_name(self.table())
+                .set_key(Some(key_item(&update.key)))
+                .update_expression(
+                    "SET #at = if_not_exists(#at, :at), #count = if_not_exists(#count, :count)",
+                )
+                .condition_expression(
+                    "#group = :group AND (attribute_not_exists(#at) OR attribute_not_exists(#count))",
+                )
+                .expression_attribute_names("#at", "last_message_at")
+                .expression_attribute_names("#count", "member_count")
+                .expression_attribute_names("#group", GROUP_INDEX_PARTITION_KEY)
+                .expression_attribute_values(":at", AttributeValue::S(update.last_message_at.clone()))
+                .expression_attribute_values(":count", AttributeValue::N(update.member_count.to_string()))
+                .expression_attribute_values(":group", AttributeValue::S(update.group.to_string()))
+                .send()
+                .await;
+            conditional_outcome("UpdateItem", result)
+        })
+        .await
     }
+}
+
+/// A conditional write that failed its condition wrote nothing: skipped, not an error.
+fn conditional_outcome<O, E, R>(
+    operation: &'static str,
+    result: Result<O, SdkError<E, R>>,
+) -> Result<Wrote, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(Wrote::Written),
+        Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(Wrote::Skipped),
+        Err(err) => Err(StoreError::from_sdk(operation, err)),
+    }
+}
+
+/// Runs `write` on every input, [`CONCURRENT_WRITES`] at a time; the first failure stops
+/// the run.
+async fn conditionally<T, F, Fut>(
+    inputs: impl IntoIterator<Item = T>,
+    on_write: &(dyn Fn(Wrote) + Sync),
+    write: F,
+) -> Result<Outcomes, StoreError>
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = Result<Wrote, StoreError>>,
+{
+    let results: Vec<Wrote> = futures_util::stream::iter(inputs)
+        .map(|input| {
+            let written = write(input);
+            async move {
+                let wrote = written.await?;
+                on_write(wrote);
+                Ok::<_, StoreError>(wrote)
+            }
+        })
+        .buffer_unordered(CONCURRENT_WRITES)
+        .try_collect()
+        .await?;
+    Ok(tally(&results))
 }
 
 fn tally(results: &[Wrote]) -> Outcomes {
