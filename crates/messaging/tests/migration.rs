@@ -14,6 +14,7 @@ use uuid::Uuid;
 const ANDREW: &str = "5ae290ed-55d1-47a0-bc6d-fe2bc2700399";
 const BAYKO: &str = "b02d00ce-df83-4373-9710-9868564a0809";
 const LONDO: &str = "f1a2c3d4-0000-4000-8000-000000000003";
+const VIR: &str = "f1a2c3d4-0000-4000-8000-000000000004";
 const STRANGER: &str = "99999999-0000-4000-8000-000000000009";
 
 fn legacy(uuid: &str, handle: &str, name: &str) -> LegacyUser {
@@ -30,6 +31,7 @@ fn csv_users() -> Vec<LegacyUser> {
         legacy(ANDREW, "andrewbrown", "Andrew Brown"),
         legacy(BAYKO, "bayko", "Andrew Bayko"),
         legacy(LONDO, "londo", "Londo Mollari"),
+        legacy(VIR, "vir", "Vir Cotto"),
     ]
 }
 
@@ -168,7 +170,7 @@ async fn a_migrated_table_serves_every_migrated_user() {
 
     let applied = migrate(&table, &csv_users()).await;
 
-    assert_eq!(applied.users.written, 3);
+    assert_eq!(applied.users.written, 4);
     assert!(applied.user_conflicts.is_empty(), "{applied:?}");
     let store = &table.store;
     let (andrew, bayko, londo) = (
@@ -232,6 +234,18 @@ async fn a_migrated_table_serves_every_migrated_user() {
         .await
         .unwrap();
     assert_eq!(sent.group_uuid, uuid(NEW_AB));
+    // And starting a conversation with someone new works as for any user.
+    let vir = user(store, "vir").await;
+    let started = store
+        .send_to_user(
+            &londo,
+            &vir,
+            MessageText::parse("welcome").unwrap(),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    assert!(store.is_member(started.group_uuid, vir.uuid).await.unwrap());
 
     // The stream moves the old rows forward, in one query and one transaction.
     table.requests.reset();
@@ -242,7 +256,11 @@ async fn a_migrated_table_serves_every_migrated_user() {
     assert_eq!(advance.moved, 2, "{advance:?}");
     assert_eq!(table.requests.total(), 2, "{:?}", table.requests.snapshot());
     let londos = store.list_inbox(londo.uuid, &page).await.unwrap().items;
-    assert_eq!(londos[0].last_message, "back after the migration");
+    let with_andrew = londos
+        .iter()
+        .find(|row| row.group_uuid == uuid(AL))
+        .unwrap();
+    assert_eq!(with_andrew.last_message, "back after the migration");
 
     // Londo's lost row of the conversation with Bayko is back, at its newest message.
     assert!(
@@ -285,7 +303,7 @@ async fn a_second_run_writes_nothing() {
     let found = table.store.scan_for_migration(2, &|_| {}).await.unwrap();
     let again = plan(&csv_users(), &found, Timestamp::now()).unwrap();
     assert_eq!(again.writes(), 0, "{again:?}");
-    assert_eq!(again.report.users_registered_before, 3);
+    assert_eq!(again.report.users_registered_before, 4);
     let applied = table
         .store
         .apply_migration(&again, Timestamp::now(), &|_| {})
@@ -321,7 +339,7 @@ async fn a_handle_someone_took_in_this_system_is_reported_not_overwritten() {
 
     let applied = migrate(&table, &csv_users()).await;
 
-    assert_eq!(applied.users.written, 2);
+    assert_eq!(applied.users.written, 3);
     assert_eq!(applied.user_conflicts.len(), 1, "{applied:?}");
     assert_eq!(applied.user_conflicts[0].0, "londo");
     assert_eq!(user(&table.store, "londo").await.uuid, taken.uuid);
