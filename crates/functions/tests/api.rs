@@ -773,7 +773,7 @@ async fn the_membership_gate_is_a_strongly_consistent_read() {
     let group = send(&w, &w.andrew, &w.bayko, "just started")
         .await
         .group_uuid;
-    let recorder = messaging::stand_in::RecordRequests::new();
+    let recorder = messaging::testkit::stand_in::RecordRequests::new();
     let api = api_over(w.table.store_with(recorder.clone()));
     let read = in_group(event("api-list-messages.json"), &group.to_string());
     let (status, _, body) = parts(api.list_messages(request(&read)).await.unwrap());
@@ -826,10 +826,10 @@ async fn logs_of<F: std::future::Future>(run: F) -> (F::Output, String) {
 async fn throttling_answers_503_service_busy_with_retry_after() {
     let w = world().await;
     let group = send(&w, &w.andrew, &w.bayko, "hello").await.group_uuid;
-    let dynamodb = messaging::stand_in::RefusingClient::new();
+    let dynamodb = messaging::testkit::stand_in::RefusingClient::new();
     let api = api_over(dynamodb.store_for(&w.table));
-    dynamodb.refuse("Query", messaging::stand_in::Refusal::Throttling);
-    dynamodb.refuse("GetItem", messaging::stand_in::Refusal::Throttling);
+    dynamodb.refuse("Query", messaging::testkit::stand_in::Refusal::Throttling);
+    dynamodb.refuse("GetItem", messaging::testkit::stand_in::Refusal::Throttling);
 
     let inbox = request(&event("api-list-message-groups.json"));
     let (response, logs) = logs_of(api.list_message_groups(inbox)).await;
@@ -865,11 +865,11 @@ async fn throttling_answers_503_service_busy_with_retry_after() {
 async fn writes_that_keep_conflicting_answer_503_and_write_nothing() {
     let w = world().await;
     let group = send(&w, &w.andrew, &w.bayko, "first").await.group_uuid;
-    let dynamodb = messaging::stand_in::RefusingClient::new();
+    let dynamodb = messaging::testkit::stand_in::RefusingClient::new();
     let api = api_over(dynamodb.store_for(&w.table));
     dynamodb.refuse(
         "TransactWriteItems",
-        messaging::stand_in::Refusal::TransactionConflict,
+        messaging::testkit::stand_in::Refusal::TransactionConflict,
     );
     let append = with_body(
         event("api-create-message-to-group.json"),
@@ -1041,8 +1041,8 @@ async fn pre_signup_refuses_an_invalid_or_taken_handle_before_the_account_exists
 
     // A directory that does not answer refuses the sign-up with a message to try again,
     // rather than letting an account through unchecked.
-    let dynamodb = messaging::stand_in::RefusingClient::new();
-    dynamodb.refuse("GetItem", messaging::stand_in::Refusal::Throttling);
+    let dynamodb = messaging::testkit::stand_in::RefusingClient::new();
+    dynamodb.refuse("GetItem", messaging::testkit::stand_in::Refusal::Throttling);
     let error = pre_signup(
         &dynamodb.store_for(&w.table),
         event("cognito-pre-signup.json"),

@@ -19,8 +19,6 @@ pub mod timestamp;
 pub mod validate;
 
 #[cfg(feature = "testkit")]
-pub mod stand_in;
-#[cfg(feature = "testkit")]
 pub mod testkit;
 
 pub use model::{InboxEntry, Message, User, UserSummary};

@@ -1,10 +1,12 @@
 //! Test support: each test gets its own table on one shared DynamoDB Local, so tests run in
 //! parallel without seeing each other's data. Where DynamoDB Local is kinder than DynamoDB,
-//! SDK interceptors play DynamoDB's documented behaviour: [`LaggingIndex`] (an eventually
-//! consistent group index) and [`RejectRepeatedKeys`] (transaction validation, on every test
-//! table's client).
+//! the testkit plays DynamoDB's documented behaviour: SDK interceptors [`LaggingIndex`] (an
+//! eventually consistent group index) and [`RejectRepeatedKeys`] (transaction validation, on
+//! every test table's client), and [`stand_in`]'s HTTP client (throttling, transaction
+//! conflicts).
 
 mod index_lag;
+pub mod stand_in;
 mod transaction_rules;
 
 pub use index_lag::{IndexFault, LaggingIndex};

@@ -28,9 +28,9 @@ use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use serde_json::Value;
 
+use super::{TestTable, endpoint};
 use crate::connect::local_config;
 use crate::store::Store;
-use crate::testkit::{TestTable, endpoint};
 
 /// How DynamoDB refuses a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
