@@ -46,6 +46,9 @@ pub struct DevArgs {
     /// Where batches that keep failing go (the local stand-in for the SQS destination).
     #[arg(long, default_value = ".dynamodb/dead-letter.jsonl")]
     dead_letter_file: PathBuf,
+    /// Where push batches that keep failing go (messaging-push's dead-letter queue).
+    #[arg(long, default_value = ".dynamodb/push-dead-letter.jsonl")]
+    push_dead_letter_file: PathBuf,
     #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
 }
@@ -84,6 +87,10 @@ pub async fn run(target: &Target, args: DevArgs) -> anyhow::Result<()> {
             dead_letter_file: args.dead_letter_file,
             ..PumpConfig::default()
         },
+        push_pump: PumpConfig {
+            dead_letter_file: args.push_dead_letter_file,
+            ..PumpConfig::push()
+        },
     };
     let table = options.table.clone();
     let endpoint = options.endpoint_url.clone();
@@ -99,18 +106,30 @@ pub async fn run(target: &Target, args: DevArgs) -> anyhow::Result<()> {
 }
 
 pub async fn token(store: &Store, args: TokenArgs) -> anyhow::Result<()> {
-    let handle = Handle::parse(&args.handle).with_context(|| format!("{:?}", args.handle))?;
+    let token = mint_for_handle(
+        store,
+        &args.handle,
+        &args.key_file,
+        Duration::from_secs(args.valid_minutes * 60),
+    )
+    .await?;
+    println!("{token}");
+    Ok(())
+}
+
+/// A development token for the user with this handle.
+pub async fn mint_for_handle(
+    store: &Store,
+    handle: &str,
+    key_file: &std::path::Path,
+    valid_for: Duration,
+) -> anyhow::Result<String> {
+    let handle = Handle::parse(handle).with_context(|| format!("{handle:?}"))?;
     let Some(user) = store.user_by_handle(&handle).await? else {
         bail!(
             "no user with handle {handle} (seed with `cruddur ddb seed` or add one with `cruddur users add`)"
         );
     };
-    let signer = DevSigner::load_or_create(&args.key_file)?;
-    let token = signer.mint(
-        &user.cognito_sub,
-        user.handle.as_str(),
-        Duration::from_secs(args.valid_minutes * 60),
-    )?;
-    println!("{token}");
-    Ok(())
+    let signer = DevSigner::load_or_create(key_file)?;
+    signer.mint(&user.cognito_sub, user.handle.as_str(), valid_for)
 }

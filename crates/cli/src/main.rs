@@ -2,6 +2,7 @@
 
 mod ddb;
 mod dev;
+mod listen;
 mod output;
 mod seed;
 mod users;
@@ -49,6 +50,9 @@ enum Command {
     Dev(dev::DevArgs),
     /// Print a development bearer token for a user of the local stack.
     Token(dev::TokenArgs),
+    /// Connect to the local stack's WebSocket API as a user and print each pushed frame as
+    /// a JSON line (Ctrl-C stops).
+    Listen(listen::ListenArgs),
 }
 
 #[tokio::main]
@@ -65,6 +69,7 @@ async fn main() -> ExitCode {
         Command::Users(command) => users::run(&store, command).await,
         Command::Dev(args) => dev::run(&cli.target, args).await,
         Command::Token(args) => dev::token(&store, args).await,
+        Command::Listen(args) => listen::run(&store, args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

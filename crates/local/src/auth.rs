@@ -19,7 +19,7 @@ use jsonwebtoken::jwk::{
     AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm,
     OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse,
 };
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
 
 /// Issuer and client id of development tokens.
@@ -180,46 +180,9 @@ impl Authorizer {
             })
             .filter(|token| !token.is_empty())
             .ok_or(AuthError::Missing)?;
-        let invalid = |reason: &str| AuthError::Invalid(reason.to_owned());
-        let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(&e.to_string()))?;
-        let jwk = match &header.kid {
-            Some(kid) => self.keys.find(kid),
-            None if self.keys.keys.len() == 1 => self.keys.keys.first(),
-            None => None,
-        }
-        .ok_or_else(|| invalid("unknown signing key"))?;
-        let key = DecodingKey::from_jwk(jwk).map_err(|e| invalid(&e.to_string()))?;
-        let mut validation = Validation::new(header.alg);
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        // Cognito access tokens carry the client in `client_id`, not `aud`: checked below.
-        validation.validate_aud = false;
-        let claims =
-            jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key, &validation)
-                .map_err(|e| invalid(&e.to_string()))?
-                .claims;
-        let audience_matches = ["aud", "client_id"]
-            .iter()
-            .any(|name| claims.get(*name).and_then(Value::as_str) == Some(self.audience.as_str()));
-        if !audience_matches {
-            return Err(invalid("wrong audience"));
-        }
-        if !matches!(
-            claims.get("token_use").and_then(Value::as_str),
-            Some("access" | "id")
-        ) {
-            return Err(invalid("token_use is neither access nor id"));
-        }
-        Ok(claims
-            .into_iter()
-            .map(|(name, value)| {
-                let text = match value {
-                    Value::String(text) => text,
-                    other => other.to_string(),
-                };
-                (name, text)
-            })
-            .collect())
+        // The same rules as `ws-authorizer` (functions::jwt), which the WebSocket API runs.
+        functions::jwt::verify(&self.keys, &self.issuer, &self.audience, token)
+            .map_err(|error| AuthError::Invalid(error.to_string()))
     }
 }
 
