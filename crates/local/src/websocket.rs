@@ -377,11 +377,13 @@ impl Request<'_> {
         for (name, value) in self.query {
             // API Gateway keeps the last value in the single-value map.
             query.insert(name.clone(), Value::String(value.clone()));
-            multi_query
+            if let Some(values) = multi_query
                 .entry(name.clone())
                 .or_insert_with(|| Value::Array(Vec::new()))
                 .as_array_mut()
-                .map(|values| values.push(Value::String(value.clone())));
+            {
+                values.push(Value::String(value.clone()));
+            }
         }
         json!({
             "type": "REQUEST",
@@ -486,11 +488,13 @@ fn header_maps(headers: &HeaderMap) -> (Value, Value) {
     for (name, value) in headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
         single.insert(name.as_str().to_owned(), Value::String(value.clone()));
-        multi
+        if let Some(values) = multi
             .entry(name.as_str().to_owned())
             .or_insert_with(|| Value::Array(Vec::new()))
             .as_array_mut()
-            .map(|values| values.push(Value::String(value)));
+        {
+            values.push(Value::String(value));
+        }
     }
     (Value::Object(single), Value::Object(multi))
 }
