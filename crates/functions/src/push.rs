@@ -431,7 +431,7 @@ impl PushHandler {
     ) -> Outcome {
         let group = messages[0].group_uuid;
         state.count(|s| s.member_queries += 1);
-        let members = match self.store.members(group).await {
+        let members = match self.store.recipients(group).await {
             Ok(members) => members,
             Err(error) => return Outcome::LookupFailed(error),
         };

@@ -153,3 +153,29 @@ async fn the_table_expires_connection_items_by_ttl_and_schema_load_stays_idempot
         "API Gateway's longest connection"
     );
 }
+
+#[tokio::test]
+async fn recipients_are_a_conversations_members_read_consistently() {
+    let table = TestTable::new().await;
+    let andrew = table.user("andrewbrown").await;
+    let bayko = table.user("bayko").await;
+    let londo = table.user("londo").await;
+    let first = table
+        .store
+        .send_to_user(
+            &andrew,
+            &bayko,
+            messaging::validate::MessageText::parse("hello").unwrap(),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    table.requests.reset();
+    let mut recipients = table.store.recipients(first.group_uuid).await.unwrap();
+    recipients.sort();
+    let mut expected = vec![andrew.uuid, bayko.uuid];
+    expected.sort();
+    assert_eq!(recipients, expected);
+    assert!(!recipients.contains(&londo.uuid));
+    assert_eq!(table.requests.of("Query"), 1);
+}

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{Store, StoreError, from_item, key_item, to_item};
 use crate::keys;
-use crate::model::{Connection, ConnectionItem};
+use crate::model::{Connection, ConnectionItem, MembershipItem};
 use crate::schema;
 
 impl Store {
@@ -75,6 +75,30 @@ impl Store {
             }
         }
         Ok(connections)
+    }
+
+    /// Who a new message of `group` is pushed to: its members, read strongly consistently
+    /// (one Query of `MBR#<group>`), because the first message of a conversation is
+    /// written in the same transaction as its memberships, and an eventually consistent
+    /// read that soon after could miss them.
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
+    pub async fn recipients(&self, group: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::membership_pk(group)))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut members = Vec::new();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|err| StoreError::from_sdk("Query", err))?;
+            members.push(from_item::<MembershipItem>(item)?.user_uuid);
+        }
+        Ok(members)
     }
 
     /// Turns the table's time to live on for [`schema::TTL_ATTRIBUTE`] unless it is on
