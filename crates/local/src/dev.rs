@@ -121,11 +121,6 @@ pub async fn run(
     )?
     .merge(crate::websocket::router(websocket_api));
 
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .with_context(|| format!("listening on {}", options.listen))?;
-    let address = listener.local_addr()?;
-
     let (stop_pump, pump_stopped) = watch::channel(false);
     let tail = StreamTail::new(
         local_streams_client(&options.endpoint_url),
@@ -137,6 +132,11 @@ pub async fn run(
         options.pump.clone(),
     );
     let pump_task = tokio::spawn(pump.run(pump_stopped.clone()));
+
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("listening on {}", options.listen))?;
+    let address = listener.local_addr()?;
     // The push consumer: a second reader of the stream, posting through this stack's own
     // Management API stand-in, as the deployed function posts through API Gateway's.
     let management_address = if address.ip().is_unspecified() {

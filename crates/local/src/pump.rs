@@ -1,8 +1,9 @@
 //! The stream pump: what Lambda's event source mapping does for `messaging-stream` (and,
-//! with a pump of its own, for `messaging-push`), on one machine. Tails the table's stream, keeps the records the template's filter keeps,
-//! delivers them in batches to the very same handler, and honours its partial batch
-//! response: retry from the reported record a bounded number of times, then write what is
-//! left to a local dead-letter file (the stack's SQS on-failure destination) and go on.
+//! with a pump of its own, for `messaging-push`), on one machine. Tails the table's stream,
+//! keeps the records the template's filter keeps, delivers them in batches to the very same
+//! handler, and honours its partial batch response: retry from the reported record a
+//! bounded number of times, then write what is left to a local dead-letter file (the
+//! stack's SQS on-failure destination) and go on.
 
 use std::future::Future;
 use std::io::Write;
