@@ -73,7 +73,7 @@ LAMBDA_ARCH ?= $(if $(filter aarch64-unknown-linux-gnu,$(shell rustup target lis
 LAMBDA_TRIPLE = $(if $(filter arm64,$(LAMBDA_ARCH)),aarch64,x86_64)-unknown-linux-gnu
 # `make invoke FN=list-messages` picks events/api-list-messages.json (or events/FN.json);
 # EVENT=name or EVENT=path picks another.
-INVOKE_EVENT = $(if $(EVENT),$(or $(wildcard $(EVENT)),events/$(EVENT:.json=).json),$(firstword $(wildcard events/$(FN).json events/api-$(FN).json) $(if $(filter messaging-stream,$(FN)),events/stream-insert-message.json)))
+INVOKE_EVENT = $(if $(EVENT),$(or $(wildcard $(EVENT)),events/$(EVENT:.json=).json),$(firstword $(wildcard events/$(FN).json events/api-$(FN).json) $(if $(filter messaging-stream messaging-push,$(FN)),events/stream-insert-message.json)))
 
 .PHONY: python-tools
 python-tools: ## Install pinned SAM CLI, cfn-lint, cargo-lambda (+zig) into .venv (once per machine)

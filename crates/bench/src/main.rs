@@ -3,6 +3,8 @@
 //! - stream: messages/s through `messaging-stream`'s handler and DynamoDB requests per
 //!   message, per conversation and per batch, over records read from the table's stream;
 //! - api: p50/p99 handler latency and requests per call, per route;
+//! - push: frame latency through the local stack after `POST /api/messages` answers,
+//!   frames to non-members and duplicates, and requests per pushed message;
 //! - init: process start until the runtime asks for its first event, per function
 //!   (needs the release binaries: `make build`), plus binary and zip sizes.
 //!
@@ -11,6 +13,7 @@
 
 mod api;
 mod init;
+mod push;
 mod stream;
 
 use clap::{Parser, ValueEnum};
@@ -20,6 +23,7 @@ enum Suite {
     All,
     Stream,
     Api,
+    Push,
     Init,
 }
 
@@ -37,6 +41,9 @@ struct Args {
     /// Calls per API route.
     #[arg(long, default_value_t = 300)]
     calls: usize,
+    /// Messages sent one at a time for the push latency.
+    #[arg(long, default_value_t = 100)]
+    sends: usize,
 }
 
 #[tokio::main]
@@ -48,6 +55,9 @@ async fn main() -> anyhow::Result<()> {
     // The API first: DynamoDB Local slows down as the stream suite fills it.
     if matches!(args.suite, Suite::All | Suite::Api) {
         api::run(args.calls).await?;
+    }
+    if matches!(args.suite, Suite::All | Suite::Push) {
+        push::run(args.sends).await?;
     }
     if matches!(args.suite, Suite::All | Suite::Stream) {
         stream::run().await?;

@@ -47,6 +47,9 @@ pub struct DevArgs {
     /// Where batches that keep failing go (the local stand-in for the SQS destination).
     #[arg(long, default_value = ".dynamodb/dead-letter.jsonl")]
     dead_letter_file: PathBuf,
+    /// Where push batches that keep failing go (messaging-push's dead-letter queue).
+    #[arg(long, default_value = ".dynamodb/push-dead-letter.jsonl")]
+    push_dead_letter_file: PathBuf,
     #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
 }
@@ -92,6 +95,10 @@ pub async fn run(target: &Target, args: DevArgs) -> anyhow::Result<()> {
             dead_letter_file: args.dead_letter_file,
             ..PumpConfig::default()
         },
+        push_pump: PumpConfig {
+            dead_letter_file: args.push_dead_letter_file,
+            ..PumpConfig::push()
+        },
     };
     let table = options.table.clone();
     let endpoint = options.endpoint_url.clone();
@@ -107,26 +114,47 @@ pub async fn run(target: &Target, args: DevArgs) -> anyhow::Result<()> {
 }
 
 pub async fn token(store: &Store, args: TokenArgs) -> anyhow::Result<()> {
-    let handle = Handle::parse(&args.handle).with_context(|| format!("{:?}", args.handle))?;
-    let key_file = match args.key_file {
+    let token = mint_for_handle(
+        store,
+        &args.handle,
+        args.key_file,
+        &args.api_url,
+        Duration::from_secs(args.valid_minutes * 60),
+    )
+    .await?;
+    println!("{token}");
+    Ok(())
+}
+
+/// A development token for the user with this handle, signed with the development key
+/// (`key_file`, else the per-user default) that the stack at `api_url` trusts.
+pub async fn mint_for_handle(
+    store: &Store,
+    handle: &str,
+    key_file: Option<PathBuf>,
+    api_url: &str,
+    valid_for: Duration,
+) -> anyhow::Result<String> {
+    let handle = Handle::parse(handle).with_context(|| format!("{handle:?}"))?;
+    let key_file = match key_file {
         Some(path) => path,
         None => default_key_file()?,
     };
     // Never a new key here: a token nobody trusts only fails later, as a bare 401.
     let signer = DevSigner::load(&key_file)?;
-    match stack_keys(&args.api_url, &signer).await? {
+    match stack_keys(api_url, &signer).await? {
         StackKeys::Trusted | StackKeys::NoStack => {}
         StackKeys::OtherKeys(trusted) => bail!(
             "the stack at {} trusts development keys {trusted:?}, not this one ({}, key {}): \
              pass the --key-file it was started with",
-            args.api_url,
+            api_url,
             key_file.display(),
             signer.key_id()
         ),
         StackKeys::UserPool => bail!(
             "the stack at {} verifies a user pool's tokens (it publishes no development key): \
              sign in through the user pool instead",
-            args.api_url
+            api_url
         ),
     }
     let Some(user) = store.user_by_handle(&handle).await? else {
@@ -134,11 +162,5 @@ pub async fn token(store: &Store, args: TokenArgs) -> anyhow::Result<()> {
             "no user with handle {handle} (seed with `cruddur ddb seed` or add one with `cruddur users add`)"
         );
     };
-    let token = signer.mint(
-        &user.cognito_sub,
-        user.handle.as_str(),
-        Duration::from_secs(args.valid_minutes * 60),
-    )?;
-    println!("{token}");
-    Ok(())
+    signer.mint(&user.cognito_sub, user.handle.as_str(), valid_for)
 }

@@ -2,6 +2,7 @@
 
 mod ddb;
 mod dev;
+mod listen;
 mod migrate;
 mod output;
 mod seed;
@@ -50,6 +51,9 @@ enum Command {
     Dev(dev::DevArgs),
     /// Print a development bearer token for a user of the local stack.
     Token(dev::TokenArgs),
+    /// Connect to the local stack's WebSocket API as a user and print each pushed frame as
+    /// a JSON line (Ctrl-C stops).
+    Listen(listen::ListenArgs),
 }
 
 #[tokio::main]
@@ -66,6 +70,7 @@ async fn main() -> ExitCode {
         Command::Users(command) => users::run(&store, command).await,
         Command::Dev(args) => dev::run(&cli.target, args).await,
         Command::Token(args) => dev::token(&store, args).await,
+        Command::Listen(args) => listen::run(&store, args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -41,6 +41,8 @@ impl Stack {
             .arg(key_file)
             .arg("--dead-letter-file")
             .arg(dead_letters)
+            .arg("--push-dead-letter-file")
+            .arg(dead_letters.with_extension("push.jsonl"))
             .stderr(Stdio::null());
         Self::spawn(command)
     }
@@ -473,5 +475,196 @@ async fn tokens_work_from_any_directory_and_a_foreign_key_is_refused_with_the_re
 
     let status = stack.interrupt();
     assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A WebSocket client of the stack.
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect_ws(base: &str, token: &str) -> Socket {
+    let url = format!("{}/ws?token={token}", base.replace("http://", "ws://"));
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("the WebSocket API accepts a good token")
+        .0
+}
+
+/// The next text frame, as JSON; fails after `WAIT`.
+async fn next_frame(socket: &mut Socket) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let message = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("a frame within the wait")
+            .expect("the connection is open")
+            .expect("a readable frame");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(text.as_str()).expect("frames are JSON");
+        }
+    }
+}
+
+/// `created` (a `POST /api/messages` answer) as a pushed frame.
+fn frame_of(created: &Value) -> Value {
+    let mut frame = created.clone();
+    frame["type"] = json!("message");
+    frame
+}
+
+#[tokio::test]
+async fn members_connections_receive_each_new_message_and_nobody_else_does() {
+    let table = TestTable::new().await;
+    let andrew = table.user("andrewbrown").await;
+    let bayko = table.user("bayko").await;
+    let londo = table.user("londo").await;
+    let dir = std::env::temp_dir().join(format!("cruddur-push-{}", uuid::Uuid::new_v4()));
+    let key_file = dir.join("key.pk8");
+    let signer = DevSigner::load_or_create(&key_file).unwrap();
+    let token = |user: &messaging::User| {
+        signer
+            .mint(
+                &user.cognito_sub,
+                user.handle.as_str(),
+                Duration::from_secs(600),
+            )
+            .unwrap()
+    };
+    let (andrew_token, bayko_token, londo_token) = (token(&andrew), token(&bayko), token(&londo));
+    let mut stack = Stack::start(
+        table.store.table(),
+        &key_file,
+        &dir.join("dead-letter.jsonl"),
+    );
+    let http = Http {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        base: stack.base.clone(),
+    };
+
+    // Refused with 401 before any upgrade: no token, an expired one, another issuer's key.
+    let expired = {
+        let pkcs8 = std::fs::read(&key_file).unwrap();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = signer.jwks().keys[0].common.key_id.clone();
+        let claims = json!({
+            "sub": andrew.cognito_sub, "iss": local::auth::DEV_ISSUER,
+            "client_id": local::auth::DEV_CLIENT_ID, "token_use": "access",
+            "exp": jsonwebtoken::get_current_timestamp() - 3600,
+        });
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_ed_der(&pkcs8),
+        )
+        .unwrap()
+    };
+    let foreign = DevSigner::load_or_create(&dir.join("other.pk8"))
+        .unwrap()
+        .mint(&andrew.cognito_sub, "andrewbrown", Duration::from_secs(600))
+        .unwrap();
+    let ws = format!("{}/ws", stack.base.replace("http://", "ws://"));
+    for (case, url) in [
+        ("missing", ws.clone()),
+        ("expired", format!("{ws}?token={expired}")),
+        ("foreign", format!("{ws}?token={foreign}")),
+    ] {
+        match tokio_tungstenite::connect_async(url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 401, "{case}");
+            }
+            other => panic!("{case}: {:?}", other.map(|_| "connected")),
+        }
+    }
+
+    // Andrew on two devices, Bayko on one, and Londo, who is in no conversation with them.
+    let mut andrew_phone = connect_ws(&stack.base, &andrew_token).await;
+    let mut andrew_laptop = connect_ws(&stack.base, &andrew_token).await;
+    let mut bayko_socket = connect_ws(&stack.base, &bayko_token).await;
+    let mut londo_socket = connect_ws(&stack.base, &londo_token).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert_eq!(
+        table
+            .store
+            .connections_of(andrew.uuid, now)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let hello = http
+        .post(
+            &andrew_token,
+            json!({"message": "Bayko, can you hear me?", "handle": "bayko"}),
+        )
+        .await;
+    assert_eq!(hello.status, StatusCode::OK, "{}", hello.body);
+    let reply = http
+        .post(
+            &bayko_token,
+            json!({"message": "Loud and clear.", "message_group_uuid": hello.body["message_group_uuid"]}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // Every member's every connection, the sender's own included, in order.
+    for socket in [&mut andrew_phone, &mut andrew_laptop, &mut bayko_socket] {
+        assert_eq!(next_frame(socket).await, frame_of(&hello.body));
+        assert_eq!(next_frame(socket).await, frame_of(&reply.body));
+    }
+    // Londo got nothing: the first frame he sees is the one sent to him afterwards (frames
+    // reach a connection in the order they were posted to it).
+    let to_londo = http
+        .post(
+            &bayko_token,
+            json!({"message": "Londo, this one is yours.", "handle": "londo"}),
+        )
+        .await;
+    assert_eq!(to_londo.status, StatusCode::OK, "{}", to_londo.body);
+    assert_eq!(
+        next_frame(&mut londo_socket).await,
+        frame_of(&to_londo.body)
+    );
+    assert_eq!(
+        next_frame(&mut bayko_socket).await,
+        frame_of(&to_londo.body)
+    );
+
+    // Closing a socket runs $disconnect: its connection item goes.
+    bayko_socket.close(None).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !table
+        .store
+        .connections_of(bayko.uuid, now)
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bayko's connection item stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Ctrl-C closes the open sockets (each runs $disconnect) and stops.
+    let status = stack.interrupt();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        table
+            .store
+            .connections_of(andrew.uuid, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        table
+            .store
+            .connections_of(londo.uuid, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,6 +6,9 @@
 //! - [`api`] — the four HTTP routes, over [`http`] (claims, bodies, error responses) and
 //!   [`directory`] (cached user lookups)
 //! - [`cognito`] — `cognito-pre-signup` and `cognito-post-confirmation`
+//! - [`websocket`] — `ws-authorizer`, `ws-connect`, `ws-disconnect` (the WebSocket API),
+//!   over [`jwt`] (Cognito token verification)
+//! - [`push`] — `messaging-push` (DynamoDB stream → frames to members' connections)
 
 // The SDK's futures wrapped in `tracing::instrument` layers nest deeper than the default
 // limit when clippy computes their layout.
@@ -15,7 +18,10 @@ pub mod api;
 pub mod cognito;
 pub mod directory;
 pub mod http;
+pub mod jwt;
+pub mod push;
 pub mod stream;
+pub mod websocket;
 
 use messaging::Store;
 use messaging::connect::client_from_env;
@@ -23,7 +29,7 @@ use messaging::schema::table_name_from_env;
 
 /// Every Lambda function, by name: the binary, the `cargo lambda invoke` name and the
 /// `BuildProperties: Binary` of its function in `template.yaml` (a test checks the template).
-pub const FUNCTION_NAMES: [&str; 7] = [
+pub const FUNCTION_NAMES: [&str; 11] = [
     "messaging-stream",
     "list-message-groups",
     "list-messages",
@@ -31,6 +37,10 @@ pub const FUNCTION_NAMES: [&str; 7] = [
     "get-user-short",
     "cognito-pre-signup",
     "cognito-post-confirmation",
+    "ws-authorizer",
+    "ws-connect",
+    "ws-disconnect",
+    "messaging-push",
 ];
 
 /// The store as every function builds it: SDK configuration from the environment
@@ -47,4 +57,27 @@ pub async fn api_from_env() -> api::Api {
         std::sync::Arc::new(directory::SystemClock),
     );
     api::Api::new(directory)
+}
+
+/// The user directory with its cache, configured from the environment.
+pub async fn directory_from_env() -> directory::Directory {
+    directory::Directory::new(
+        store_from_env().await,
+        directory::Directory::ttl_from_env(),
+        std::sync::Arc::new(directory::SystemClock),
+    )
+}
+
+/// The push consumer: the store, and the Management API of the stage named by
+/// `WEBSOCKET_API_ENDPOINT`.
+pub async fn push_from_env() -> Result<push::PushHandler, String> {
+    let endpoint = std::env::var(push::ENDPOINT_ENV)
+        .ok()
+        .filter(|endpoint| !endpoint.trim().is_empty())
+        .ok_or_else(|| format!("{} is not set", push::ENDPOINT_ENV))?;
+    let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    Ok(push::PushHandler::new(
+        store_from_env().await,
+        push::management_client(&sdk_config, &endpoint),
+    ))
 }

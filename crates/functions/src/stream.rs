@@ -175,7 +175,7 @@ impl BatchSummary {
 }
 
 /// The level that keeps a metrics line through Lambda's log-level filter.
-fn emf_level(configured: Option<&str>) -> &'static str {
+pub(crate) fn emf_level(configured: Option<&str>) -> &'static str {
     let rank = |level: &str| {
         LOG_LEVELS
             .iter()
@@ -186,7 +186,7 @@ fn emf_level(configured: Option<&str>) -> &'static str {
     LOG_LEVELS[wanted]
 }
 
-fn rfc3339(at: SystemTime) -> String {
+pub(crate) fn rfc3339(at: SystemTime) -> String {
     let at = time::OffsetDateTime::from(at);
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()

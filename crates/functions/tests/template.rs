@@ -10,6 +10,7 @@ use std::sync::LazyLock;
 
 use functions::FUNCTION_NAMES;
 use functions::stream::{FILTER_PATTERN, METRICS_NAMESPACE};
+use functions::{push, websocket};
 use messaging::schema;
 use saphyr::{LoadableYamlNode, Scalar, Yaml};
 use serde_json::{Map, Value, json};
@@ -57,6 +58,25 @@ const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 7] = [
     (
         "cognito-post-confirmation",
         &[(TABLE, "dynamodb:GetItem"), (TABLE, "dynamodb:PutItem")],
+    ),
+];
+
+/// The real-time push functions' DynamoDB permissions; each statement is also confined to
+/// its item families by `dynamodb:LeadingKeys` (checked below).
+const PUSH_DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 4] = [
+    ("ws-authorizer", &[(TABLE, "dynamodb:GetItem")]),
+    ("ws-connect", &[(TABLE, "dynamodb:PutItem")]),
+    ("ws-disconnect", &[(TABLE, "dynamodb:DeleteItem")]),
+    (
+        "messaging-push",
+        &[
+            (TABLE, "dynamodb:Query"),
+            (TABLE, "dynamodb:DeleteItem"),
+            (STREAM, "dynamodb:DescribeStream"),
+            (STREAM, "dynamodb:GetRecords"),
+            (STREAM, "dynamodb:GetShardIterator"),
+            (STREAM, "dynamodb:ListStreams"),
+        ],
     ),
 ];
 
@@ -724,7 +744,7 @@ fn each_function_gets_exactly_its_dynamodb_actions() {
             _ => panic!("DynamoDB permission on an unexpected resource: {resource}"),
         }
     };
-    for (name, grants) in DYNAMODB_GRANTS {
+    for (name, grants) in DYNAMODB_GRANTS.into_iter().chain(PUSH_DYNAMODB_GRANTS) {
         let (role, _) = get_att(&resource(&function_id(name))["Properties"]["Role"]).unwrap();
         let mut granted = BTreeSet::new();
         for (owner, statement) in policy_statements() {
@@ -743,7 +763,10 @@ fn each_function_gets_exactly_its_dynamodb_actions() {
         let expected: BTreeSet<_> = grants.iter().map(|&(r, a)| (r, a.to_owned())).collect();
         assert_eq!(granted, expected, "{name}");
     }
-    assert_eq!(DYNAMODB_GRANTS.len(), FUNCTION_NAMES.len());
+    assert_eq!(
+        DYNAMODB_GRANTS.len() + PUSH_DYNAMODB_GRANTS.len(),
+        FUNCTION_NAMES.len()
+    );
 }
 
 #[test]
@@ -773,4 +796,264 @@ fn short_tags_read_as_long_form() {
             "c": { "Fn::Sub": "${T.Arn}/x" },
         })
     );
+}
+
+// -------------------------------------------------------------------------------------------
+// Real-time push: the WebSocket API, its functions, and the push consumer of the stream.
+// -------------------------------------------------------------------------------------------
+
+/// The resources a `Fn::Sub` string or a `Fn::GetAtt` names.
+fn names(value: &Value, resource: &str) -> bool {
+    sub_of(value).is_some_and(|s| {
+        s.contains(&format!("${{{resource}}}")) || s.contains(&format!("${{{resource}."))
+    }) || get_att(value).is_some_and(|(r, _)| r == resource)
+        || ref_of(value) == Some(resource)
+}
+
+fn the_websocket_api() -> &'static str {
+    let apis = resources_of_type("AWS::ApiGatewayV2::Api");
+    assert_eq!(apis.len(), 1, "one WebSocket API");
+    assert_eq!(apis[0].1["Properties"]["ProtocolType"], "WEBSOCKET");
+    apis[0].0
+}
+
+#[test]
+fn connect_is_authorized_by_ws_authorizer_with_the_token_in_the_query() {
+    let api = the_websocket_api();
+    let authorizers = resources_of_type("AWS::ApiGatewayV2::Authorizer");
+    assert_eq!(authorizers.len(), 1);
+    let (authorizer, props) = (authorizers[0].0, &authorizers[0].1["Properties"]);
+    assert_eq!(ref_of(&props["ApiId"]), Some(api));
+    assert_eq!(props["AuthorizerType"], "REQUEST");
+    assert_eq!(
+        props["IdentitySource"],
+        json!([websocket::IDENTITY_SOURCE]),
+        "browsers cannot set headers on a WebSocket: the token is ?{}=",
+        websocket::TOKEN_PARAMETER
+    );
+    assert!(names(
+        &props["AuthorizerUri"],
+        &function_id("ws-authorizer")
+    ));
+
+    let integration_target = |route: &Value| -> String {
+        let target = sub_of(&route["Target"]).expect("a route targets an integration");
+        let integration = target
+            .strip_prefix("integrations/${")
+            .and_then(|rest| rest.strip_suffix('}'))
+            .unwrap_or_else(|| panic!("target {target}"));
+        let integration = resource(integration);
+        assert_eq!(integration["Type"], "AWS::ApiGatewayV2::Integration");
+        assert_eq!(integration["Properties"]["IntegrationType"], "AWS_PROXY");
+        assert_eq!(ref_of(&integration["Properties"]["ApiId"]), Some(api));
+        let uri = &integration["Properties"]["IntegrationUri"];
+        FUNCTION_NAMES
+            .iter()
+            .find(|name| names(uri, &function_id(name)))
+            .unwrap_or_else(|| panic!("{uri} invokes a function of the stack"))
+            .to_string()
+    };
+    let routes: BTreeMap<String, (&Value, String)> = resources_of_type("AWS::ApiGatewayV2::Route")
+        .into_iter()
+        .map(|(_, route)| {
+            let p = &route["Properties"];
+            assert_eq!(ref_of(&p["ApiId"]), Some(api));
+            (
+                p["RouteKey"].as_str().unwrap().to_owned(),
+                (p, integration_target(p)),
+            )
+        })
+        .collect();
+    assert_eq!(
+        routes.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["$connect", "$disconnect"],
+        "clients send nothing: no other route"
+    );
+    let (connect, connect_function) = &routes["$connect"];
+    assert_eq!(connect["AuthorizationType"], "CUSTOM");
+    assert_eq!(ref_of(&connect["AuthorizerId"]), Some(authorizer));
+    assert_eq!(connect_function, "ws-connect");
+    let (_, disconnect_function) = &routes["$disconnect"];
+    assert_eq!(disconnect_function, "ws-disconnect");
+
+    let stages = resources_of_type("AWS::ApiGatewayV2::Stage");
+    assert_eq!(stages.len(), 1);
+    assert_eq!(ref_of(&stages[0].1["Properties"]["ApiId"]), Some(api));
+    assert_eq!(stages[0].1["Properties"]["AutoDeploy"], true);
+
+    // API Gateway may invoke each of the three functions, from this API only.
+    for name in ["ws-authorizer", "ws-connect", "ws-disconnect"] {
+        let function = function_id(name);
+        let permitted = resources_of_type("AWS::Lambda::Permission")
+            .into_iter()
+            .any(|(_, p)| {
+                let p = &p["Properties"];
+                p["Action"] == "lambda:InvokeFunction"
+                    && p["Principal"] == "apigateway.amazonaws.com"
+                    && get_att(&p["FunctionName"]).is_some_and(|(f, _)| f == function)
+                    && sub_of(&p["SourceArn"]).is_some_and(|arn| {
+                        arn.starts_with(
+                            "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:",
+                        ) && arn.contains(&format!("${{{api}}}/"))
+                    })
+            });
+        assert!(permitted, "API Gateway may invoke {name}");
+    }
+
+    // The same issuer and client as the HTTP API's JWT authorizer.
+    let (_, http_api) = resources_of_type("AWS::Serverless::HttpApi")[0];
+    let auth = &http_api["Properties"]["Auth"];
+    let jwt = &auth["Authorizers"][auth["DefaultAuthorizer"].as_str().unwrap()]["JwtConfiguration"];
+    let env = &resource(&function_id("ws-authorizer"))["Properties"]["Environment"]["Variables"];
+    assert_eq!(env[functions::jwt::ISSUER_ENV], jwt["issuer"]);
+    assert_eq!(env[functions::jwt::AUDIENCE_ENV], jwt["audience"][0]);
+}
+
+#[test]
+fn push_reads_the_same_messages_as_the_stream_and_gives_up_soon() {
+    assert_eq!(push::FILTER_PATTERN, FILTER_PATTERN);
+    let id = function_id("messaging-push");
+    let events: Vec<&Value> = resource(&id)["Properties"]["Events"]
+        .as_object()
+        .expect("messaging-push has Events")
+        .values()
+        .collect();
+    assert_eq!(events.len(), 1, "one trigger");
+    assert_eq!(events[0]["Type"], "DynamoDB");
+    let p = &events[0]["Properties"];
+    assert_eq!(
+        get_att(&p["Stream"]),
+        Some((the_table().0.to_owned(), "StreamArn".to_owned()))
+    );
+    let filters = one_or_many(&p["FilterCriteria"]["Filters"]);
+    assert_eq!(filters.len(), 1);
+    let pattern: Value = serde_json::from_str(filters[0]["Pattern"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        pattern,
+        serde_json::from_str::<Value>(push::FILTER_PATTERN).unwrap()
+    );
+    assert_eq!(
+        p["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+    assert_eq!(
+        p["StartingPosition"], "LATEST",
+        "a new trigger replays nothing"
+    );
+    let retries = p["MaximumRetryAttempts"].as_i64().expect("retries set");
+    assert!(
+        (0..=3).contains(&retries),
+        "a push is retried a few times at most: {retries}"
+    );
+    let age = p["MaximumRecordAgeInSeconds"].as_i64().expect("age set");
+    assert!(
+        (60..=900).contains(&age),
+        "stale frames are given up on: {age}"
+    );
+    let (queue, _) = get_att(&p["DestinationConfig"]["OnFailure"]["Destination"]).unwrap();
+    assert_eq!(resource(&queue)["Type"], "AWS::SQS::Queue");
+    let (stream_queue, _) = get_att(
+        &resource(&function_id("messaging-stream"))["Properties"]["Events"]["TableStream"]
+            ["Properties"]["DestinationConfig"]["OnFailure"]["Destination"],
+    )
+    .unwrap();
+    assert_ne!(queue, stream_queue, "its own dead-letter queue");
+
+    // Posts go to this API's stage's Management API, and the role may post nowhere else.
+    let api = the_websocket_api();
+    let (stage, _) = resources_of_type("AWS::ApiGatewayV2::Stage")[0];
+    let endpoint =
+        sub_of(&resource(&id)["Properties"]["Environment"]["Variables"][push::ENDPOINT_ENV])
+            .expect("the Management API endpoint");
+    assert_eq!(
+        endpoint,
+        format!("https://${{{api}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/${{{stage}}}")
+    );
+    let (role, _) = get_att(&resource(&id)["Properties"]["Role"]).unwrap();
+    let manage: Vec<&Value> = policy_statements()
+        .into_iter()
+        .filter(|(owner, statement)| {
+            *owner == role
+                && one_or_many(&statement["Action"])
+                    .contains(&&json!("execute-api:ManageConnections"))
+        })
+        .map(|(_, statement)| statement)
+        .collect();
+    assert_eq!(manage.len(), 1);
+    assert_eq!(
+        sub_of(&manage[0]["Resource"]),
+        Some(format!("arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{api}}}/${{{stage}}}/POST/@connections/*").as_str())
+    );
+    assert!(
+        policy_statements()
+            .iter()
+            .all(|(owner, statement)| *owner == role
+                || !one_or_many(&statement["Action"])
+                    .contains(&&json!("execute-api:ManageConnections"))),
+        "only messaging-push posts to connections"
+    );
+}
+
+#[test]
+fn push_functions_touch_only_their_item_families() {
+    let (table, _) = the_table();
+    let prefix = |p: &str| format!("{p}*");
+    let users = prefix(messaging::keys::SUB_PREFIX);
+    let connections = prefix(messaging::keys::CONNECTION_PREFIX);
+    let members = prefix(messaging::keys::MEMBERSHIP_PREFIX);
+    for (name, action, allowed) in [
+        ("ws-authorizer", "dynamodb:GetItem", vec![users.clone()]),
+        ("ws-connect", "dynamodb:PutItem", vec![connections.clone()]),
+        (
+            "ws-disconnect",
+            "dynamodb:DeleteItem",
+            vec![connections.clone()],
+        ),
+        (
+            "messaging-push",
+            "dynamodb:Query",
+            vec![members.clone(), connections.clone()],
+        ),
+        (
+            "messaging-push",
+            "dynamodb:DeleteItem",
+            vec![connections.clone()],
+        ),
+    ] {
+        let (role, _) = get_att(&resource(&function_id(name))["Properties"]["Role"]).unwrap();
+        let statements: Vec<&Value> = policy_statements()
+            .into_iter()
+            .filter(|(owner, statement)| {
+                *owner == role
+                    && one_or_many(&statement["Action"]).contains(&&json!(action))
+                    && get_att(&statement["Resource"]) == Some((table.to_owned(), "Arn".to_owned()))
+            })
+            .map(|(_, statement)| statement)
+            .collect();
+        assert_eq!(statements.len(), 1, "{name} {action}");
+        assert_eq!(
+            statements[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+            json!(allowed),
+            "{name} {action}"
+        );
+    }
+}
+
+#[test]
+fn the_table_expires_connections_by_ttl() {
+    let (_, table) = the_table();
+    let ttl = &table["Properties"]["TimeToLiveSpecification"];
+    assert_eq!(ttl["AttributeName"], schema::TTL_ATTRIBUTE);
+    assert_eq!(ttl["Enabled"], true);
+}
+
+#[test]
+fn outputs_tell_a_client_where_to_connect() {
+    let outputs = TEMPLATE["Outputs"].as_object().expect("Outputs");
+    let url = sub_of(&outputs["WebSocketUrl"]["Value"]).expect("WebSocketUrl");
+    assert!(
+        url.starts_with(&format!("wss://${{{}}}.", the_websocket_api())),
+        "{url}"
+    );
+    assert!(outputs.contains_key("PushDeadLetterQueueUrl"));
 }

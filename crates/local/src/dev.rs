@@ -1,6 +1,7 @@
 //! `cruddur dev`: the whole system on one machine. The API's routes on a local port with
-//! the JWT authorizer's checks, and the stream pump feeding `messaging-stream`, all over
-//! one DynamoDB (Local) table.
+//! the JWT authorizer's checks, the WebSocket API and its Management API on the same port,
+//! and two stream pumps feeding `messaging-stream` and `messaging-push`, all over one
+//! DynamoDB (Local) table.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,15 +10,19 @@ use std::path::PathBuf;
 use anyhow::Context;
 use functions::api::Api;
 use functions::directory::{Directory, SystemClock};
+use functions::jwt::{JwksUrl, JwtVerifier};
+use functions::push::{PushHandler, local_management_client};
 use functions::stream::StreamHandler;
+use functions::websocket::{WsAuthorizer, WsConnections};
 use messaging::Store;
 use messaging::connect::local_client;
 use tokio::sync::watch;
 
-use crate::auth::{Authorizer, DevSigner};
+use crate::auth::{Authorizer, DEV_CLIENT_ID, DEV_ISSUER, DevSigner};
 use crate::pump::{PumpConfig, StreamPump};
 use crate::server::router;
 use crate::stream_source::{StreamTail, local_streams_client};
+use crate::websocket::{OpenConnections, WebSocketApi};
 
 /// Where bearer tokens' keys come from.
 #[derive(Debug, Clone)]
@@ -40,6 +45,8 @@ pub struct DevOptions {
     pub allowed_origins: Vec<String>,
     pub keys: TokenKeys,
     pub pump: PumpConfig,
+    /// The push consumer's event source mapping (its own retries and dead letters).
+    pub push_pump: PumpConfig,
 }
 
 /// Runs the local stack until `shutdown` completes, then stops the server (letting
@@ -79,33 +86,93 @@ pub async fn run(
             None,
         ),
     };
+    // The WebSocket API's authorizer checks the same keys as the HTTP API's, through
+    // `ws-authorizer`'s own code (a user pool's keys are fetched and refreshed as in Lambda).
+    let websocket_verifier = match (&options.keys, &published_jwks) {
+        (TokenKeys::Dev(_), Some(keys)) => {
+            JwtVerifier::new(std::sync::Arc::new(keys.clone()), DEV_ISSUER, DEV_CLIENT_ID)
+        }
+        (
+            TokenKeys::Jwks {
+                url,
+                issuer,
+                audience,
+            },
+            _,
+        ) => JwtVerifier::new(std::sync::Arc::new(JwksUrl(url.clone())), issuer, audience),
+        (TokenKeys::Dev(_), None) => anyhow::bail!("development keys without a key set"),
+    };
     let directory = Directory::new(
         store.clone(),
         Directory::ttl_from_env(),
         std::sync::Arc::new(SystemClock),
+    );
+    let open_connections = OpenConnections::default();
+    let websocket_api = WebSocketApi::new(
+        WsAuthorizer::new(std::sync::Arc::new(websocket_verifier), directory.clone()),
+        WsConnections::new(store.clone()),
+        open_connections.clone(),
     );
     let app = router(
         Api::new(directory),
         authorizer,
         published_jwks,
         &options.allowed_origins,
-    )?;
+    )?
+    .merge(crate::websocket::router(websocket_api));
 
     let (stop_pump, pump_stopped) = watch::channel(false);
-    let tail = StreamTail::new(local_streams_client(&options.endpoint_url), stream_arn);
-    let pump = StreamPump::new(tail, StreamHandler::new(store), options.pump.clone());
-    let pump_task = tokio::spawn(pump.run(pump_stopped));
+    let tail = StreamTail::new(
+        local_streams_client(&options.endpoint_url),
+        stream_arn.clone(),
+    );
+    let pump = StreamPump::new(
+        tail,
+        StreamHandler::new(store.clone()),
+        options.pump.clone(),
+    );
+    let pump_task = tokio::spawn(pump.run(pump_stopped.clone()));
 
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("listening on {}", options.listen))?;
-    on_ready(listener.local_addr()?);
+    let address = listener.local_addr()?;
+    // The push consumer: a second reader of the stream, posting through this stack's own
+    // Management API stand-in, as the deployed function posts through API Gateway's.
+    let management_address = if address.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), address.port())
+    } else {
+        address
+    };
+    let push = PushHandler::new(
+        store,
+        local_management_client(&format!("http://{management_address}")),
+    );
+    // Like the template's trigger (`StartingPosition: LATEST`): a frame is news or nothing,
+    // so a restarted stack does not replay the stream's day of messages to its clients.
+    let mut push_tail = StreamTail::new(local_streams_client(&options.endpoint_url), stream_arn);
+    push_tail.start_at_latest().await?;
+    let push_pump = StreamPump::new(push_tail, push, options.push_pump.clone());
+    let push_task = tokio::spawn(push_pump.run(pump_stopped));
+
+    on_ready(address);
+    // Open WebSockets are not requests a graceful shutdown waits for: close them when the
+    // shutdown starts, so each runs its `$disconnect` and clients see a close frame.
+    let sessions = open_connections.clone();
+    let shutdown = async move {
+        shutdown.await;
+        sessions.close_all();
+    };
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
+        .await;
+    open_connections
+        .wait_closed(std::time::Duration::from_secs(5))
         .await;
 
     let _ = stop_pump.send(true);
     pump_task.await.context("stream pump panicked")?;
+    push_task.await.context("push pump panicked")?;
     served.context("HTTP server failed")
 }
 

@@ -132,6 +132,19 @@ mod tests {
     }
 
     #[test]
+    fn connection_items_reach_neither_stream_function() {
+        for pattern in [FILTER_PATTERN, functions::push::FILTER_PATTERN] {
+            let filter = EventFilter::parse(pattern).unwrap();
+            for event_name in ["INSERT", "MODIFY", "REMOVE"] {
+                assert!(!filter.matches(&record(
+                    event_name,
+                    "CONN#5ae290ed-55d1-47a0-bc6d-fe2bc2700399"
+                )));
+            }
+        }
+    }
+
+    #[test]
     fn unsupported_operators_are_refused_not_ignored() {
         for pattern in [
             r#"{"eventName":[{"anything-but":["REMOVE"]}]}"#,

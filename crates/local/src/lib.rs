@@ -7,6 +7,8 @@
 //! - [`auth`] verifies bearer tokens like the HTTP API's JWT authorizer, and mints
 //!   development tokens;
 //! - [`server`] serves the HTTP API's routes through the same handlers as the Lambdas;
+//! - [`websocket`] serves the WebSocket API (`/ws`) through the same authorizer and route
+//!   handlers, and plays its Management API (`POST /@connections/{id}`) for the push;
 //! - [`dev`] runs all of it: `cruddur dev`.
 
 pub mod auth;
@@ -16,3 +18,4 @@ mod http_client;
 pub mod pump;
 pub mod server;
 pub mod stream_source;
+pub mod websocket;

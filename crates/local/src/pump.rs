@@ -1,15 +1,19 @@
-//! The stream pump: what Lambda's event source mapping does for `messaging-stream`, on one
-//! machine. Tails the table's stream, keeps the records the template's filter keeps,
-//! delivers them in batches to the very same handler, and honours its partial batch
-//! response: retry from the reported record a bounded number of times, then write what is
-//! left to a local dead-letter file (the stack's SQS on-failure destination) and go on.
+//! The stream pump: what Lambda's event source mapping does for `messaging-stream` (and,
+//! with a pump of its own, for `messaging-push`), on one machine. Tails the table's stream,
+//! keeps the records the template's filter keeps, delivers them in batches to the very same
+//! handler, and honours its partial batch response: retry from the reported record a
+//! bounded number of times, then write what is left to a local dead-letter file (the
+//! stack's SQS on-failure destination) and go on.
 
+use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
-use functions::stream::{FILTER_PATTERN, StreamHandler};
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use functions::push::PushHandler;
+use functions::stream::StreamHandler;
 use tokio::sync::watch;
 
 use crate::filter::EventFilter;
@@ -40,6 +44,21 @@ impl Default for PumpConfig {
     }
 }
 
+impl PumpConfig {
+    /// `messaging-push`'s event source mapping: few attempts (the template's
+    /// `MaximumRetryAttempts: 2`, + 1), as a late frame is worth little and a retried batch
+    /// posts again; polled more often, as a frame is worth its speed (Lambda polls a shard
+    /// four times a second).
+    pub fn push() -> Self {
+        Self {
+            batch_size: 100,
+            max_attempts: 3,
+            idle_poll: Duration::from_millis(100),
+            dead_letter_file: PathBuf::from(".dynamodb/push-dead-letter.jsonl"),
+        }
+    }
+}
+
 /// What one delivery came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
@@ -47,17 +66,45 @@ pub enum Delivery {
     DeadLettered { records: usize },
 }
 
-pub struct StreamPump {
+/// A function behind an event source mapping of the table's stream.
+pub trait BatchHandler: Send + Sync + 'static {
+    /// The function's name, for logs.
+    const NAME: &'static str;
+    /// Its trigger's `FilterCriteria` pattern, as in `template.yaml`.
+    const FILTER_PATTERN: &'static str;
+    /// One invocation; the partial batch response.
+    fn invoke(&self, event: &Event) -> impl Future<Output = DynamoDbEventResponse> + Send;
+}
+
+impl BatchHandler for StreamHandler {
+    const NAME: &'static str = "messaging-stream";
+    const FILTER_PATTERN: &'static str = functions::stream::FILTER_PATTERN;
+
+    async fn invoke(&self, event: &Event) -> DynamoDbEventResponse {
+        self.handle(event).await.0
+    }
+}
+
+impl BatchHandler for PushHandler {
+    const NAME: &'static str = "messaging-push";
+    const FILTER_PATTERN: &'static str = functions::push::FILTER_PATTERN;
+
+    async fn invoke(&self, event: &Event) -> DynamoDbEventResponse {
+        self.handle(event).await.0
+    }
+}
+
+pub struct StreamPump<H = StreamHandler> {
     tail: StreamTail,
-    handler: StreamHandler,
+    handler: H,
     filter: EventFilter,
     config: PumpConfig,
 }
 
-impl StreamPump {
-    pub fn new(tail: StreamTail, handler: StreamHandler, config: PumpConfig) -> Self {
-        let filter =
-            EventFilter::parse(FILTER_PATTERN).expect("the template's filter pattern is supported");
+impl<H: BatchHandler> StreamPump<H> {
+    pub fn new(tail: StreamTail, handler: H, config: PumpConfig) -> Self {
+        let filter = EventFilter::parse(H::FILTER_PATTERN)
+            .expect("the template's filter pattern is supported");
         Self {
             tail,
             handler,
@@ -68,7 +115,7 @@ impl StreamPump {
 
     /// Runs until `shutdown` turns true.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        tracing::info!(stream = %self.tail.stream_arn(), "stream pump started");
+        tracing::info!(function = H::NAME, stream = %self.tail.stream_arn(), "stream pump started");
         let mut failures = 0u32;
         while !*shutdown.borrow() {
             let wait = match self.tail.poll().await {
@@ -99,7 +146,7 @@ impl StreamPump {
                 _ = shutdown.changed() => {}
             }
         }
-        tracing::info!("stream pump stopped");
+        tracing::info!(function = H::NAME, "stream pump stopped");
     }
 
     /// Invokes the handler with `batch`, retrying from the record it reports, like Lambda.
@@ -108,7 +155,7 @@ impl StreamPump {
         for attempt in 1..=self.config.max_attempts {
             let mut event = Event::default();
             event.records = batch[start..].to_vec();
-            let (response, _) = self.handler.handle(&event).await;
+            let response = self.handler.invoke(&event).await;
             let Some(failure) = response.batch_item_failures.first() else {
                 return Delivery::Applied { attempts: attempt };
             };
@@ -122,6 +169,7 @@ impl StreamPump {
                 .unwrap_or(0);
             start += failed_at;
             tracing::warn!(
+                function = H::NAME,
                 attempt,
                 from = start,
                 "batch partly failed; retrying from the reported record"
@@ -132,7 +180,7 @@ impl StreamPump {
         if let Err(error) = self.dead_letter(left) {
             tracing::error!(%error, records = left.len(), "could not write the dead-letter file");
         }
-        tracing::error!(records = left.len(), file = %self.config.dead_letter_file.display(), "batch dead-lettered");
+        tracing::error!(function = H::NAME, records = left.len(), file = %self.config.dead_letter_file.display(), "batch dead-lettered");
         Delivery::DeadLettered {
             records: left.len(),
         }

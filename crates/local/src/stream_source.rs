@@ -59,6 +59,8 @@ pub struct StreamTail {
     stream_arn: String,
     open: HashMap<String, ShardCursor>,
     drained: HashSet<String>,
+    /// Where a newly found shard is read from.
+    new_shards_from: ShardIteratorType,
 }
 
 impl StreamTail {
@@ -68,7 +70,19 @@ impl StreamTail {
             stream_arn: stream_arn.into(),
             open: HashMap::new(),
             drained: HashSet::new(),
+            new_shards_from: ShardIteratorType::TrimHorizon,
         }
+    }
+
+    /// Reads the shards that exist now from their end (an event source mapping's
+    /// `StartingPosition: LATEST`), shards that appear later from their start. Done before
+    /// anything is written that must be seen, so nothing falls between "latest" and the
+    /// first read.
+    pub async fn start_at_latest(&mut self) -> Result<(), StreamSourceError> {
+        self.new_shards_from = ShardIteratorType::Latest;
+        let discovered = self.discover_shards().await;
+        self.new_shards_from = ShardIteratorType::TrimHorizon;
+        discovered
     }
 
     pub fn stream_arn(&self) -> &str {
@@ -129,7 +143,7 @@ impl StreamTail {
                     .get_shard_iterator()
                     .stream_arn(&self.stream_arn)
                     .shard_id(&shard_id)
-                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                    .shard_iterator_type(self.new_shards_from.clone())
                     .send()
                     .await
                     .map_err(sdk_error("GetShardIterator"))?

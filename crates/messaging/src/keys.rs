@@ -9,6 +9,7 @@
 //! | user profile    | `USER#<uuid>`               | `PROFILE`          |
 //! | handle claim    | `HANDLE#<lowercased handle>`| `HANDLE`           |
 //! | Cognito sub     | `SUB#<sub>`                 | `SUB`              |
+//! | connection      | `CONN#<user>`               | `<connection id>`  |
 //!
 //! Only message items start with `MSG#`, which is what the stream filter keys on; only inbox
 //! rows carry a `message_group_uuid` attribute, which keeps the GSI sparse.
@@ -24,6 +25,9 @@ pub const PAIR_PREFIX: &str = "PAIR#";
 pub const USER_PREFIX: &str = "USER#";
 pub const HANDLE_PREFIX: &str = "HANDLE#";
 pub const SUB_PREFIX: &str = "SUB#";
+/// A user's open WebSocket connections: one partition per user, so fan-out finds all of a
+/// member's connections with one Query.
+pub const CONNECTION_PREFIX: &str = "CONN#";
 
 pub const PAIR_SK: &str = "PAIR";
 pub const PROFILE_SK: &str = "PROFILE";
@@ -84,6 +88,15 @@ pub fn cognito_sub(sub: &str) -> Key {
     Key::new(format!("{SUB_PREFIX}{sub}"), SUB_SK)
 }
 
+/// One WebSocket connection of `user`, by API Gateway's connection id.
+pub fn connection(user: Uuid, connection_id: &str) -> Key {
+    Key::new(connections_pk(user), connection_id)
+}
+
+pub fn connections_pk(user: Uuid) -> String {
+    format!("{CONNECTION_PREFIX}{user}")
+}
+
 /// The conversation id inside a message item's `pk`, if it is one.
 pub fn group_of_message_pk(pk: &str) -> Option<Result<Uuid, uuid::Error>> {
     pk.strip_prefix(MESSAGE_PREFIX).map(Uuid::parse_str)
@@ -127,6 +140,18 @@ mod tests {
     }
 
     #[test]
+    fn connections_are_keyed_by_user() {
+        let key = connection(A, "L0SM9cOFvHcCIhw=");
+        assert_eq!(key.pk, "CONN#11111111-1111-4111-8111-111111111111");
+        assert_eq!(key.pk, connections_pk(A));
+        assert_eq!(key.sk, "L0SM9cOFvHcCIhw=");
+        assert!(
+            !key.pk.starts_with(MESSAGE_PREFIX),
+            "never reaches the stream filter"
+        );
+    }
+
+    #[test]
     fn key_families_never_share_a_prefix() {
         let prefixes = [
             MESSAGE_PREFIX,
@@ -136,6 +161,7 @@ mod tests {
             USER_PREFIX,
             HANDLE_PREFIX,
             SUB_PREFIX,
+            CONNECTION_PREFIX,
         ];
         for a in prefixes {
             for b in prefixes {

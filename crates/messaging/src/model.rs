@@ -238,3 +238,74 @@ impl UserItem {
         }
     }
 }
+
+/// `CONN#<user>` / `<connection id>`: one open WebSocket connection of a user, written by
+/// `ws-connect`, removed by `ws-disconnect`, by the push consumer when API Gateway answers
+/// 410 Gone, or by DynamoDB's TTL (`expires_at`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionItem {
+    pub pk: String,
+    pub sk: String,
+    pub user_uuid: Uuid,
+    pub connection_id: String,
+    pub connected_at: String,
+    /// Epoch seconds; the table's TTL attribute ([`crate::schema::TTL_ATTRIBUTE`]).
+    pub expires_at: i64,
+}
+
+impl ConnectionItem {
+    pub fn new(connection: &Connection) -> Self {
+        let key = keys::connection(connection.user_uuid, &connection.connection_id);
+        Self {
+            pk: key.pk,
+            sk: key.sk,
+            user_uuid: connection.user_uuid,
+            connection_id: connection.connection_id.clone(),
+            connected_at: connection.connected_at.clone(),
+            expires_at: connection.expires_at,
+        }
+    }
+
+    pub fn into_connection(self) -> Connection {
+        Connection {
+            user_uuid: self.user_uuid,
+            connection_id: self.connection_id,
+            connected_at: self.connected_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+/// A user's open WebSocket connection, by API Gateway's connection id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub user_uuid: Uuid,
+    pub connection_id: String,
+    /// When API Gateway accepted it (the sortable timestamp format).
+    pub connected_at: String,
+    /// Epoch seconds after which the connection cannot be open any more.
+    pub expires_at: i64,
+}
+
+impl Connection {
+    /// API Gateway closes a WebSocket connection after two hours at most
+    /// (https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html).
+    pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(2 * 60 * 60);
+
+    /// A connection accepted at `connected_at`, expiring [`Self::MAX_DURATION`] later.
+    pub fn opened(user_uuid: Uuid, connection_id: String, connected_at: crate::Timestamp) -> Self {
+        let expires_at = connected_at.as_datetime().unix_timestamp()
+            + i64::try_from(Self::MAX_DURATION.as_secs()).unwrap_or(i64::MAX);
+        Self {
+            user_uuid,
+            connection_id,
+            connected_at: connected_at.to_string(),
+            expires_at,
+        }
+    }
+
+    /// Whether it may still be open at `now_epoch_seconds`.
+    pub fn is_live_at(&self, now_epoch_seconds: i64) -> bool {
+        self.expires_at > now_epoch_seconds
+    }
+}

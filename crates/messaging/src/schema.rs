@@ -4,6 +4,7 @@
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use aws_smithy_types::error::operation::BuildError;
 
@@ -85,3 +86,16 @@ pub fn stream_specification() -> Result<StreamSpecification, BuildError> {
 
 /// On-demand: the local default and the template's default.
 pub const BILLING_MODE: BillingMode = BillingMode::PayPerRequest;
+
+/// The table's time-to-live attribute: epoch seconds after which DynamoDB may delete the
+/// item. Only connection items carry it (API Gateway closes a WebSocket connection after
+/// two hours at most, so an item left behind by a lost `$disconnect` goes away by itself).
+/// DynamoDB deletes expired items lazily, within days, so readers also skip expired ones.
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+pub fn time_to_live_specification() -> Result<TimeToLiveSpecification, BuildError> {
+    TimeToLiveSpecification::builder()
+        .attribute_name(TTL_ATTRIBUTE)
+        .enabled(true)
+        .build()
+}

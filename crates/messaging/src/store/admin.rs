@@ -54,6 +54,7 @@ impl Store {
                     aws_sdk_dynamodb::error::DisplayErrorContext(err)
                 ),
             })?;
+        self.ensure_time_to_live().await?;
         Ok(status)
     }
 

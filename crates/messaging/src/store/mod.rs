@@ -8,8 +8,10 @@
 //! | D: message a user by handle | [`Store::send_to_user`] | GetItem + TransactWriteItems |
 //! | E: inbox rows follow the newest message | [`Store::advance_inbox_rows`] | TransactWriteItems where this environment knows the rows ([`RowPositions`]), else Query (GSI) + TransactWriteItems |
 //! | users | [`Store::register_user`], [`Store::user_by_sub`], [`Store::user_by_handle`], [`Store::handle_taken`] | one each |
+//! | WebSocket connections | [`Store::put_connection`], [`Store::delete_connection`], [`Store::connections_of`] (a user's), [`Store::recipients`] (a conversation's members, for push) | one each |
 
 mod admin;
+mod connections;
 mod conversations;
 mod error;
 mod fanout;

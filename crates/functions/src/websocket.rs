@@ -1,0 +1,312 @@
+//! The WebSocket API's functions: `ws-authorizer` (the `$connect` route's REQUEST
+//! authorizer), `ws-connect` and `ws-disconnect` (its `$connect` and `$disconnect` routes).
+//!
+//! Browsers cannot set headers on a WebSocket, so the client passes its Cognito token as
+//! `?token=<jwt>`. The authorizer verifies it exactly as the HTTP API's JWT authorizer does
+//! ([`crate::jwt`]), finds the caller in the directory, and tells API Gateway who it is;
+//! API Gateway hands that context to every route of the connection, so `ws-connect` and
+//! `ws-disconnect` each cost one write of the connection item (`CONN#<user>`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ApiGatewayCustomAuthorizerResponse, ApiGatewayProxyResponse,
+};
+use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
+use messaging::model::Connection;
+use messaging::{Store, StoreError, Timestamp};
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::directory::Directory;
+use crate::jwt::{JwtVerifier, VerifyError};
+
+/// The query parameter carrying the token: the authorizer's identity source is
+/// `route.request.querystring.token`, so API Gateway itself answers 401 when it is absent.
+pub const TOKEN_PARAMETER: &str = "token";
+pub const IDENTITY_SOURCE: &str = "route.request.querystring.token";
+
+/// What the authorizer's context holds; API Gateway passes it, as strings, in
+/// `requestContext.authorizer` of every route of the connection.
+pub const CONTEXT_USER_UUID: &str = "user_uuid";
+pub const CONTEXT_SUB: &str = "sub";
+pub const CONTEXT_HANDLE: &str = "handle";
+
+/// An authorizer that fails with exactly this message makes API Gateway answer 401
+/// (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-use-lambda-authorizer.html);
+/// a Deny policy makes it answer 403; any other failure, 500.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorizerError {
+    #[error("Unauthorized")]
+    Unauthorized,
+    #[error("could not authorize the connection: {0}")]
+    Failed(String),
+}
+
+/// A `$connect` attempt, as the authorizer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectAttempt {
+    pub token: String,
+    /// `arn:aws:execute-api:<region>:<account>:<api>/<stage>/$connect`: what the policy allows.
+    pub method_arn: String,
+}
+
+impl TryFrom<&ApiGatewayCustomAuthorizerRequestTypeRequest> for ConnectAttempt {
+    type Error = AuthorizerError;
+
+    fn try_from(event: &ApiGatewayCustomAuthorizerRequestTypeRequest) -> Result<Self, Self::Error> {
+        let token = event
+            .query_string_parameters
+            .first(TOKEN_PARAMETER)
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or(AuthorizerError::Unauthorized)?;
+        let method_arn = event
+            .method_arn
+            .clone()
+            .filter(|arn| !arn.is_empty())
+            .ok_or_else(|| AuthorizerError::Failed("the event has no methodArn".into()))?;
+        Ok(Self {
+            token: token.to_owned(),
+            method_arn,
+        })
+    }
+}
+
+/// The authorizer's answer: an IAM policy on the `$connect` method, and who the caller is.
+pub type AuthorizerResponse = ApiGatewayCustomAuthorizerResponse<HashMap<String, String>>;
+
+/// `ws-authorizer`: built once per execution environment (the key set is cached in it).
+#[derive(Debug, Clone)]
+pub struct WsAuthorizer {
+    verifier: Arc<JwtVerifier>,
+    directory: Directory,
+}
+
+impl WsAuthorizer {
+    pub fn new(verifier: Arc<JwtVerifier>, directory: Directory) -> Self {
+        Self {
+            verifier,
+            directory,
+        }
+    }
+
+    /// Allows a verified token of a registered user; a verified token of someone not in
+    /// the directory (signed up, not yet confirmed) gets a Deny (403); anything else about
+    /// the token is `Unauthorized` (401).
+    #[tracing::instrument(skip_all)]
+    pub async fn authorize(
+        &self,
+        event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ) -> Result<AuthorizerResponse, AuthorizerError> {
+        let attempt = ConnectAttempt::try_from(event)?;
+        let claims = match self.verifier.verify(&attempt.token).await {
+            Ok(claims) => claims,
+            Err(VerifyError::Refused(reason)) => {
+                tracing::info!(%reason, "WebSocket token refused");
+                return Err(AuthorizerError::Unauthorized);
+            }
+            Err(error @ VerifyError::KeysUnavailable(_)) => {
+                return Err(AuthorizerError::Failed(error.to_string()));
+            }
+        };
+        let sub = claims.get("sub").cloned().unwrap_or_default();
+        let user = self
+            .directory
+            .by_sub(&sub)
+            .await
+            .map_err(|error| AuthorizerError::Failed(error.to_string()))?;
+        Ok(match user {
+            Some(user) => {
+                let context = HashMap::from([
+                    (CONTEXT_USER_UUID.to_owned(), user.uuid.to_string()),
+                    (CONTEXT_SUB.to_owned(), sub),
+                    (CONTEXT_HANDLE.to_owned(), user.handle.to_string()),
+                ]);
+                policy(
+                    &user.uuid.to_string(),
+                    IamPolicyEffect::Allow,
+                    &attempt.method_arn,
+                    context,
+                )
+            }
+            None => {
+                tracing::info!(%sub, "WebSocket token of a user not in the directory");
+                policy(
+                    &sub,
+                    IamPolicyEffect::Deny,
+                    &attempt.method_arn,
+                    HashMap::new(),
+                )
+            }
+        })
+    }
+}
+
+fn policy(
+    principal: &str,
+    effect: IamPolicyEffect,
+    method_arn: &str,
+    context: HashMap<String, String>,
+) -> AuthorizerResponse {
+    let mut statement = IamPolicyStatement::default();
+    statement.action = vec!["execute-api:Invoke".to_owned()];
+    statement.effect = effect;
+    statement.resource = vec![method_arn.to_owned()];
+    let mut document = ApiGatewayCustomAuthorizerPolicy::default();
+    document.version = Some("2012-10-17".to_owned());
+    document.statement = vec![statement];
+    let mut response = AuthorizerResponse::default();
+    response.principal_id = Some(principal.to_owned());
+    response.policy_document = document;
+    response.context = context;
+    response
+}
+
+/// Whether an authorizer response lets the connection through.
+pub fn allows(response: &AuthorizerResponse) -> bool {
+    !response.policy_document.statement.is_empty()
+        && response
+            .policy_document
+            .statement
+            .iter()
+            .all(|statement| statement.effect == IamPolicyEffect::Allow)
+}
+
+/// A `$connect` or `$disconnect` event (Lambda proxy integration of a WebSocket route).
+///
+/// Deserialised here rather than with `aws_lambda_events`' `ApiGatewayWebsocketProxyRequest`,
+/// which keeps only a `lambda` key of `requestContext.authorizer`, where a WebSocket API
+/// puts the authorizer's context fields directly.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebSocketEvent {
+    pub request_context: WebSocketContext,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebSocketContext {
+    #[serde(default)]
+    pub route_key: String,
+    #[serde(default)]
+    pub connection_id: String,
+    /// Epoch milliseconds.
+    #[serde(default)]
+    pub connected_at: i64,
+    #[serde(default)]
+    pub authorizer: HashMap<String, Value>,
+    #[serde(default)]
+    pub disconnect_status_code: Option<i64>,
+    #[serde(default)]
+    pub disconnect_reason: Option<String>,
+}
+
+/// Why a route event cannot be acted on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotAConnection {
+    #[error("no connectionId")]
+    NoConnectionId,
+    /// No authorizer context: the route is not behind `ws-authorizer` (a deployment
+    /// mistake), so nobody can be trusted to own this connection.
+    #[error("no user in the authorizer context")]
+    NoUser,
+    #[error("connectedAt {0} is not a time")]
+    BadTime(i64),
+}
+
+/// The connection a route event is about.
+impl TryFrom<&WebSocketEvent> for Connection {
+    type Error = NotAConnection;
+
+    fn try_from(event: &WebSocketEvent) -> Result<Self, Self::Error> {
+        let context = &event.request_context;
+        if context.connection_id.trim().is_empty() {
+            return Err(NotAConnection::NoConnectionId);
+        }
+        let user = context
+            .authorizer
+            .get(CONTEXT_USER_UUID)
+            .and_then(Value::as_str)
+            .and_then(|text| Uuid::parse_str(text).ok())
+            .ok_or(NotAConnection::NoUser)?;
+        let at = time::OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(context.connected_at) * 1_000_000,
+        )
+        .map_err(|_| NotAConnection::BadTime(context.connected_at))?;
+        Ok(Connection::opened(
+            user,
+            context.connection_id.clone(),
+            Timestamp::from_datetime(at),
+        ))
+    }
+}
+
+/// `ws-connect` and `ws-disconnect`.
+#[derive(Debug, Clone)]
+pub struct WsConnections {
+    store: Store,
+}
+
+impl WsConnections {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// `$connect`: records the connection under its user. A 2xx answer lets API Gateway
+    /// open it; anything else refuses it. A store failure is an `Err` (API Gateway answers
+    /// 500 and the client may retry).
+    #[tracing::instrument(skip_all, fields(connection = %event.request_context.connection_id))]
+    pub async fn connect(
+        &self,
+        event: &WebSocketEvent,
+    ) -> Result<ApiGatewayProxyResponse, StoreError> {
+        let connection = match Connection::try_from(event) {
+            Ok(connection) => connection,
+            Err(reason) => {
+                tracing::error!(%reason, "refusing a connection");
+                return Ok(status(403));
+            }
+        };
+        self.store.put_connection(&connection).await?;
+        tracing::info!(user = %connection.user_uuid, "connected");
+        Ok(status(200))
+    }
+
+    /// `$disconnect`: forgets the connection. API Gateway does not wait for the answer and
+    /// may, rarely, not call at all: the item's TTL and the push consumer's 410 handling
+    /// remove what is left behind.
+    #[tracing::instrument(skip_all, fields(connection = %event.request_context.connection_id))]
+    pub async fn disconnect(
+        &self,
+        event: &WebSocketEvent,
+    ) -> Result<ApiGatewayProxyResponse, StoreError> {
+        let context = &event.request_context;
+        match Connection::try_from(event) {
+            Ok(connection) => {
+                self.store
+                    .delete_connection(connection.user_uuid, &connection.connection_id)
+                    .await?;
+                tracing::info!(
+                    user = %connection.user_uuid,
+                    code = ?context.disconnect_status_code,
+                    reason = ?context.disconnect_reason,
+                    "disconnected"
+                );
+            }
+            Err(reason) => {
+                tracing::warn!(%reason, "disconnect of an unknown connection; its TTL removes it");
+            }
+        }
+        Ok(status(200))
+    }
+}
+
+fn status(code: i64) -> ApiGatewayProxyResponse {
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = code;
+    response
+}

@@ -1,0 +1,466 @@
+//! `messaging-push` with the stream events in `events/`, against DynamoDB Local and the
+//! local stack's stand-in for API Gateway's Management API (the SDK posts to it over HTTP,
+//! exactly as in Lambda). Connections are open sockets of the stand-in; a connection item
+//! without one is answered `410 Gone`, as API Gateway answers for a closed connection.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::dynamodb::Event;
+use aws_sdk_apigatewaymanagement::config::interceptors::{
+    BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut,
+};
+use aws_sdk_apigatewaymanagement::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_apigatewaymanagement::error::BoxError;
+use aws_smithy_runtime_api::http::{Response, StatusCode};
+use aws_smithy_types::body::SdkBody;
+use axum::body::Bytes;
+use functions::push::{PostRetry, PushFrame, PushHandler, local_management_config};
+use functions::stream::{Deadline, StreamHandler};
+use local::filter::EventFilter;
+use local::websocket::{OpenConnections, management_router};
+use messaging::model::{Connection, MembershipItem};
+use messaging::testkit::{TestTable, event_json};
+use messaging::{Store, Timestamp, keys};
+use tokio::sync::mpsc::UnboundedReceiver;
+use uuid::Uuid;
+
+const ANDREW: &str = "0240ac03-a6fc-4ab1-be30-9a19c532d58c";
+const BAYKO: &str = "6e5bc0a7-b64a-4aaf-b89c-34a0eab7a098";
+const LONDO: &str = "c1427c64-1e7d-4912-b5a2-78b1359ed751";
+const MALLORY: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
+const WITH_BAYKO: &str = "5ae290ed-55d1-47a0-bc6d-fe2bc2700399";
+const WITH_LONDO: &str = "a7f3c9d2-1b4e-4f6a-9c8d-2e5f7a1b3c4d";
+const BAYKO_LONDO: &str = "3d9e8f7a-6b5c-4d3e-8f1a-0b2c3d4e5f6a";
+
+fn uuid(text: &str) -> Uuid {
+    Uuid::parse_str(text).unwrap()
+}
+
+fn event_file(name: &str) -> Event {
+    serde_json::from_value(event_json(name)).expect("a DynamoDB stream event")
+}
+
+/// The Management API stand-in on a free loopback port, over `open` connections.
+async fn management_api(open: OpenConnections) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, management_router(open)).await });
+    format!("http://{address}")
+}
+
+/// The memberships of the three conversations the stream events are about.
+async fn table_with_members() -> TestTable {
+    let table = TestTable::new().await;
+    for (group, a, b) in [
+        (WITH_BAYKO, ANDREW, BAYKO),
+        (WITH_LONDO, ANDREW, LONDO),
+        (BAYKO_LONDO, BAYKO, LONDO),
+    ] {
+        for member in [a, b] {
+            put(
+                &table.store,
+                &MembershipItem::new(
+                    uuid(group),
+                    uuid(member),
+                    "2026-11-01T00:00:00.000000+00:00",
+                ),
+            )
+            .await;
+        }
+    }
+    table
+}
+
+async fn put<T: serde::Serialize>(store: &Store, item: &T) {
+    store
+        .client()
+        .put_item()
+        .table_name(store.table())
+        .set_item(Some(serde_dynamo::to_item(item).unwrap()))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A connection item of `user`, opened `age` ago.
+async fn connection(table: &TestTable, user: &str, id: &str, age: Duration) -> Connection {
+    let at = time::OffsetDateTime::now_utc() - age;
+    let connection = Connection::opened(uuid(user), id.to_owned(), Timestamp::from_datetime(at));
+    table.store.put_connection(&connection).await.unwrap();
+    connection
+}
+
+async fn has_connection_item(table: &TestTable, user: &str, id: &str) -> bool {
+    let key = keys::connection(uuid(user), id);
+    table
+        .store
+        .client()
+        .get_item()
+        .table_name(table.store.table())
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(key.pk))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(key.sk))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .is_some()
+}
+
+/// Every frame queued for a socket so far (the push has finished when `handle` returns).
+fn frames(receiver: &mut UnboundedReceiver<Bytes>) -> Vec<PushFrame> {
+    let mut frames = Vec::new();
+    while let Ok(frame) = receiver.try_recv() {
+        frames.push(serde_json::from_slice(&frame).expect("a JSON frame"));
+    }
+    frames
+}
+
+fn texts(frames: &[PushFrame]) -> Vec<&str> {
+    frames.iter().map(|f| f.message.message.as_str()).collect()
+}
+
+/// The texts of the messages of `group` in `event`, in stream order.
+fn stream_texts(event: &Event, group: &str) -> Vec<String> {
+    event
+        .records
+        .iter()
+        .filter(|r| {
+            r.change.keys.get("pk")
+                == Some(&serde_dynamo::AttributeValue::S(format!("MSG#{group}")))
+        })
+        .map(|r| match r.change.new_image.get("message") {
+            Some(serde_dynamo::AttributeValue::S(text)) => text.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_reaches_every_live_connection_of_every_member_in_order_and_gone_ones_are_deleted()
+{
+    let table = table_with_members().await;
+    let open = OpenConnections::default();
+    let endpoint = management_api(open.clone()).await;
+    let hour = Duration::from_secs(3600);
+    // Andrew on two devices, Bayko and Londo on one; Mallory is in none of the conversations.
+    let mut sockets: HashMap<&str, UnboundedReceiver<Bytes>> = HashMap::new();
+    for (user, id) in [
+        (ANDREW, "andrew-phone="),
+        (ANDREW, "andrew-laptop"),
+        (BAYKO, "bayko-tablet="),
+        (LONDO, "londo-desktop"),
+        (MALLORY, "mallory-phone"),
+    ] {
+        connection(&table, user, id, hour).await;
+        sockets.insert(id, open.open(id));
+    }
+    // Closed long ago without a $disconnect: API Gateway answers 410.
+    connection(&table, BAYKO, "bayko-closed=", hour).await;
+    // Just recorded by $connect, not open yet: also 410, but kept (it is opening).
+    connection(&table, LONDO, "londo-opening", Duration::ZERO).await;
+    table.requests.reset();
+
+    let event = event_file("stream-batch.json");
+    let handler = PushHandler::new(
+        table.store.clone(),
+        functions::push::local_management_client(&endpoint),
+    );
+    let (response, summary) = handler.handle(&event).await;
+
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(summary.messages, 7);
+    assert_eq!(summary.skipped, 1, "the inbox-row insert");
+    assert_eq!(summary.conversations, 3);
+    assert_eq!(summary.member_queries, 3, "one per conversation");
+    assert_eq!(
+        summary.connection_queries, 3,
+        "one per member, shared across conversations"
+    );
+    assert_eq!(summary.frames_sent, 5 + 5 + 5 + 4);
+    assert_eq!(summary.failed_posts, 0);
+    assert!(summary.gone_connections >= 2, "{summary:?}");
+
+    let with_bayko = stream_texts(&event, WITH_BAYKO);
+    let with_londo = stream_texts(&event, WITH_LONDO);
+    let bayko_londo = stream_texts(&event, BAYKO_LONDO);
+    assert_eq!(with_bayko.len(), 3);
+    // Every message, not only the newest, and in order within each conversation (frames of
+    // different conversations may interleave).
+    let of = |frames: &[PushFrame], group: &str| -> Vec<String> {
+        frames
+            .iter()
+            .filter(|f| f.message.message_group_uuid == group)
+            .map(|f| f.message.message.clone())
+            .collect()
+    };
+    for device in ["andrew-phone=", "andrew-laptop"] {
+        let got = frames(sockets.get_mut(device).unwrap());
+        assert_eq!(got.len(), 5, "{device}: {:?}", texts(&got));
+        assert_eq!(of(&got, WITH_BAYKO), with_bayko, "{device}");
+        assert_eq!(of(&got, WITH_LONDO), with_londo, "{device}");
+    }
+    let bayko = frames(sockets.get_mut("bayko-tablet=").unwrap());
+    assert_eq!(of(&bayko, WITH_BAYKO), with_bayko);
+    assert_eq!(of(&bayko, BAYKO_LONDO), bayko_londo);
+    assert_eq!(bayko.len(), 5);
+    let londo = frames(sockets.get_mut("londo-desktop").unwrap());
+    assert_eq!(of(&londo, WITH_LONDO), with_londo);
+    assert_eq!(of(&londo, BAYKO_LONDO), bayko_londo);
+    assert_eq!(londo.len(), 4);
+    assert!(
+        frames(sockets.get_mut("mallory-phone").unwrap()).is_empty(),
+        "not a member"
+    );
+
+    // The frame is the created-message shape plus its type.
+    let first = &bayko[0];
+    assert_eq!(first.kind, "message");
+    assert_eq!(first.message.message_group_uuid, WITH_BAYKO);
+    assert_eq!(first.message.uuid.len(), 36, "the message's uuid");
+    assert_eq!(first.message.handle, "andrewbrown");
+
+    assert!(
+        !has_connection_item(&table, BAYKO, "bayko-closed=").await,
+        "410: deleted"
+    );
+    assert!(
+        has_connection_item(&table, LONDO, "londo-opening").await,
+        "still opening: kept"
+    );
+    assert!(has_connection_item(&table, BAYKO, "bayko-tablet=").await);
+}
+
+/// Answers the first `times` posts with API Gateway's throttling error. The stand-in never
+/// throttles (as DynamoDB Local never does), and a throttled post must not be delivered,
+/// so the request is turned away from any open connection before it is sent, and its reply
+/// replaced before the SDK reads it.
+#[derive(Debug, Clone)]
+struct Throttle {
+    left: Arc<AtomicUsize>,
+}
+
+impl Throttle {
+    fn times(times: usize) -> Self {
+        Self {
+            left: Arc::new(AtomicUsize::new(times)),
+        }
+    }
+}
+
+/// Marks an attempt to throttle.
+#[derive(Debug, Clone)]
+struct Throttled;
+
+impl aws_smithy_types::config_bag::Storable for Throttled {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl Intercept for Throttle {
+    fn name(&self) -> &'static str {
+        "Throttle"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let throttle = self
+            .left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if throttle {
+            cfg.interceptor_state().store_put(Throttled);
+            let request = context.request_mut();
+            let uri = request.uri().to_owned();
+            let (base, _) = uri
+                .split_once("/@connections/")
+                .expect("a post to a connection");
+            request.set_uri(format!("{base}/@connections/throttled"))?;
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if cfg.load::<Throttled>().is_some() {
+            // What API Gateway answers a post over its rate: 429 LimitExceededException
+            // (https://docs.aws.amazon.com/apigatewayv2/latest/api-reference/apis-apiid-connections-connectionid.html).
+            let mut response = Response::new(
+                StatusCode::try_from(429).unwrap(),
+                SdkBody::from(r#"{"message":"Rate exceeded"}"#),
+            );
+            response
+                .headers_mut()
+                .insert("x-amzn-ErrorType", "LimitExceededException");
+            *context.response_mut() = response;
+        }
+        Ok(())
+    }
+}
+
+async fn throttled_push(times: usize) -> (functions::push::PushSummary, bool, Vec<PushFrame>) {
+    let table = table_with_members().await;
+    let open = OpenConnections::default();
+    let endpoint = management_api(open.clone()).await;
+    connection(&table, ANDREW, "andrew-phone=", Duration::from_secs(60)).await;
+    let mut socket = open.open("andrew-phone=");
+    let client = aws_sdk_apigatewaymanagement::Client::from_conf(
+        local_management_config(&endpoint)
+            .interceptor(Throttle::times(times))
+            .build(),
+    );
+    let handler = PushHandler::new(table.store.clone(), client).with_retry(PostRetry {
+        attempts: 4,
+        base_backoff: Duration::from_millis(1),
+    });
+    let (response, summary) = handler
+        .handle(&event_file("stream-insert-message.json"))
+        .await;
+    (
+        summary,
+        response.batch_item_failures.is_empty(),
+        frames(&mut socket),
+    )
+}
+
+#[tokio::test]
+async fn throttled_posts_are_retried_with_backoff() {
+    let (summary, no_failures, frames) = throttled_push(2).await;
+    assert!(no_failures);
+    assert_eq!(summary.throttled_posts, 2);
+    assert_eq!(summary.frames_sent, 1);
+    assert_eq!(texts(&frames), ["Did the inbox move?"]);
+}
+
+#[tokio::test]
+async fn a_post_throttled_past_its_retries_is_skipped_and_counted_not_retried_with_the_batch() {
+    let (summary, no_failures, frames) = throttled_push(100).await;
+    assert!(
+        no_failures,
+        "a push failure never makes Lambda retry the batch"
+    );
+    assert_eq!(summary.throttled_posts, 4, "bounded: four attempts");
+    assert_eq!(summary.failed_posts, 1);
+    assert_eq!(summary.frames_sent, 0);
+    assert!(frames.is_empty());
+}
+
+/// Fails every Query whose request mentions a text (one conversation's memberships), as a
+/// network failure would.
+#[derive(Debug, Clone)]
+struct FailQueries(String);
+
+impl aws_sdk_dynamodb::config::Intercept for FailQueries {
+    fn name(&self) -> &'static str {
+        "FailQueries"
+    }
+
+    fn read_before_attempt(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let body = context.request().body().bytes().unwrap_or_default();
+        if String::from_utf8_lossy(body).contains(&self.0) {
+            return Err(format!("injected failure: query mentions {}", self.0).into());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn unreadable_recipients_are_reported_for_retry_and_the_rest_is_pushed() {
+    let table = table_with_members().await;
+    let open = OpenConnections::default();
+    let endpoint = management_api(open.clone()).await;
+    connection(&table, ANDREW, "andrew-phone=", Duration::from_secs(60)).await;
+    let mut andrew = open.open("andrew-phone=");
+    let store = table.store_with(FailQueries(format!("MBR#{BAYKO_LONDO}")));
+    let handler = PushHandler::new(store, functions::push::local_management_client(&endpoint));
+    let event = event_file("stream-batch.json");
+    let (response, summary) = handler.handle(&event).await;
+
+    assert_eq!(summary.failed_conversations, 1);
+    let first_bayko_londo = event
+        .records
+        .iter()
+        .find(|r| {
+            r.change.keys.get("pk")
+                == Some(&serde_dynamo::AttributeValue::S(format!(
+                    "MSG#{BAYKO_LONDO}"
+                )))
+        })
+        .unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(
+        response.batch_item_failures[0].item_identifier, first_bayko_londo.change.sequence_number,
+        "Lambda retries from the failed conversation's first record"
+    );
+    assert_eq!(
+        frames(&mut andrew).len(),
+        5,
+        "the other conversations went out"
+    );
+}
+
+#[tokio::test]
+async fn near_the_deadline_nothing_starts_and_the_batch_is_reported_for_retry() {
+    let table = table_with_members().await;
+    let open = OpenConnections::default();
+    let endpoint = management_api(open.clone()).await;
+    let handler = PushHandler::new(
+        table.store.clone(),
+        functions::push::local_management_client(&endpoint),
+    );
+    table.requests.reset();
+    let event = event_file("stream-batch.json");
+    let deadline = Deadline::at(Instant::now() + Duration::from_secs(5));
+    let (response, summary) = handler.handle_until(&event, Some(deadline)).await;
+    assert_eq!(summary.unstarted_conversations, 3);
+    assert_eq!(table.requests.total(), 0);
+    assert_eq!(
+        response.batch_item_failures[0].item_identifier,
+        event.records[0].change.sequence_number
+    );
+}
+
+#[tokio::test]
+async fn connection_items_never_reach_either_stream_function() {
+    let event = event_file("stream-connection-items.json");
+    assert_eq!(
+        event.records.len(),
+        2,
+        "ws-connect's insert and TTL's removal"
+    );
+    for pattern in [
+        functions::stream::FILTER_PATTERN,
+        functions::push::FILTER_PATTERN,
+    ] {
+        let filter = EventFilter::parse(pattern).unwrap();
+        assert!(event.records.iter().all(|record| !filter.matches(record)));
+    }
+    // And were they delivered anyway, both handlers would skip them without a request.
+    let table = table_with_members().await;
+    table.requests.reset();
+    let (response, summary) = StreamHandler::new(table.store.clone()).handle(&event).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!((summary.skipped, summary.messages), (2, 0));
+    let push = PushHandler::new(
+        table.store.clone(),
+        functions::push::local_management_client("http://127.0.0.1:9"),
+    );
+    let (response, summary) = push.handle(&event).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!((summary.skipped, summary.messages), (2, 0));
+    assert_eq!(table.requests.total(), 0);
+}

@@ -1,0 +1,144 @@
+//! WebSocket connections, for real-time push: one item per open connection under its user
+//! (`CONN#<user>`), so the push consumer finds every connection of a member with one Query.
+
+use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
+use uuid::Uuid;
+
+use super::{Store, StoreError, from_item, key_item, to_item};
+use crate::keys;
+use crate::model::{Connection, ConnectionItem, MembershipItem};
+use crate::schema;
+
+impl Store {
+    /// Records an open connection. One `PutItem`; a replayed `$connect` rewrites the same
+    /// item.
+    #[tracing::instrument(skip(self, connection), fields(table = %self.table, user = %connection.user_uuid, connection = %connection.connection_id), err(level = "debug"))]
+    pub async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(to_item(&ConnectionItem::new(connection))?))
+            .send()
+            .await
+            .map_err(|err| StoreError::from_sdk("PutItem", err))?;
+        Ok(())
+    }
+
+    /// Forgets a connection. One `DeleteItem`; forgetting one already gone is no error
+    /// (`$disconnect` and a 410 from API Gateway may both ask).
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
+    pub async fn delete_connection(
+        &self,
+        user: Uuid,
+        connection_id: &str,
+    ) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(self.table())
+            .set_key(Some(key_item(&keys::connection(user, connection_id))))
+            .send()
+            .await
+            .map_err(|err| StoreError::from_sdk("DeleteItem", err))?;
+        Ok(())
+    }
+
+    /// `user`'s connections that may still be open at `now` (epoch seconds). One Query.
+    /// DynamoDB deletes expired items lazily (typically within days), so expired ones are
+    /// skipped here; so is an item that does not read as a connection (logged), so that one
+    /// bad item never keeps a member from their other connections' frames.
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
+    pub async fn connections_of(
+        &self,
+        user: Uuid,
+        now: i64,
+    ) -> Result<Vec<Connection>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::connections_pk(user)))
+            .into_paginator()
+            .items()
+            .send();
+        let mut connections = Vec::new();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|err| StoreError::from_sdk("Query", err))?;
+            match from_item::<ConnectionItem>(item) {
+                Ok(item) => {
+                    let connection = item.into_connection();
+                    if connection.is_live_at(now) {
+                        connections.push(connection);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "skipping an unreadable connection item"),
+            }
+        }
+        Ok(connections)
+    }
+
+    /// Who a new message of `group` is pushed to: its members, read strongly consistently
+    /// (one Query of `MBR#<group>`), because the first message of a conversation is
+    /// written in the same transaction as its memberships, and an eventually consistent
+    /// read that soon after could miss them.
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
+    pub async fn recipients(&self, group: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::membership_pk(group)))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut members = Vec::new();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|err| StoreError::from_sdk("Query", err))?;
+            members.push(from_item::<MembershipItem>(item)?.user_uuid);
+        }
+        Ok(members)
+    }
+
+    /// Turns the table's time to live on for [`schema::TTL_ATTRIBUTE`] unless it is on
+    /// already (DynamoDB refuses to enable it twice). `CreateTable` cannot set it.
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
+    pub(crate) async fn ensure_time_to_live(&self) -> Result<(), StoreError> {
+        let current = self
+            .client
+            .describe_time_to_live()
+            .table_name(self.table())
+            .send()
+            .await
+            .map_err(|err| StoreError::from_sdk("DescribeTimeToLive", err))?
+            .time_to_live_description;
+        let status = current.as_ref().and_then(|d| d.time_to_live_status());
+        let attribute = current.as_ref().and_then(|d| d.attribute_name());
+        match status {
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling) => {
+                if attribute != Some(schema::TTL_ATTRIBUTE) {
+                    // A table has one TTL attribute; changing it is an operator's decision.
+                    tracing::warn!(
+                        attribute = attribute.unwrap_or("?"),
+                        expected = schema::TTL_ATTRIBUTE,
+                        "the table's time to live uses another attribute; connection items will not expire"
+                    );
+                }
+                Ok(())
+            }
+            _ => {
+                let specification = schema::time_to_live_specification()
+                    .map_err(|err| StoreError::build("UpdateTimeToLive", err))?;
+                self.client
+                    .update_time_to_live()
+                    .table_name(self.table())
+                    .time_to_live_specification(specification)
+                    .send()
+                    .await
+                    .map_err(|err| StoreError::from_sdk("UpdateTimeToLive", err))?;
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! WebSocket connection items against DynamoDB Local: one Query finds a user's live
+//! connections, expired and unreadable items are skipped, and the table expires them by TTL.
+
+use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
+use messaging::model::Connection;
+use messaging::schema::TTL_ATTRIBUTE;
+use messaging::testkit::TestTable;
+use messaging::{Timestamp, keys};
+
+fn opened(user: uuid::Uuid, id: &str, at: &str) -> Connection {
+    Connection::opened(user, id.to_owned(), Timestamp::parse(at).unwrap())
+}
+
+#[tokio::test]
+async fn a_users_live_connections_are_one_query_and_disconnect_removes_them() {
+    let table = TestTable::new().await;
+    let andrew = table.user("andrewbrown").await;
+    let bayko = table.user("bayko").await;
+    let now = Timestamp::parse("2026-11-22T10:00:00.000000+00:00").unwrap();
+    let epoch = now.as_datetime().unix_timestamp();
+    let phone = opened(
+        andrew.uuid,
+        "phone-AAAA=",
+        "2026-11-22T09:59:00.000000+00:00",
+    );
+    let laptop = opened(
+        andrew.uuid,
+        "laptop-BBB=",
+        "2026-11-22T09:30:00.000000+00:00",
+    );
+    // Opened more than two hours ago: API Gateway has closed it, whatever the table says.
+    let stale = opened(
+        andrew.uuid,
+        "stale-CCCC=",
+        "2026-11-22T07:59:59.000000+00:00",
+    );
+    let other = opened(
+        bayko.uuid,
+        "bayko-DDDD=",
+        "2026-11-22T09:59:00.000000+00:00",
+    );
+    for connection in [&phone, &laptop, &stale, &other] {
+        table.store.put_connection(connection).await.unwrap();
+    }
+    table.requests.reset();
+
+    let mut live = table
+        .store
+        .connections_of(andrew.uuid, epoch)
+        .await
+        .unwrap();
+    live.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
+    assert_eq!(live, vec![laptop.clone(), phone.clone()]);
+    assert_eq!(
+        table.requests.snapshot().into_iter().collect::<Vec<_>>(),
+        vec![("Query".to_owned(), 1)]
+    );
+
+    table
+        .store
+        .delete_connection(andrew.uuid, &phone.connection_id)
+        .await
+        .unwrap();
+    // Twice: `$disconnect` and a 410 may both ask.
+    table
+        .store
+        .delete_connection(andrew.uuid, &phone.connection_id)
+        .await
+        .unwrap();
+    let live = table
+        .store
+        .connections_of(andrew.uuid, epoch)
+        .await
+        .unwrap();
+    assert_eq!(live, vec![laptop]);
+    assert_eq!(
+        table.store.connections_of(bayko.uuid, epoch).await.unwrap(),
+        vec![other]
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_connection_item_does_not_hide_the_others() {
+    let table = TestTable::new().await;
+    let andrew = table.user("andrewbrown").await;
+    let good = opened(
+        andrew.uuid,
+        "good-AAAA=",
+        "2026-11-22T09:59:00.000000+00:00",
+    );
+    table.store.put_connection(&good).await.unwrap();
+    let broken = keys::connection(andrew.uuid, "broken-BB=");
+    table
+        .store
+        .client()
+        .put_item()
+        .table_name(table.store.table())
+        .item("pk", AttributeValue::S(broken.pk))
+        .item("sk", AttributeValue::S(broken.sk))
+        .item("expires_at", AttributeValue::S("soon".into()))
+        .send()
+        .await
+        .unwrap();
+    let now = Timestamp::parse("2026-11-22T10:00:00.000000+00:00").unwrap();
+    let live = table
+        .store
+        .connections_of(andrew.uuid, now.as_datetime().unix_timestamp())
+        .await
+        .unwrap();
+    assert_eq!(live, vec![good]);
+}
+
+#[tokio::test]
+async fn the_table_expires_connection_items_by_ttl_and_schema_load_stays_idempotent() {
+    let table = TestTable::new().await;
+    let describe = || async {
+        table
+            .store
+            .client()
+            .describe_time_to_live()
+            .table_name(table.store.table())
+            .send()
+            .await
+            .unwrap()
+            .time_to_live_description
+            .unwrap()
+    };
+    let ttl = describe().await;
+    assert_eq!(ttl.attribute_name(), Some(TTL_ATTRIBUTE));
+    assert!(matches!(
+        ttl.time_to_live_status(),
+        Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+    ));
+    // DynamoDB refuses to enable TTL twice: loading the schema again must not try.
+    assert_eq!(
+        table.store.create_table_if_missing().await.unwrap(),
+        messaging::store::TableStatus::AlreadyExisted
+    );
+    assert_eq!(describe().await.attribute_name(), Some(TTL_ATTRIBUTE));
+
+    let connection = opened(
+        uuid::Uuid::new_v4(),
+        "x-AAAAAAAA=",
+        "2026-11-22T10:00:00.000000+00:00",
+    );
+    assert_eq!(
+        connection.expires_at
+            - Timestamp::parse("2026-11-22T10:00:00.000000+00:00")
+                .unwrap()
+                .as_datetime()
+                .unix_timestamp(),
+        2 * 60 * 60,
+        "API Gateway's longest connection"
+    );
+}
+
+#[tokio::test]
+async fn recipients_are_a_conversations_members_read_consistently() {
+    let table = TestTable::new().await;
+    let andrew = table.user("andrewbrown").await;
+    let bayko = table.user("bayko").await;
+    let londo = table.user("londo").await;
+    let first = table
+        .store
+        .send_to_user(
+            &andrew,
+            &bayko,
+            messaging::validate::MessageText::parse("hello").unwrap(),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    table.requests.reset();
+    let mut recipients = table.store.recipients(first.group_uuid).await.unwrap();
+    recipients.sort();
+    let mut expected = vec![andrew.uuid, bayko.uuid];
+    expected.sort();
+    assert_eq!(recipients, expected);
+    assert!(!recipients.contains(&londo.uuid));
+    assert_eq!(table.requests.of("Query"), 1);
+}
