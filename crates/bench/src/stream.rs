@@ -92,10 +92,10 @@ pub async fn run() -> anyhow::Result<()> {
         Scenario {
             members: 50,
             ..Scenario::new(
-                "50-member conversations, 10 × 10 messages in batches of 10",
-                10,
-                100,
-                10,
+                "50-member conversations, 5 × 4 messages in batches of 5",
+                5,
+                20,
+                5,
             )
         },
     ];
