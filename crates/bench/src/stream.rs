@@ -188,6 +188,7 @@ async fn conversations(table: &TestTable, scenario: &Scenario) -> anyhow::Result
                 member_count: (!scenario.original_rows)
                     .then(|| u32::try_from(scenario.members))
                     .transpose()?,
+                ..InboxItem::default()
             };
             put(table, serde_dynamo::to_item(row)?).await?;
             put(

@@ -1,6 +1,7 @@
 //! Demo data: the original course's users and two conversations. Idempotent: users that
 //! exist are kept, conversations that exist are not written again.
 
+use messaging::coalesce::Newest;
 use messaging::store::{NewUser, Registration, RowPositions};
 use messaging::validate::{DisplayName, Handle, MessageText};
 use messaging::{Store, Timestamp, User};
@@ -123,7 +124,7 @@ async fn write_conversation(
     let at = |minutes: i64| Timestamp::from_datetime(now - time::Duration::minutes(minutes));
     let (first_sender, first_minutes, first_text) = script[0];
     let first_recipient = pair[1 - first_sender];
-    let mut last = store
+    let first = store
         .send_to_user_or_create(
             speaker(first_sender),
             first_recipient,
@@ -132,19 +133,25 @@ async fn write_conversation(
             group,
         )
         .await?;
+    let group = first.group_uuid;
+    let mut messages = vec![first];
     for &(sender, minutes, text) in &script[1..] {
-        last = store
+        let message = store
             .append_message(
                 speaker(sender),
-                last.group_uuid,
+                group,
                 MessageText::parse(text)?,
                 at(minutes),
             )
             .await?;
+        messages.push(message);
     }
-    // No stream runs during seeding: move the inbox rows to the last message here.
-    store
-        .advance_inbox_rows(&last, &RowPositions::disabled())
-        .await?;
-    Ok(last.group_uuid)
+    // No stream runs during seeding: apply the messages as one batch here, which moves the
+    // inbox rows to the last one and counts the others' messages as unread.
+    if let Some(batch) = Newest::of(messages) {
+        store
+            .advance_conversation(&batch, &RowPositions::disabled())
+            .await?;
+    }
+    Ok(group)
 }
