@@ -204,8 +204,10 @@ pub struct InboxItem {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unread_at: Vec<String>,
     /// `created_at` of the newest message the owner has read: nothing at or before it
-    /// counts. Absent until the row is first read or counted; until then the row's own
-    /// position stands for it, so history older than unread counts never counts.
+    /// counts; empty when nothing is read yet. Absent until the row is first read or
+    /// counted (the original system's rows, and rows of conversations their owner started);
+    /// until then the row's own position stands for it, so history older than unread
+    /// counts never counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_through: Option<String>,
 }
@@ -257,11 +259,13 @@ impl InboxItem {
         .with_first_message_counted(owner, last)
     }
 
-    /// The first message is unread for everyone but its sender.
+    /// The first message is unread for everyone but its sender, who has read nothing of
+    /// the conversation yet (an empty read mark sorts before every time).
     fn with_first_message_counted(mut self, owner: Uuid, first: &Message) -> Self {
         if first.sender.uuid != owner {
             self.unread = 1;
             self.unread_at = vec![first.created_at.clone()];
+            self.read_through = Some(String::new());
         }
         self
     }
@@ -669,6 +673,17 @@ mod tests {
         assert_eq!(entry.name.as_deref(), Some("Crew"));
         let direct = InboxItem::new(OWNER, first.group_uuid, &sender, &first);
         assert_eq!(direct.unread, 1);
+        // The first message stays counted once the row moves on, and is read with the rest.
+        let mut moved = direct.clone();
+        let second = Arrival {
+            created_at: at(2),
+            sender: OTHER,
+        };
+        assert_eq!(moved.count_unread(&[Arrival::from(&first), second]), 1);
+        moved.last_message_at = Some(at(2));
+        assert_eq!(moved.unread, 2);
+        let read = moved.marked_read_through(&at(1)).unwrap();
+        assert_eq!((read.unread, read.unread_at), (1, vec![at(2)]));
     }
 
     #[test]

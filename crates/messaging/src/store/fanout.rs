@@ -323,7 +323,7 @@ impl Store {
     }
 
     /// What the group index shows of `group`'s inbox rows, one row per owner.
-    async fn index_view(&self, group: Uuid) -> Result<IndexView, StoreError> {
+    pub(super) async fn index_view(&self, group: Uuid) -> Result<IndexView, StoreError> {
         let mut pages = self
             .client
             .query()
@@ -378,19 +378,19 @@ enum Hinted {
 
 /// The index's view of one conversation's rows.
 #[derive(Debug, Default)]
-struct IndexView {
+pub(super) struct IndexView {
     /// At most one row per owner: the newest the index shows.
-    rows: Vec<InboxItem>,
+    pub(super) rows: Vec<InboxItem>,
     /// Distinct owners seen, corrupt rows included (they exist, even if they cannot move).
-    owners: usize,
+    pub(super) owners: usize,
     /// The largest member count any row carries.
-    member_count: Option<u32>,
+    pub(super) member_count: Option<u32>,
     /// Entries that are not a readable inbox row of this conversation.
-    skipped: usize,
+    pub(super) skipped: usize,
 }
 
 impl IndexView {
-    fn from_items(group: Uuid, items: Vec<Item>) -> Self {
+    pub(super) fn from_items(group: Uuid, items: Vec<Item>) -> Self {
         let mut view = Self::default();
         let mut newest: HashMap<String, InboxItem> = HashMap::new();
         let mut corrupt_owners: Vec<String> = Vec::new();
@@ -568,14 +568,14 @@ impl Store {
 /// A condition that holds only while the item at a row's key is that row as read: this
 /// conversation's, showing the same last message, with the same copied attributes. It is
 /// what proves a hint or an index read right.
-struct Unchanged {
-    expression: String,
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
+pub(super) struct Unchanged {
+    pub(super) expression: String,
+    pub(super) names: HashMap<String, String>,
+    pub(super) values: HashMap<String, AttributeValue>,
 }
 
 impl Unchanged {
-    fn of(row: &InboxItem) -> Result<Self, StoreError> {
+    pub(super) fn of(row: &InboxItem) -> Result<Self, StoreError> {
         let item = to_item(row)?;
         let mut condition = Self {
             expression: String::new(),
@@ -607,11 +607,13 @@ impl Unchanged {
     }
 }
 
-fn non_empty(values: HashMap<String, AttributeValue>) -> Option<HashMap<String, AttributeValue>> {
+pub(super) fn non_empty(
+    values: HashMap<String, AttributeValue>,
+) -> Option<HashMap<String, AttributeValue>> {
     (!values.is_empty()).then_some(values)
 }
 
-fn target_sort_key(message: &Message, bump: u32) -> String {
+pub(super) fn target_sort_key(message: &Message, bump: u32) -> String {
     if bump == 0 {
         return message.created_at.clone();
     }
