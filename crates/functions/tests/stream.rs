@@ -1225,3 +1225,76 @@ async fn updates_still_running_at_the_deadline_are_cut_and_reported() {
         first_record_of(&records, first[0].group_uuid)
     );
 }
+
+#[tokio::test]
+async fn a_fifty_member_group_moves_in_one_transaction_counts_every_sender_and_replays_nothing() {
+    let table = TestTable::new().await;
+    let mut members = Vec::new();
+    for i in 0..50 {
+        members.push(table.user(&format!("member{i:02}")).await);
+    }
+    let mut stream = Stream::of(&table).await;
+    let name = messaging::validate::GroupName::parse("Fifty").unwrap();
+    let first = table
+        .store
+        .create_group(
+            &members[0],
+            &name,
+            &members[1..],
+            text("welcome"),
+            at("2025-09-01T08:00:00.000000+00:00"),
+        )
+        .await
+        .unwrap();
+    let group = first.group_uuid;
+    let mut messages = vec![first];
+    for (i, sender) in [3usize, 49, 3, 17].into_iter().enumerate() {
+        let when = format!("2025-09-01T08:00:0{}.000000+00:00", i + 1);
+        let message = table
+            .store
+            .append_message(&members[sender], group, text(&format!("m{i}")), at(&when))
+            .await
+            .unwrap();
+        messages.push(message);
+    }
+    let records = stream.next_records("MSG#", 5).await;
+    table.requests.reset();
+
+    let handler = StreamHandler::new(table.store.clone());
+    let (response, summary) = handler.handle(&event(&records)).await;
+
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.rows_moved, 50);
+    assert_eq!(
+        table.requests.of("Query"),
+        1,
+        "{:?}",
+        table.requests.snapshot()
+    );
+    assert_eq!(
+        table.requests.of("TransactWriteItems"),
+        1,
+        "100 items, one transaction"
+    );
+    let newest = messages.last().unwrap();
+    for (i, member) in members.iter().enumerate() {
+        let row = inbox(&table, member)
+            .await
+            .into_iter()
+            .find(|row| row.group_uuid == group)
+            .unwrap();
+        assert_eq!(row.last_message_at, newest.created_at);
+        assert_eq!(row.other.handle, "member17", "the last sender");
+        let expected = messages
+            .iter()
+            .filter(|m| m.sender.uuid != member.uuid)
+            .count();
+        assert_eq!(row.unread as usize, expected, "member{i:02}");
+    }
+    let before = snapshot(&table).await;
+    handler.handle(&event(&records)).await;
+    StreamHandler::new(table.store.clone())
+        .handle(&event(&records[2..]))
+        .await;
+    assert_eq!(snapshot(&table).await, before, "replays change nothing");
+}

@@ -793,3 +793,82 @@ async fn users_are_looked_up_by_many_handles_at_once() {
     assert_eq!(found["bayko"].uuid, bayko.uuid);
     assert_eq!(found["londo"].uuid, londo.uuid);
 }
+
+#[tokio::test]
+async fn rows_beyond_one_transaction_move_in_chunks_and_a_failed_chunk_is_retried_alone() {
+    use messaging::testkit::FailTransactions;
+    // More rows than one transaction holds cannot come from the API (50 members, 100
+    // items); conversations written by other tools can have them, so the fan-out chunks.
+    let table = TestTable::new().await;
+    let group = Uuid::new_v4();
+    let start = "2025-08-01T00:00:00.000000+00:00";
+    let mut owners: Vec<Uuid> = (0..60).map(|_| Uuid::new_v4()).collect();
+    owners.sort_by_key(|owner| keys::inbox_pk(*owner));
+    for owner in &owners {
+        let row = InboxItem {
+            pk: keys::inbox_pk(*owner),
+            sk: start.into(),
+            message_group_uuid: group,
+            message: "start".into(),
+            user_uuid: Uuid::new_v4(),
+            user_display_name: "Someone".into(),
+            user_handle: "someone".into(),
+            last_message_at: Some(start.into()),
+            member_count: Some(60),
+            ..InboxItem::default()
+        };
+        table
+            .put_raw(serde_dynamo::to_item(row).unwrap())
+            .await
+            .unwrap();
+        let membership = MembershipItem::new(group, *owner, start);
+        table
+            .put_raw(serde_dynamo::to_item(membership).unwrap())
+            .await
+            .unwrap();
+    }
+    let sender = messaging::UserSummary {
+        uuid: owners[0],
+        handle: "first".into(),
+        display_name: "First".into(),
+    };
+    let message = Message::new(
+        group,
+        sender,
+        "to all sixty".into(),
+        "2025-08-01T00:00:01.000000+00:00".into(),
+    );
+    let batch = Newest::of([message.clone()]).unwrap();
+    // The second chunk (rows sorted by owner) names the last owner.
+    let fail = FailTransactions::mentioning(keys::inbox_pk(owners[59]));
+    let failing = table.store_with(fail.clone());
+
+    let error = failing
+        .advance_conversation(&batch, &cold())
+        .await
+        .unwrap_err();
+
+    assert!(error.is_transient(), "{error}");
+    let moved = |row: &InboxItem| row.last_message_at() == message.created_at;
+    let mut first_chunk = Vec::new();
+    for owner in &owners {
+        first_chunk.push(row_of(&table.store, *owner, group).await);
+    }
+    assert!(
+        first_chunk[..50].iter().all(moved),
+        "the first chunk landed"
+    );
+    assert!(!first_chunk[50..].iter().any(moved), "the second did not");
+
+    fail.heal();
+    let advance = failing.advance_conversation(&batch, &cold()).await.unwrap();
+    assert_eq!((advance.moved, advance.current), (10, 50), "{advance:?}");
+    for (i, owner) in owners.iter().enumerate() {
+        let row = row_of(&table.store, *owner, group).await;
+        assert!(moved(&row));
+        if i < 50 {
+            assert_eq!(row, first_chunk[i], "never moved back or counted twice");
+        }
+        assert_eq!(row.unread, u32::from(i != 0));
+    }
+}
