@@ -257,7 +257,7 @@ async fn put_message(
     put(table, serde_dynamo::to_item(MessageItem::new(&message))?).await
 }
 
-async fn drain(tail: &mut StreamTail) -> anyhow::Result<()> {
+pub(crate) async fn drain(tail: &mut StreamTail) -> anyhow::Result<()> {
     // Two empty polls in a row: caught up.
     let mut empty = 0;
     while empty < 2 {
@@ -270,7 +270,7 @@ async fn drain(tail: &mut StreamTail) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn collect(
+pub(crate) async fn collect(
     tail: &mut StreamTail,
     filter: &EventFilter,
     count: usize,
