@@ -3,6 +3,8 @@
 //! - stream: messages/s through `messaging-stream`'s handler and DynamoDB requests per
 //!   message, per conversation and per batch, over records read from the table's stream;
 //! - api: p50/p99 handler latency and requests per call, per route;
+//! - groups: creating a 50-member group, marking read, adding and leaving, and a 50-member
+//!   group's fan-out with unread counts, through the real handlers;
 //! - push: frame latency through the local stack after `POST /api/messages` answers,
 //!   frames to non-members and duplicates, and requests per pushed message;
 //! - init: process start until the runtime asks for its first event, per function
@@ -12,6 +14,7 @@
 //! are exact and are what carries over to AWS.
 
 mod api;
+mod groups;
 mod init;
 mod push;
 mod stream;
@@ -23,6 +26,7 @@ enum Suite {
     All,
     Stream,
     Api,
+    Groups,
     Push,
     Init,
 }
@@ -62,6 +66,9 @@ async fn main() -> anyhow::Result<()> {
     // The API first: DynamoDB Local slows down as the stream suite fills it.
     if matches!(args.suite, Suite::All | Suite::Api) {
         api::run(args.calls).await?;
+    }
+    if matches!(args.suite, Suite::All | Suite::Groups) {
+        groups::run(args.calls).await?;
     }
     if matches!(args.suite, Suite::All | Suite::Push) {
         push::run(args.sends).await?;

@@ -206,6 +206,7 @@ async fn conversations(table: &TestTable, scenario: &Scenario) -> anyhow::Result
                 member_count: (!scenario.original_rows)
                     .then(|| u32::try_from(scenario.members))
                     .transpose()?,
+                ..InboxItem::default()
             };
             put(table, serde_dynamo::to_item(row)?).await?;
             put(
@@ -274,7 +275,7 @@ async fn put_message(
     put(table, serde_dynamo::to_item(MessageItem::new(&message))?).await
 }
 
-async fn drain(tail: &mut StreamTail) -> anyhow::Result<()> {
+pub(crate) async fn drain(tail: &mut StreamTail) -> anyhow::Result<()> {
     // Two empty polls in a row: caught up.
     let mut empty = 0;
     while empty < 2 {
@@ -287,7 +288,7 @@ async fn drain(tail: &mut StreamTail) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn collect(
+pub(crate) async fn collect(
     tail: &mut StreamTail,
     filter: &EventFilter,
     count: usize,

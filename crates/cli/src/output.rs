@@ -1,5 +1,6 @@
 //! Readable terminal output, in the spirit of the original pattern scripts.
 
+use messaging::model::ConversationKind;
 use messaging::{InboxEntry, Message};
 
 /// Messages and previews are cut to this many characters on one line.
@@ -42,11 +43,25 @@ pub fn message_line(message: &Message) -> String {
     )
 }
 
+/// A conversation: its id, who (the other member, or a group's name, size and last sender),
+/// when, how many unread, and the last message.
 pub fn inbox_line(row: &InboxEntry) -> String {
+    let who = match (row.kind, &row.name) {
+        (ConversationKind::Group, Some(name)) => format!(
+            "#{name} ({}) {}",
+            row.member_count.unwrap_or_default(),
+            row.other.handle
+        ),
+        _ => row.other.handle.clone(),
+    };
+    let unread = match row.unread {
+        0 => String::new(),
+        n => format!("[{n}] "),
+    };
     format!(
-        "{}  {:<16}{:<22}{}",
+        "{}  {:<15} {:<22}{unread}{}",
         row.group_uuid,
-        row.other.handle,
+        who,
         short_time(&row.last_message_at),
         preview(&row.last_message)
     )
@@ -72,5 +87,33 @@ mod tests {
             "2024-05-01 10:07 UTC"
         );
         assert_eq!(short_time("junk"), "junk");
+    }
+
+    #[test]
+    fn inbox_lines_name_groups_and_count_unread() {
+        let mut row = InboxEntry {
+            group_uuid: uuid::Uuid::nil(),
+            kind: ConversationKind::Direct,
+            name: None,
+            member_count: Some(2),
+            other: messaging::UserSummary {
+                uuid: uuid::Uuid::nil(),
+                handle: "bayko".into(),
+                display_name: "Andrew Bayko".into(),
+            },
+            last_message: "hi".into(),
+            last_message_at: "2024-05-01T10:07:00.000000+00:00".into(),
+            unread: 0,
+        };
+        assert!(inbox_line(&row).ends_with("bayko           2024-05-01 10:07 UTC  hi"));
+        row.kind = ConversationKind::Group;
+        row.name = Some("Bootcamp".into());
+        row.member_count = Some(3);
+        row.unread = 2;
+        assert!(
+            inbox_line(&row).contains("#Bootcamp (3) bayko 2024-05-01 10:07 UTC  [2] hi"),
+            "{}",
+            inbox_line(&row)
+        );
     }
 }

@@ -1,8 +1,9 @@
-//! Demo data: the original course's users and two conversations. Idempotent: users that
-//! exist are kept, conversations that exist are not written again.
+//! Demo data: the original course's users, two conversations and a group. Idempotent: users
+//! that exist are kept, conversations that exist are not written again.
 
+use messaging::coalesce::Newest;
 use messaging::store::{NewUser, Registration, RowPositions};
-use messaging::validate::{DisplayName, Handle, MessageText};
+use messaging::validate::{DisplayName, GroupName, Handle, MessageText};
 use messaging::{Store, Timestamp, User};
 
 /// Seeded users: handle, display name, Cognito sub (fixed, so local dev tokens for them
@@ -29,6 +30,29 @@ pub const DEMO_USERS: [(&str, &str, &str); 3] = [
 /// first is the original seed script's.
 const WITH_BAYKO_GROUP: uuid::Uuid = uuid::uuid!("5ae290ed-55d1-47a0-bc6d-fe2bc2700399");
 const WITH_LONDO_GROUP: uuid::Uuid = uuid::uuid!("a7f3c9d2-1b4e-4f6a-9c8d-2e5f7a1b3c4d");
+/// The demo group of all three (`events/api-*-message-group*.json` name it).
+pub const BOOTCAMP_GROUP: uuid::Uuid = uuid::uuid!("b7e4c2a9-3f1d-4e8b-a6c5-9d0e1f2a3b4c");
+const BOOTCAMP_NAME: &str = "Bootcamp";
+
+/// (sender: index into the demo users; minutes before now; text)
+const BOOTCAMP: [(usize, i64, &str); 4] = [
+    (
+        0,
+        50,
+        "Welcome to the bootcamp group: everyone's inbox shows it, with how much is unread.",
+    ),
+    (1, 45, "Group conversations at last. Does it scale?"),
+    (
+        2,
+        40,
+        "Fifty of us, Mr. Brown, all moved in one transaction per batch.",
+    ),
+    (
+        0,
+        20,
+        "And reading the newest page marks it read. Open it to clear the count.",
+    ),
+];
 
 /// (sender: 0 = andrewbrown, 1 = the other member; minutes before now; text)
 const WITH_BAYKO: [(usize, i64, &str); 6] = [
@@ -109,6 +133,54 @@ pub async fn run(store: &Store) -> anyhow::Result<()> {
         let group = write_conversation(store, [a, b], group, script).await?;
         println!("conversation {} ↔ {} added ({group})", a.handle, b.handle);
     }
+    if store.is_member(BOOTCAMP_GROUP, users[0].uuid).await? {
+        println!("group {BOOTCAMP_NAME} exists ({BOOTCAMP_GROUP})");
+    } else {
+        write_group(store, &users).await?;
+        println!(
+            "group {BOOTCAMP_NAME} of {} added ({BOOTCAMP_GROUP})",
+            users.len()
+        );
+    }
+    Ok(())
+}
+
+async fn write_group(store: &Store, users: &[User]) -> anyhow::Result<()> {
+    let now = Timestamp::now().as_datetime();
+    let at = |minutes: i64| Timestamp::from_datetime(now - time::Duration::minutes(minutes));
+    let (creator, first_minutes, first_text) = BOOTCAMP[0];
+    let others: Vec<User> = users
+        .iter()
+        .filter(|user| user.uuid != users[creator].uuid)
+        .cloned()
+        .collect();
+    let first = store
+        .create_group_as(
+            &users[creator],
+            &GroupName::parse(BOOTCAMP_NAME)?,
+            &others,
+            MessageText::parse(first_text)?,
+            at(first_minutes),
+            BOOTCAMP_GROUP,
+        )
+        .await?;
+    let mut messages = vec![first];
+    for &(sender, minutes, text) in &BOOTCAMP[1..] {
+        let message = store
+            .append_message(
+                &users[sender],
+                BOOTCAMP_GROUP,
+                MessageText::parse(text)?,
+                at(minutes),
+            )
+            .await?;
+        messages.push(message);
+    }
+    if let Some(batch) = Newest::of(messages) {
+        store
+            .advance_conversation(&batch, &RowPositions::disabled())
+            .await?;
+    }
     Ok(())
 }
 
@@ -123,7 +195,7 @@ async fn write_conversation(
     let at = |minutes: i64| Timestamp::from_datetime(now - time::Duration::minutes(minutes));
     let (first_sender, first_minutes, first_text) = script[0];
     let first_recipient = pair[1 - first_sender];
-    let mut last = store
+    let first = store
         .send_to_user_or_create(
             speaker(first_sender),
             first_recipient,
@@ -132,19 +204,25 @@ async fn write_conversation(
             group,
         )
         .await?;
+    let group = first.group_uuid;
+    let mut messages = vec![first];
     for &(sender, minutes, text) in &script[1..] {
-        last = store
+        let message = store
             .append_message(
                 speaker(sender),
-                last.group_uuid,
+                group,
                 MessageText::parse(text)?,
                 at(minutes),
             )
             .await?;
+        messages.push(message);
     }
-    // No stream runs during seeding: move the inbox rows to the last message here.
-    store
-        .advance_inbox_rows(&last, &RowPositions::disabled())
-        .await?;
-    Ok(last.group_uuid)
+    // No stream runs during seeding: apply the messages as one batch here, which moves the
+    // inbox rows to the last one and counts the others' messages as unread.
+    if let Some(batch) = Newest::of(messages) {
+        store
+            .advance_conversation(&batch, &RowPositions::disabled())
+            .await?;
+    }
+    Ok(group)
 }

@@ -269,6 +269,89 @@ async fn the_local_stack_serves_the_api_and_moves_inboxes_through_the_stream() {
         .await;
     assert_eq!(post.status, StatusCode::NOT_FOUND);
 
+    // A group of the three: Londo answers the welcome; the pump moves every row, Bayko's
+    // inbox counts both messages until Bayko opens the conversation.
+    let bearer = |token: &str| format!("Bearer {token}");
+    let created = http
+        .call(
+            Method::POST,
+            "/api/message_groups",
+            &[("authorization", &bearer(&andrew_token))],
+            Some(json!({"name": "Bootcamp", "handles": ["bayko", "londo"], "message": "Welcome"})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let bootcamp = created.body["message_group_uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let answer = http
+        .post(
+            &londo_token,
+            json!({"message": "Glad to be here", "message_group_uuid": bootcamp}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let inbox = http.get("/api/message_groups", &bayko_token).await;
+        if inbox.body[0]["message"] == "Glad to be here" {
+            let item = &inbox.body[0];
+            assert_eq!(item["uuid"], json!(bootcamp));
+            assert_eq!(
+                (&item["kind"], &item["display_name"], &item["handle"]),
+                (&json!("group"), &json!("Bootcamp"), &json!("londo"))
+            );
+            assert_eq!(
+                (&item["member_count"], &item["unread"]),
+                (&json!(3), &json!(2))
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the group never reached the inbox: {}",
+            inbox.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let opened = http
+        .get(&format!("/api/messages/{bootcamp}"), &bayko_token)
+        .await;
+    assert_eq!(opened.body.as_array().unwrap().len(), 2);
+    let inbox = http.get("/api/message_groups", &bayko_token).await;
+    assert_eq!(inbox.body[0]["unread"], json!(0), "read by opening it");
+    let members = http
+        .get(
+            &format!("/api/message_groups/{bootcamp}/members"),
+            &londo_token,
+        )
+        .await;
+    assert_eq!(
+        members.body.as_array().unwrap().len(),
+        3,
+        "{}",
+        members.body
+    );
+    let read = http
+        .call(
+            Method::POST,
+            &format!("/api/message_groups/{bootcamp}/read"),
+            &[("authorization", &bearer(&andrew_token))],
+            None,
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::NO_CONTENT);
+    let left = http
+        .call(
+            Method::POST,
+            &format!("/api/message_groups/{bootcamp}/leave"),
+            &[("authorization", &bearer(&londo_token))],
+            None,
+        )
+        .await;
+    assert_eq!(left.status, StatusCode::NO_CONTENT);
+
     // Tokens: missing, forged, expired-looking garbage.
     for authorization in [None, Some("Bearer not.a.token"), Some("Basic YTpi")] {
         let headers: Vec<(&str, &str)> = authorization

@@ -3,9 +3,13 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use messaging::model::{ConversationKind, MAX_GROUP_MEMBERS};
 use messaging::page::{PageError, PageRequest};
-use messaging::validate::{Handle, MessageText, ValidationError, parse_group_uuid};
-use messaging::{InboxEntry, Message, Store, Timestamp, User};
+use messaging::store::{MarkedRead, Member, ReadUpTo};
+use messaging::validate::{
+    GroupName, Handle, MessageText, ValidationError, group_handles, parse_group_uuid,
+};
+use messaging::{InboxEntry, Message, Store, StoreError, Timestamp, User};
 use serde::{Deserialize, Serialize};
 
 use crate::directory::Directory;
@@ -14,8 +18,8 @@ use crate::http::{
     query_parameter, respond,
 };
 
-/// A row of a list, in the original frontend's shape. In an inbox `uuid` is the
-/// conversation; in a conversation it is the message.
+/// A message of a conversation, in the original frontend's shape (`uuid` is the
+/// message's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListItem {
     pub uuid: String,
@@ -25,14 +29,62 @@ pub struct ListItem {
     pub created_at: String,
 }
 
-impl From<InboxEntry> for ListItem {
+/// A conversation of the inbox: the original frontend's shape (`uuid` is the
+/// conversation's; for a direct conversation `display_name` and `handle` are the other
+/// member's) plus fields it ignores. A group shows its name as `display_name` and its
+/// last sender's handle as `handle`, and carries `name` and `member_count`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxItem {
+    pub uuid: String,
+    pub display_name: String,
+    pub handle: String,
+    pub message: String,
+    pub created_at: String,
+    pub kind: ConversationKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_count: Option<u32>,
+    /// Messages from others since the caller last read the conversation.
+    pub unread: u32,
+}
+
+impl From<InboxEntry> for InboxItem {
     fn from(row: InboxEntry) -> Self {
+        let group = row.kind == ConversationKind::Group;
         Self {
             uuid: row.group_uuid.to_string(),
-            display_name: row.other.display_name,
+            display_name: match (&row.name, group) {
+                (Some(name), true) => name.clone(),
+                _ => row.other.display_name,
+            },
             handle: row.other.handle,
             message: row.last_message,
             created_at: row.last_message_at,
+            kind: row.kind,
+            name: row.name.filter(|_| group),
+            member_count: row.member_count.filter(|_| group),
+            unread: row.unread,
+        }
+    }
+}
+
+/// One member, as `GET /api/message_groups/{id}/members` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMember {
+    pub uuid: String,
+    pub handle: String,
+    pub display_name: String,
+    pub joined_at: String,
+}
+
+impl From<Member> for GroupMember {
+    fn from(member: Member) -> Self {
+        Self {
+            uuid: member.uuid.to_string(),
+            handle: member.handle,
+            display_name: member.display_name,
+            joined_at: member.joined_at,
         }
     }
 }
@@ -93,6 +145,27 @@ struct CreateMessageBody {
     handle: Option<String>,
 }
 
+/// `POST /api/message_groups` body.
+#[derive(Debug, Default, Deserialize)]
+struct CreateGroupBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    handles: Option<Vec<String>>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// `POST /api/message_groups/{id}/members` body.
+#[derive(Debug, Default, Deserialize)]
+struct AddMembersBody {
+    #[serde(default)]
+    handles: Option<Vec<String>>,
+}
+
+/// Others a group can have besides the caller.
+const MAX_OTHERS: usize = MAX_GROUP_MEMBERS - 1;
+
 /// The API's dependencies, built once per execution environment.
 #[derive(Debug, Clone)]
 pub struct Api {
@@ -126,12 +199,13 @@ impl Api {
         let page = page_request(request)?;
         let caller = self.registered(&sub).await?;
         let inbox = self.store().list_inbox(caller.uuid, &page).await?;
-        let items: Vec<ListItem> = inbox.items.into_iter().map(ListItem::from).collect();
+        let items: Vec<InboxItem> = inbox.items.into_iter().map(InboxItem::from).collect();
         Ok(page_response(&items, inbox.next_cursor.as_deref()))
     }
 
     /// `GET /api/messages/{message_group_uuid}`: a page of a conversation the caller
-    /// belongs to, oldest first within the page, newest page first.
+    /// belongs to, oldest first within the page, newest page first. The newest page (no
+    /// cursor) marks the conversation read up to its newest message.
     #[tracing::instrument(skip_all, fields(route = "list-messages"))]
     pub async fn list_messages(
         &self,
@@ -147,7 +221,7 @@ impl Api {
         let caller = self.registered(&sub).await?;
         let messages = self
             .store()
-            .list_messages(caller.uuid, group, &page)
+            .read_messages(caller.uuid, group, &page)
             .await?;
         let items: Vec<ListItem> = messages.items.into_iter().map(ListItem::from).collect();
         Ok(page_response(&items, messages.next_cursor.as_deref()))
@@ -210,6 +284,203 @@ impl Api {
         ))
     }
 
+    /// `POST /api/message_groups`: a named conversation of the caller and the listed users,
+    /// with its first message; answers like `POST /api/messages`.
+    #[tracing::instrument(skip_all, fields(route = "create-message-group"))]
+    pub async fn create_message_group(
+        &self,
+        request: Request,
+    ) -> Result<Response<Body>, lambda_http::Error> {
+        respond(&request, self.create_message_group_inner(&request).await)
+    }
+
+    async fn create_message_group_inner(
+        &self,
+        request: &Request,
+    ) -> Result<Response<Body>, HandlerError> {
+        let sub = caller_sub(request)?;
+        let body: CreateGroupBody = json_body(request)?;
+        let name = GroupName::parse(body.name.as_deref().unwrap_or(""));
+        let handles = group_handles(body.handles.as_deref().unwrap_or(&[]), None, MAX_OTHERS);
+        let text = MessageText::parse(body.message.unwrap_or_default());
+        let (name, handles, text) = match (name, handles, text) {
+            (Ok(name), Ok(handles), Ok(text)) => (name, handles, text),
+            (name, handles, text) => {
+                let codes = [name.err(), handles.err(), text.err()]
+                    .into_iter()
+                    .flatten()
+                    .map(ValidationError::code);
+                return Err(ApiError::Validation(codes.collect()).into());
+            }
+        };
+        let creator = self.registered(&sub).await?;
+        let others = self.users_to_add(&creator, &handles).await?;
+        let message = self
+            .store()
+            .create_group(&creator, &name, &others, text, Timestamp::now())
+            .await?;
+        Ok(json_response(
+            StatusCode::OK,
+            &CreatedMessage::from(message),
+        ))
+    }
+
+    /// `GET /api/message_groups/{message_group_uuid}/members`: members only.
+    #[tracing::instrument(skip_all, fields(route = "list-message-group-members"))]
+    pub async fn list_message_group_members(
+        &self,
+        request: Request,
+    ) -> Result<Response<Body>, lambda_http::Error> {
+        respond(
+            &request,
+            self.list_message_group_members_inner(&request).await,
+        )
+    }
+
+    async fn list_message_group_members_inner(
+        &self,
+        request: &Request,
+    ) -> Result<Response<Body>, HandlerError> {
+        let sub = caller_sub(request)?;
+        let group = group_in_path(request)?;
+        let caller = self.registered(&sub).await?;
+        self.members_response(caller.uuid, group).await
+    }
+
+    /// `POST /api/message_groups/{message_group_uuid}/members` `{"handles": [...]}`: a
+    /// member adds people (up to 50 members in all); answers with the members.
+    #[tracing::instrument(skip_all, fields(route = "add-message-group-members"))]
+    pub async fn add_message_group_members(
+        &self,
+        request: Request,
+    ) -> Result<Response<Body>, lambda_http::Error> {
+        respond(
+            &request,
+            self.add_message_group_members_inner(&request).await,
+        )
+    }
+
+    async fn add_message_group_members_inner(
+        &self,
+        request: &Request,
+    ) -> Result<Response<Body>, HandlerError> {
+        let sub = caller_sub(request)?;
+        let body: AddMembersBody = json_body(request)?;
+        let group = parse_group_uuid(path_parameter(request, "message_group_uuid").unwrap_or(""));
+        let handles = group_handles(body.handles.as_deref().unwrap_or(&[]), None, MAX_OTHERS);
+        let (group, handles) = match (group, handles) {
+            (Ok(group), Ok(handles)) => (group, handles),
+            (group, handles) => {
+                let codes = [group.err(), handles.err()]
+                    .into_iter()
+                    .flatten()
+                    .map(ValidationError::code);
+                return Err(ApiError::Validation(codes.collect()).into());
+            }
+        };
+        let caller = self.registered(&sub).await?;
+        let users = self.users_to_add(&caller, &handles).await?;
+        self.store()
+            .add_members(caller.uuid, group, &users, Timestamp::now())
+            .await?;
+        self.members_response(caller.uuid, group).await
+    }
+
+    /// `POST /api/message_groups/{message_group_uuid}/leave`: the caller's membership and
+    /// inbox row go; a direct conversation cannot be left. `204` without a body.
+    #[tracing::instrument(skip_all, fields(route = "leave-message-group"))]
+    pub async fn leave_message_group(
+        &self,
+        request: Request,
+    ) -> Result<Response<Body>, lambda_http::Error> {
+        respond(&request, self.leave_message_group_inner(&request).await)
+    }
+
+    async fn leave_message_group_inner(
+        &self,
+        request: &Request,
+    ) -> Result<Response<Body>, HandlerError> {
+        let sub = caller_sub(request)?;
+        let group = group_in_path(request)?;
+        let caller = self.registered(&sub).await?;
+        self.store().leave_group(caller.uuid, group).await?;
+        Ok(no_content())
+    }
+
+    /// `POST /api/message_groups/{message_group_uuid}/read`: the caller has read the
+    /// conversation as far as their inbox shows it; `204` without a body.
+    #[tracing::instrument(skip_all, fields(route = "mark-message-group-read"))]
+    pub async fn mark_message_group_read(
+        &self,
+        request: Request,
+    ) -> Result<Response<Body>, lambda_http::Error> {
+        respond(&request, self.mark_message_group_read_inner(&request).await)
+    }
+
+    async fn mark_message_group_read_inner(
+        &self,
+        request: &Request,
+    ) -> Result<Response<Body>, HandlerError> {
+        let sub = caller_sub(request)?;
+        let group = group_in_path(request)?;
+        let caller = self.registered(&sub).await?;
+        match self
+            .store()
+            .mark_read(caller.uuid, group, &ReadUpTo::Row)
+            .await?
+        {
+            MarkedRead::Marked { .. } | MarkedRead::AlreadyRead => Ok(no_content()),
+            // No row in the index: a stranger, or a member whose row is moments old.
+            MarkedRead::NoRow => {
+                if self.store().is_member(group, caller.uuid).await? {
+                    Err(HandlerError::Busy(StoreError::IndexLagging {
+                        group,
+                        seen: 0,
+                        expected: 1,
+                    }))
+                } else {
+                    Err(StoreError::NotMember(group).into())
+                }
+            }
+        }
+    }
+
+    /// The users `handles` name, none of them `caller`; an unknown handle is a 404.
+    async fn users_to_add(
+        &self,
+        caller: &User,
+        handles: &[Handle],
+    ) -> Result<Vec<User>, HandlerError> {
+        if handles.iter().any(|handle| handle.same_as(&caller.handle)) {
+            return Err(ApiError::from(ValidationError::ReceiverIsSelf).into());
+        }
+        let found = self.directory.by_handles(handles).await?;
+        handles
+            .iter()
+            .map(|handle| {
+                found
+                    .get(&handle.normalized())
+                    .cloned()
+                    .ok_or_else(|| ApiError::NotFound("user_reciever_not_found").into())
+            })
+            .collect()
+    }
+
+    async fn members_response(
+        &self,
+        reader: uuid::Uuid,
+        group: uuid::Uuid,
+    ) -> Result<Response<Body>, HandlerError> {
+        let members: Vec<GroupMember> = self
+            .store()
+            .group_members(reader, group)
+            .await?
+            .into_iter()
+            .map(GroupMember::from)
+            .collect();
+        Ok(json_response(StatusCode::OK, &members))
+    }
+
     /// `GET /api/users/@{handle}/short` (route `/api/users/{handle}/short`): public.
     #[tracing::instrument(skip_all, fields(route = "get-user-short"))]
     pub async fn get_user_short(
@@ -251,6 +522,16 @@ impl Api {
 enum Target {
     Conversation(uuid::Uuid),
     User(Handle),
+}
+
+fn group_in_path(request: &Request) -> Result<uuid::Uuid, ValidationError> {
+    parse_group_uuid(path_parameter(request, "message_group_uuid").unwrap_or(""))
+}
+
+fn no_content() -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
 }
 
 fn page_request(request: &Request) -> Result<PageRequest, PageError> {

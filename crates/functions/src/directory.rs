@@ -89,6 +89,32 @@ impl Directory {
         Ok(user)
     }
 
+    /// Users by handle, several at once: cached ones from memory, the rest with one
+    /// `BatchGetItem`. Keyed by normalised handle; unknown handles are absent.
+    pub async fn by_handles(
+        &self,
+        handles: &[Handle],
+    ) -> Result<HashMap<String, User>, StoreError> {
+        let mut found = HashMap::with_capacity(handles.len());
+        let mut missing = Vec::new();
+        for handle in handles {
+            let key = handle.normalized();
+            match self.cached(|entries| &entries.by_handle, &key) {
+                Some(user) => {
+                    found.insert(key, user);
+                }
+                None => missing.push(handle.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            for (key, user) in self.store.users_by_handles(&missing).await? {
+                self.remember(&user);
+                found.insert(key, user);
+            }
+        }
+        Ok(found)
+    }
+
     fn cached(
         &self,
         map: impl Fn(&Entries) -> &HashMap<String, (User, Instant)>,

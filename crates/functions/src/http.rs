@@ -123,8 +123,21 @@ impl From<StoreError> for HandlerError {
             StoreError::SelfConversation => {
                 ApiError::Validation(vec!["user_reciever_is_self"]).into()
             }
+            StoreError::DirectConversation(_) => {
+                ApiError::Validation(vec!["message_group_is_direct"]).into()
+            }
+            StoreError::GroupTooLarge { .. } => {
+                ApiError::Validation(vec![ValidationError::GroupTooLarge.code()]).into()
+            }
+            StoreError::GroupWithoutOthers => {
+                ApiError::Validation(vec![ValidationError::GroupHandlesBlank.code()]).into()
+            }
             StoreError::Page(error) => ApiError::Page(error).into(),
-            busy @ StoreError::Contention { .. } => Self::Busy(busy),
+            // A group's rows not all visible in the index yet (a membership change needs
+            // every one): moments of lag, answered like contention.
+            busy @ (StoreError::Contention { .. } | StoreError::IndexLagging { .. }) => {
+                Self::Busy(busy)
+            }
             throttled if throttled.failure_kind() == Some(FailureKind::Throttled) => {
                 Self::Busy(throttled)
             }

@@ -3,7 +3,7 @@
 //! in `src/bin/` only build clients and run the handler.
 //!
 //! - [`stream`] — `messaging-stream` (DynamoDB stream → inbox rows)
-//! - [`api`] — the four HTTP routes, over [`http`] (claims, bodies, error responses) and
+//! - [`api`] — the HTTP routes, over [`http`] (claims, bodies, error responses) and
 //!   [`directory`] (cached user lookups)
 //! - [`cognito`] — `cognito-pre-signup` and `cognito-post-confirmation`
 //! - [`websocket`] — `ws-authorizer`, `ws-connect`, `ws-disconnect` (the WebSocket API),
@@ -29,12 +29,17 @@ use messaging::schema::table_name_from_env;
 
 /// Every Lambda function, by name: the binary, the `cargo lambda invoke` name and the
 /// `BuildProperties: Binary` of its function in `template.yaml` (a test checks the template).
-pub const FUNCTION_NAMES: [&str; 11] = [
+pub const FUNCTION_NAMES: [&str; 16] = [
     "messaging-stream",
     "list-message-groups",
     "list-messages",
     "create-message",
     "get-user-short",
+    "create-message-group",
+    "list-message-group-members",
+    "add-message-group-members",
+    "leave-message-group",
+    "mark-message-group-read",
     "cognito-pre-signup",
     "cognito-post-confirmation",
     "ws-authorizer",

@@ -1,8 +1,8 @@
 //! `messaging-stream`: DynamoDB stream records in, inbox rows moved (pattern E).
 //!
 //! Per batch: look at every record, keep INSERTs of `MSG#` items, coalesce them to the
-//! newest message per conversation, move each conversation's inbox rows (concurrently,
-//! bounded), and report a partial batch failure for conversations that could not be
+//! newest message per conversation (keeping every message's time and sender for unread
+//! counts), move each conversation's inbox rows (concurrently, bounded), and report a partial batch failure for conversations that could not be
 //! applied. Malformed records are logged with their `eventID` and skipped: retrying them
 //! can never succeed.
 
@@ -337,7 +337,7 @@ impl StreamHandler {
         let deadline = deadline.as_ref();
         let results: Vec<(Newest, Outcome)> = futures_util::stream::iter(newest)
             .map(|newest| async move {
-                let outcome = self.advance(&newest.message, deadline).await;
+                let outcome = self.advance(&newest, deadline).await;
                 (newest, outcome)
             })
             .buffer_unordered(self.concurrency)
@@ -422,8 +422,8 @@ impl StreamHandler {
     }
 
     /// One conversation, within the deadline.
-    async fn advance(&self, message: &Message, deadline: Option<&Deadline>) -> Outcome {
-        let update = self.store.advance_inbox_rows(message, &self.positions);
+    async fn advance(&self, batch: &Newest, deadline: Option<&Deadline>) -> Outcome {
+        let update = self.store.advance_conversation(batch, &self.positions);
         let Some(deadline) = deadline else {
             return update.await.map_or_else(Outcome::Failed, Outcome::Advanced);
         };

@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use functions::stream::{BatchSummary, Deadline, DeadlineMargins, StreamHandler};
 use local::stream_source::{StreamTail, local_streams_client};
+use messaging::store::RowPositions;
 use messaging::testkit::{
     FailTransactions, IndexFault, LaggingIndex, RejectTransactions, TestTable, endpoint,
 };
@@ -111,6 +112,16 @@ async fn rows_by_group(table: &TestTable, user: &User) -> HashMap<Uuid, (String,
         "two rows for one conversation: {rows:?}"
     );
     by_group
+}
+
+/// `user`'s unread count in `group`.
+async fn unread(table: &TestTable, user: &User, group: Uuid) -> u32 {
+    inbox(table, user)
+        .await
+        .into_iter()
+        .find(|row| row.group_uuid == group)
+        .unwrap_or_else(|| panic!("{} has no row of {group}", user.handle))
+        .unread
 }
 
 async fn snapshot(table: &TestTable) -> Vec<String> {
@@ -309,10 +320,11 @@ async fn replaying_a_batch_changes_nothing() {
 }
 
 #[tokio::test]
-async fn an_older_message_after_a_newer_one_changes_nothing() {
+async fn an_older_message_after_a_newer_one_moves_nothing_and_counts_once() {
     let table = TestTable::new().await;
     let Cast { andrew, bayko, .. } = cast(&table).await;
     let mut stream = Stream::of(&table).await;
+    // m0 and m2 are andrew's, m1 and m3 bayko's.
     let messages = conversation(
         &table,
         &andrew,
@@ -327,27 +339,34 @@ async fn an_older_message_after_a_newer_one_changes_nothing() {
         .filter(|r| pk(r).starts_with("MSG#"))
         .collect();
     let handler = StreamHandler::new(table.store.clone());
+    let group = messages[0].group_uuid;
 
-    // Newest first, then each older one alone, then all of them in reverse order.
+    // Newest first, then each older one alone (as messages committed after a newer one
+    // arrive), then all of them in reverse order.
     handler.handle(&event(&message_records[3..4])).await;
     let newest = (messages[3].text.clone(), messages[3].created_at.clone());
-    for older in (0..3).rev() {
+    // m2 is new to bayko and m1 to andrew: counted in place; m0 was counted when the
+    // conversation started.
+    for (older, recounted) in [(2, 1), (1, 1), (0, 0)] {
         let (_, summary) = handler
             .handle(&event(&message_records[older..=older]))
             .await;
-        assert_eq!(summary.rows_moved, 0);
-        assert_eq!(
-            rows_by_group(&table, &bayko).await[&messages[0].group_uuid],
-            newest
-        );
+        assert_eq!(summary.rows_moved, recounted, "m{older}");
+        assert_eq!(rows_by_group(&table, &bayko).await[&group], newest);
     }
+    let before = snapshot(&table).await;
     let reversed: Vec<EventRecord> = message_records.iter().rev().cloned().collect();
-    handler.handle(&event(&reversed)).await;
+    let (_, summary) = handler.handle(&event(&reversed)).await;
+    assert_eq!(summary.rows_moved, 0);
+    assert_eq!(snapshot(&table).await, before, "nothing counted twice");
     for user in [&andrew, &bayko] {
-        assert_eq!(
-            rows_by_group(&table, user).await[&messages[0].group_uuid],
-            newest
-        );
+        assert_eq!(rows_by_group(&table, user).await[&group], newest);
+        let row = inbox(&table, user)
+            .await
+            .into_iter()
+            .find(|row| row.group_uuid == group)
+            .unwrap();
+        assert_eq!(row.unread, 2, "{}: the other's two messages", user.handle);
     }
 }
 
@@ -647,6 +666,75 @@ async fn a_failed_conversation_is_reported_and_a_retry_from_it_converges() {
             newest(&last)
         );
     }
+    // The retry replayed `last` (applied the first time) and counted nothing twice: in
+    // each conversation the starter sent m0 and m2, the other m1.
+    for messages in [&first, &failing, &last] {
+        let group = messages[0].group_uuid;
+        let starter = messages[0].sender.uuid;
+        for user in [&andrew, &bayko, &londo] {
+            if inbox(&table, user)
+                .await
+                .iter()
+                .any(|r| r.group_uuid == group)
+            {
+                let expected = if user.uuid == starter { 1 } else { 2 };
+                assert_eq!(
+                    unread(&table, user, group).await,
+                    expected,
+                    "{}",
+                    user.handle
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn unread_counts_each_message_from_the_other_once_however_batches_split_and_replay() {
+    let table = TestTable::new().await;
+    let Cast { andrew, bayko, .. } = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    // Andrew sends m0, m2, m4; Bayko m1, m3, m5.
+    let messages = conversation(
+        &table,
+        &andrew,
+        &bayko,
+        "2025-05-01T08:00:00.000000+00:00",
+        6,
+    )
+    .await;
+    let group = messages[0].group_uuid;
+    let records: Vec<EventRecord> = stream
+        .next_records("MSG#", 6)
+        .await
+        .into_iter()
+        .filter(|r| pk(r).starts_with("MSG#"))
+        .collect();
+    let handler = StreamHandler::new(table.store.clone());
+
+    handler.handle(&event(&records[..2])).await;
+    assert_eq!(unread(&table, &andrew, group).await, 1);
+    assert_eq!(unread(&table, &bayko, group).await, 1);
+    handler.handle(&event(&records[2..5])).await;
+    let settled = (
+        unread(&table, &andrew, group).await,
+        unread(&table, &bayko, group).await,
+    );
+    assert_eq!(settled, (2, 3));
+    // Lambda retrying the whole stretch from the start, then a batch overlapping it.
+    handler.handle(&event(&records[..5])).await;
+    handler.handle(&event(&records[3..])).await;
+    assert_eq!(unread(&table, &andrew, group).await, 3);
+    assert_eq!(unread(&table, &bayko, group).await, 3);
+    let before = snapshot(&table).await;
+    for _ in 0..2 {
+        handler.handle(&event(&records)).await;
+        StreamHandler::new(table.store.clone())
+            .with_positions(RowPositions::disabled())
+            .handle(&event(&records[1..4]))
+            .await;
+    }
+    assert_eq!(snapshot(&table).await, before, "replays count nothing");
 }
 
 #[test]
@@ -1136,4 +1224,77 @@ async fn updates_still_running_at_the_deadline_are_cut_and_reported() {
         response.batch_item_failures[0].item_identifier,
         first_record_of(&records, first[0].group_uuid)
     );
+}
+
+#[tokio::test]
+async fn a_fifty_member_group_moves_in_one_transaction_counts_every_sender_and_replays_nothing() {
+    let table = TestTable::new().await;
+    let mut members = Vec::new();
+    for i in 0..50 {
+        members.push(table.user(&format!("member{i:02}")).await);
+    }
+    let mut stream = Stream::of(&table).await;
+    let name = messaging::validate::GroupName::parse("Fifty").unwrap();
+    let first = table
+        .store
+        .create_group(
+            &members[0],
+            &name,
+            &members[1..],
+            text("welcome"),
+            at("2025-09-01T08:00:00.000000+00:00"),
+        )
+        .await
+        .unwrap();
+    let group = first.group_uuid;
+    let mut messages = vec![first];
+    for (i, sender) in [3usize, 49, 3, 17].into_iter().enumerate() {
+        let when = format!("2025-09-01T08:00:0{}.000000+00:00", i + 1);
+        let message = table
+            .store
+            .append_message(&members[sender], group, text(&format!("m{i}")), at(&when))
+            .await
+            .unwrap();
+        messages.push(message);
+    }
+    let records = stream.next_records("MSG#", 5).await;
+    table.requests.reset();
+
+    let handler = StreamHandler::new(table.store.clone());
+    let (response, summary) = handler.handle(&event(&records)).await;
+
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.rows_moved, 50);
+    assert_eq!(
+        table.requests.of("Query"),
+        1,
+        "{:?}",
+        table.requests.snapshot()
+    );
+    assert_eq!(
+        table.requests.of("TransactWriteItems"),
+        1,
+        "100 items, one transaction"
+    );
+    let newest = messages.last().unwrap();
+    for (i, member) in members.iter().enumerate() {
+        let row = inbox(&table, member)
+            .await
+            .into_iter()
+            .find(|row| row.group_uuid == group)
+            .unwrap();
+        assert_eq!(row.last_message_at, newest.created_at);
+        assert_eq!(row.other.handle, "member17", "the last sender");
+        let expected = messages
+            .iter()
+            .filter(|m| m.sender.uuid != member.uuid)
+            .count();
+        assert_eq!(row.unread as usize, expected, "member{i:02}");
+    }
+    let before = snapshot(&table).await;
+    handler.handle(&event(&records)).await;
+    StreamHandler::new(table.store.clone())
+        .handle(&event(&records[2..]))
+        .await;
+    assert_eq!(snapshot(&table).await, before, "replays change nothing");
 }

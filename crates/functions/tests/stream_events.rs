@@ -49,6 +49,7 @@ async fn table_with_inboxes() -> TestTable {
                 user_handle: "someone".to_owned(),
                 last_message_at: None,
                 member_count: None,
+                ..InboxItem::default()
             };
             table
                 .store

@@ -22,7 +22,7 @@ const TEMPLATE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template
 const TABLE: &str = "table";
 const INDEX: &str = "index";
 const STREAM: &str = "stream";
-const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 7] = [
+const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 12] = [
     (
         "messaging-stream",
         &[
@@ -40,9 +40,15 @@ const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 7] = [
         "list-message-groups",
         &[(TABLE, "dynamodb:GetItem"), (TABLE, "dynamodb:Query")],
     ),
+    // The newest page marks the conversation read: the caller's row by the index.
     (
         "list-messages",
-        &[(TABLE, "dynamodb:GetItem"), (TABLE, "dynamodb:Query")],
+        &[
+            (TABLE, "dynamodb:GetItem"),
+            (TABLE, "dynamodb:Query"),
+            (INDEX, "dynamodb:Query"),
+            (TABLE, "dynamodb:UpdateItem"),
+        ],
     ),
     (
         "create-message",
@@ -53,6 +59,55 @@ const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 7] = [
         ],
     ),
     ("get-user-short", &[(TABLE, "dynamodb:GetItem")]),
+    // A 50th member is added as an add does: it reads the group and rewrites every row.
+    (
+        "create-message-group",
+        &[
+            (TABLE, "dynamodb:GetItem"),
+            (TABLE, "dynamodb:BatchGetItem"),
+            (TABLE, "dynamodb:PutItem"),
+            (TABLE, "dynamodb:Query"),
+            (INDEX, "dynamodb:Query"),
+            (TABLE, "dynamodb:UpdateItem"),
+        ],
+    ),
+    (
+        "list-message-group-members",
+        &[
+            (TABLE, "dynamodb:GetItem"),
+            (TABLE, "dynamodb:Query"),
+            (TABLE, "dynamodb:BatchGetItem"),
+        ],
+    ),
+    (
+        "add-message-group-members",
+        &[
+            (TABLE, "dynamodb:GetItem"),
+            (TABLE, "dynamodb:BatchGetItem"),
+            (TABLE, "dynamodb:Query"),
+            (INDEX, "dynamodb:Query"),
+            (TABLE, "dynamodb:PutItem"),
+            (TABLE, "dynamodb:UpdateItem"),
+        ],
+    ),
+    (
+        "leave-message-group",
+        &[
+            (TABLE, "dynamodb:GetItem"),
+            (TABLE, "dynamodb:Query"),
+            (INDEX, "dynamodb:Query"),
+            (TABLE, "dynamodb:DeleteItem"),
+            (TABLE, "dynamodb:UpdateItem"),
+        ],
+    ),
+    (
+        "mark-message-group-read",
+        &[
+            (TABLE, "dynamodb:GetItem"),
+            (INDEX, "dynamodb:Query"),
+            (TABLE, "dynamodb:UpdateItem"),
+        ],
+    ),
     // Reads only: it checks a handle claim; the claim is written after confirmation.
     ("cognito-pre-signup", &[(TABLE, "dynamodb:GetItem")]),
     (
@@ -1034,6 +1089,72 @@ fn push_functions_touch_only_their_item_families() {
         assert_eq!(
             statements[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
             json!(allowed),
+            "{name} {action}"
+        );
+    }
+}
+
+#[test]
+fn group_functions_write_only_the_item_families_they_change() {
+    use messaging::keys::{INBOX_PREFIX, MEMBERSHIP_PREFIX, MESSAGE_PREFIX};
+    let (table, _) = the_table();
+    let families =
+        |prefixes: &[&str]| -> Value { prefixes.iter().map(|p| json!(format!("{p}*"))).collect() };
+    for (name, action, allowed) in [
+        (
+            "create-message-group",
+            "dynamodb:PutItem",
+            families(&[MEMBERSHIP_PREFIX, INBOX_PREFIX, MESSAGE_PREFIX]),
+        ),
+        (
+            "create-message-group",
+            "dynamodb:UpdateItem",
+            families(&[INBOX_PREFIX]),
+        ),
+        (
+            "add-message-group-members",
+            "dynamodb:PutItem",
+            families(&[MEMBERSHIP_PREFIX, INBOX_PREFIX]),
+        ),
+        (
+            "add-message-group-members",
+            "dynamodb:UpdateItem",
+            families(&[INBOX_PREFIX]),
+        ),
+        (
+            "leave-message-group",
+            "dynamodb:DeleteItem",
+            families(&[MEMBERSHIP_PREFIX, INBOX_PREFIX]),
+        ),
+        (
+            "leave-message-group",
+            "dynamodb:UpdateItem",
+            families(&[INBOX_PREFIX]),
+        ),
+        (
+            "mark-message-group-read",
+            "dynamodb:UpdateItem",
+            families(&[INBOX_PREFIX]),
+        ),
+        (
+            "list-messages",
+            "dynamodb:UpdateItem",
+            families(&[INBOX_PREFIX]),
+        ),
+    ] {
+        let (role, _) = get_att(&resource(&function_id(name))["Properties"]["Role"]).unwrap();
+        let statements: Vec<&Value> = policy_statements()
+            .into_iter()
+            .filter(|(owner, statement)| {
+                *owner == role
+                    && one_or_many(&statement["Action"]).contains(&&json!(action))
+                    && get_att(&statement["Resource"]) == Some((table.to_owned(), "Arn".to_owned()))
+            })
+            .map(|(_, statement)| statement)
+            .collect();
+        assert_eq!(statements.len(), 1, "{name} {action}");
+        assert_eq!(
+            statements[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"], allowed,
             "{name} {action}"
         );
     }

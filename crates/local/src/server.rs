@@ -28,6 +28,11 @@ pub enum Route {
     ListMessages,
     CreateMessage,
     GetUserShort,
+    CreateMessageGroup,
+    ListMessageGroupMembers,
+    AddMessageGroupMembers,
+    LeaveMessageGroup,
+    MarkMessageGroupRead,
 }
 
 impl Route {
@@ -39,6 +44,11 @@ impl Route {
             Self::CreateMessage => "POST /api/messages",
             // A path variable fills a whole segment in API Gateway: the `@` arrives in it.
             Self::GetUserShort => "GET /api/users/{handle}/short",
+            Self::CreateMessageGroup => "POST /api/message_groups",
+            Self::ListMessageGroupMembers => "GET /api/message_groups/{message_group_uuid}/members",
+            Self::AddMessageGroupMembers => "POST /api/message_groups/{message_group_uuid}/members",
+            Self::LeaveMessageGroup => "POST /api/message_groups/{message_group_uuid}/leave",
+            Self::MarkMessageGroupRead => "POST /api/message_groups/{message_group_uuid}/read",
         }
     }
 
@@ -49,6 +59,11 @@ impl Route {
             Self::ListMessages => "list-messages",
             Self::CreateMessage => "create-message",
             Self::GetUserShort => "get-user-short",
+            Self::CreateMessageGroup => "create-message-group",
+            Self::ListMessageGroupMembers => "list-message-group-members",
+            Self::AddMessageGroupMembers => "add-message-group-members",
+            Self::LeaveMessageGroup => "leave-message-group",
+            Self::MarkMessageGroupRead => "mark-message-group-read",
         }
     }
 
@@ -57,11 +72,16 @@ impl Route {
         !matches!(self, Self::GetUserShort)
     }
 
-    pub const ALL: [Route; 4] = [
+    pub const ALL: [Route; 9] = [
         Self::ListMessageGroups,
         Self::ListMessages,
         Self::CreateMessage,
         Self::GetUserShort,
+        Self::CreateMessageGroup,
+        Self::ListMessageGroupMembers,
+        Self::AddMessageGroupMembers,
+        Self::LeaveMessageGroup,
+        Self::MarkMessageGroupRead,
     ];
 }
 
@@ -100,7 +120,47 @@ pub fn router(
             "/api/message_groups",
             get(|state: State<AppState>, request: Request| {
                 dispatch(state, Route::ListMessageGroups, HashMap::new(), request)
+            })
+            .post(|state: State<AppState>, request: Request| {
+                dispatch(state, Route::CreateMessageGroup, HashMap::new(), request)
             }),
+        )
+        .route(
+            "/api/message_groups/{message_group_uuid}/members",
+            get(
+                |state: State<AppState>,
+                 Path(params): Path<HashMap<String, String>>,
+                 request: Request| {
+                    dispatch(state, Route::ListMessageGroupMembers, params, request)
+                },
+            )
+            .post(
+                |state: State<AppState>,
+                 Path(params): Path<HashMap<String, String>>,
+                 request: Request| {
+                    dispatch(state, Route::AddMessageGroupMembers, params, request)
+                },
+            ),
+        )
+        .route(
+            "/api/message_groups/{message_group_uuid}/leave",
+            post(
+                |state: State<AppState>,
+                 Path(params): Path<HashMap<String, String>>,
+                 request: Request| {
+                    dispatch(state, Route::LeaveMessageGroup, params, request)
+                },
+            ),
+        )
+        .route(
+            "/api/message_groups/{message_group_uuid}/read",
+            post(
+                |state: State<AppState>,
+                 Path(params): Path<HashMap<String, String>>,
+                 request: Request| {
+                    dispatch(state, Route::MarkMessageGroupRead, params, request)
+                },
+            ),
         )
         .route(
             "/api/messages/{message_group_uuid}",
@@ -199,6 +259,11 @@ async fn dispatch(
         Route::ListMessages => api.list_messages(request).await,
         Route::CreateMessage => api.create_message(request).await,
         Route::GetUserShort => api.get_user_short(request).await,
+        Route::CreateMessageGroup => api.create_message_group(request).await,
+        Route::ListMessageGroupMembers => api.list_message_group_members(request).await,
+        Route::AddMessageGroupMembers => api.add_message_group_members(request).await,
+        Route::LeaveMessageGroup => api.leave_message_group(request).await,
+        Route::MarkMessageGroupRead => api.mark_message_group_read(request).await,
     };
     match outcome {
         Ok(response) => from_lambda(response),
@@ -471,6 +536,43 @@ mod tests {
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
         (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    /// The status of a bodiless request without credentials.
+    async fn status_of(address: std::net::SocketAddr, method: &str, path: &str) -> u16 {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.unwrap();
+        text.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_route_is_served_with_the_method_and_path_of_its_key() {
+        let (address, _token, dir) = serve().await;
+        for route in Route::ALL {
+            let (method, path) = route.key().split_once(' ').unwrap();
+            let path = path
+                .replace(
+                    "{message_group_uuid}",
+                    "5ae290ed-55d1-47a0-bc6d-fe2bc2700399",
+                )
+                .replace("{handle}", "@nobody");
+            let status = status_of(address, method, &path).await;
+            // The authorizer answers before any function (whose store is unreachable).
+            let expected = if route.protected() { 401 } else { 500 };
+            assert_eq!(status, expected, "{}", route.key());
+        }
+        let other = "/api/message_groups/5ae290ed-55d1-47a0-bc6d-fe2bc2700399/other";
+        assert_eq!(status_of(address, "POST", other).await, 404);
+        assert_eq!(
+            status_of(address, "DELETE", "/api/message_groups").await,
+            405
+        );
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[tokio::test]

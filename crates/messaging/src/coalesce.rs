@@ -1,17 +1,40 @@
-//! Per batch, per conversation, only the newest message matters.
+//! Per batch, per conversation, only the newest message moves the rows; every message
+//! counts towards unread.
 
 use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use crate::model::Message;
+use crate::model::{Arrival, Message};
 
-/// The newest message of one conversation in a batch, and where in the batch the
-/// conversation first appeared (a retry must restart there to cover all its records).
+/// The newest message of one conversation in a batch, when and by whom each of the
+/// batch's messages of the conversation was sent (what unread counts add), and where in
+/// the batch the conversation first appeared (a retry must restart there to cover all its
+/// records).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Newest {
     pub message: Message,
+    pub arrivals: Vec<Arrival>,
     pub first_position: usize,
+}
+
+impl Newest {
+    /// A message alone in its batch.
+    pub fn alone(message: Message) -> Self {
+        Self {
+            arrivals: vec![Arrival::from(&message)],
+            message,
+            first_position: 0,
+        }
+    }
+
+    /// Messages of one conversation applied together (demo data, tools): the newest moves
+    /// the rows, all of them count.
+    pub fn of(messages: impl IntoIterator<Item = Message>) -> Option<Self> {
+        newest_per_conversation(messages.into_iter().enumerate())
+            .into_iter()
+            .next()
+    }
 }
 
 /// Groups `(position in batch, message)` by conversation and keeps the newest message of
@@ -27,6 +50,7 @@ pub fn newest_per_conversation(
                 by_group.insert(
                     message.group_uuid,
                     Newest {
+                        arrivals: vec![Arrival::from(&message)],
                         message,
                         first_position: position,
                     },
@@ -34,6 +58,7 @@ pub fn newest_per_conversation(
             }
             Some(newest) => {
                 newest.first_position = newest.first_position.min(position);
+                newest.arrivals.push(Arrival::from(&message));
                 if message.created_at >= newest.message.created_at {
                     newest.message = message;
                 }
@@ -86,6 +111,21 @@ mod tests {
             })
             .collect();
         assert_eq!(summary, vec![(1, "a2", 0), (2, "b1", 1), (3, "c1", 4)]);
+        // Every message of a conversation is kept for unread counts, late ones included.
+        let times: Vec<&str> = newest[0]
+            .arrivals
+            .iter()
+            .map(|a| a.created_at.as_str())
+            .collect();
+        assert_eq!(
+            times,
+            [
+                "2024-01-01T00:00:01.000000+00:00",
+                "2024-01-01T00:00:03.000000+00:00",
+                "2024-01-01T00:00:02.500000+00:00"
+            ]
+        );
+        assert_eq!(newest[1].arrivals.len(), 1);
     }
 
     #[test]

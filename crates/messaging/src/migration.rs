@@ -396,6 +396,7 @@ fn restore_lost_rows(
             user_handle: other.handle.as_str().to_owned(),
             last_message_at: Some(newest_at.to_owned()),
             member_count: Some(member_count),
+            ..InboxItem::default()
         });
     }
 }
@@ -424,6 +425,7 @@ mod tests {
             user_handle: "other".into(),
             last_message_at: None,
             member_count: None,
+            ..InboxItem::default()
         }
     }
 

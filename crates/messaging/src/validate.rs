@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 pub const MESSAGE_MAX_CHARS: usize = 1024;
 pub const HANDLE_MAX_CHARS: usize = 32;
 pub const DISPLAY_NAME_MAX_CHARS: usize = 64;
+pub const GROUP_NAME_MAX_CHARS: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ValidationError {
@@ -28,6 +29,16 @@ pub enum ValidationError {
     MessageGroupUuidBlank,
     #[error("message group uuid is not a uuid")]
     MessageGroupUuidInvalid,
+    #[error("the caller cannot be their own recipient")]
+    ReceiverIsSelf,
+    #[error("group name is blank")]
+    GroupNameBlank,
+    #[error("group name is longer than {GROUP_NAME_MAX_CHARS} characters")]
+    GroupNameTooLong,
+    #[error("no handles to put in the group")]
+    GroupHandlesBlank,
+    #[error("a group has at most {} members", crate::model::MAX_GROUP_MEMBERS)]
+    GroupTooLarge,
 }
 
 impl ValidationError {
@@ -43,6 +54,11 @@ impl ValidationError {
             Self::DisplayNameTooLong => "display_name_exceed_max_chars_64",
             Self::MessageGroupUuidBlank => "message_group_uuid_blank",
             Self::MessageGroupUuidInvalid => "message_group_uuid_invalid",
+            Self::ReceiverIsSelf => "user_reciever_is_self",
+            Self::GroupNameBlank => "group_name_blank",
+            Self::GroupNameTooLong => "group_name_exceed_max_chars_64",
+            Self::GroupHandlesBlank => "group_handles_blank",
+            Self::GroupTooLarge => "group_too_large",
         }
     }
 }
@@ -148,6 +164,54 @@ impl fmt::Display for DisplayName {
     }
 }
 
+/// A group conversation's name: trimmed, not blank, at most 64 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GroupName(String);
+
+impl GroupName {
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(ValidationError::GroupNameBlank);
+        }
+        if text.chars().count() > GROUP_NAME_MAX_CHARS {
+            return Err(ValidationError::GroupNameTooLong);
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The handles of the people to put in a group besides the caller: at least one, at most
+/// 49 once duplicates (case-insensitive) collapse, the caller not among them.
+pub fn group_handles(
+    texts: &[String],
+    caller: Option<&Handle>,
+    max_others: usize,
+) -> Result<Vec<Handle>, ValidationError> {
+    let mut handles: Vec<Handle> = Vec::with_capacity(texts.len());
+    for text in texts {
+        let handle = Handle::parse(text)?;
+        if !handles.iter().any(|seen| seen.same_as(&handle)) {
+            handles.push(handle);
+        }
+    }
+    if handles.is_empty() {
+        return Err(ValidationError::GroupHandlesBlank);
+    }
+    if caller.is_some_and(|caller| handles.iter().any(|h| h.same_as(caller))) {
+        return Err(ValidationError::ReceiverIsSelf);
+    }
+    if handles.len() > max_others {
+        return Err(ValidationError::GroupTooLarge);
+    }
+    Ok(handles)
+}
+
 /// A conversation id from a client (path segment or JSON field).
 pub fn parse_group_uuid(text: &str) -> Result<uuid::Uuid, ValidationError> {
     let text = text.trim();
@@ -245,6 +309,46 @@ mod tests {
         assert_eq!(
             DisplayName::parse(&"ß".repeat(DISPLAY_NAME_MAX_CHARS + 1)),
             Err(ValidationError::DisplayNameTooLong)
+        );
+    }
+
+    #[test]
+    fn group_names_are_trimmed_and_bounded() {
+        assert_eq!(GroupName::parse(" Bootcamp ").unwrap().as_str(), "Bootcamp");
+        assert_eq!(GroupName::parse(" "), Err(ValidationError::GroupNameBlank));
+        assert!(GroupName::parse(&"é".repeat(GROUP_NAME_MAX_CHARS)).is_ok());
+        let long = GroupName::parse(&"é".repeat(GROUP_NAME_MAX_CHARS + 1));
+        assert_eq!(long, Err(ValidationError::GroupNameTooLong));
+        assert_eq!(
+            ValidationError::GroupNameTooLong.code(),
+            "group_name_exceed_max_chars_64"
+        );
+    }
+
+    #[test]
+    fn group_handles_collapse_duplicates_and_are_bounded() {
+        let texts = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let me = Handle::parse("andrewbrown").unwrap();
+        let handles = group_handles(&texts(&["bayko", "@Bayko", "londo"]), Some(&me), 49).unwrap();
+        let names: Vec<&str> = handles.iter().map(Handle::as_str).collect();
+        assert_eq!(names, ["bayko", "londo"]);
+        assert_eq!(
+            group_handles(&[], Some(&me), 49),
+            Err(ValidationError::GroupHandlesBlank)
+        );
+        assert_eq!(
+            group_handles(&texts(&["bayko", "AndrewBrown"]), Some(&me), 49),
+            Err(ValidationError::ReceiverIsSelf)
+        );
+        let many: Vec<String> = (0..50).map(|i| format!("user{i}")).collect();
+        assert_eq!(
+            group_handles(&many, Some(&me), 49),
+            Err(ValidationError::GroupTooLarge)
+        );
+        assert_eq!(group_handles(&many[..49], Some(&me), 49).unwrap().len(), 49);
+        assert_eq!(
+            group_handles(&texts(&["bad handle"]), None, 49),
+            Err(ValidationError::HandleInvalid)
         );
     }
 

@@ -262,6 +262,7 @@ async fn original_conversation(table: &TestTable, a: &User, b: &User, membership
             user_handle: other.handle.as_str().into(),
             last_message_at: None,
             member_count: None,
+            ..InboxItem::default()
         };
         put(table, serde_dynamo::to_item(row).unwrap()).await;
         if memberships {

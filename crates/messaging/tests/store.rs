@@ -7,7 +7,7 @@ use messaging::page::PageError;
 use messaging::store::{NewUser, Registration, RowPositions, TableStatus};
 use messaging::testkit::TestTable;
 use messaging::validate::{DisplayName, Handle, MessageText};
-use messaging::{PageRequest, StoreError, Timestamp};
+use messaging::{Message, PageRequest, StoreError, Timestamp};
 use time::macros::datetime;
 use uuid::Uuid;
 
@@ -660,20 +660,34 @@ async fn inbox_rows_move_forward_only_in_one_query_and_one_transaction() {
     assert_eq!(table.requests.of("TransactWriteItems"), 1);
     assert_eq!(table.requests.total(), 2);
 
-    // Replaying, and delivering an older message late, change nothing.
+    // Replaying changes nothing. An older message delivered late (committed after the
+    // newer one) moves nothing either, but is counted once as unread, in place, for the
+    // member who did not send it.
+    let advance_by = |message: &Message| {
+        let store = table.store.clone();
+        let message = message.clone();
+        async move {
+            let advance = store
+                .advance_inbox_rows(&message, &RowPositions::disabled())
+                .await
+                .unwrap();
+            (advance.moved, advance.current)
+        }
+    };
+    assert_eq!(advance_by(&newer).await, (0, 2));
+    assert_eq!(advance_by(&older).await, (1, 1), "andrew's row recounted");
     for message in [&newer, &older, &first] {
-        let advance = table
-            .store
-            .advance_inbox_rows(message, &RowPositions::disabled())
-            .await
-            .unwrap();
-        assert_eq!((advance.moved, advance.current), (0, 2), "{advance:?}");
+        assert_eq!(advance_by(message).await, (0, 2));
     }
-    for owner in [andrew.uuid, bayko.uuid] {
+    for (owner, unread) in [(andrew.uuid, 2), (bayko.uuid, 1)] {
         let rows = inbox_rows(&table, owner).await;
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].last_message, "newer");
         assert_eq!(rows[0].last_message_at, newer.created_at);
+        assert_eq!(
+            rows[0].unread, unread,
+            "first is andrew's, newer and older bayko's"
+        );
     }
     // The other member is still the other member.
     assert_eq!(

@@ -14,6 +14,12 @@ pub enum StoreError {
     NotMember(Uuid),
     #[error("a user cannot start a conversation with themself")]
     SelfConversation,
+    #[error("conversation {0} is direct: it has two members for good")]
+    DirectConversation(Uuid),
+    #[error("a group needs at least one member besides its creator")]
+    GroupWithoutOthers,
+    #[error("a group has at most {max} members; this change would make {members}")]
+    GroupTooLarge { members: usize, max: usize },
     #[error("handle {0:?} is already taken")]
     HandleTaken(String),
     #[error("Cognito sub {sub:?} is already registered with handle {handle:?}")]

@@ -22,8 +22,9 @@ use lru::LruCache;
 use uuid::Uuid;
 
 use super::{Item, MAX_WRITE_ATTEMPTS, Store, StoreError, backoff, from_item, key_item, to_item};
+use crate::coalesce::Newest;
 use crate::keys::{self, Key};
-use crate::model::{InboxItem, Message};
+use crate::model::{ConversationKind, InboxItem, Message};
 use crate::schema::{GROUP_INDEX, GROUP_INDEX_PARTITION_KEY, PARTITION_KEY};
 use crate::store::FailureKind;
 use crate::timestamp::Timestamp;
@@ -31,15 +32,22 @@ use crate::timestamp::Timestamp;
 /// `TransactWriteItems` takes at most 100 items: 50 rows, each a delete and a put.
 const ROWS_PER_TRANSACTION: usize = 50;
 
-/// The attributes a moved row copies from the row it replaces. The conditions of a move
-/// require each to be unchanged, so a move never writes back a stale copy (from a lagging
-/// index or an outdated hint) over a newer one.
-const COPIED_ATTRIBUTES: [&str; 5] = [
+/// The attributes a moved row copies from the row it replaces (or, for the unread ones,
+/// computes from it). The conditions of a move require each to be unchanged, so a move
+/// never writes back a stale copy (from a lagging index or an outdated hint) over a newer
+/// one: a member added or leaving (`member_count`), a read (`unread`, `unread_at`,
+/// `read_through`) or a concurrent fan-out cancels the move, which then re-reads.
+pub(crate) const COPIED_ATTRIBUTES: [&str; 10] = [
     GROUP_INDEX_PARTITION_KEY,
     "user_uuid",
     "user_display_name",
     "user_handle",
     "member_count",
+    "kind",
+    "name",
+    "unread",
+    "unread_at",
+    "read_through",
 ];
 /// What "newer" is decided on; part of the row's identity for the conditions as well.
 const LAST_MESSAGE_AT: &str = "last_message_at";
@@ -47,9 +55,10 @@ const LAST_MESSAGE_AT: &str = "last_message_at";
 /// What advancing a conversation's inbox rows did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Advance {
-    /// Rows moved to the new message.
+    /// Rows written: moved to the new message, or (rarely) recounted in place for a
+    /// message committed after a newer one and so delivered in a later batch.
     pub moved: usize,
-    /// Rows already at or past the message, left alone.
+    /// Rows already at or past the message with nothing new to count, left alone.
     pub current: usize,
     /// Index entries that are not a readable inbox row (a corrupt or foreign item): logged
     /// and left alone, so they cannot hold up the other members' rows.
@@ -113,26 +122,42 @@ impl Default for RowPositions {
 }
 
 impl Store {
-    /// Moves every inbox row of `message`'s conversation whose last message is older than
-    /// `message` to it: delete the old row and put the new one in one transaction (all rows
-    /// of the conversation in one, up to 50 members; more in further transactions, each row
-    /// still moving atomically), so no instant exists where a member has zero or two rows.
-    /// Rows at or past the message stay: replays and out-of-order deliveries change nothing.
-    ///
-    /// Costs one transaction when `positions` knows where the rows are, else one index
-    /// query and one transaction; re-reads when the index shows fewer members than the
-    /// conversation has, or when a condition shows the read was stale, a bounded number of
-    /// times, and then fails with a transient error instead of guessing.
-    #[tracing::instrument(skip(self, message, positions), fields(table = %self.table, group = %message.group_uuid, at = %message.created_at), err(level = "debug"))]
+    /// [`Store::advance_conversation`] for a message alone in its batch.
     pub async fn advance_inbox_rows(
         &self,
         message: &Message,
         positions: &RowPositions,
     ) -> Result<Advance, StoreError> {
-        let group = message.group_uuid;
+        self.advance_conversation(&Newest::alone(message.clone()), positions)
+            .await
+    }
+
+    /// Moves every inbox row of the batch's conversation whose last message is older than
+    /// the batch's newest message to it: delete the old row and put the new one in one
+    /// transaction (all rows of the conversation in one, up to 50 members; more in further
+    /// transactions, each row still moving atomically), so no instant exists where a
+    /// member has zero or two rows. Rows at or past the message stay: replays and
+    /// out-of-order deliveries change nothing.
+    ///
+    /// Each row written adds to its `unread` the batch's messages from other members that
+    /// it has not counted ([`InboxItem::count_unread`]); that is decided on the row as read
+    /// and proven by the write's conditions, so no retry, replay or concurrent read counts
+    /// a message twice.
+    ///
+    /// Costs one transaction when `positions` knows where the rows are, else one index
+    /// query and one transaction; re-reads when the index shows fewer members than the
+    /// conversation has, or when a condition shows the read was stale, a bounded number of
+    /// times, and then fails with a transient error instead of guessing.
+    #[tracing::instrument(skip(self, batch, positions), fields(table = %self.table, group = %batch.message.group_uuid, at = %batch.message.created_at, messages = batch.arrivals.len()), err(level = "debug"))]
+    pub async fn advance_conversation(
+        &self,
+        batch: &Newest,
+        positions: &RowPositions,
+    ) -> Result<Advance, StoreError> {
+        let group = batch.message.group_uuid;
         let mut moved_by_hint = 0;
         if let Some(known) = positions.get(group) {
-            match self.advance_known_rows(message, &known).await {
+            match self.advance_known_rows(batch, &known).await {
                 Ok(Hinted::Done { advance, rows }) => {
                     positions.remember(group, rows);
                     return Ok(advance);
@@ -152,7 +177,7 @@ impl Store {
                 }
             }
         }
-        let (mut advance, rows) = self.advance_indexed_rows(message).await?;
+        let (mut advance, rows) = self.advance_indexed_rows(batch).await?;
         advance.moved += moved_by_hint;
         positions.remember(group, rows);
         Ok(advance)
@@ -161,16 +186,14 @@ impl Store {
     /// The hot path: move the rows from where this environment last put them.
     async fn advance_known_rows(
         &self,
-        message: &Message,
+        batch: &Newest,
         known: &[InboxItem],
     ) -> Result<Hinted, StoreError> {
-        let (stale, current): (Vec<&InboxItem>, Vec<&InboxItem>) = known
-            .iter()
-            .partition(|row| row.last_message_at() < message.created_at.as_str());
-        let mut rows: Vec<InboxItem> = current.iter().map(|row| (*row).clone()).collect();
+        let (changes, mut rows) = plan_changes(known.iter(), batch, None);
+        let current = rows.len();
         let mut moved = 0;
-        for chunk in stale.chunks(ROWS_PER_TRANSACTION) {
-            let plan = MovePlan::new(self, chunk, message, &HashMap::new(), None)?;
+        for chunk in changes.chunks(ROWS_PER_TRANSACTION) {
+            let plan = MovePlan::new(self, chunk, &batch.message, &HashMap::new())?;
             match self.transact("AdvanceInboxRows", plan.items).await {
                 Ok(Ok(())) => {
                     moved += chunk.len();
@@ -189,7 +212,7 @@ impl Store {
         Ok(Hinted::Done {
             advance: Advance {
                 moved,
-                current: current.len(),
+                current,
                 hinted: true,
                 ..Advance::default()
             },
@@ -200,9 +223,9 @@ impl Store {
     /// The cold path: find the rows through the group index, which may lag.
     async fn advance_indexed_rows(
         &self,
-        message: &Message,
+        batch: &Newest,
     ) -> Result<(Advance, Vec<InboxItem>), StoreError> {
-        let group = message.group_uuid;
+        let group = batch.message.group_uuid;
         // A member whose inbox already holds another conversation's row at exactly this
         // microsecond gets this row a microsecond later (keys must differ); the row still
         // counts as at-or-past the message for later replays.
@@ -241,19 +264,16 @@ impl Store {
                 continue;
             }
 
-            let (stale, current): (Vec<&InboxItem>, Vec<&InboxItem>) = view
-                .rows
-                .iter()
-                .partition(|row| row.last_message_at() < message.created_at.as_str());
-            let mut rows: Vec<InboxItem> = current.iter().map(|row| (*row).clone()).collect();
             // The original system's rows gain the count the memberships gave, so the next
             // update of the conversation needs no membership read.
             let count_for_rows = members
                 .filter(|&count| count > 0)
                 .and_then(|count| u32::try_from(count).ok());
+            let (changes, mut rows) = plan_changes(view.rows.iter(), batch, count_for_rows);
+            let current = rows.len();
             let mut retry = false;
-            for chunk in stale.chunks(ROWS_PER_TRANSACTION) {
-                let plan = MovePlan::new(self, chunk, message, &bumps, count_for_rows)?;
+            for chunk in changes.chunks(ROWS_PER_TRANSACTION) {
+                let plan = MovePlan::new(self, chunk, &batch.message, &bumps)?;
                 match self.transact("AdvanceInboxRows", plan.items).await {
                     Ok(Ok(())) => {
                         moved += chunk.len();
@@ -288,7 +308,7 @@ impl Store {
             if !retry {
                 let advance = Advance {
                     moved,
-                    current: current.len(),
+                    current,
                     skipped_rows: view.skipped,
                     index_reads: attempt + 1,
                     hinted: false,
@@ -303,7 +323,7 @@ impl Store {
     }
 
     /// What the group index shows of `group`'s inbox rows, one row per owner.
-    async fn index_view(&self, group: Uuid) -> Result<IndexView, StoreError> {
+    pub(super) async fn index_view(&self, group: Uuid) -> Result<IndexView, StoreError> {
         let mut pages = self
             .client
             .query()
@@ -358,19 +378,19 @@ enum Hinted {
 
 /// The index's view of one conversation's rows.
 #[derive(Debug, Default)]
-struct IndexView {
+pub(super) struct IndexView {
     /// At most one row per owner: the newest the index shows.
-    rows: Vec<InboxItem>,
+    pub(super) rows: Vec<InboxItem>,
     /// Distinct owners seen, corrupt rows included (they exist, even if they cannot move).
-    owners: usize,
+    pub(super) owners: usize,
     /// The largest member count any row carries.
-    member_count: Option<u32>,
+    pub(super) member_count: Option<u32>,
     /// Entries that are not a readable inbox row of this conversation.
-    skipped: usize,
+    pub(super) skipped: usize,
 }
 
 impl IndexView {
-    fn from_items(group: Uuid, items: Vec<Item>) -> Self {
+    pub(super) fn from_items(group: Uuid, items: Vec<Item>) -> Self {
         let mut view = Self::default();
         let mut newest: HashMap<String, InboxItem> = HashMap::new();
         let mut corrupt_owners: Vec<String> = Vec::new();
@@ -422,7 +442,48 @@ fn position(row: &InboxItem) -> (&str, &str) {
     (row.last_message_at(), &row.sk)
 }
 
-/// The transaction items that move some rows to a message.
+/// What each row of a conversation becomes for `batch`: the rows to write (as read, and
+/// as they will be), and the rows left as they are.
+fn plan_changes<'r>(
+    rows: impl Iterator<Item = &'r InboxItem>,
+    batch: &Newest,
+    member_count: Option<u32>,
+) -> (Vec<(&'r InboxItem, InboxItem)>, Vec<InboxItem>) {
+    let mut changes = Vec::new();
+    let mut unchanged = Vec::new();
+    for row in rows {
+        match advanced_row(row, batch, member_count) {
+            Some(next) => changes.push((row, next)),
+            None => unchanged.push(row.clone()),
+        }
+    }
+    (changes, unchanged)
+}
+
+/// The row once `batch` is applied to it, or `None` if nothing changes: moved to the
+/// batch's newest message when it shows an older one (its sort key is settled by the
+/// plan), else rewritten in place only if it has messages to count.
+fn advanced_row(row: &InboxItem, batch: &Newest, member_count: Option<u32>) -> Option<InboxItem> {
+    let message = &batch.message;
+    let mut next = row.clone();
+    let counted = next.count_unread(&batch.arrivals);
+    if row.last_message_at() < message.created_at.as_str() {
+        next.message = message.text.clone();
+        next.last_message_at = Some(message.created_at.clone());
+        next.member_count = row.member_count.or(member_count);
+        if next.kind == ConversationKind::Group {
+            // A group's row shows who spoke last.
+            next.user_uuid = message.sender.uuid;
+            next.user_handle = message.sender.handle.clone();
+            next.user_display_name = message.sender.display_name.clone();
+        }
+        Some(next)
+    } else {
+        (counted > 0).then_some(next)
+    }
+}
+
+/// The transaction items that write some rows of a conversation.
 struct MovePlan {
     items: Vec<TransactWriteItem>,
     /// The rows as they are once the transaction lands.
@@ -434,35 +495,30 @@ struct MovePlan {
 impl MovePlan {
     fn new(
         store: &Store,
-        rows: &[&InboxItem],
+        changes: &[(&InboxItem, InboxItem)],
         message: &Message,
         bumps: &HashMap<String, u32>,
-        member_count: Option<u32>,
     ) -> Result<Self, StoreError> {
         let mut plan = Self {
-            items: Vec::with_capacity(rows.len() * 2),
-            moved_rows: Vec::with_capacity(rows.len()),
+            items: Vec::with_capacity(changes.len() * 2),
+            moved_rows: Vec::with_capacity(changes.len()),
             key_free_puts: Vec::new(),
         };
-        for row in rows {
-            let sk = target_sort_key(message, bumps.get(&row.pk).copied().unwrap_or(0));
-            let moved = InboxItem {
-                sk,
-                message: message.text.clone(),
-                last_message_at: Some(message.created_at.clone()),
-                member_count: row.member_count.or(member_count),
-                ..(*row).clone()
-            };
-            if moved.sk == row.sk {
-                // A row moved a microsecond on earlier already sits at this key: rewrite
-                // it in place (a transaction cannot name one item twice).
-                plan.items.push(store.put_row(&moved, Some(row))?);
+        for (row, next) in changes {
+            let mut next = next.clone();
+            if next.last_message_at() != row.last_message_at() {
+                next.sk = target_sort_key(message, bumps.get(&row.pk).copied().unwrap_or(0));
+            }
+            if next.sk == row.sk {
+                // Recounted in place, or a row moved a microsecond on earlier already sits
+                // at this key: rewrite it (a transaction cannot name one item twice).
+                plan.items.push(store.put_row(&next, Some(row))?);
             } else {
                 plan.items.push(store.delete_row(row)?);
                 plan.key_free_puts.push((plan.items.len(), row.pk.clone()));
-                plan.items.push(store.put_row(&moved, None)?);
+                plan.items.push(store.put_row(&next, None)?);
             }
-            plan.moved_rows.push(moved);
+            plan.moved_rows.push(next);
         }
         Ok(plan)
     }
@@ -512,14 +568,14 @@ impl Store {
 /// A condition that holds only while the item at a row's key is that row as read: this
 /// conversation's, showing the same last message, with the same copied attributes. It is
 /// what proves a hint or an index read right.
-struct Unchanged {
-    expression: String,
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
+pub(super) struct Unchanged {
+    pub(super) expression: String,
+    pub(super) names: HashMap<String, String>,
+    pub(super) values: HashMap<String, AttributeValue>,
 }
 
 impl Unchanged {
-    fn of(row: &InboxItem) -> Result<Self, StoreError> {
+    pub(super) fn of(row: &InboxItem) -> Result<Self, StoreError> {
         let item = to_item(row)?;
         let mut condition = Self {
             expression: String::new(),
@@ -551,11 +607,13 @@ impl Unchanged {
     }
 }
 
-fn non_empty(values: HashMap<String, AttributeValue>) -> Option<HashMap<String, AttributeValue>> {
+pub(super) fn non_empty(
+    values: HashMap<String, AttributeValue>,
+) -> Option<HashMap<String, AttributeValue>> {
     (!values.is_empty()).then_some(values)
 }
 
-fn target_sort_key(message: &Message, bump: u32) -> String {
+pub(super) fn target_sort_key(message: &Message, bump: u32) -> String {
     if bump == 0 {
         return message.created_at.clone();
     }
@@ -589,6 +647,7 @@ mod tests {
             user_handle: "other".into(),
             last_message_at: Some(at.to_owned()),
             member_count: count,
+            ..InboxItem::default()
         }
     }
 
@@ -657,10 +716,11 @@ mod tests {
         for attribute in COPIED_ATTRIBUTES.iter().chain([&LAST_MESSAGE_AT]) {
             assert!(named.contains(attribute), "{attribute} unchecked");
         }
-        // Absent attributes must stay absent.
+        // Absent attributes must stay absent: the original row has no position, count,
+        // kind, name or unread state.
         assert_eq!(
             condition.expression.matches("attribute_not_exists").count(),
-            2,
+            7,
             "{}",
             condition.expression
         );

@@ -6,7 +6,11 @@
 //! | B: a user's inbox | [`Store::list_inbox`] | Query |
 //! | C: append to a conversation | [`Store::append_message`] | TransactWriteItems |
 //! | D: message a user by handle | [`Store::send_to_user`] | GetItem + TransactWriteItems |
-//! | E: inbox rows follow the newest message | [`Store::advance_inbox_rows`] | TransactWriteItems where this environment knows the rows ([`RowPositions`]), else Query (GSI) + TransactWriteItems |
+//! | E: inbox rows follow the newest message, unread counts | [`Store::advance_conversation`] | TransactWriteItems where this environment knows the rows ([`RowPositions`]), else Query (GSI) + TransactWriteItems |
+//! | create a group | [`Store::create_group`] | TransactWriteItems (+1 for a 50th member) |
+//! | a conversation's members | [`Store::group_members`] | Query ‖ BatchGetItem |
+//! | add members / leave | [`Store::add_members`], [`Store::leave_group`] | Query ‖ Query (GSI) ‖ Query, then TransactWriteItems |
+//! | mark read | [`Store::mark_read`], [`Store::read_messages`] (the newest page of A) | Query (GSI) + UpdateItem |
 //! | users | [`Store::register_user`], [`Store::user_by_sub`], [`Store::user_by_handle`], [`Store::handle_taken`] | one each |
 //! | WebSocket connections | [`Store::put_connection`], [`Store::delete_connection`], [`Store::connections_of`] (a user's), [`Store::recipients`] (a conversation's members, for push) | one each |
 
@@ -15,6 +19,7 @@ mod connections;
 mod conversations;
 mod error;
 mod fanout;
+mod groups;
 mod migration;
 mod users;
 
@@ -29,6 +34,7 @@ use serde::de::DeserializeOwned;
 pub use admin::{TableStatus, list_tables};
 pub use error::{FailureKind, StoreError};
 pub use fanout::{Advance, RowPositions};
+pub use groups::{Added, MEMBERS_IN_CREATING_TRANSACTION, MarkedRead, Member, ReadUpTo};
 pub use migration::{Applied, Outcomes, Wrote};
 pub use users::{NewUser, Registration};
 

@@ -1,0 +1,13 @@
+//! Lambda `create-message-group`: `POST /api/message_groups`.
+
+use lambda_http::{Request, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let api = &functions::api_from_env().await;
+    lambda_http::run(service_fn(move |request: Request| {
+        api.create_message_group(request)
+    }))
+    .await
+}
