@@ -12,7 +12,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, get, on};
 use functions::api::Api;
 use functions::http::{ApiError, MAX_BODY_BYTES, NEXT_CURSOR_HEADER};
 use jsonwebtoken::jwk::JwkSet;
@@ -115,79 +115,29 @@ pub fn router(
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .expose_headers([HeaderName::from_static(NEXT_CURSOR_HEADER)])
         .max_age(std::time::Duration::from_secs(600));
-    Ok(Router::new()
-        .route(
-            "/api/message_groups",
-            get(|state: State<AppState>, request: Request| {
-                dispatch(state, Route::ListMessageGroups, HashMap::new(), request)
-            })
-            .post(|state: State<AppState>, request: Request| {
-                dispatch(state, Route::CreateMessageGroup, HashMap::new(), request)
-            }),
-        )
-        .route(
-            "/api/message_groups/{message_group_uuid}/members",
-            get(
-                |state: State<AppState>,
-                 Path(params): Path<HashMap<String, String>>,
-                 request: Request| {
-                    dispatch(state, Route::ListMessageGroupMembers, params, request)
-                },
-            )
-            .post(
-                |state: State<AppState>,
-                 Path(params): Path<HashMap<String, String>>,
-                 request: Request| {
-                    dispatch(state, Route::AddMessageGroupMembers, params, request)
+    // One route per entry of the table the template is checked against; routes sharing a
+    // path (GET and POST /api/message_groups) merge into one method router.
+    let mut router = Router::new();
+    for route in Route::ALL {
+        let (method, path) = route
+            .key()
+            .split_once(' ')
+            .ok_or_else(|| anyhow::anyhow!("route key {:?} has no method", route.key()))?;
+        let method = MethodFilter::try_from(Method::from_bytes(method.as_bytes())?)?;
+        router = router.route(
+            path,
+            on(
+                method,
+                move |state: State<AppState>,
+                      params: Option<Path<HashMap<String, String>>>,
+                      request: Request| {
+                    let params = params.map(|Path(params)| params).unwrap_or_default();
+                    dispatch(state, route, params, request)
                 },
             ),
-        )
-        .route(
-            "/api/message_groups/{message_group_uuid}/leave",
-            post(
-                |state: State<AppState>,
-                 Path(params): Path<HashMap<String, String>>,
-                 request: Request| {
-                    dispatch(state, Route::LeaveMessageGroup, params, request)
-                },
-            ),
-        )
-        .route(
-            "/api/message_groups/{message_group_uuid}/read",
-            post(
-                |state: State<AppState>,
-                 Path(params): Path<HashMap<String, String>>,
-                 request: Request| {
-                    dispatch(state, Route::MarkMessageGroupRead, params, request)
-                },
-            ),
-        )
-        .route(
-            "/api/messages/{message_group_uuid}",
-            get(
-                |state: State<AppState>,
-                 Path(params): Path<HashMap<String, String>>,
-                 request: Request| {
-                    dispatch(state, Route::ListMessages, params, request)
-                },
-            ),
-        )
-        .route(
-            "/api/messages",
-            post(|state: State<AppState>, request: Request| {
-                dispatch(state, Route::CreateMessage, HashMap::new(), request)
-            }),
-        )
-        .route(
-            "/api/users/{handle}/short",
-            get(
-                |state: State<AppState>,
-                 Path(params): Path<HashMap<String, String>>,
-                 request: Request| {
-                    dispatch(state, Route::GetUserShort, params, request)
-                },
-            ),
-        )
+        );
+    }
+    Ok(router
         .route("/.well-known/jwks.json", get(jwks))
         .fallback(not_found)
         .with_state(state)

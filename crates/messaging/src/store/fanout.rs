@@ -13,7 +13,7 @@
 //!   every write is conditioned on the row being exactly as read, so a stale view is
 //!   re-read, never written from.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
@@ -393,7 +393,7 @@ impl IndexView {
     pub(super) fn from_items(group: Uuid, items: Vec<Item>) -> Self {
         let mut view = Self::default();
         let mut newest: HashMap<String, InboxItem> = HashMap::new();
-        let mut corrupt_owners: Vec<String> = Vec::new();
+        let mut corrupt_owners: HashSet<String> = HashSet::new();
         for item in items {
             let pk = match item.get(PARTITION_KEY) {
                 Some(AttributeValue::S(pk)) if pk.starts_with(keys::INBOX_PREFIX) => pk.clone(),
@@ -413,7 +413,7 @@ impl IndexView {
                 Err(err) => {
                     view.skipped += 1;
                     tracing::warn!(%group, error = %err, "corrupt inbox row; left alone, the other rows still move");
-                    corrupt_owners.push(pk);
+                    corrupt_owners.insert(pk);
                     continue;
                 }
             };
@@ -429,8 +429,6 @@ impl IndexView {
             }
         }
         corrupt_owners.retain(|owner| !newest.contains_key(owner));
-        corrupt_owners.sort();
-        corrupt_owners.dedup();
         view.owners = newest.len() + corrupt_owners.len();
         view.rows = newest.into_values().collect();
         view.rows.sort_by(|a, b| a.pk.cmp(&b.pk));
