@@ -481,10 +481,14 @@ fn stream_trigger_filters_and_retries_as_the_handler_expects() {
     );
     let retries = p["MaximumRetryAttempts"].as_i64().expect("retries set");
     assert!((0..=10_000).contains(&retries), "finite retries: {retries}");
+    // A trigger starting at TRIM_HORIZON must apply what it finds, not dead-letter the
+    // records older than an age limit (a re-created trigger would flood the dead-letter
+    // queue with records already applied). Finite retries end a poisoned batch instead, and
+    // StreamIteratorAgeAlarm reports a shard falling behind long before the 24 h retention.
     let age = p["MaximumRecordAgeInSeconds"].as_i64().expect("age set");
     assert!(
-        (60..86_400).contains(&age),
-        "records are given up on before the stream's 24 h retention drops them: {age}"
+        age == -1 || age >= 86_400,
+        "no record is dead-lettered for its age while the stream still holds it: {age}"
     );
     let batch = p["BatchSize"].as_i64().expect("batch size set");
     assert!((1..=10_000).contains(&batch));
@@ -1177,4 +1181,112 @@ fn outputs_tell_a_client_where_to_connect() {
         "{url}"
     );
     assert!(outputs.contains_key("PushDeadLetterQueueUrl"));
+}
+
+/// Whether `value` names `resource` anywhere (Ref, GetAtt, Sub), however deeply nested,
+/// e.g. inside a `Fn::If`.
+fn mentions(value: &Value, resource: &str) -> bool {
+    names(value, resource)
+        || match value {
+            Value::Array(items) => items.iter().any(|item| mentions(item, resource)),
+            Value::Object(map) => map.values().any(|item| mentions(item, resource)),
+            _ => false,
+        }
+}
+
+/// WebSocket and REST stages that write access or execution logs: API Gateway creates
+/// them only once the account's CloudWatch Logs role is set in the region. HTTP API stages
+/// do not need it (AWS: "Configure logging for WebSocket APIs in API Gateway").
+fn stages_logging_through_the_account_role() -> Vec<&'static str> {
+    let websocket_stages = resources_of_type("AWS::ApiGatewayV2::Stage")
+        .into_iter()
+        .filter(|(_, stage)| {
+            let api = ref_of(&stage["Properties"]["ApiId"]).expect("stage names its API");
+            resource(api)["Properties"]["ProtocolType"] == "WEBSOCKET"
+        })
+        .filter(|(_, stage)| {
+            let p = &stage["Properties"];
+            let route = &p["DefaultRouteSettings"];
+            !p["AccessLogSettings"].is_null()
+                || route["DataTraceEnabled"] == true
+                || route["LoggingLevel"]
+                    .as_str()
+                    .is_some_and(|level| level != "OFF")
+        });
+    let rest_stages = resources_of_type("AWS::ApiGateway::Stage")
+        .into_iter()
+        .filter(|(_, stage)| {
+            let p = &stage["Properties"];
+            !p["AccessLogSetting"].is_null() || !p["MethodSettings"].is_null()
+        });
+    websocket_stages
+        .chain(rest_stages)
+        .map(|(id, _)| id)
+        .collect()
+}
+
+#[test]
+fn a_logging_stage_waits_for_the_account_logs_role_the_stack_sets() {
+    let stages = stages_logging_through_the_account_role();
+    assert!(!stages.is_empty(), "the WebSocket stage writes access logs");
+
+    let parameter = &TEMPLATE["Parameters"]["ApiGatewayLogsRole"];
+    assert_eq!(
+        parameter["Default"], "Create",
+        "a fresh account deploys without a manual step"
+    );
+    assert_eq!(
+        parameter["AllowedValues"],
+        json!(["Create", "AccountManaged"])
+    );
+    let condition = &TEMPLATE["Conditions"]["CreatesApiGatewayLogsRole"];
+    assert_eq!(
+        condition,
+        &json!({ "Fn::Equals": [{ "Ref": "ApiGatewayLogsRole" }, "Create"] })
+    );
+
+    let accounts = resources_of_type("AWS::ApiGateway::Account");
+    assert_eq!(
+        accounts.len(),
+        1,
+        "one account setting (one per account and region)"
+    );
+    let (account_id, account) = accounts[0];
+    assert_eq!(account["Condition"], "CreatesApiGatewayLogsRole");
+    // Other APIs of the account may log through the role by the time the stack goes.
+    assert_eq!(account["DeletionPolicy"], "Retain");
+    let (role_id, attribute) =
+        get_att(&account["Properties"]["CloudWatchRoleArn"]).expect("the account names a role");
+    assert_eq!(attribute, "Arn");
+    let role = resource(&role_id);
+    assert_eq!(role["Type"], "AWS::IAM::Role");
+    assert_eq!(role["Condition"], "CreatesApiGatewayLogsRole");
+    assert_eq!(role["DeletionPolicy"], "Retain");
+    let trust = one_or_many(&role["Properties"]["AssumeRolePolicyDocument"]["Statement"]);
+    assert_eq!(trust.len(), 1);
+    assert_eq!(trust[0]["Principal"]["Service"], "apigateway.amazonaws.com");
+    assert_eq!(trust[0]["Action"], "sts:AssumeRole");
+    let policies = one_or_many(&role["Properties"]["ManagedPolicyArns"]);
+    assert_eq!(
+        policies.len(),
+        1,
+        "only the managed policy for pushing logs"
+    );
+    assert_eq!(
+        sub_of(policies[0]),
+        Some(
+            "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+        )
+    );
+
+    for stage in stages {
+        let stage_resource = resource(stage);
+        assert!(
+            mentions(&stage_resource["Properties"], account_id)
+                || one_or_many(&stage_resource["DependsOn"])
+                    .iter()
+                    .any(|dependency| dependency.as_str() == Some(account_id)),
+            "{stage} is created after {account_id}"
+        );
+    }
 }
