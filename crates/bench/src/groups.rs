@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::dynamodb::Event;
 use functions::api::Api;
+use functions::batch::FILTER_PATTERN;
 use functions::directory::{Directory, SystemClock};
-use functions::stream::{FILTER_PATTERN, StreamHandler};
+use functions::inbox_rows::InboxRowMover;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use local::filter::EventFilter;
@@ -261,7 +262,7 @@ async fn fan_out(table: &TestTable, members: &[User], group: Uuid) -> anyhow::Re
     }
     let filter = EventFilter::parse(FILTER_PATTERN)?;
     let records = collect(&mut tail, &filter, messages.len()).await?;
-    let handler = StreamHandler::new(table.store.clone());
+    let handler = InboxRowMover::new(table.store.clone());
     table.requests.reset();
     let started = Instant::now();
     let (mut hinted, mut moved) = (0, 0);

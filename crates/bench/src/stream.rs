@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
-use functions::stream::{DEFAULT_CONCURRENCY, FILTER_PATTERN, StreamHandler};
+use functions::batch::FILTER_PATTERN;
+use functions::inbox_rows::{DEFAULT_CONCURRENCY, InboxRowMover};
 use local::filter::EventFilter;
 use local::stream_source::{StreamTail, local_streams_client};
 use messaging::model::{InboxItem, MembershipItem, Message, MessageItem, UserSummary};
@@ -124,7 +125,7 @@ async fn measure(scenario: &Scenario) -> anyhow::Result<()> {
     let records = collect(&mut tail, &filter, scenario.messages).await?;
 
     let mut handler =
-        StreamHandler::new(table.store.clone()).with_concurrency(scenario.concurrency);
+        InboxRowMover::new(table.store.clone()).with_concurrency(scenario.concurrency);
     if !scenario.hints {
         handler = handler.with_positions(RowPositions::disabled());
     }

@@ -2,25 +2,30 @@
 //! events into domain values (`TryFrom`) and a handler that calls the store; the binaries
 //! in `src/bin/` only build clients and run the handler.
 //!
-//! - [`stream`] — `messaging-stream` (DynamoDB stream → inbox rows)
+//! - [`inbox_rows`] — `messaging-stream` (DynamoDB stream → inbox rows)
 //! - [`api`] — the HTTP routes, over [`http`] (claims, bodies, error responses) and
 //!   [`directory`] (cached user lookups)
 //! - [`cognito`] — `cognito-pre-signup` and `cognito-post-confirmation`
 //! - [`websocket`] — `ws-authorizer`, `ws-connect`, `ws-disconnect` (the WebSocket API),
 //!   over [`jwt`] (Cognito token verification)
 //! - [`push`] — `messaging-push` (DynamoDB stream → frames to members' connections)
+//!
+//! Both stream consumers run on [`batch`] (records → conversations, deadline, concurrency,
+//! partial batch response) and print their metrics through [`emf`].
 
 // The SDK's futures wrapped in `tracing::instrument` layers nest deeper than the default
 // limit when clippy computes their layout.
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod batch;
 pub mod cognito;
 pub mod directory;
+pub mod emf;
 pub mod http;
+pub mod inbox_rows;
 pub mod jwt;
 pub mod push;
-pub mod stream;
 pub mod websocket;
 
 use messaging::Store;

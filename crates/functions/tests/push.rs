@@ -17,8 +17,9 @@ use aws_sdk_apigatewaymanagement::error::BoxError;
 use aws_smithy_runtime_api::http::{Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use axum::body::Bytes;
+use functions::batch::Deadline;
+use functions::inbox_rows::InboxRowMover;
 use functions::push::{PostRetry, PushFrame, PushHandler, local_management_config};
-use functions::stream::{Deadline, StreamHandler};
 use local::filter::EventFilter;
 use local::websocket::{OpenConnections, management_router};
 use messaging::model::{Connection, MembershipItem};
@@ -443,7 +444,7 @@ async fn connection_items_never_reach_either_stream_function() {
         "ws-connect's insert and TTL's removal"
     );
     for pattern in [
-        functions::stream::FILTER_PATTERN,
+        functions::batch::FILTER_PATTERN,
         functions::push::FILTER_PATTERN,
     ] {
         let filter = EventFilter::parse(pattern).unwrap();
@@ -452,7 +453,7 @@ async fn connection_items_never_reach_either_stream_function() {
     // And were they delivered anyway, both handlers would skip them without a request.
     let table = table_with_members().await;
     table.requests.reset();
-    let (response, summary) = StreamHandler::new(table.store.clone()).handle(&event).await;
+    let (response, summary) = InboxRowMover::new(table.store.clone()).handle(&event).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((summary.skipped, summary.messages), (2, 0));
     let push = PushHandler::new(

@@ -11,7 +11,9 @@ use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContex
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
-use functions::stream::{BatchSummary, Deadline, DeadlineMargins, StreamHandler};
+use functions::batch::{Deadline, DeadlineMargins};
+use functions::emf::EmbeddedMetrics;
+use functions::inbox_rows::{InboxRowMover, InboxRowsSummary};
 use local::stream_source::{StreamTail, local_streams_client};
 use messaging::store::RowPositions;
 use messaging::testkit::{
@@ -206,7 +208,7 @@ async fn every_record_of_a_multi_conversation_batch_is_applied() {
     .await;
     let records = stream.next_records("MSG#", 12).await;
 
-    let handler = StreamHandler::new(table.store.clone());
+    let handler = InboxRowMover::new(table.store.clone());
     let (response, summary) = handler.handle(&event(&records)).await;
 
     assert!(response.batch_item_failures.is_empty());
@@ -268,7 +270,7 @@ async fn a_batch_costs_two_requests_per_conversation() {
     .await;
     let records = stream.next_records("MSG#", 60).await;
     table.requests.reset();
-    StreamHandler::new(table.store.clone())
+    InboxRowMover::new(table.store.clone())
         .handle(&event(&records))
         .await;
     assert_eq!(
@@ -307,7 +309,7 @@ async fn replaying_a_batch_changes_nothing() {
     )
     .await;
     let records = stream.next_records("MSG#", 6).await;
-    let handler = StreamHandler::new(table.store.clone());
+    let handler = InboxRowMover::new(table.store.clone());
     handler.handle(&event(&records)).await;
     let before = snapshot(&table).await;
     for _ in 0..3 {
@@ -338,7 +340,7 @@ async fn an_older_message_after_a_newer_one_moves_nothing_and_counts_once() {
         .into_iter()
         .filter(|r| pk(r).starts_with("MSG#"))
         .collect();
-    let handler = StreamHandler::new(table.store.clone());
+    let handler = InboxRowMover::new(table.store.clone());
     let group = messages[0].group_uuid;
 
     // Newest first, then each older one alone (as messages committed after a newer one
@@ -389,7 +391,7 @@ async fn records_that_are_not_message_inserts_are_ignored() {
     let mut stream = Stream::of(&table).await;
     // Catch up: everything so far.
     let all = stream.next_records("MSG#", 2).await;
-    let handler = StreamHandler::new(table.store.clone());
+    let handler = InboxRowMover::new(table.store.clone());
     handler.handle(&event(&all)).await;
     let before = snapshot(&table).await;
 
@@ -511,7 +513,7 @@ async fn malformed_records_are_logged_with_their_event_id_and_skipped() {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    let (response, summary) = StreamHandler::new(table.store.clone())
+    let (response, summary) = InboxRowMover::new(table.store.clone())
         .handle(&event(&batch))
         .await;
 
@@ -554,8 +556,8 @@ async fn racing_handlers_leave_one_row_per_member_at_the_newest_message() {
         .collect();
     let group = messages[0].group_uuid;
     // Eight handlers, each with its own client, on overlapping slices of the stream.
-    let handlers: Vec<StreamHandler> = (0..8)
-        .map(|_| StreamHandler::new(table.store_with(FailTransactions::default())))
+    let handlers: Vec<InboxRowMover> = (0..8)
+        .map(|_| InboxRowMover::new(table.store_with(FailTransactions::default())))
         .collect();
     let runs = handlers.iter().enumerate().map(|(i, handler)| {
         // Half the handlers see the newest message, half stop earlier.
@@ -616,7 +618,7 @@ async fn a_failed_conversation_is_reported_and_a_retry_from_it_converges() {
         .collect();
 
     let fail = FailTransactions::mentioning(failing[0].group_uuid.to_string());
-    let handler = StreamHandler::new(table.store_with(fail.clone()));
+    let handler = InboxRowMover::new(table.store_with(fail.clone()));
     let (response, summary) = handler.handle(&event(&records)).await;
 
     assert_eq!(summary.failed_conversations, 1);
@@ -710,7 +712,7 @@ async fn unread_counts_each_message_from_the_other_once_however_batches_split_an
         .into_iter()
         .filter(|r| pk(r).starts_with("MSG#"))
         .collect();
-    let handler = StreamHandler::new(table.store.clone());
+    let handler = InboxRowMover::new(table.store.clone());
 
     handler.handle(&event(&records[..2])).await;
     assert_eq!(unread(&table, &andrew, group).await, 1);
@@ -729,7 +731,7 @@ async fn unread_counts_each_message_from_the_other_once_however_batches_split_an
     let before = snapshot(&table).await;
     for _ in 0..2 {
         handler.handle(&event(&records)).await;
-        StreamHandler::new(table.store.clone())
+        InboxRowMover::new(table.store.clone())
             .with_positions(RowPositions::disabled())
             .handle(&event(&records[1..4]))
             .await;
@@ -739,13 +741,13 @@ async fn unread_counts_each_message_from_the_other_once_however_batches_split_an
 
 #[test]
 fn summaries_become_embedded_metric_lines_that_survive_the_log_level() {
-    let summary = BatchSummary {
+    let summary = InboxRowsSummary {
         records: 100,
         messages: 90,
         conversations: 10,
         rows_moved: 20,
         unstarted_conversations: 3,
-        ..BatchSummary::default()
+        ..InboxRowsSummary::default()
     };
     let now = std::time::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
     let emf = summary.to_emf("CruddurMessaging", "messaging-stream", now, None);
@@ -876,7 +878,7 @@ async fn corrupt_rows_and_conversations_without_members_are_skipped_not_retried(
         .await
         .unwrap();
     let records = stream.next_records("MSG#", 4).await;
-    let (response, summary) = StreamHandler::new(table.store.clone())
+    let (response, summary) = InboxRowMover::new(table.store.clone())
         .handle(&event(&records))
         .await;
     assert!(
@@ -945,7 +947,7 @@ async fn an_index_that_shows_no_rows_yet_never_passes_for_nothing_to_do() {
     let (ab, al, records) = two_conversations(&table, &cast, &mut stream).await;
     // The first reads of the index show none of the rows, as right after they were written.
     let index = LaggingIndex::new().then(IndexFault::ShowNothing, 3);
-    let handler = StreamHandler::new(table.store_with(index.clone())).with_concurrency(1);
+    let handler = InboxRowMover::new(table.store_with(index.clone())).with_concurrency(1);
 
     let (response, summary) = handler.handle(&event(&records)).await;
 
@@ -973,7 +975,7 @@ async fn an_index_that_does_not_catch_up_is_reported_for_retry_and_the_retry_con
     let cast = cast(&table).await;
     let mut stream = Stream::of(&table).await;
     let (ab, al, records) = two_conversations(&table, &cast, &mut stream).await;
-    let handler = StreamHandler::new(
+    let handler = InboxRowMover::new(
         table.store_with(LaggingIndex::new().then(IndexFault::ShowNothing, 1000)),
     );
 
@@ -993,7 +995,7 @@ async fn an_index_that_does_not_catch_up_is_reported_for_retry_and_the_retry_con
     );
 
     // Lambda retries the batch from there; by then the index has caught up.
-    let (response, _) = StreamHandler::new(table.store.clone())
+    let (response, _) = InboxRowMover::new(table.store.clone())
         .handle(&event(&records))
         .await;
     assert!(response.batch_item_failures.is_empty());
@@ -1014,7 +1016,7 @@ async fn a_rejected_transaction_is_reported_for_retry_not_skipped() {
     let mut stream = Stream::of(&table).await;
     let (ab, al, records) = two_conversations(&table, &cast, &mut stream).await;
     let reject = RejectTransactions::mentioning(al[0].group_uuid.to_string());
-    let handler = StreamHandler::new(table.store_with(reject.clone()));
+    let handler = InboxRowMover::new(table.store_with(reject.clone()));
 
     let (response, summary) = handler.handle(&event(&records)).await;
 
@@ -1037,7 +1039,7 @@ async fn the_next_batch_moves_rows_this_environment_placed_in_one_request_each()
     let cast = cast(&table).await;
     let mut stream = Stream::of(&table).await;
     let (ab, al, records) = two_conversations(&table, &cast, &mut stream).await;
-    let handler = StreamHandler::new(table.store.clone());
+    let handler = InboxRowMover::new(table.store.clone());
     handler.handle(&event(&records)).await;
     let later = |i: i64| {
         Timestamp::from_datetime(
@@ -1149,7 +1151,7 @@ async fn near_the_deadline_no_conversation_starts_and_all_are_reported() {
     table.requests.reset();
     let deadline = Deadline::at(std::time::Instant::now() + Duration::from_secs(1));
 
-    let (response, summary) = StreamHandler::new(table.store.clone())
+    let (response, summary) = InboxRowMover::new(table.store.clone())
         .handle_until(&event(&records), Some(deadline))
         .await;
 
@@ -1170,7 +1172,7 @@ async fn a_slow_batch_stops_starting_conversations_before_the_deadline() {
     // Each transaction "takes" 9 s; 20 s remain; nothing starts with less than 10 s left.
     let slow = SlowWrites::new(Duration::from_secs(9));
     let deadline = slow.deadline_in(Duration::from_secs(20));
-    let handler = StreamHandler::new(table.store_with(slow.clone()))
+    let handler = InboxRowMover::new(table.store_with(slow.clone()))
         .with_concurrency(1)
         .with_deadline_margins(DeadlineMargins {
             stop_starting: Duration::from_secs(10),
@@ -1211,7 +1213,7 @@ async fn updates_still_running_at_the_deadline_are_cut_and_reported() {
     // run on.
     let frozen = SlowWrites::new(Duration::ZERO);
     let deadline = frozen.deadline_in(Duration::from_secs(5));
-    let handler = StreamHandler::new(table.store.clone()).with_deadline_margins(DeadlineMargins {
+    let handler = InboxRowMover::new(table.store.clone()).with_deadline_margins(DeadlineMargins {
         stop_starting: Duration::ZERO,
         finish: Duration::from_secs(5),
     });
@@ -1260,7 +1262,7 @@ async fn a_fifty_member_group_moves_in_one_transaction_counts_every_sender_and_r
     let records = stream.next_records("MSG#", 5).await;
     table.requests.reset();
 
-    let handler = StreamHandler::new(table.store.clone());
+    let handler = InboxRowMover::new(table.store.clone());
     let (response, summary) = handler.handle(&event(&records)).await;
 
     assert!(response.batch_item_failures.is_empty());
@@ -1293,7 +1295,7 @@ async fn a_fifty_member_group_moves_in_one_transaction_counts_every_sender_and_r
     }
     let before = snapshot(&table).await;
     handler.handle(&event(&records)).await;
-    StreamHandler::new(table.store.clone())
+    InboxRowMover::new(table.store.clone())
         .handle(&event(&records[2..]))
         .await;
     assert_eq!(snapshot(&table).await, before, "replays change nothing");

@@ -2,7 +2,7 @@
 //! handler, against a table holding the inbox rows they refer to.
 
 use aws_lambda_events::dynamodb::Event;
-use functions::stream::StreamHandler;
+use functions::inbox_rows::InboxRowMover;
 use messaging::model::InboxItem;
 use messaging::testkit::TestTable;
 use messaging::{PageRequest, keys};
@@ -84,7 +84,7 @@ async fn last_messages(table: &TestTable, owner: &str) -> Vec<(Uuid, String)> {
 async fn the_batch_event_moves_every_conversation_to_its_newest_message() {
     let table = table_with_inboxes().await;
     let event = event_file("stream-batch.json");
-    let (response, summary) = StreamHandler::new(table.store.clone()).handle(&event).await;
+    let (response, summary) = InboxRowMover::new(table.store.clone()).handle(&event).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(summary.messages, 7);
     assert_eq!(summary.skipped, 1, "the inbox-row insert");
@@ -107,7 +107,7 @@ async fn the_batch_event_moves_every_conversation_to_its_newest_message() {
 #[tokio::test]
 async fn the_single_insert_event_moves_both_rows() {
     let table = table_with_inboxes().await;
-    let (response, summary) = StreamHandler::new(table.store.clone())
+    let (response, summary) = InboxRowMover::new(table.store.clone())
         .handle(&event_file("stream-insert-message.json"))
         .await;
     assert!(response.batch_item_failures.is_empty());
@@ -129,7 +129,7 @@ async fn remove_modify_and_inbox_row_events_change_nothing() {
         "stream-inbox-row-insert.json",
     ] {
         let event = event_file(name);
-        let (response, summary) = StreamHandler::new(table.store.clone()).handle(&event).await;
+        let (response, summary) = InboxRowMover::new(table.store.clone()).handle(&event).await;
         assert!(response.batch_item_failures.is_empty(), "{name}");
         assert_eq!(summary.skipped, event.records.len(), "{name}");
         assert_eq!(summary.messages, 0, "{name}");
@@ -140,7 +140,7 @@ async fn remove_modify_and_inbox_row_events_change_nothing() {
 #[tokio::test]
 async fn the_malformed_event_is_skipped_without_failing_the_batch() {
     let table = table_with_inboxes().await;
-    let (response, summary) = StreamHandler::new(table.store.clone())
+    let (response, summary) = InboxRowMover::new(table.store.clone())
         .handle(&event_file("stream-malformed.json"))
         .await;
     assert!(response.batch_item_failures.is_empty());

@@ -1,5 +1,5 @@
 //! `template.yaml` agrees with the code: the table with `messaging::schema`, the functions
-//! with `functions::FUNCTION_NAMES`, the stream trigger with `functions::stream::FILTER_PATTERN`,
+//! with `functions::FUNCTION_NAMES`, the stream trigger with `functions::batch::FILTER_PATTERN`,
 //! the routes with the local stack's; and every IAM statement is scoped (no wildcard action, no `*`
 //! resource). cfn-lint and `sam validate --lint` (scripts/check-template.sh) check that the
 //! template is valid CloudFormation; this test checks that it is *this* system's template,
@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
 use functions::FUNCTION_NAMES;
-use functions::stream::{FILTER_PATTERN, METRICS_NAMESPACE};
+use functions::batch::FILTER_PATTERN;
+use functions::emf::METRICS_NAMESPACE;
 use functions::{push, websocket};
 use messaging::schema;
 use saphyr::{LoadableYamlNode, Scalar, Yaml};

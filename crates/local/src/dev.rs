@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use functions::api::Api;
 use functions::directory::{Directory, SystemClock};
+use functions::inbox_rows::InboxRowMover;
 use functions::jwt::{JwksUrl, JwtVerifier};
 use functions::push::{PushHandler, local_management_client};
-use functions::stream::StreamHandler;
 use functions::websocket::{WsAuthorizer, WsConnections};
 use messaging::Store;
 use messaging::connect::local_client;
@@ -128,7 +128,7 @@ pub async fn run(
     );
     let pump = StreamPump::new(
         tail,
-        StreamHandler::new(store.clone()),
+        InboxRowMover::new(store.clone()),
         options.pump.clone(),
     );
     let pump_task = tokio::spawn(pump.run(pump_stopped.clone()));

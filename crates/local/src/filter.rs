@@ -93,7 +93,7 @@ fn matches(matcher: &Matcher, value: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use functions::stream::FILTER_PATTERN;
+    use functions::batch::FILTER_PATTERN;
 
     fn record(event_name: &str, pk: &str) -> EventRecord {
         let json = serde_json::json!({

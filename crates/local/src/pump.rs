@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::DynamoDbEventResponse;
+use functions::inbox_rows::InboxRowMover;
 use functions::push::PushHandler;
-use functions::stream::StreamHandler;
 use tokio::sync::watch;
 
 use crate::filter::EventFilter;
@@ -76,9 +76,9 @@ pub trait BatchHandler: Send + Sync + 'static {
     fn invoke(&self, event: &Event) -> impl Future<Output = DynamoDbEventResponse> + Send;
 }
 
-impl BatchHandler for StreamHandler {
+impl BatchHandler for InboxRowMover {
     const NAME: &'static str = "messaging-stream";
-    const FILTER_PATTERN: &'static str = functions::stream::FILTER_PATTERN;
+    const FILTER_PATTERN: &'static str = functions::batch::FILTER_PATTERN;
 
     async fn invoke(&self, event: &Event) -> DynamoDbEventResponse {
         self.handle(event).await.0
@@ -94,7 +94,7 @@ impl BatchHandler for PushHandler {
     }
 }
 
-pub struct StreamPump<H = StreamHandler> {
+pub struct StreamPump<H = InboxRowMover> {
     tail: StreamTail,
     handler: H,
     filter: EventFilter,

@@ -1,0 +1,382 @@
+//! The skeleton both stream consumers (`messaging-stream`, `messaging-push`) run on: one
+//! batch of DynamoDB stream records in, a partial batch response out.
+//!
+//! Per batch: every record is read as a new message or skipped (malformed `MSG#` inserts
+//! are logged with their `eventID`: retrying them can never succeed); the messages are
+//! grouped by conversation in stream order; each conversation's work runs, a bounded
+//! number at once, within the invocation's deadline; and the earliest record of a
+//! conversation that must be retried goes into `batchItemFailures`. What a consumer does
+//! with one conversation, and which of its failures deserve a retry, is the consumer's.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_lambda_events::dynamodb::{Event, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use futures_util::StreamExt;
+use messaging::Message;
+use messaging::keys::MESSAGE_PREFIX;
+use messaging::model::MessageItem;
+use uuid::Uuid;
+
+/// The event source mapping's `FilterCriteria` pattern: INSERTs of message items only, the
+/// records [`InsertedMessage`] reads. `template.yaml` must carry exactly this pattern on
+/// both consumers' triggers (a test checks it) and the local stream pump applies it, so
+/// AWS and the local stack drop the same records.
+pub const FILTER_PATTERN: &str =
+    r#"{"eventName":["INSERT"],"dynamodb":{"Keys":{"pk":{"S":[{"prefix":"MSG#"}]}}}}"#;
+
+/// The one event kind that carries a new message.
+const INSERT: &str = "INSERT";
+
+/// Why a record is not a new message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotAMessage {
+    #[error("{0} event, only INSERTs move inboxes")]
+    NotAnInsert(String),
+    #[error("item is not a message (pk {0:?})")]
+    OtherItem(String),
+    /// An INSERT of a `MSG#` item that cannot be read: never retried.
+    #[error("malformed message record: {0}")]
+    Malformed(String),
+}
+
+/// A new message, read from a stream record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsertedMessage(pub Message);
+
+impl TryFrom<&EventRecord> for InsertedMessage {
+    type Error = NotAMessage;
+
+    fn try_from(record: &EventRecord) -> Result<Self, Self::Error> {
+        if record.event_name != INSERT {
+            return Err(NotAMessage::NotAnInsert(record.event_name.clone()));
+        }
+        let pk = match record.change.keys.get("pk") {
+            Some(serde_dynamo::AttributeValue::S(pk)) => pk.as_str(),
+            _ => return Err(NotAMessage::Malformed("keys have no string pk".into())),
+        };
+        if !pk.starts_with(MESSAGE_PREFIX) {
+            return Err(NotAMessage::OtherItem(pk.to_owned()));
+        }
+        if record.change.sequence_number.is_none() {
+            // Without it, a failure could not be reported for retry.
+            return Err(NotAMessage::Malformed("no sequence number".into()));
+        }
+        let item: MessageItem = serde_dynamo::from_item(record.change.new_image.clone())
+            .map_err(|err| NotAMessage::Malformed(format!("new image: {err}")))?;
+        let message = item
+            .into_message()
+            .ok_or_else(|| NotAMessage::Malformed(format!("pk {pk:?} is not MSG#<uuid>")))?;
+        Ok(Self(message))
+    }
+}
+
+/// When an invocation must have answered. Lambda gives each invocation a deadline; a
+/// handler that runs past it loses its partial batch response, and Lambda retries the
+/// whole batch.
+#[derive(Clone)]
+pub struct Deadline {
+    at: Instant,
+    clock: Arc<dyn Fn() -> Instant + Send + Sync>,
+}
+
+impl std::fmt::Debug for Deadline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deadline")
+            .field("remaining", &self.remaining())
+            .finish()
+    }
+}
+
+impl Deadline {
+    pub fn at(at: Instant) -> Self {
+        Self::with_clock(at, Arc::new(Instant::now))
+    }
+
+    /// Lambda's deadline (`Context::deadline()`), wall-clock time.
+    pub fn from_system_time(deadline: SystemTime) -> Self {
+        let remaining = deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        Self::at(Instant::now() + remaining)
+    }
+
+    /// A deadline read against another clock (tests move time by hand).
+    pub fn with_clock(at: Instant, clock: Arc<dyn Fn() -> Instant + Send + Sync>) -> Self {
+        Self { at, clock }
+    }
+
+    pub fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since((self.clock)())
+    }
+}
+
+/// How close to the deadline a consumer still works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadlineMargins {
+    /// No conversation starts with less time than this left: one inbox update is two
+    /// requests, plus bounded retries (a few seconds under throttling).
+    pub stop_starting: Duration,
+    /// Work still running this close to the deadline is cut and reported for retry,
+    /// leaving time to answer. Cutting is safe: an inbox move is one transaction, applied
+    /// or not, and a push is at least once anyway.
+    pub finish: Duration,
+}
+
+impl Default for DeadlineMargins {
+    fn default() -> Self {
+        Self {
+            stop_starting: Duration::from_secs(10),
+            finish: Duration::from_secs(2),
+        }
+    }
+}
+
+/// How a consumer works through a batch's conversations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    /// Conversations worked on at once.
+    pub concurrency: usize,
+    pub margins: DeadlineMargins,
+}
+
+/// One conversation's messages in a batch, in stream order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    pub group: Uuid,
+    /// Where the conversation's first record is in the batch: a retry must restart there
+    /// to cover all its records.
+    pub first_position: usize,
+    pub messages: Vec<Message>,
+}
+
+/// What a batch's records came to, before any conversation's work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordCounts {
+    pub records: usize,
+    pub messages: usize,
+    /// Records that are not new messages (the trigger's filter drops them in AWS).
+    pub skipped: usize,
+    /// `MSG#` inserts that cannot be read.
+    pub malformed: usize,
+    pub conversations: usize,
+}
+
+/// A batch read: its new messages, grouped by conversation.
+#[derive(Debug)]
+pub struct Batch<'e> {
+    event: &'e Event,
+    started: Instant,
+    counts: RecordCounts,
+    conversations: Vec<Conversation>,
+}
+
+impl<'e> Batch<'e> {
+    /// Reads every record, logging the ones skipped; conversations come in the order of
+    /// their first record.
+    pub fn read(event: &'e Event) -> Self {
+        let started = Instant::now();
+        let mut counts = RecordCounts {
+            records: event.records.len(),
+            ..RecordCounts::default()
+        };
+        let mut conversations: Vec<Conversation> = Vec::new();
+        let mut slots: HashMap<Uuid, usize> = HashMap::new();
+        for (position, record) in event.records.iter().enumerate() {
+            match InsertedMessage::try_from(record) {
+                Ok(InsertedMessage(message)) => {
+                    counts.messages += 1;
+                    let slot = *slots.entry(message.group_uuid).or_insert_with(|| {
+                        conversations.push(Conversation {
+                            group: message.group_uuid,
+                            first_position: position,
+                            messages: Vec::new(),
+                        });
+                        conversations.len() - 1
+                    });
+                    conversations[slot].messages.push(message);
+                }
+                Err(NotAMessage::Malformed(reason)) => {
+                    counts.malformed += 1;
+                    tracing::warn!(event_id = %record.event_id, %reason, "skipping malformed stream record");
+                }
+                Err(reason) => {
+                    counts.skipped += 1;
+                    tracing::debug!(event_id = %record.event_id, %reason, "skipping stream record");
+                }
+            }
+        }
+        counts.conversations = conversations.len();
+        Self {
+            event,
+            started,
+            counts,
+            conversations,
+        }
+    }
+
+    pub fn counts(&self) -> RecordCounts {
+        self.counts
+    }
+
+    /// Runs `work` on every conversation, `pace.concurrency` at once. They are
+    /// independent, so the result is the same as in order. With a deadline, no
+    /// conversation starts with less than `stop_starting` left, and work still running
+    /// `finish` before it is cut.
+    pub async fn run<T, F, Fut>(
+        self,
+        pace: Pace,
+        deadline: Option<&Deadline>,
+        work: F,
+    ) -> Ran<'e, T>
+    where
+        F: Fn(Conversation) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let ended = futures_util::stream::iter(self.conversations)
+            .map(|conversation| {
+                let (group, first_position) = (conversation.group, conversation.first_position);
+                let outcome = within_deadline(work(conversation), deadline, pace.margins);
+                async move {
+                    Ended {
+                        group,
+                        first_position,
+                        outcome: outcome.await,
+                    }
+                }
+            })
+            .buffer_unordered(pace.concurrency.max(1))
+            .collect()
+            .await;
+        Ran {
+            event: self.event,
+            started: self.started,
+            ended,
+        }
+    }
+}
+
+/// How one conversation's work ended.
+enum Outcome<T> {
+    Finished(T),
+    CutAtDeadline,
+    NotStarted,
+}
+
+/// `work`, unless the deadline is too near to start it or comes before it ends. The
+/// deadline is read when the work would start, not when it is queued.
+async fn within_deadline<T>(
+    work: impl Future<Output = T>,
+    deadline: Option<&Deadline>,
+    margins: DeadlineMargins,
+) -> Outcome<T> {
+    let Some(deadline) = deadline else {
+        return Outcome::Finished(work.await);
+    };
+    let remaining = deadline.remaining();
+    if remaining < margins.stop_starting {
+        return Outcome::NotStarted;
+    }
+    match tokio::time::timeout(remaining.saturating_sub(margins.finish), work).await {
+        Ok(done) => Outcome::Finished(done),
+        Err(_elapsed) => Outcome::CutAtDeadline,
+    }
+}
+
+struct Ended<T> {
+    group: Uuid,
+    first_position: usize,
+    outcome: Outcome<T>,
+}
+
+/// A conversation whose work ran to its end, for its consumer to judge.
+#[derive(Debug)]
+pub struct Finished<'e, T> {
+    pub group: Uuid,
+    /// The `eventID` of the conversation's first record, for logs.
+    pub event_id: &'e str,
+    pub result: T,
+}
+
+/// A consumer's verdict on a finished conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Nothing to retry: applied, or it never can be.
+    Done,
+    /// Reported in `batchItemFailures` by its first record.
+    Retry,
+}
+
+/// Every conversation of a batch, ended.
+pub struct Ran<'e, T> {
+    event: &'e Event,
+    started: Instant,
+    ended: Vec<Ended<T>>,
+}
+
+/// The batch's answer to Lambda, and what its conversations came to.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Empty on success, else the sequence number of the earliest record whose
+    /// conversation is to be retried: Lambda retries from there, and records after it are
+    /// replays.
+    pub response: DynamoDbEventResponse,
+    /// Conversations reported for retry: the consumer's [`Settled::Retry`]s and those cut
+    /// at the deadline.
+    pub failed: usize,
+    /// Conversations not started because the deadline was near; reported for retry too.
+    pub unstarted: usize,
+    pub duration_ms: u64,
+}
+
+impl<T> Ran<'_, T> {
+    /// Judges every conversation: `settle` the finished ones; cut and unstarted ones are
+    /// retried. `work` names the consumer's work in the logs ("inbox update", "push").
+    pub fn report(self, work: &str, mut settle: impl FnMut(Finished<'_, T>) -> Settled) -> Report {
+        let mut report = Report::default();
+        let mut earliest_failure: Option<usize> = None;
+        for Ended {
+            group,
+            first_position,
+            outcome,
+        } in self.ended
+        {
+            let event_id = self.event.records[first_position].event_id.as_str();
+            let retry = match outcome {
+                Outcome::Finished(result) => {
+                    let verdict = settle(Finished {
+                        group,
+                        event_id,
+                        result,
+                    });
+                    report.failed += usize::from(verdict == Settled::Retry);
+                    verdict == Settled::Retry
+                }
+                Outcome::CutAtDeadline => {
+                    report.failed += 1;
+                    tracing::warn!(%group, %event_id, "{work} cut at the invocation's deadline; reporting for retry");
+                    true
+                }
+                Outcome::NotStarted => {
+                    report.unstarted += 1;
+                    true
+                }
+            };
+            if retry {
+                earliest_failure =
+                    Some(earliest_failure.map_or(first_position, |p| p.min(first_position)));
+            }
+        }
+        if let Some(position) = earliest_failure {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            // Message records without a sequence number were refused as malformed.
+            failure.item_identifier = self.event.records[position].change.sequence_number.clone();
+            report.response.batch_item_failures.push(failure);
+        }
+        report.duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        report
+    }
+}
