@@ -15,6 +15,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod clock;
 pub mod cognito;
 pub mod directory;
 pub mod http;
