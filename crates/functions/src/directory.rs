@@ -17,19 +17,7 @@ pub const TTL_ENV: &str = "USER_CACHE_TTL_SECONDS";
 /// Bounds memory in a long-lived environment; the cache is simply cleared when full.
 const MAX_ENTRIES: usize = 10_000;
 
-/// Where "now" comes from, so tests can move time instead of sleeping.
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    fn now(&self) -> Instant;
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-}
+pub use crate::clock::{Clock, SystemClock};
 
 #[derive(Debug, Default)]
 struct Entries {

@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod batch;
+pub mod clock;
 pub mod cognito;
 pub mod directory;
 pub mod emf;

@@ -1,16 +1,17 @@
 //! The WebSocket API's functions with the events in `events/`: `ws-authorizer` with good,
-//! expired, foreign and missing tokens (and a rotated key set), `ws-connect` and
+//! expired, foreign and missing tokens (and a rotated or unreachable key set), `ws-connect` and
 //! `ws-disconnect` against DynamoDB Local.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
 use aws_lambda_events::iam::IamPolicyEffect;
-use functions::directory::{Directory, SystemClock};
-use functions::jwt::{JwtVerifier, KeySource, KeysUnavailable};
+use functions::clock::{Clock, SystemClock};
+use functions::directory::Directory;
+use functions::jwt::{JwtVerifier, KeySource, KeysFuture, KeysUnavailable};
 use functions::websocket::{AuthorizerError, WebSocketEvent, WsAuthorizer, WsConnections, allows};
 use jsonwebtoken::jwk::JwkSet;
 use local::auth::{DEV_CLIENT_ID, DEV_ISSUER, DevSigner};
@@ -290,6 +291,98 @@ async fn unreachable_keys_are_a_failure_not_a_verdict() {
         matches!(outcome, Err(AuthorizerError::Failed(_))),
         "{outcome:?}"
     );
+}
+
+/// A key set served once; every later fetch finds the server unreachable.
+struct ServedOnce {
+    keys: JwkSet,
+    fetches: AtomicUsize,
+}
+
+impl KeySource for ServedOnce {
+    fn fetch(&self) -> KeysFuture<'_> {
+        let first = self.fetches.fetch_add(1, Ordering::SeqCst) == 0;
+        let keys = self.keys.clone();
+        Box::pin(async move {
+            first
+                .then_some(keys)
+                .ok_or_else(|| KeysUnavailable("connection refused".into()))
+        })
+    }
+}
+
+/// A clock the test moves by hand, from the real time (tokens are minted with it).
+#[derive(Debug)]
+struct ManualClock {
+    start: (Instant, u64),
+    offset: Mutex<Duration>,
+}
+
+impl ManualClock {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            start: (Instant::now(), SystemClock.unix_seconds()),
+            offset: Mutex::new(Duration::ZERO),
+        })
+    }
+
+    fn advance(&self, by: Duration) {
+        *self.offset.lock().unwrap() += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.start.0 + *self.offset.lock().unwrap()
+    }
+
+    fn unix_seconds(&self) -> u64 {
+        self.start.1 + self.offset.lock().unwrap().as_secs()
+    }
+}
+
+#[tokio::test]
+async fn a_failed_refetch_is_a_failure_and_waits_its_interval_like_any_fetch() {
+    let table = TestTable::new().await;
+    let andrew = table.user("andrewbrown").await;
+    let (ours, rotated) = (Keys::new(), Keys::new());
+    let source = Arc::new(ServedOnce {
+        keys: ours.jwks(),
+        fetches: AtomicUsize::new(0),
+    });
+    let clock = ManualClock::new();
+    let verifier =
+        JwtVerifier::new(source.clone(), DEV_ISSUER, DEV_CLIENT_ID).with_clock(clock.clone());
+    let authorizer = WsAuthorizer::new(Arc::new(verifier), directory(&table));
+    let connect = |keys: &Keys| connect_attempt(&keys.token_for(&andrew));
+
+    assert!(allows(
+        &authorizer.authorize(&connect(&ours)).await.unwrap()
+    ));
+    clock.advance(JwtVerifier::MIN_REFETCH);
+    let outcome = authorizer.authorize(&connect(&rotated)).await;
+    assert!(
+        matches!(outcome, Err(AuthorizerError::Failed(_))),
+        "{outcome:?}"
+    );
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
+    // The key set fetched before still serves; the unreachable server is not asked again
+    // within the interval, whatever `kid`s arrive.
+    assert!(allows(
+        &authorizer.authorize(&connect(&ours)).await.unwrap()
+    ));
+    clock.advance(JwtVerifier::MIN_REFETCH - Duration::from_secs(1));
+    assert!(matches!(
+        authorizer.authorize(&connect(&rotated)).await,
+        Err(AuthorizerError::Unauthorized)
+    ));
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
+    clock.advance(Duration::from_secs(1));
+    assert!(matches!(
+        authorizer.authorize(&connect(&rotated)).await,
+        Err(AuthorizerError::Failed(_))
+    ));
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 3);
 }
 
 fn route_event(name: &str, user: Option<&User>) -> WebSocketEvent {

@@ -11,14 +11,13 @@ use anyhow::Context;
 use functions::api::Api;
 use functions::directory::{Directory, SystemClock};
 use functions::inbox_rows::InboxRowMover;
-use functions::jwt::{JwksUrl, JwtVerifier};
 use functions::push::{PushHandler, local_management_client};
 use functions::websocket::{WsAuthorizer, WsConnections};
 use messaging::Store;
 use messaging::connect::local_client;
 use tokio::sync::watch;
 
-use crate::auth::{Authorizer, DEV_CLIENT_ID, DEV_ISSUER, DevSigner};
+use crate::auth::{Authorizer, DevSigner};
 use crate::pump::{PumpConfig, StreamPump};
 use crate::server::router;
 use crate::stream_source::{StreamTail, local_streams_client};
@@ -86,22 +85,6 @@ pub async fn run(
             None,
         ),
     };
-    // The WebSocket API's authorizer checks the same keys as the HTTP API's, through
-    // `ws-authorizer`'s own code (a user pool's keys are fetched and refreshed as in Lambda).
-    let websocket_verifier = match (&options.keys, &published_jwks) {
-        (TokenKeys::Dev(_), Some(keys)) => {
-            JwtVerifier::new(std::sync::Arc::new(keys.clone()), DEV_ISSUER, DEV_CLIENT_ID)
-        }
-        (
-            TokenKeys::Jwks {
-                url,
-                issuer,
-                audience,
-            },
-            _,
-        ) => JwtVerifier::new(std::sync::Arc::new(JwksUrl(url.clone())), issuer, audience),
-        (TokenKeys::Dev(_), None) => anyhow::bail!("development keys without a key set"),
-    };
     let directory = Directory::new(
         store.clone(),
         Directory::ttl_from_env(),
@@ -109,7 +92,9 @@ pub async fn run(
     );
     let open_connections = OpenConnections::default();
     let websocket_api = WebSocketApi::new(
-        WsAuthorizer::new(std::sync::Arc::new(websocket_verifier), directory.clone()),
+        // The WebSocket API's authorizer runs `ws-authorizer`'s code over the HTTP API's
+        // verifier: one key set, fetched and refreshed once for both.
+        WsAuthorizer::new(authorizer.verifier().clone(), directory.clone()),
         WsConnections::new(store.clone()),
         open_connections.clone(),
     );

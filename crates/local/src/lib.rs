@@ -14,7 +14,6 @@
 pub mod auth;
 pub mod dev;
 pub mod filter;
-mod http_client;
 pub mod pump;
 pub mod server;
 pub mod stream_source;
