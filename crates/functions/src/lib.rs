@@ -3,8 +3,8 @@
 //! in `src/bin/` only build clients and run the handler.
 //!
 //! - [`stream`] — `messaging-stream` (DynamoDB stream → inbox rows)
-//! - [`api`] — the HTTP routes, over [`http`] (claims, bodies, error responses) and
-//!   [`directory`] (cached user lookups)
+//! - [`api`] — the HTTP routes of the table in [`routes`], over [`http`] (claims, bodies,
+//!   error responses) and [`directory`] (cached user lookups)
 //! - [`cognito`] — `cognito-pre-signup` and `cognito-post-confirmation`
 //! - [`websocket`] — `ws-authorizer`, `ws-connect`, `ws-disconnect` (the WebSocket API),
 //!   over [`jwt`] (Cognito token verification)
@@ -20,6 +20,7 @@ pub mod directory;
 pub mod http;
 pub mod jwt;
 pub mod push;
+pub mod routes;
 pub mod stream;
 pub mod websocket;
 
@@ -29,6 +30,7 @@ use messaging::schema::table_name_from_env;
 
 /// Every Lambda function, by name: the binary, the `cargo lambda invoke` name and the
 /// `BuildProperties: Binary` of its function in `template.yaml` (a test checks the template).
+/// The HTTP API's are [`routes::Route::function`]s.
 pub const FUNCTION_NAMES: [&str; 16] = [
     "messaging-stream",
     "list-message-groups",

@@ -1548,7 +1548,7 @@ async fn reading_the_newest_page_or_posting_read_marks_a_conversation_read() {
 
 #[test]
 fn every_http_route_has_an_event_in_events() {
-    for route in local::server::Route::ALL {
+    for route in functions::routes::Route::ALL {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events");
         let prefix = format!("api-{}", route.function());
         let found = std::fs::read_dir(&dir)

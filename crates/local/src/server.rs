@@ -15,75 +15,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, get, on};
 use functions::api::Api;
 use functions::http::{ApiError, MAX_BODY_BYTES, NEXT_CURSOR_HEADER};
+use functions::routes::Route;
 use jsonwebtoken::jwk::JwkSet;
 use serde_json::{Value, json};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::{AuthError, Authorizer};
-
-/// One route of the HTTP API. `template.yaml`'s routes are checked against these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    ListMessageGroups,
-    ListMessages,
-    CreateMessage,
-    GetUserShort,
-    CreateMessageGroup,
-    ListMessageGroupMembers,
-    AddMessageGroupMembers,
-    LeaveMessageGroup,
-    MarkMessageGroupRead,
-}
-
-impl Route {
-    /// The route key, as in `template.yaml` and in the event's `routeKey`.
-    pub fn key(self) -> &'static str {
-        match self {
-            Self::ListMessageGroups => "GET /api/message_groups",
-            Self::ListMessages => "GET /api/messages/{message_group_uuid}",
-            Self::CreateMessage => "POST /api/messages",
-            // A path variable fills a whole segment in API Gateway: the `@` arrives in it.
-            Self::GetUserShort => "GET /api/users/{handle}/short",
-            Self::CreateMessageGroup => "POST /api/message_groups",
-            Self::ListMessageGroupMembers => "GET /api/message_groups/{message_group_uuid}/members",
-            Self::AddMessageGroupMembers => "POST /api/message_groups/{message_group_uuid}/members",
-            Self::LeaveMessageGroup => "POST /api/message_groups/{message_group_uuid}/leave",
-            Self::MarkMessageGroupRead => "POST /api/message_groups/{message_group_uuid}/read",
-        }
-    }
-
-    /// The function that serves it.
-    pub fn function(self) -> &'static str {
-        match self {
-            Self::ListMessageGroups => "list-message-groups",
-            Self::ListMessages => "list-messages",
-            Self::CreateMessage => "create-message",
-            Self::GetUserShort => "get-user-short",
-            Self::CreateMessageGroup => "create-message-group",
-            Self::ListMessageGroupMembers => "list-message-group-members",
-            Self::AddMessageGroupMembers => "add-message-group-members",
-            Self::LeaveMessageGroup => "leave-message-group",
-            Self::MarkMessageGroupRead => "mark-message-group-read",
-        }
-    }
-
-    /// Whether the JWT authorizer guards it.
-    pub fn protected(self) -> bool {
-        !matches!(self, Self::GetUserShort)
-    }
-
-    pub const ALL: [Route; 9] = [
-        Self::ListMessageGroups,
-        Self::ListMessages,
-        Self::CreateMessage,
-        Self::GetUserShort,
-        Self::CreateMessageGroup,
-        Self::ListMessageGroupMembers,
-        Self::AddMessageGroupMembers,
-        Self::LeaveMessageGroup,
-        Self::MarkMessageGroupRead,
-    ];
-}
 
 #[derive(Clone)]
 struct AppState {
@@ -119,13 +56,9 @@ pub fn router(
     // path (GET and POST /api/message_groups) merge into one method router.
     let mut router = Router::new();
     for route in Route::ALL {
-        let (method, path) = route
-            .key()
-            .split_once(' ')
-            .ok_or_else(|| anyhow::anyhow!("route key {:?} has no method", route.key()))?;
-        let method = MethodFilter::try_from(Method::from_bytes(method.as_bytes())?)?;
+        let method = MethodFilter::try_from(Method::from_bytes(route.method().as_bytes())?)?;
         router = router.route(
-            path,
+            route.path(),
             on(
                 method,
                 move |state: State<AppState>,
