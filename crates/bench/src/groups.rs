@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::dynamodb::Event;
 use functions::api::Api;
 use functions::directory::{Directory, SystemClock};
+use functions::routes::Route;
 use functions::stream::{FILTER_PATTERN, StreamHandler};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
@@ -127,7 +128,7 @@ async fn create(
         let mut tally = Tally::default();
         for _ in 0..calls {
             let response = tally
-                .time(table, api.create_message_group(request(&event)))
+                .time(table, api.serve(Route::CreateMessageGroup, request(&event)))
                 .await;
             ok(response)?;
         }
@@ -185,10 +186,15 @@ async fn mark_read(
                 .await?;
             let response = if route.starts_with("POST") {
                 tally
-                    .time(table, api.mark_message_group_read(request(event)))
+                    .time(
+                        table,
+                        api.serve(Route::MarkMessageGroupRead, request(event)),
+                    )
                     .await
             } else {
-                tally.time(table, api.list_messages(request(event))).await
+                tally
+                    .time(table, api.serve(Route::ListMessages, request(event)))
+                    .await
             };
             ok(response)?;
         }
@@ -223,10 +229,13 @@ async fn add_and_leave(
     let (mut adds, mut leaves) = (Tally::default(), Tally::default());
     for _ in 0..calls {
         ok(adds
-            .time(table, api.add_message_group_members(request(&add)))
+            .time(
+                table,
+                api.serve(Route::AddMessageGroupMembers, request(&add)),
+            )
             .await)?;
         ok(leaves
-            .time(table, api.leave_message_group(request(&leave)))
+            .time(table, api.serve(Route::LeaveMessageGroup, request(&leave)))
             .await)?;
     }
     adds.row(

@@ -137,4 +137,21 @@ mod tests {
         assert_eq!(functions.len(), Route::ALL.len());
         assert!(functions.is_subset(&crate::FUNCTION_NAMES.into_iter().collect()));
     }
+
+    /// A binary named after one route's function but serving another would deploy fine and
+    /// answer the wrong route.
+    #[test]
+    fn each_function_binary_serves_its_route() {
+        let bins = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bin");
+        for route in Route::ALL {
+            let path = bins.join(format!("{}.rs", route.function()));
+            let source = std::fs::read_to_string(&path)
+                .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+            assert!(
+                source.contains(&format!("run_route(Route::{route:?})")),
+                "{} runs Route::{route:?}",
+                path.display()
+            );
+        }
+    }
 }

@@ -136,18 +136,7 @@ async fn dispatch(
             return internal_error();
         }
     };
-    let api = &state.api;
-    let outcome = match route {
-        Route::ListMessageGroups => api.list_message_groups(request).await,
-        Route::ListMessages => api.list_messages(request).await,
-        Route::CreateMessage => api.create_message(request).await,
-        Route::GetUserShort => api.get_user_short(request).await,
-        Route::CreateMessageGroup => api.create_message_group(request).await,
-        Route::ListMessageGroupMembers => api.list_message_group_members(request).await,
-        Route::AddMessageGroupMembers => api.add_message_group_members(request).await,
-        Route::LeaveMessageGroup => api.leave_message_group(request).await,
-        Route::MarkMessageGroupRead => api.mark_message_group_read(request).await,
-    };
+    let outcome = state.api.serve(route, request).await;
     match outcome {
         Ok(response) => from_lambda(response),
         // The function has logged its failure, once, with the request id; the request line
