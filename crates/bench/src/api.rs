@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use functions::api::Api;
 use functions::directory::{Directory, SystemClock};
+use functions::routes::Route;
 use lambda_http::http::StatusCode;
 use messaging::store::NewUser;
 use messaging::testkit::TestTable;
@@ -58,43 +59,43 @@ pub async fn run(calls: usize) -> anyhow::Result<()> {
         json!(json!({"message": "benchmark", "message_group_uuid": group}).to_string());
     let mut by_handle = event("api-create-message-to-self.json");
     by_handle["body"] = json!(json!({"message": "benchmark", "handle": "bayko"}).to_string());
-    let cases: Vec<(&str, &str, Value)> = vec![
+    let cases: Vec<(Route, &str, &str, Value)> = vec![
         (
+            Route::ListMessageGroups,
             "GET /api/message_groups",
             "inbox, 20 rows",
             event("api-list-message-groups.json"),
         ),
         (
+            Route::ListMessages,
             "GET /api/messages/{id}",
             "20 of 101 messages",
             list_messages,
         ),
-        ("POST /api/messages", "append to a conversation", append),
         (
+            Route::CreateMessage,
+            "POST /api/messages",
+            "append to a conversation",
+            append,
+        ),
+        (
+            Route::CreateMessage,
             "POST /api/messages",
             "to a handle, conversation exists",
             by_handle,
         ),
         (
+            Route::GetUserShort,
             "GET /api/users/@{handle}/short",
             "known handle",
             event("api-get-user-short.json"),
         ),
     ];
-    for (route, case, event) in cases {
+    for (handler, route, case, event) in cases {
         let call = |api: &Api, event: &Value| {
             let request = lambda_http::request::from_str(&event.to_string()).expect("event");
             let api = api.clone();
-            let route = route.to_owned();
-            async move {
-                let response = match route.as_str() {
-                    "GET /api/message_groups" => api.list_message_groups(request).await,
-                    "GET /api/messages/{id}" => api.list_messages(request).await,
-                    "POST /api/messages" => api.create_message(request).await,
-                    _ => api.get_user_short(request).await,
-                };
-                response.map(|r| r.status())
-            }
+            async move { api.serve(handler, request).await.map(|r| r.status()) }
         };
         // Warm the cache and the connection pool, as a warm execution environment is.
         anyhow::ensure!(

@@ -10,6 +10,7 @@ use functions::api::Api;
 use functions::batch::FILTER_PATTERN;
 use functions::directory::{Directory, SystemClock};
 use functions::inbox_rows::InboxRowMover;
+use functions::routes::Route;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use local::filter::EventFilter;
@@ -128,7 +129,7 @@ async fn create(
         let mut tally = Tally::default();
         for _ in 0..calls {
             let response = tally
-                .time(table, api.create_message_group(request(&event)))
+                .time(table, api.serve(Route::CreateMessageGroup, request(&event)))
                 .await;
             ok(response)?;
         }
@@ -186,10 +187,15 @@ async fn mark_read(
                 .await?;
             let response = if route.starts_with("POST") {
                 tally
-                    .time(table, api.mark_message_group_read(request(event)))
+                    .time(
+                        table,
+                        api.serve(Route::MarkMessageGroupRead, request(event)),
+                    )
                     .await
             } else {
-                tally.time(table, api.list_messages(request(event))).await
+                tally
+                    .time(table, api.serve(Route::ListMessages, request(event)))
+                    .await
             };
             ok(response)?;
         }
@@ -224,10 +230,13 @@ async fn add_and_leave(
     let (mut adds, mut leaves) = (Tally::default(), Tally::default());
     for _ in 0..calls {
         ok(adds
-            .time(table, api.add_message_group_members(request(&add)))
+            .time(
+                table,
+                api.serve(Route::AddMessageGroupMembers, request(&add)),
+            )
             .await)?;
         ok(leaves
-            .time(table, api.leave_message_group(request(&leave)))
+            .time(table, api.serve(Route::LeaveMessageGroup, request(&leave)))
             .await)?;
     }
     adds.row(

@@ -1,167 +1,27 @@
-//! The HTTP API's routes, as plain async functions of the request. Each Lambda binary
-//! serves one of them; the local stack serves all of them through the same functions.
+//! The HTTP API's routes. [`Api::serve`] is the one entry: it runs the route's handler and
+//! turns its outcome into the Lambda's answer ([`respond`]). Each Lambda binary serves one
+//! route; the local stack serves all of them through the same entry.
+
+mod json;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use messaging::model::{ConversationKind, MAX_GROUP_MEMBERS};
+use messaging::model::MAX_GROUP_MEMBERS;
 use messaging::page::{PageError, PageRequest};
-use messaging::store::{MarkedRead, Member, ReadUpTo};
+use messaging::store::{MarkedRead, ReadUpTo};
 use messaging::validate::{
     GroupName, Handle, MessageText, ValidationError, group_handles, parse_group_uuid,
 };
-use messaging::{InboxEntry, Message, Store, StoreError, Timestamp, User};
-use serde::{Deserialize, Serialize};
+use messaging::{Store, StoreError, Timestamp, User};
 
+use self::json::{AddMembersBody, CreateGroupBody, CreateMessageBody};
+pub use self::json::{CreatedMessage, GroupMember, InboxItem, ListItem, UserShort};
 use crate::directory::Directory;
 use crate::http::{
     ApiError, HandlerError, caller_sub, json_body, json_response, page_response, path_parameter,
     query_parameter, respond,
 };
-
-/// A message of a conversation, in the original frontend's shape (`uuid` is the
-/// message's).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListItem {
-    pub uuid: String,
-    pub display_name: String,
-    pub handle: String,
-    pub message: String,
-    pub created_at: String,
-}
-
-/// A conversation of the inbox: the original frontend's shape (`uuid` is the
-/// conversation's; for a direct conversation `display_name` and `handle` are the other
-/// member's) plus fields it ignores. A group shows its name as `display_name` and its
-/// last sender's handle as `handle`, and carries `name` and `member_count`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InboxItem {
-    pub uuid: String,
-    pub display_name: String,
-    pub handle: String,
-    pub message: String,
-    pub created_at: String,
-    pub kind: ConversationKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub member_count: Option<u32>,
-    /// Messages from others since the caller last read the conversation.
-    pub unread: u32,
-}
-
-impl From<InboxEntry> for InboxItem {
-    fn from(row: InboxEntry) -> Self {
-        let group = row.kind == ConversationKind::Group;
-        Self {
-            uuid: row.group_uuid.to_string(),
-            display_name: match (&row.name, group) {
-                (Some(name), true) => name.clone(),
-                _ => row.other.display_name,
-            },
-            handle: row.other.handle,
-            message: row.last_message,
-            created_at: row.last_message_at,
-            kind: row.kind,
-            name: row.name.filter(|_| group),
-            member_count: row.member_count.filter(|_| group),
-            unread: row.unread,
-        }
-    }
-}
-
-/// One member, as `GET /api/message_groups/{id}/members` lists them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupMember {
-    pub uuid: String,
-    pub handle: String,
-    pub display_name: String,
-    pub joined_at: String,
-}
-
-impl From<Member> for GroupMember {
-    fn from(member: Member) -> Self {
-        Self {
-            uuid: member.uuid.to_string(),
-            handle: member.handle,
-            display_name: member.display_name,
-            joined_at: member.joined_at,
-        }
-    }
-}
-
-impl From<Message> for ListItem {
-    fn from(message: Message) -> Self {
-        Self {
-            uuid: message.uuid.to_string(),
-            display_name: message.sender.display_name,
-            handle: message.sender.handle,
-            message: message.text,
-            created_at: message.created_at,
-        }
-    }
-}
-
-/// The answer to `POST /api/messages`: the new message, `uuid` being the message's own.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CreatedMessage {
-    pub message_group_uuid: String,
-    pub uuid: String,
-    pub display_name: String,
-    pub handle: String,
-    pub message: String,
-    pub created_at: String,
-}
-
-impl From<Message> for CreatedMessage {
-    fn from(message: Message) -> Self {
-        Self {
-            message_group_uuid: message.group_uuid.to_string(),
-            uuid: message.uuid.to_string(),
-            display_name: message.sender.display_name,
-            handle: message.sender.handle,
-            message: message.text,
-            created_at: message.created_at,
-        }
-    }
-}
-
-/// `GET /api/users/@{handle}/short`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserShort {
-    pub uuid: String,
-    pub handle: String,
-    pub display_name: String,
-}
-
-/// `POST /api/messages` body: `{message, message_group_uuid}` appends to a conversation,
-/// `{message, handle}` messages a user (when both are given, the conversation wins).
-#[derive(Debug, Default, Deserialize)]
-struct CreateMessageBody {
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    message_group_uuid: Option<String>,
-    #[serde(default)]
-    handle: Option<String>,
-}
-
-/// `POST /api/message_groups` body.
-#[derive(Debug, Default, Deserialize)]
-struct CreateGroupBody {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    handles: Option<Vec<String>>,
-    #[serde(default)]
-    message: Option<String>,
-}
-
-/// `POST /api/message_groups/{id}/members` body.
-#[derive(Debug, Default, Deserialize)]
-struct AddMembersBody {
-    #[serde(default)]
-    handles: Option<Vec<String>>,
-}
+use crate::routes::Route;
 
 /// Others a group can have besides the caller.
 const MAX_OTHERS: usize = MAX_GROUP_MEMBERS - 1;
@@ -181,19 +41,31 @@ impl Api {
         self.directory.store()
     }
 
-    /// `GET /api/message_groups`: the caller's inbox, newest first.
-    #[tracing::instrument(skip_all, fields(route = "list-message-groups"))]
-    pub async fn list_message_groups(
+    /// Answers `request` as `route`'s function: refusals (4xx) and a busy table (503) are
+    /// responses, infrastructure failures are `Err` (Lambda reports them; API Gateway
+    /// answers 500).
+    #[tracing::instrument(skip_all, fields(route = route.function()))]
+    pub async fn serve(
         &self,
+        route: Route,
         request: Request,
     ) -> Result<Response<Body>, lambda_http::Error> {
-        respond(&request, self.list_message_groups_inner(&request).await)
+        let outcome = match route {
+            Route::ListMessageGroups => self.list_message_groups(&request).await,
+            Route::ListMessages => self.list_messages(&request).await,
+            Route::CreateMessage => self.create_message(&request).await,
+            Route::GetUserShort => self.get_user_short(&request).await,
+            Route::CreateMessageGroup => self.create_message_group(&request).await,
+            Route::ListMessageGroupMembers => self.list_message_group_members(&request).await,
+            Route::AddMessageGroupMembers => self.add_message_group_members(&request).await,
+            Route::LeaveMessageGroup => self.leave_message_group(&request).await,
+            Route::MarkMessageGroupRead => self.mark_message_group_read(&request).await,
+        };
+        respond(&request, outcome)
     }
 
-    async fn list_message_groups_inner(
-        &self,
-        request: &Request,
-    ) -> Result<Response<Body>, HandlerError> {
+    /// `GET /api/message_groups`: the caller's inbox, newest first.
+    async fn list_message_groups(&self, request: &Request) -> Result<Response<Body>, HandlerError> {
         // Who asks comes first, as the authorizer would; then the input; then the I/O.
         let sub = caller_sub(request)?;
         let page = page_request(request)?;
@@ -206,17 +78,9 @@ impl Api {
     /// `GET /api/messages/{message_group_uuid}`: a page of a conversation the caller
     /// belongs to, oldest first within the page, newest page first. The newest page (no
     /// cursor) marks the conversation read up to its newest message.
-    #[tracing::instrument(skip_all, fields(route = "list-messages"))]
-    pub async fn list_messages(
-        &self,
-        request: Request,
-    ) -> Result<Response<Body>, lambda_http::Error> {
-        respond(&request, self.list_messages_inner(&request).await)
-    }
-
-    async fn list_messages_inner(&self, request: &Request) -> Result<Response<Body>, HandlerError> {
+    async fn list_messages(&self, request: &Request) -> Result<Response<Body>, HandlerError> {
         let sub = caller_sub(request)?;
-        let group = parse_group_uuid(path_parameter(request, "message_group_uuid").unwrap_or(""))?;
+        let group = group_in_path(request)?;
         let page = page_request(request)?;
         let caller = self.registered(&sub).await?;
         let messages = self
@@ -228,37 +92,18 @@ impl Api {
     }
 
     /// `POST /api/messages`.
-    #[tracing::instrument(skip_all, fields(route = "create-message"))]
-    pub async fn create_message(
-        &self,
-        request: Request,
-    ) -> Result<Response<Body>, lambda_http::Error> {
-        respond(&request, self.create_message_inner(&request).await)
-    }
-
-    async fn create_message_inner(
-        &self,
-        request: &Request,
-    ) -> Result<Response<Body>, HandlerError> {
+    async fn create_message(&self, request: &Request) -> Result<Response<Body>, HandlerError> {
         // Who asks comes first: an anonymous request learns nothing about its body.
         let sub = caller_sub(request)?;
         let body: CreateMessageBody = json_body(request)?;
-        let text = MessageText::parse(body.message.unwrap_or_default());
         let target = match (&body.message_group_uuid, &body.handle) {
             (Some(group), _) => parse_group_uuid(group).map(Target::Conversation),
             (None, Some(handle)) => Handle::parse(handle).map(Target::User),
             (None, None) => Err(ValidationError::HandleBlank),
         };
-        let (text, target) = match (text, target) {
-            (Ok(text), Ok(target)) => (text, target),
-            (text, target) => {
-                let codes = [text.err(), target.err()]
-                    .into_iter()
-                    .flatten()
-                    .map(ValidationError::code);
-                return Err(ApiError::Validation(codes.collect()).into());
-            }
-        };
+        let (text, target) = Inputs::check(MessageText::parse(body.message.unwrap_or_default()))
+            .and(target)
+            .valid()?;
         let sender = self.registered(&sub).await?;
         let now = Timestamp::now();
         let message = match target {
@@ -286,33 +131,21 @@ impl Api {
 
     /// `POST /api/message_groups`: a named conversation of the caller and the listed users,
     /// with its first message; answers like `POST /api/messages`.
-    #[tracing::instrument(skip_all, fields(route = "create-message-group"))]
-    pub async fn create_message_group(
-        &self,
-        request: Request,
-    ) -> Result<Response<Body>, lambda_http::Error> {
-        respond(&request, self.create_message_group_inner(&request).await)
-    }
-
-    async fn create_message_group_inner(
+    async fn create_message_group(
         &self,
         request: &Request,
     ) -> Result<Response<Body>, HandlerError> {
         let sub = caller_sub(request)?;
         let body: CreateGroupBody = json_body(request)?;
-        let name = GroupName::parse(body.name.as_deref().unwrap_or(""));
-        let handles = group_handles(body.handles.as_deref().unwrap_or(&[]), None, MAX_OTHERS);
-        let text = MessageText::parse(body.message.unwrap_or_default());
-        let (name, handles, text) = match (name, handles, text) {
-            (Ok(name), Ok(handles), Ok(text)) => (name, handles, text),
-            (name, handles, text) => {
-                let codes = [name.err(), handles.err(), text.err()]
-                    .into_iter()
-                    .flatten()
-                    .map(ValidationError::code);
-                return Err(ApiError::Validation(codes.collect()).into());
-            }
-        };
+        let ((name, handles), text) =
+            Inputs::check(GroupName::parse(body.name.as_deref().unwrap_or("")))
+                .and(group_handles(
+                    body.handles.as_deref().unwrap_or(&[]),
+                    None,
+                    MAX_OTHERS,
+                ))
+                .and(MessageText::parse(body.message.unwrap_or_default()))
+                .valid()?;
         let creator = self.registered(&sub).await?;
         let others = self.users_to_add(&creator, &handles).await?;
         let message = self
@@ -326,18 +159,7 @@ impl Api {
     }
 
     /// `GET /api/message_groups/{message_group_uuid}/members`: members only.
-    #[tracing::instrument(skip_all, fields(route = "list-message-group-members"))]
-    pub async fn list_message_group_members(
-        &self,
-        request: Request,
-    ) -> Result<Response<Body>, lambda_http::Error> {
-        respond(
-            &request,
-            self.list_message_group_members_inner(&request).await,
-        )
-    }
-
-    async fn list_message_group_members_inner(
+    async fn list_message_group_members(
         &self,
         request: &Request,
     ) -> Result<Response<Body>, HandlerError> {
@@ -349,35 +171,19 @@ impl Api {
 
     /// `POST /api/message_groups/{message_group_uuid}/members` `{"handles": [...]}`: a
     /// member adds people (up to 50 members in all); answers with the members.
-    #[tracing::instrument(skip_all, fields(route = "add-message-group-members"))]
-    pub async fn add_message_group_members(
-        &self,
-        request: Request,
-    ) -> Result<Response<Body>, lambda_http::Error> {
-        respond(
-            &request,
-            self.add_message_group_members_inner(&request).await,
-        )
-    }
-
-    async fn add_message_group_members_inner(
+    async fn add_message_group_members(
         &self,
         request: &Request,
     ) -> Result<Response<Body>, HandlerError> {
         let sub = caller_sub(request)?;
         let body: AddMembersBody = json_body(request)?;
-        let group = parse_group_uuid(path_parameter(request, "message_group_uuid").unwrap_or(""));
-        let handles = group_handles(body.handles.as_deref().unwrap_or(&[]), None, MAX_OTHERS);
-        let (group, handles) = match (group, handles) {
-            (Ok(group), Ok(handles)) => (group, handles),
-            (group, handles) => {
-                let codes = [group.err(), handles.err()]
-                    .into_iter()
-                    .flatten()
-                    .map(ValidationError::code);
-                return Err(ApiError::Validation(codes.collect()).into());
-            }
-        };
+        let (group, handles) = Inputs::check(group_in_path(request))
+            .and(group_handles(
+                body.handles.as_deref().unwrap_or(&[]),
+                None,
+                MAX_OTHERS,
+            ))
+            .valid()?;
         let caller = self.registered(&sub).await?;
         let users = self.users_to_add(&caller, &handles).await?;
         self.store()
@@ -388,18 +194,7 @@ impl Api {
 
     /// `POST /api/message_groups/{message_group_uuid}/leave`: the caller's membership and
     /// inbox row go; a direct conversation cannot be left. `204` without a body.
-    #[tracing::instrument(skip_all, fields(route = "leave-message-group"))]
-    pub async fn leave_message_group(
-        &self,
-        request: Request,
-    ) -> Result<Response<Body>, lambda_http::Error> {
-        respond(&request, self.leave_message_group_inner(&request).await)
-    }
-
-    async fn leave_message_group_inner(
-        &self,
-        request: &Request,
-    ) -> Result<Response<Body>, HandlerError> {
+    async fn leave_message_group(&self, request: &Request) -> Result<Response<Body>, HandlerError> {
         let sub = caller_sub(request)?;
         let group = group_in_path(request)?;
         let caller = self.registered(&sub).await?;
@@ -409,15 +204,7 @@ impl Api {
 
     /// `POST /api/message_groups/{message_group_uuid}/read`: the caller has read the
     /// conversation as far as their inbox shows it; `204` without a body.
-    #[tracing::instrument(skip_all, fields(route = "mark-message-group-read"))]
-    pub async fn mark_message_group_read(
-        &self,
-        request: Request,
-    ) -> Result<Response<Body>, lambda_http::Error> {
-        respond(&request, self.mark_message_group_read_inner(&request).await)
-    }
-
-    async fn mark_message_group_read_inner(
+    async fn mark_message_group_read(
         &self,
         request: &Request,
     ) -> Result<Response<Body>, HandlerError> {
@@ -443,6 +230,19 @@ impl Api {
                 }
             }
         }
+    }
+
+    /// `GET /api/users/@{handle}/short` (route `/api/users/{handle}/short`): public.
+    async fn get_user_short(&self, request: &Request) -> Result<Response<Body>, HandlerError> {
+        let not_found = ApiError::NotFound("user_not_found");
+        // The route is `/api/users/{handle}/short` and the frontend calls it with `@handle`:
+        // without the `@` it is not this route. A handle that cannot exist is not found.
+        let handle = path_parameter(request, "handle")
+            .and_then(|segment| segment.strip_prefix('@'))
+            .and_then(|handle| Handle::parse(handle).ok())
+            .ok_or_else(|| not_found.clone())?;
+        let user = self.directory.by_handle(&handle).await?.ok_or(not_found)?;
+        Ok(json_response(StatusCode::OK, &UserShort::from(user)))
     }
 
     /// The users `handles` name, none of them `caller`; an unknown handle is a 404.
@@ -481,41 +281,37 @@ impl Api {
         Ok(json_response(StatusCode::OK, &members))
     }
 
-    /// `GET /api/users/@{handle}/short` (route `/api/users/{handle}/short`): public.
-    #[tracing::instrument(skip_all, fields(route = "get-user-short"))]
-    pub async fn get_user_short(
-        &self,
-        request: Request,
-    ) -> Result<Response<Body>, lambda_http::Error> {
-        respond(&request, self.get_user_short_inner(&request).await)
-    }
-
-    async fn get_user_short_inner(
-        &self,
-        request: &Request,
-    ) -> Result<Response<Body>, HandlerError> {
-        let not_found = ApiError::NotFound("user_not_found");
-        // The route is `/api/users/{handle}/short` and the frontend calls it with `@handle`:
-        // without the `@` it is not this route. A handle that cannot exist is not found.
-        let handle = path_parameter(request, "handle")
-            .and_then(|segment| segment.strip_prefix('@'))
-            .and_then(|handle| Handle::parse(handle).ok())
-            .ok_or_else(|| not_found.clone())?;
-        let user = self.directory.by_handle(&handle).await?.ok_or(not_found)?;
-        let short = UserShort {
-            uuid: user.uuid.to_string(),
-            handle: user.handle.to_string(),
-            display_name: user.display_name.to_string(),
-        };
-        Ok(json_response(StatusCode::OK, &short))
-    }
-
     async fn registered(&self, sub: &str) -> Result<User, HandlerError> {
         Ok(self
             .directory
             .by_sub(sub)
             .await?
             .ok_or(ApiError::NotFound("user_not_registered"))?)
+    }
+}
+
+/// A request's inputs, each checked on its own: a client gets every invalid field's code
+/// in one answer (in the order checked), not one per attempt.
+struct Inputs<T>(Result<T, Vec<&'static str>>);
+
+impl<T> Inputs<T> {
+    fn check(input: Result<T, ValidationError>) -> Self {
+        Self(input.map_err(|error| vec![error.code()]))
+    }
+
+    fn and<U>(self, next: Result<U, ValidationError>) -> Inputs<(T, U)> {
+        Inputs(match (self.0, next) {
+            (Ok(valid), Ok(next)) => Ok((valid, next)),
+            (earlier, next) => {
+                let mut codes = earlier.err().unwrap_or_default();
+                codes.extend(next.err().map(ValidationError::code));
+                Err(codes)
+            }
+        })
+    }
+
+    fn valid(self) -> Result<T, ApiError> {
+        self.0.map_err(ApiError::Validation)
     }
 }
 

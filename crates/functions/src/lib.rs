@@ -3,8 +3,8 @@
 //! in `src/bin/` only build clients and run the handler.
 //!
 //! - [`inbox_rows`] — `messaging-stream` (DynamoDB stream → inbox rows)
-//! - [`api`] — the HTTP routes, over [`http`] (claims, bodies, error responses) and
-//!   [`directory`] (cached user lookups)
+//! - [`api`] — the HTTP routes of the table in [`routes`], over [`http`] (claims, bodies,
+//!   error responses) and [`directory`] (cached user lookups)
 //! - [`cognito`] — `cognito-pre-signup` and `cognito-post-confirmation`
 //! - [`websocket`] — `ws-authorizer`, `ws-connect`, `ws-disconnect` (the WebSocket API),
 //!   over [`jwt`] (Cognito token verification)
@@ -27,14 +27,19 @@ pub mod http;
 pub mod inbox_rows;
 pub mod jwt;
 pub mod push;
+pub mod routes;
 pub mod websocket;
 
+use lambda_http::{Request, service_fn};
 use messaging::Store;
 use messaging::connect::client_from_env;
 use messaging::schema::table_name_from_env;
 
+use crate::routes::Route;
+
 /// Every Lambda function, by name: the binary, the `cargo lambda invoke` name and the
 /// `BuildProperties: Binary` of its function in `template.yaml` (a test checks the template).
+/// The HTTP API's are [`Route::function`]s.
 pub const FUNCTION_NAMES: [&str; 16] = [
     "messaging-stream",
     "list-message-groups",
@@ -68,6 +73,17 @@ pub async fn api_from_env() -> api::Api {
         std::sync::Arc::new(directory::SystemClock),
     );
     api::Api::new(directory)
+}
+
+/// What an HTTP API function's binary runs: the API, built once per execution
+/// environment, answering every invocation as `route`.
+pub async fn run_route(route: Route) -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let api = &api_from_env().await;
+    lambda_http::run(service_fn(move |request: Request| {
+        api.serve(route, request)
+    }))
+    .await
 }
 
 /// The user directory with its cache, configured from the environment.

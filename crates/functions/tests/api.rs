@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use functions::api::{Api, CreatedMessage, GroupMember, ListItem, UserShort};
 use functions::directory::{Clock, Directory};
 use functions::http::NEXT_CURSOR_HEADER;
+use functions::routes::Route;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use messaging::store::NewUser;
@@ -182,7 +183,10 @@ async fn inbox_lists_conversations_newest_first_with_the_other_member() {
     let newer = send(&w, &w.londo, &w.andrew, "newer").await;
     let response = w
         .api
-        .list_message_groups(request(&event("api-list-message-groups.json")))
+        .serve(
+            Route::ListMessageGroups,
+            request(&event("api-list-message-groups.json")),
+        )
         .await
         .unwrap();
     let (status, cursor, body) = parts(response);
@@ -202,10 +206,10 @@ async fn a_warm_inbox_read_costs_one_request() {
     let w = world().await;
     send(&w, &w.andrew, &w.bayko, "hello").await;
     let inbox = request(&event("api-list-message-groups.json"));
-    w.api.list_message_groups(inbox).await.unwrap();
+    w.api.serve(Route::ListMessageGroups, inbox).await.unwrap();
     w.table.requests.reset();
     let inbox = request(&event("api-list-message-groups.json"));
-    w.api.list_message_groups(inbox).await.unwrap();
+    w.api.serve(Route::ListMessageGroups, inbox).await.unwrap();
     assert_eq!(
         w.table.requests.snapshot().into_iter().collect::<Vec<_>>(),
         vec![("Query".to_owned(), 1)]
@@ -219,7 +223,10 @@ async fn inbox_pages_travel_in_the_cursor_header() {
     send(&w, &w.andrew, &w.londo, "two").await;
     let first = w
         .api
-        .list_message_groups(request(&event("api-list-message-groups-page.json")))
+        .serve(
+            Route::ListMessageGroups,
+            request(&event("api-list-message-groups-page.json")),
+        )
         .await
         .unwrap();
     let (status, cursor, body) = parts(first);
@@ -231,7 +238,12 @@ async fn inbox_pages_travel_in_the_cursor_header() {
         event("api-list-message-groups.json"),
         &[("limit", "1"), ("cursor", &cursor)],
     );
-    let (status, cursor, body) = parts(w.api.list_message_groups(request(&second)).await.unwrap());
+    let (status, cursor, body) = parts(
+        w.api
+            .serve(Route::ListMessageGroups, request(&second))
+            .await
+            .unwrap(),
+    );
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body[0]["message"], "one");
     assert_eq!(cursor, None, "last page");
@@ -241,7 +253,10 @@ async fn inbox_pages_travel_in_the_cursor_header() {
     stolen["queryStringParameters"]["cursor"] = json!(
         parts(
             w.api
-                .list_message_groups(request(&event("api-list-message-groups-page.json")))
+                .serve(
+                    Route::ListMessageGroups,
+                    request(&event("api-list-message-groups-page.json"))
+                )
                 .await
                 .unwrap()
         )
@@ -250,7 +265,10 @@ async fn inbox_pages_travel_in_the_cursor_header() {
     );
     let (status, _, body) = parts(
         w.api
-            .list_message_groups(request(&as_user(stolen, BAYKO_SUB)))
+            .serve(
+                Route::ListMessageGroups,
+                request(&as_user(stolen, BAYKO_SUB)),
+            )
             .await
             .unwrap(),
     );
@@ -259,7 +277,10 @@ async fn inbox_pages_travel_in_the_cursor_header() {
 
     let (status, _, body) = parts(
         w.api
-            .list_message_groups(request(&event("api-list-message-groups-bad-cursor.json")))
+            .serve(
+                Route::ListMessageGroups,
+                request(&event("api-list-message-groups-bad-cursor.json")),
+            )
             .await
             .unwrap(),
     );
@@ -267,7 +288,12 @@ async fn inbox_pages_travel_in_the_cursor_header() {
     assert_eq!(codes(&body), ["cursor_invalid"]);
     for limit in ["0", "1000", "x"] {
         let bad = with_query(event("api-list-message-groups.json"), &[("limit", limit)]);
-        let (status, _, body) = parts(w.api.list_message_groups(request(&bad)).await.unwrap());
+        let (status, _, body) = parts(
+            w.api
+                .serve(Route::ListMessageGroups, request(&bad))
+                .await
+                .unwrap(),
+        );
         assert_eq!(status, StatusCode::BAD_REQUEST, "limit {limit}");
         assert_eq!(codes(&body), ["limit_invalid"]);
     }
@@ -278,9 +304,10 @@ async fn callers_must_be_authenticated_and_registered() {
     let w = world().await;
     let (status, _, body) = parts(
         w.api
-            .list_message_groups(request(&event(
-                "api-list-message-groups-unauthenticated.json",
-            )))
+            .serve(
+                Route::ListMessageGroups,
+                request(&event("api-list-message-groups-unauthenticated.json")),
+            )
             .await
             .unwrap(),
     );
@@ -292,15 +319,20 @@ async fn callers_must_be_authenticated_and_registered() {
     ] {
         let anonymous = request(&anonymous(event(name)));
         let response = match route {
-            0 => w.api.list_messages(anonymous).await,
-            _ => w.api.create_message(anonymous).await,
+            0 => w.api.serve(Route::ListMessages, anonymous).await,
+            _ => w.api.serve(Route::CreateMessage, anonymous).await,
         };
         let (status, _, body) = parts(response.unwrap());
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}");
         assert_eq!(codes(&body), ["unauthenticated"]);
     }
     let stranger = as_user(event("api-list-message-groups.json"), "never-registered");
-    let (status, _, body) = parts(w.api.list_message_groups(request(&stranger)).await.unwrap());
+    let (status, _, body) = parts(
+        w.api
+            .serve(Route::ListMessageGroups, request(&stranger))
+            .await
+            .unwrap(),
+    );
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(codes(&body), ["user_not_registered"]);
 }
@@ -316,12 +348,22 @@ async fn a_third_user_can_neither_read_nor_post_nor_learn_a_conversation_exists(
     let mut answers = Vec::new();
     for target in [&group, &unknown] {
         let read = as_user(in_group(event("api-list-messages.json"), target), LONDO_SUB);
-        answers.push(parts(w.api.list_messages(request(&read)).await.unwrap()));
+        answers.push(parts(
+            w.api
+                .serve(Route::ListMessages, request(&read))
+                .await
+                .unwrap(),
+        ));
         let post = with_body(
             event("api-create-message-not-member.json"),
             &json!({"message": "let me in", "message_group_uuid": target}).to_string(),
         );
-        answers.push(parts(w.api.create_message(request(&post)).await.unwrap()));
+        answers.push(parts(
+            w.api
+                .serve(Route::CreateMessage, request(&post))
+                .await
+                .unwrap(),
+        ));
     }
     for (status, _, body) in &answers {
         assert_eq!(*status, StatusCode::NOT_FOUND);
@@ -377,7 +419,12 @@ async fn a_long_conversation_pages_across_a_year_boundary_exactly_once() {
             query.push(("cursor", cursor.as_str()));
         }
         let page_event = with_query(in_group(event("api-list-messages.json"), &group), &query);
-        let (status, next, body) = parts(w.api.list_messages(request(&page_event)).await.unwrap());
+        let (status, next, body) = parts(
+            w.api
+                .serve(Route::ListMessages, request(&page_event))
+                .await
+                .unwrap(),
+        );
         assert_eq!(status, StatusCode::OK, "{body}");
         pages.push(serde_json::from_value(body).unwrap());
         match next {
@@ -410,15 +457,25 @@ async fn a_long_conversation_pages_across_a_year_boundary_exactly_once() {
         in_group(event("api-list-messages.json"), &group),
         &[("limit", "1")],
     );
-    let cursor = parts(w.api.list_messages(request(&first_page)).await.unwrap())
-        .1
-        .unwrap();
+    let cursor = parts(
+        w.api
+            .serve(Route::ListMessages, request(&first_page))
+            .await
+            .unwrap(),
+    )
+    .1
+    .unwrap();
     for (target, cursor) in [(&other, cursor.clone()), (&group, format!("{cursor}x"))] {
         let bad = with_query(
             in_group(event("api-list-messages.json"), target),
             &[("cursor", &cursor)],
         );
-        let (status, _, body) = parts(w.api.list_messages(request(&bad)).await.unwrap());
+        let (status, _, body) = parts(
+            w.api
+                .serve(Route::ListMessages, request(&bad))
+                .await
+                .unwrap(),
+        );
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(codes(&body), ["cursor_invalid"]);
     }
@@ -429,7 +486,10 @@ async fn a_conversation_id_that_is_not_a_uuid_is_refused() {
     let w = world().await;
     let (status, _, body) = parts(
         w.api
-            .list_messages(request(&event("api-list-messages-bad-uuid.json")))
+            .serve(
+                Route::ListMessages,
+                request(&event("api-list-messages-bad-uuid.json")),
+            )
             .await
             .unwrap(),
     );
@@ -445,7 +505,12 @@ async fn messaging_a_handle_starts_then_reuses_the_conversation_in_both_directio
         event("api-create-message-to-self.json"),
         &json!({"message": "Hello Bayko", "handle": "Bayko"}).to_string(),
     );
-    let (status, _, body) = parts(w.api.create_message(request(&to_bayko)).await.unwrap());
+    let (status, _, body) = parts(
+        w.api
+            .serve(Route::CreateMessage, request(&to_bayko))
+            .await
+            .unwrap(),
+    );
     assert_eq!(status, StatusCode::OK, "{body}");
     let created: CreatedMessage = serde_json::from_value(body).unwrap();
     assert_eq!(created.handle, "andrewbrown");
@@ -466,7 +531,12 @@ async fn messaging_a_handle_starts_then_reuses_the_conversation_in_both_directio
         ),
         BAYKO_SUB,
     );
-    let (status, _, body) = parts(w.api.create_message(request(&reply)).await.unwrap());
+    let (status, _, body) = parts(
+        w.api
+            .serve(Route::CreateMessage, request(&reply))
+            .await
+            .unwrap(),
+    );
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body["message_group_uuid"],
@@ -483,12 +553,22 @@ async fn messaging_a_handle_starts_then_reuses_the_conversation_in_both_directio
         BAYKO_SUB,
     );
     w.table.requests.reset();
-    let (status, _, body) = parts(w.api.create_message(request(&by_group)).await.unwrap());
+    let (status, _, body) = parts(
+        w.api
+            .serve(Route::CreateMessage, request(&by_group))
+            .await
+            .unwrap(),
+    );
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(w.table.requests.total(), 1, "a warm append is one request");
 
     let read = in_group(event("api-list-messages.json"), &created.message_group_uuid);
-    let (_, _, body) = parts(w.api.list_messages(request(&read)).await.unwrap());
+    let (_, _, body) = parts(
+        w.api
+            .serve(Route::ListMessages, request(&read))
+            .await
+            .unwrap(),
+    );
     let items: Vec<ListItem> = serde_json::from_value(body).unwrap();
     let texts: Vec<&str> = items.iter().map(|item| item.message.as_str()).collect();
     assert_eq!(texts, ["Hello Bayko", "Hi!", "Again"]);
@@ -592,7 +672,12 @@ async fn every_invalid_message_gets_its_code_and_writes_nothing() {
         ),
     ];
     for (case, expected_status, expected_codes) in cases {
-        let (status, _, body) = parts(w.api.create_message(request(&case)).await.unwrap());
+        let (status, _, body) = parts(
+            w.api
+                .serve(Route::CreateMessage, request(&case))
+                .await
+                .unwrap(),
+        );
         assert_eq!(status, expected_status, "{}", case["body"]);
         assert_eq!(codes(&body), expected_codes, "{}", case["body"]);
     }
@@ -617,7 +702,12 @@ async fn the_1024_character_limit_counts_characters_not_bytes() {
             event("api-create-message-blank.json"),
             &json!({"message": text, "handle": "bayko"}).to_string(),
         );
-        let (status, _, body) = parts(w.api.create_message(request(&case)).await.unwrap());
+        let (status, _, body) = parts(
+            w.api
+                .serve(Route::CreateMessage, request(&case))
+                .await
+                .unwrap(),
+        );
         if ok {
             assert_eq!(status, StatusCode::OK, "{body}");
             assert_eq!(body["message"].as_str().unwrap().chars().count(), 1024);
@@ -633,7 +723,10 @@ async fn user_short_is_public_and_case_insensitive() {
     let w = world().await;
     let (status, _, body) = parts(
         w.api
-            .get_user_short(request(&event("api-get-user-short.json")))
+            .serve(
+                Route::GetUserShort,
+                request(&event("api-get-user-short.json")),
+            )
             .await
             .unwrap(),
     );
@@ -649,13 +742,23 @@ async fn user_short_is_public_and_case_insensitive() {
     );
     let mut upper = event("api-get-user-short.json");
     upper["pathParameters"]["handle"] = json!("@BAYKO");
-    let (status, _, _) = parts(w.api.get_user_short(request(&upper)).await.unwrap());
+    let (status, _, _) = parts(
+        w.api
+            .serve(Route::GetUserShort, request(&upper))
+            .await
+            .unwrap(),
+    );
     assert_eq!(status, StatusCode::OK);
     // No `@`: not this route, even for a real handle.
     for handle in ["@nobody", "@not a handle", "@", "bayko", ""] {
         let mut unknown = event("api-get-user-short-unknown.json");
         unknown["pathParameters"]["handle"] = json!(handle);
-        let (status, _, body) = parts(w.api.get_user_short(request(&unknown)).await.unwrap());
+        let (status, _, body) = parts(
+            w.api
+                .serve(Route::GetUserShort, request(&unknown))
+                .await
+                .unwrap(),
+        );
         assert_eq!(status, StatusCode::NOT_FOUND, "{handle:?}");
         assert_eq!(codes(&body), ["user_not_found"]);
     }
@@ -668,9 +771,12 @@ async fn cached_profiles_are_refreshed_after_the_ttl() {
         let api = api.clone();
         async move {
             parts(
-                api.get_user_short(request(&event("api-get-user-short.json")))
-                    .await
-                    .unwrap(),
+                api.serve(
+                    Route::GetUserShort,
+                    request(&event("api-get-user-short.json")),
+                )
+                .await
+                .unwrap(),
             )
             .2
         }
@@ -780,7 +886,11 @@ async fn the_membership_gate_is_a_strongly_consistent_read() {
     let recorder = messaging::testkit::stand_in::RecordRequests::new();
     let api = api_over(w.table.store_with(recorder.clone()));
     let read = in_group(event("api-list-messages.json"), &group.to_string());
-    let (status, _, body) = parts(api.list_messages(request(&read)).await.unwrap());
+    let (status, _, body) = parts(
+        api.serve(Route::ListMessages, request(&read))
+            .await
+            .unwrap(),
+    );
     assert_eq!(status, StatusCode::OK, "{body}");
 
     let membership_key = messaging::keys::membership(group, w.andrew.uuid);
@@ -836,7 +946,7 @@ async fn throttling_answers_503_service_busy_with_retry_after() {
     dynamodb.refuse("GetItem", messaging::testkit::stand_in::Refusal::Throttling);
 
     let inbox = request(&event("api-list-message-groups.json"));
-    let (response, logs) = logs_of(api.list_message_groups(inbox)).await;
+    let (response, logs) = logs_of(api.serve(Route::ListMessageGroups, inbox)).await;
     let response = response.expect("a throttled request is an answer, not a fault");
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["retry-after"], "1");
@@ -855,13 +965,21 @@ async fn throttling_answers_503_service_busy_with_retry_after() {
 
     // The conversation's reads too; nothing is cached from the refused lookups.
     let read = in_group(event("api-list-messages.json"), &group.to_string());
-    let (status, _, body) = parts(api.list_messages(request(&read)).await.unwrap());
+    let (status, _, body) = parts(
+        api.serve(Route::ListMessages, request(&read))
+            .await
+            .unwrap(),
+    );
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(codes(&body), ["service_busy"]);
 
     // Once DynamoDB has capacity again, the same request succeeds.
     dynamodb.allow_all();
-    let (status, _, body) = parts(api.list_messages(request(&read)).await.unwrap());
+    let (status, _, body) = parts(
+        api.serve(Route::ListMessages, request(&read))
+            .await
+            .unwrap(),
+    );
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
@@ -879,7 +997,11 @@ async fn writes_that_keep_conflicting_answer_503_and_write_nothing() {
         event("api-create-message-to-group.json"),
         &json!({"message": "second", "message_group_uuid": group}).to_string(),
     );
-    let (status, _, body) = parts(api.create_message(request(&append)).await.unwrap());
+    let (status, _, body) = parts(
+        api.serve(Route::CreateMessage, request(&append))
+            .await
+            .unwrap(),
+    );
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(codes(&body), ["service_busy"]);
     assert!(dynamodb.refused() > 1, "the store retried the transaction");
@@ -899,7 +1021,7 @@ async fn a_real_fault_is_a_500_logged_once_with_the_request_id() {
     let missing = messaging::Store::new(w.table.store.client().clone(), "no-such-table");
     let api = api_over(missing);
     let inbox = request(&event("api-list-message-groups.json"));
-    let (outcome, logs) = logs_of(api.list_message_groups(inbox)).await;
+    let (outcome, logs) = logs_of(api.serve(Route::ListMessageGroups, inbox)).await;
     assert!(
         outcome.is_err(),
         "a fault is reported to Lambda (API Gateway answers 500)"
@@ -935,7 +1057,7 @@ async fn a_base64_encoded_body_is_measured_after_decoding() {
     let fits = json!({"message": "€".repeat(1000), "handle": "bayko"});
     let (status, _, body) = parts(
         w.api
-            .create_message(request(&base64_event(&fits)))
+            .serve(Route::CreateMessage, request(&base64_event(&fits)))
             .await
             .unwrap(),
     );
@@ -948,7 +1070,7 @@ async fn a_base64_encoded_body_is_measured_after_decoding() {
     assert!(encode(&padded).len() > functions::http::MAX_BODY_BYTES);
     let (status, _, body) = parts(
         w.api
-            .create_message(request(&base64_event(&padded)))
+            .serve(Route::CreateMessage, request(&base64_event(&padded)))
             .await
             .unwrap(),
     );
@@ -959,7 +1081,7 @@ async fn a_base64_encoded_body_is_measured_after_decoding() {
     });
     let (status, _, body) = parts(
         w.api
-            .create_message(request(&base64_event(&too_large)))
+            .serve(Route::CreateMessage, request(&base64_event(&too_large)))
             .await
             .unwrap(),
     );
@@ -1110,7 +1232,10 @@ fn at_group(event: Value, group: &str) -> Value {
 async fn bootcamp(w: &World) -> CreatedMessage {
     let (status, _, body) = parts(
         w.api
-            .create_message_group(request(&event("api-create-message-group.json")))
+            .serve(
+                Route::CreateMessageGroup,
+                request(&event("api-create-message-group.json")),
+            )
             .await
             .unwrap(),
     );
@@ -1120,7 +1245,12 @@ async fn bootcamp(w: &World) -> CreatedMessage {
 
 async fn inbox_json(w: &World, sub: &str) -> Vec<Value> {
     let inbox = as_user(event("api-list-message-groups.json"), sub);
-    let (status, _, body) = parts(w.api.list_message_groups(request(&inbox)).await.unwrap());
+    let (status, _, body) = parts(
+        w.api
+            .serve(Route::ListMessageGroups, request(&inbox))
+            .await
+            .unwrap(),
+    );
     assert_eq!(status, StatusCode::OK, "{body}");
     body.as_array().unwrap().clone()
 }
@@ -1187,7 +1317,12 @@ async fn a_group_is_created_from_its_event_and_shows_in_every_inbox_with_kind_an
         ),
         LONDO_SUB,
     );
-    let (status, _, body) = parts(w.api.create_message(request(&post)).await.unwrap());
+    let (status, _, body) = parts(
+        w.api
+            .serve(Route::CreateMessage, request(&post))
+            .await
+            .unwrap(),
+    );
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
@@ -1246,13 +1381,21 @@ async fn every_invalid_group_gets_its_codes_and_writes_nothing() {
         ),
     ];
     for (case, expected_status, expected_codes) in cases {
-        let (status, _, body) = parts(w.api.create_message_group(request(&case)).await.unwrap());
+        let (status, _, body) = parts(
+            w.api
+                .serve(Route::CreateMessageGroup, request(&case))
+                .await
+                .unwrap(),
+        );
         assert_eq!(status, expected_status, "{}", case["body"]);
         assert_eq!(codes(&body), expected_codes, "{}", case["body"]);
     }
     let (status, _, _) = parts(
         w.api
-            .create_message_group(request(&anonymous(event("api-create-message-group.json"))))
+            .serve(
+                Route::CreateMessageGroup,
+                request(&anonymous(event("api-create-message-group.json"))),
+            )
             .await
             .unwrap(),
     );
@@ -1267,9 +1410,12 @@ async fn every_invalid_group_gets_its_codes_and_writes_nothing() {
     // Duplicates collapse, case-insensitively.
     let (status, _, body) = parts(
         w.api
-            .create_message_group(request(&create(
-                r#"{"name": "G", "handles": ["bayko", "BAYKO", "@bayko"], "message": "hi"}"#,
-            )))
+            .serve(
+                Route::CreateMessageGroup,
+                request(&create(
+                    r#"{"name": "G", "handles": ["bayko", "BAYKO", "@bayko"], "message": "hi"}"#,
+                )),
+            )
             .await
             .unwrap(),
     );
@@ -1302,7 +1448,7 @@ async fn members_are_listed_to_members_added_by_members_and_groups_can_be_left()
 
     let (status, _, body) = parts(
         w.api
-            .list_message_group_members(request(&list(BAYKO_SUB)))
+            .serve(Route::ListMessageGroupMembers, request(&list(BAYKO_SUB)))
             .await
             .unwrap(),
     );
@@ -1314,7 +1460,7 @@ async fn members_are_listed_to_members_added_by_members_and_groups_can_be_left()
     assert_eq!(members[0].uuid, w.andrew.uuid.to_string());
     let (status, _, body) = parts(
         w.api
-            .list_message_group_members(request(&list("sub-mordo")))
+            .serve(Route::ListMessageGroupMembers, request(&list("sub-mordo")))
             .await
             .unwrap(),
     );
@@ -1326,7 +1472,10 @@ async fn members_are_listed_to_members_added_by_members_and_groups_can_be_left()
     // A stranger cannot add themself; a member adds them.
     let (status, _, body) = parts(
         w.api
-            .add_message_group_members(request(&add("sub-mordo", r#"{"handles": ["bayko"]}"#)))
+            .serve(
+                Route::AddMessageGroupMembers,
+                request(&add("sub-mordo", r#"{"handles": ["bayko"]}"#)),
+            )
             .await
             .unwrap(),
     );
@@ -1354,7 +1503,10 @@ async fn members_are_listed_to_members_added_by_members_and_groups_can_be_left()
     ] {
         let (status, _, response) = parts(
             w.api
-                .add_message_group_members(request(&add(BAYKO_SUB, body)))
+                .serve(
+                    Route::AddMessageGroupMembers,
+                    request(&add(BAYKO_SUB, body)),
+                )
                 .await
                 .unwrap(),
         );
@@ -1365,7 +1517,10 @@ async fn members_are_listed_to_members_added_by_members_and_groups_can_be_left()
     }
     let (status, _, body) = parts(
         w.api
-            .add_message_group_members(request(&add(BAYKO_SUB, r#"{"handles": ["mordo"]}"#)))
+            .serve(
+                Route::AddMessageGroupMembers,
+                request(&add(BAYKO_SUB, r#"{"handles": ["mordo"]}"#)),
+            )
             .await
             .unwrap(),
     );
@@ -1387,7 +1542,7 @@ async fn members_are_listed_to_members_added_by_members_and_groups_can_be_left()
     // Londo leaves: gone from the inbox and the members, and cannot leave twice.
     let (status, _, body) = parts(
         w.api
-            .leave_message_group(request(&leave(LONDO_SUB)))
+            .serve(Route::LeaveMessageGroup, request(&leave(LONDO_SUB)))
             .await
             .unwrap(),
     );
@@ -1395,7 +1550,7 @@ async fn members_are_listed_to_members_added_by_members_and_groups_can_be_left()
     assert!(item_of(&inbox_json(&w, LONDO_SUB).await, &group).is_none());
     let (status, _, body) = parts(
         w.api
-            .leave_message_group(request(&leave(LONDO_SUB)))
+            .serve(Route::LeaveMessageGroup, request(&leave(LONDO_SUB)))
             .await
             .unwrap(),
     );
@@ -1417,7 +1572,7 @@ async fn members_are_listed_to_members_added_by_members_and_groups_can_be_left()
     );
     let (status, _, body) = parts(
         w.api
-            .leave_message_group(request(&leave_direct))
+            .serve(Route::LeaveMessageGroup, request(&leave_direct))
             .await
             .unwrap(),
     );
@@ -1437,7 +1592,7 @@ async fn members_are_listed_to_members_added_by_members_and_groups_can_be_left()
     );
     let (status, _, body) = parts(
         w.api
-            .add_message_group_members(request(&grow_direct))
+            .serve(Route::AddMessageGroupMembers, request(&grow_direct))
             .await
             .unwrap(),
     );
@@ -1455,7 +1610,7 @@ async fn members_are_listed_to_members_added_by_members_and_groups_can_be_left()
     );
     let (status, _, body) = parts(
         w.api
-            .list_message_group_members(request(&list_direct))
+            .serve(Route::ListMessageGroupMembers, request(&list_direct))
             .await
             .unwrap(),
     );
@@ -1465,7 +1620,12 @@ async fn members_are_listed_to_members_added_by_members_and_groups_can_be_left()
         at_group(event("api-leave-message-group.json"), "not-a-uuid"),
         ANDREW_SUB,
     );
-    let (status, _, body) = parts(w.api.leave_message_group(request(&bad)).await.unwrap());
+    let (status, _, body) = parts(
+        w.api
+            .serve(Route::LeaveMessageGroup, request(&bad))
+            .await
+            .unwrap(),
+    );
     assert_eq!(
         (status, codes(&body)),
         (
@@ -1485,7 +1645,12 @@ async fn reading_the_newest_page_or_posting_read_marks_a_conversation_read() {
 
     // Bayko opens the conversation: its newest page marks it read.
     let read_page = as_user(in_group(event("api-list-messages.json"), &group), BAYKO_SUB);
-    let (status, _, body) = parts(w.api.list_messages(request(&read_page)).await.unwrap());
+    let (status, _, body) = parts(
+        w.api
+            .serve(Route::ListMessages, request(&read_page))
+            .await
+            .unwrap(),
+    );
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(unread(&inbox_json(&w, BAYKO_SUB).await), 0);
 
@@ -1494,11 +1659,21 @@ async fn reading_the_newest_page_or_posting_read_marks_a_conversation_read() {
         at_group(event("api-mark-message-group-read.json"), &group),
         LONDO_SUB,
     );
-    let (status, _, _) = parts(w.api.mark_message_group_read(request(&mark)).await.unwrap());
+    let (status, _, _) = parts(
+        w.api
+            .serve(Route::MarkMessageGroupRead, request(&mark))
+            .await
+            .unwrap(),
+    );
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(unread(&inbox_json(&w, LONDO_SUB).await), 0);
     w.table.requests.reset();
-    let (status, _, _) = parts(w.api.mark_message_group_read(request(&mark)).await.unwrap());
+    let (status, _, _) = parts(
+        w.api
+            .serve(Route::MarkMessageGroupRead, request(&mark))
+            .await
+            .unwrap(),
+    );
     assert_eq!(status, StatusCode::NO_CONTENT, "again: nothing to write");
     assert_eq!(
         w.table.requests.total(),
@@ -1509,7 +1684,10 @@ async fn reading_the_newest_page_or_posting_read_marks_a_conversation_read() {
     // From the event as it is (bayko, the demo group, which does not exist here).
     let (status, _, body) = parts(
         w.api
-            .mark_message_group_read(request(&event("api-mark-message-group-read.json")))
+            .serve(
+                Route::MarkMessageGroupRead,
+                request(&event("api-mark-message-group-read.json")),
+            )
             .await
             .unwrap(),
     );
@@ -1525,7 +1703,7 @@ async fn reading_the_newest_page_or_posting_read_marks_a_conversation_read() {
     );
     let (status, _, body) = parts(
         w.api
-            .mark_message_group_read(request(&stranger))
+            .serve(Route::MarkMessageGroupRead, request(&stranger))
             .await
             .unwrap(),
     );
@@ -1545,14 +1723,17 @@ async fn reading_the_newest_page_or_posting_read_marks_a_conversation_read() {
         in_group(event("api-list-messages.json"), &direct),
         LONDO_SUB,
     );
-    w.api.list_messages(request(&read_direct)).await.unwrap();
+    w.api
+        .serve(Route::ListMessages, request(&read_direct))
+        .await
+        .unwrap();
     let items = inbox_json(&w, LONDO_SUB).await;
     assert_eq!(item_of(&items, &direct).unwrap()["unread"], 0);
 }
 
 #[test]
 fn every_http_route_has_an_event_in_events() {
-    for route in local::server::Route::ALL {
+    for route in Route::ALL {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events");
         let prefix = format!("api-{}", route.function());
         let found = std::fs::read_dir(&dir)

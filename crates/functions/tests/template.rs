@@ -1,6 +1,6 @@
 //! `template.yaml` agrees with the code: the table with `messaging::schema`, the functions
 //! with `functions::FUNCTION_NAMES`, the stream trigger with `functions::batch::FILTER_PATTERN`,
-//! the routes with the local stack's; and every IAM statement is scoped (no wildcard action, no `*`
+//! the routes with `functions::routes::Route`; and every IAM statement is scoped (no wildcard action, no `*`
 //! resource). cfn-lint and `sam validate --lint` (scripts/check-template.sh) check that the
 //! template is valid CloudFormation; this test checks that it is *this* system's template,
 //! which no linter knows.
@@ -11,6 +11,7 @@ use std::sync::LazyLock;
 use functions::FUNCTION_NAMES;
 use functions::batch::FILTER_PATTERN;
 use functions::emf::METRICS_NAMESPACE;
+use functions::routes::{Access, Route};
 use functions::{push, websocket};
 use messaging::schema;
 use saphyr::{LoadableYamlNode, Scalar, Yaml};
@@ -614,18 +615,17 @@ fn routes_match_the_brief() {
             ));
         }
     }
-    // The routes the local stack serves are the routes deployed. `GET
+    // The route table (which the bins and the local stack serve) is what is deployed. `GET
     // /api/users/@{handle}/short` is declared as `/api/users/{handle}/short`: API Gateway
     // path variables fill a whole segment, so `handle` arrives with its `@`.
-    let expected: BTreeSet<_> = local::server::Route::ALL
+    let expected: BTreeSet<_> = Route::ALL
         .iter()
         .map(|route| {
-            let (method, path) = route.key().split_once(' ').unwrap();
             (
-                method.to_owned(),
-                path.to_owned(),
+                route.method().to_owned(),
+                route.path().to_owned(),
                 route.function().to_owned(),
-                !route.protected(),
+                route.access() == Access::Public,
             )
         })
         .collect();

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body as AxumBody, Bytes, to_bytes};
@@ -15,75 +15,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, get, on};
 use functions::api::Api;
 use functions::http::{ApiError, MAX_BODY_BYTES, NEXT_CURSOR_HEADER};
+use functions::routes::Route;
 use jsonwebtoken::jwk::JwkSet;
-use serde_json::{Value, json};
+use serde_json::json;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::{AuthError, Authorizer};
 
-/// One route of the HTTP API. `template.yaml`'s routes are checked against these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    ListMessageGroups,
-    ListMessages,
-    CreateMessage,
-    GetUserShort,
-    CreateMessageGroup,
-    ListMessageGroupMembers,
-    AddMessageGroupMembers,
-    LeaveMessageGroup,
-    MarkMessageGroupRead,
-}
+mod payload;
 
-impl Route {
-    /// The route key, as in `template.yaml` and in the event's `routeKey`.
-    pub fn key(self) -> &'static str {
-        match self {
-            Self::ListMessageGroups => "GET /api/message_groups",
-            Self::ListMessages => "GET /api/messages/{message_group_uuid}",
-            Self::CreateMessage => "POST /api/messages",
-            // A path variable fills a whole segment in API Gateway: the `@` arrives in it.
-            Self::GetUserShort => "GET /api/users/{handle}/short",
-            Self::CreateMessageGroup => "POST /api/message_groups",
-            Self::ListMessageGroupMembers => "GET /api/message_groups/{message_group_uuid}/members",
-            Self::AddMessageGroupMembers => "POST /api/message_groups/{message_group_uuid}/members",
-            Self::LeaveMessageGroup => "POST /api/message_groups/{message_group_uuid}/leave",
-            Self::MarkMessageGroupRead => "POST /api/message_groups/{message_group_uuid}/read",
-        }
-    }
-
-    /// The function that serves it.
-    pub fn function(self) -> &'static str {
-        match self {
-            Self::ListMessageGroups => "list-message-groups",
-            Self::ListMessages => "list-messages",
-            Self::CreateMessage => "create-message",
-            Self::GetUserShort => "get-user-short",
-            Self::CreateMessageGroup => "create-message-group",
-            Self::ListMessageGroupMembers => "list-message-group-members",
-            Self::AddMessageGroupMembers => "add-message-group-members",
-            Self::LeaveMessageGroup => "leave-message-group",
-            Self::MarkMessageGroupRead => "mark-message-group-read",
-        }
-    }
-
-    /// Whether the JWT authorizer guards it.
-    pub fn protected(self) -> bool {
-        !matches!(self, Self::GetUserShort)
-    }
-
-    pub const ALL: [Route; 9] = [
-        Self::ListMessageGroups,
-        Self::ListMessages,
-        Self::CreateMessage,
-        Self::GetUserShort,
-        Self::CreateMessageGroup,
-        Self::ListMessageGroupMembers,
-        Self::AddMessageGroupMembers,
-        Self::LeaveMessageGroup,
-        Self::MarkMessageGroupRead,
-    ];
-}
+pub use self::payload::{PayloadParts, payload_v2};
 
 #[derive(Clone)]
 struct AppState {
@@ -119,13 +60,9 @@ pub fn router(
     // path (GET and POST /api/message_groups) merge into one method router.
     let mut router = Router::new();
     for route in Route::ALL {
-        let (method, path) = route
-            .key()
-            .split_once(' ')
-            .ok_or_else(|| anyhow::anyhow!("route key {:?} has no method", route.key()))?;
-        let method = MethodFilter::try_from(Method::from_bytes(method.as_bytes())?)?;
+        let method = MethodFilter::try_from(Method::from_bytes(route.method().as_bytes())?)?;
         router = router.route(
-            path,
+            route.path(),
             on(
                 method,
                 move |state: State<AppState>,
@@ -203,18 +140,7 @@ async fn dispatch(
             return internal_error();
         }
     };
-    let api = &state.api;
-    let outcome = match route {
-        Route::ListMessageGroups => api.list_message_groups(request).await,
-        Route::ListMessages => api.list_messages(request).await,
-        Route::CreateMessage => api.create_message(request).await,
-        Route::GetUserShort => api.get_user_short(request).await,
-        Route::CreateMessageGroup => api.create_message_group(request).await,
-        Route::ListMessageGroupMembers => api.list_message_group_members(request).await,
-        Route::AddMessageGroupMembers => api.add_message_group_members(request).await,
-        Route::LeaveMessageGroup => api.leave_message_group(request).await,
-        Route::MarkMessageGroupRead => api.mark_message_group_read(request).await,
-    };
+    let outcome = state.api.serve(route, request).await;
     match outcome {
         Ok(response) => from_lambda(response),
         // The function has logged its failure, once, with the request id; the request line
@@ -276,112 +202,6 @@ fn from_lambda(response: lambda_http::Response<lambda_http::Body>) -> Response {
     Response::from_parts(parts, AxumBody::from(bytes))
 }
 
-/// What goes into an API Gateway payload-2.0 event.
-pub struct PayloadParts<'a> {
-    pub route: Route,
-    pub method: &'a str,
-    pub path: &'a str,
-    pub raw_query: &'a str,
-    pub headers: &'a HeaderMap,
-    pub path_parameters: &'a HashMap<String, String>,
-    pub claims: Option<&'a HashMap<String, String>>,
-    pub body: &'a [u8],
-}
-
-/// The event API Gateway (HTTP API, payload format 2.0) would send for this request.
-pub fn payload_v2(parts: &PayloadParts<'_>) -> Value {
-    let mut headers = serde_json::Map::new();
-    for (name, value) in parts.headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        // Repeated headers are joined with commas, as API Gateway does.
-        match headers.get_mut(name.as_str()) {
-            Some(Value::String(existing)) => {
-                existing.push(',');
-                existing.push_str(&value);
-            }
-            _ => {
-                headers.insert(name.as_str().to_owned(), Value::String(value));
-            }
-        }
-    }
-    let mut query = serde_json::Map::new();
-    for (name, value) in form_pairs(parts.raw_query) {
-        match query.get_mut(&name) {
-            Some(Value::String(existing)) => {
-                existing.push(',');
-                existing.push_str(&value);
-            }
-            _ => {
-                query.insert(name, Value::String(value));
-            }
-        }
-    }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let user_agent = parts
-        .headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mut context = json!({
-        "accountId": "000000000000",
-        "apiId": "local",
-        "domainName": "127.0.0.1",
-        "domainPrefix": "local",
-        "http": {
-            "method": parts.method,
-            "path": parts.path,
-            "protocol": "HTTP/1.1",
-            "sourceIp": "127.0.0.1",
-            "userAgent": user_agent,
-        },
-        "requestId": uuid::Uuid::new_v4().to_string(),
-        "routeKey": parts.route.key(),
-        "stage": "$default",
-        "timeEpoch": u64::try_from(now.as_millis()).unwrap_or(u64::MAX),
-    });
-    if let Some(claims) = parts.claims {
-        context["authorizer"] = json!({ "jwt": { "claims": claims, "scopes": null } });
-    }
-    let (body, base64) = match std::str::from_utf8(parts.body) {
-        Ok(text) => (text.to_owned(), false),
-        Err(_) => {
-            use base64::Engine;
-            (
-                base64::engine::general_purpose::STANDARD.encode(parts.body),
-                true,
-            )
-        }
-    };
-    let mut event = json!({
-        "version": "2.0",
-        "routeKey": parts.route.key(),
-        "rawPath": parts.path,
-        "rawQueryString": parts.raw_query,
-        "headers": headers,
-        "requestContext": context,
-        "isBase64Encoded": base64,
-    });
-    if !query.is_empty() {
-        event["queryStringParameters"] = Value::Object(query);
-    }
-    if !parts.path_parameters.is_empty() {
-        event["pathParameters"] = json!(parts.path_parameters);
-    }
-    if !parts.body.is_empty() {
-        event["body"] = Value::String(body);
-    }
-    event
-}
-
-/// `a=1&b=x%20y` → pairs, percent- and plus-decoded.
-fn form_pairs(query: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.as_bytes())
-        .map(|(name, value)| (name.into_owned(), value.into_owned()))
-        .collect()
-}
-
 async fn jwks(State(state): State<AppState>) -> Response {
     match &state.jwks {
         Some(jwks) => axum::Json(jwks.as_ref().clone()).into_response(),
@@ -423,8 +243,10 @@ async fn log_request(request: Request, next: Next) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use serde_json::Value;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
 
     /// The local API with development keys, over a store that is never reached (the requests
     /// of these tests are answered before any function runs). Returns its address and a
@@ -554,63 +376,5 @@ mod tests {
             (413, json!(["body_too_large"]))
         );
         let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[test]
-    fn query_strings_are_decoded_like_api_gateway() {
-        assert_eq!(
-            form_pairs("limit=5&cursor=ab%2Bc%3D&q=a+b&empty=&bad=%zz"),
-            vec![
-                ("limit".into(), "5".into()),
-                ("cursor".into(), "ab+c=".into()),
-                ("q".into(), "a b".into()),
-                ("empty".into(), "".into()),
-                ("bad".into(), "%zz".into()),
-            ]
-        );
-    }
-
-    #[test]
-    fn the_event_carries_route_claims_parameters_and_body() {
-        let mut headers = HeaderMap::new();
-        headers.insert("content-type", HeaderValue::from_static("application/json"));
-        headers.append("x-multi", HeaderValue::from_static("a"));
-        headers.append("x-multi", HeaderValue::from_static("b"));
-        let claims = HashMap::from([("sub".to_owned(), "abc".to_owned())]);
-        let params = HashMap::from([("message_group_uuid".to_owned(), "g".to_owned())]);
-        let event = payload_v2(&PayloadParts {
-            route: Route::ListMessages,
-            method: "GET",
-            path: "/api/messages/g",
-            raw_query: "limit=2&limit=3",
-            headers: &headers,
-            path_parameters: &params,
-            claims: Some(&claims),
-            body: b"{}",
-        });
-        assert_eq!(event["routeKey"], "GET /api/messages/{message_group_uuid}");
-        assert_eq!(
-            event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"],
-            "abc"
-        );
-        assert_eq!(event["pathParameters"]["message_group_uuid"], "g");
-        assert_eq!(event["queryStringParameters"]["limit"], "2,3");
-        assert_eq!(event["headers"]["x-multi"], "a,b");
-        assert_eq!(event["body"], "{}");
-        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-        assert_eq!(request.uri().path(), "/api/messages/g");
-        let no_parameters = HashMap::new();
-        let binary = payload_v2(&PayloadParts {
-            route: Route::CreateMessage,
-            method: "POST",
-            path: "/api/messages",
-            raw_query: "",
-            headers: &headers,
-            path_parameters: &no_parameters,
-            claims: None,
-            body: &[0xff, 0xfe],
-        });
-        assert_eq!(binary["isBase64Encoded"], true);
-        assert!(binary["requestContext"].get("authorizer").is_none());
     }
 }

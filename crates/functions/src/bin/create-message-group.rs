@@ -1,13 +1,8 @@
 //! Lambda `create-message-group`: `POST /api/message_groups`.
 
-use lambda_http::{Request, service_fn};
+use functions::routes::Route;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
-    let api = &functions::api_from_env().await;
-    lambda_http::run(service_fn(move |request: Request| {
-        api.create_message_group(request)
-    }))
-    .await
+    functions::run_route(Route::CreateMessageGroup).await
 }

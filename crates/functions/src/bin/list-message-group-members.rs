@@ -1,13 +1,8 @@
 //! Lambda `list-message-group-members`: `GET /api/message_groups/{message_group_uuid}/members`.
 
-use lambda_http::{Request, service_fn};
+use functions::routes::Route;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
-    let api = &functions::api_from_env().await;
-    lambda_http::run(service_fn(move |request: Request| {
-        api.list_message_group_members(request)
-    }))
-    .await
+    functions::run_route(Route::ListMessageGroupMembers).await
 }

@@ -1,13 +1,8 @@
 //! Lambda `list-messages`: `GET /api/messages/{message_group_uuid}`.
 
-use lambda_http::{Request, service_fn};
+use functions::routes::Route;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
-    let api = &functions::api_from_env().await;
-    lambda_http::run(service_fn(move |request: Request| {
-        api.list_messages(request)
-    }))
-    .await
+    functions::run_route(Route::ListMessages).await
 }

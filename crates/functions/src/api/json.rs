@@ -1,0 +1,162 @@
+//! The API's JSON: the bodies the routes read and the shapes they answer with. The answers
+//! keep the original frontend's field names.
+
+use messaging::model::ConversationKind;
+use messaging::store::Member;
+use messaging::{InboxEntry, Message, User};
+use serde::{Deserialize, Serialize};
+
+/// A message of a conversation, in the original frontend's shape (`uuid` is the
+/// message's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListItem {
+    pub uuid: String,
+    pub display_name: String,
+    pub handle: String,
+    pub message: String,
+    pub created_at: String,
+}
+
+impl From<Message> for ListItem {
+    fn from(message: Message) -> Self {
+        Self {
+            uuid: message.uuid.to_string(),
+            display_name: message.sender.display_name,
+            handle: message.sender.handle,
+            message: message.text,
+            created_at: message.created_at,
+        }
+    }
+}
+
+/// A conversation of the inbox: the original frontend's shape (`uuid` is the
+/// conversation's; for a direct conversation `display_name` and `handle` are the other
+/// member's) plus fields it ignores. A group shows its name as `display_name` and its
+/// last sender's handle as `handle`, and carries `name` and `member_count`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxItem {
+    pub uuid: String,
+    pub display_name: String,
+    pub handle: String,
+    pub message: String,
+    pub created_at: String,
+    pub kind: ConversationKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_count: Option<u32>,
+    /// Messages from others since the caller last read the conversation.
+    pub unread: u32,
+}
+
+impl From<InboxEntry> for InboxItem {
+    fn from(row: InboxEntry) -> Self {
+        let group = row.kind == ConversationKind::Group;
+        Self {
+            uuid: row.group_uuid.to_string(),
+            display_name: match (&row.name, group) {
+                (Some(name), true) => name.clone(),
+                _ => row.other.display_name,
+            },
+            handle: row.other.handle,
+            message: row.last_message,
+            created_at: row.last_message_at,
+            kind: row.kind,
+            name: row.name.filter(|_| group),
+            member_count: row.member_count.filter(|_| group),
+            unread: row.unread,
+        }
+    }
+}
+
+/// One member, as `GET /api/message_groups/{id}/members` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMember {
+    pub uuid: String,
+    pub handle: String,
+    pub display_name: String,
+    pub joined_at: String,
+}
+
+impl From<Member> for GroupMember {
+    fn from(member: Member) -> Self {
+        Self {
+            uuid: member.uuid.to_string(),
+            handle: member.handle,
+            display_name: member.display_name,
+            joined_at: member.joined_at,
+        }
+    }
+}
+
+/// The answer to `POST /api/messages`: the new message, `uuid` being the message's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedMessage {
+    pub message_group_uuid: String,
+    pub uuid: String,
+    pub display_name: String,
+    pub handle: String,
+    pub message: String,
+    pub created_at: String,
+}
+
+impl From<Message> for CreatedMessage {
+    fn from(message: Message) -> Self {
+        Self {
+            message_group_uuid: message.group_uuid.to_string(),
+            uuid: message.uuid.to_string(),
+            display_name: message.sender.display_name,
+            handle: message.sender.handle,
+            message: message.text,
+            created_at: message.created_at,
+        }
+    }
+}
+
+/// `GET /api/users/@{handle}/short`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserShort {
+    pub uuid: String,
+    pub handle: String,
+    pub display_name: String,
+}
+
+impl From<User> for UserShort {
+    fn from(user: User) -> Self {
+        Self {
+            uuid: user.uuid.to_string(),
+            handle: user.handle.to_string(),
+            display_name: user.display_name.to_string(),
+        }
+    }
+}
+
+/// `POST /api/messages` body: `{message, message_group_uuid}` appends to a conversation,
+/// `{message, handle}` messages a user (when both are given, the conversation wins).
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct CreateMessageBody {
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub message_group_uuid: Option<String>,
+    #[serde(default)]
+    pub handle: Option<String>,
+}
+
+/// `POST /api/message_groups` body.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct CreateGroupBody {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub handles: Option<Vec<String>>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// `POST /api/message_groups/{id}/members` body.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct AddMembersBody {
+    #[serde(default)]
+    pub handles: Option<Vec<String>>,
+}
