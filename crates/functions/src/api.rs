@@ -3,11 +3,12 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use messaging::model::{ConversationKind, MAX_GROUP_MEMBERS};
+use messaging::model::ConversationKind;
 use messaging::page::{PageError, PageRequest};
 use messaging::store::{MarkedRead, Member, ReadUpTo};
 use messaging::validate::{
-    GroupName, Handle, MessageText, ValidationError, group_handles, parse_group_uuid,
+    GroupName, Handle, MAX_GROUP_MEMBERS, MessageText, ValidationError, group_handles,
+    parse_group_uuid,
 };
 use messaging::{InboxEntry, Message, Store, StoreError, Timestamp, User};
 use serde::{Deserialize, Serialize};

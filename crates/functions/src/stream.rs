@@ -14,8 +14,8 @@ use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse
 use futures_util::StreamExt;
 use messaging::Message;
 use messaging::coalesce::{Newest, newest_per_conversation};
+use messaging::items::MessageItem;
 use messaging::keys::MESSAGE_PREFIX;
-use messaging::model::MessageItem;
 use messaging::store::{Advance, RowPositions, Store, StoreError};
 use serde::Serialize;
 

@@ -21,7 +21,8 @@ use functions::push::{PostRetry, PushFrame, PushHandler, local_management_config
 use functions::stream::{Deadline, StreamHandler};
 use local::filter::EventFilter;
 use local::websocket::{OpenConnections, management_router};
-use messaging::model::{Connection, MembershipItem};
+use messaging::items::MembershipItem;
+use messaging::model::Connection;
 use messaging::testkit::{TestTable, event_json};
 use messaging::{Store, Timestamp, keys};
 use tokio::sync::mpsc::UnboundedReceiver;

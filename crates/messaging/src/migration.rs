@@ -14,8 +14,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
 
+use crate::items::{InboxRowItem, MembershipItem, PairItem, UserItem};
 use crate::keys::{self, Key};
-use crate::model::{InboxItem, MembershipItem, PairItem, User, UserItem};
+use crate::model::User;
 use crate::timestamp::Timestamp;
 use crate::validate::{DisplayName, Handle};
 
@@ -33,7 +34,7 @@ pub struct LegacyUser {
 pub struct Found {
     pub items: usize,
     pub messages: usize,
-    pub inbox_rows: Vec<InboxItem>,
+    pub inbox_rows: Vec<InboxRowItem>,
     /// Inbox rows that cannot be read (missing attributes, a group id that is no uuid).
     pub unreadable_rows: Vec<Key>,
     pub memberships: HashSet<(Uuid, Uuid)>,
@@ -65,7 +66,7 @@ impl Found {
         if pk.starts_with(keys::MESSAGE_PREFIX) {
             self.messages += 1;
         } else if pk.starts_with(keys::INBOX_PREFIX) {
-            match serde_dynamo::from_item::<_, InboxItem>(item) {
+            match serde_dynamo::from_item::<_, InboxRowItem>(item) {
                 Ok(row) => self.inbox_rows.push(row),
                 Err(_) => self.unreadable_rows.push(Key::new(pk, sk)),
             }
@@ -118,7 +119,7 @@ pub struct Plan {
     pub pairs: Vec<PairItem>,
     pub row_updates: Vec<RowUpdate>,
     /// Rows of members the original lost (its delete-then-put was not atomic).
-    pub restored_rows: Vec<InboxItem>,
+    pub restored_rows: Vec<InboxRowItem>,
     pub report: Report,
 }
 
@@ -162,7 +163,7 @@ pub fn plan(users: &[LegacyUser], found: &Found, now: Timestamp) -> Result<Plan,
 
     let known = known_users(users, found, &mut plan);
 
-    let mut by_group: BTreeMap<Uuid, Vec<&InboxItem>> = BTreeMap::new();
+    let mut by_group: BTreeMap<Uuid, Vec<&InboxRowItem>> = BTreeMap::new();
     for row in &found.inbox_rows {
         by_group
             .entry(row.message_group_uuid)
@@ -339,7 +340,7 @@ fn to_user(legacy: &LegacyUser) -> Result<User, String> {
     })
 }
 
-fn owner_of(row: &InboxItem) -> Option<Uuid> {
+fn owner_of(row: &InboxRowItem) -> Option<Uuid> {
     row.pk
         .strip_prefix(keys::INBOX_PREFIX)
         .and_then(|owner| Uuid::parse_str(owner).ok())
@@ -347,7 +348,7 @@ fn owner_of(row: &InboxItem) -> Option<Uuid> {
 
 /// The row's time in this system's format. The original wrote `isoformat()` of local or
 /// naive times: without a fraction when it was zero, with the machine's offset.
-fn read_time(row: &InboxItem, report: &mut Report) -> String {
+fn read_time(row: &InboxRowItem, report: &mut Report) -> String {
     let raw = row.last_message_at.as_deref().unwrap_or(&row.sk);
     match Timestamp::parse(raw) {
         Ok(at) => {
@@ -372,7 +373,7 @@ fn restore_lost_rows(
     group: Uuid,
     members: &BTreeSet<Uuid>,
     owners: &BTreeSet<Uuid>,
-    newest: &InboxItem,
+    newest: &InboxRowItem,
     newest_at: &str,
     known: &HashMap<Uuid, User>,
     member_count: u32,
@@ -386,7 +387,7 @@ fn restore_lost_rows(
         else {
             continue;
         };
-        plan.restored_rows.push(InboxItem {
+        plan.restored_rows.push(InboxRowItem {
             pk: keys::inbox_pk(*member),
             sk: newest_at.to_owned(),
             message_group_uuid: group,
@@ -396,7 +397,7 @@ fn restore_lost_rows(
             user_handle: other.handle.as_str().to_owned(),
             last_message_at: Some(newest_at.to_owned()),
             member_count: Some(member_count),
-            ..InboxItem::default()
+            ..InboxRowItem::default()
         });
     }
 }
@@ -414,8 +415,8 @@ mod tests {
         }
     }
 
-    fn row(owner: u128, other: u128, group: u128, sk: &str) -> InboxItem {
-        InboxItem {
+    fn row(owner: u128, other: u128, group: u128, sk: &str) -> InboxRowItem {
+        InboxRowItem {
             pk: keys::inbox_pk(Uuid::from_u128(owner)),
             sk: sk.into(),
             message_group_uuid: Uuid::from_u128(group),
@@ -425,7 +426,7 @@ mod tests {
             user_handle: "other".into(),
             last_message_at: None,
             member_count: None,
-            ..InboxItem::default()
+            ..InboxRowItem::default()
         }
     }
 
@@ -433,7 +434,7 @@ mod tests {
         Timestamp::parse("2026-01-01T00:00:00.000000+00:00").unwrap()
     }
 
-    fn found(rows: Vec<InboxItem>) -> Found {
+    fn found(rows: Vec<InboxRowItem>) -> Found {
         Found {
             inbox_rows: rows,
             ..Found::default()

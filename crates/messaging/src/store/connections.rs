@@ -5,8 +5,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
 use uuid::Uuid;
 
 use super::{Store, StoreError, from_item, key_item, to_item};
+use crate::items::{ConnectionItem, MembershipItem};
 use crate::keys;
-use crate::model::{Connection, ConnectionItem, MembershipItem};
+use crate::model::Connection;
 use crate::schema;
 
 impl Store {

@@ -5,8 +5,9 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{MAX_WRITE_ATTEMPTS, Store, StoreError, backoff, from_item, key_item};
+use crate::items::{InboxRowItem, MembershipItem, MessageItem, PairItem};
 use crate::keys;
-use crate::model::{InboxEntry, InboxItem, MembershipItem, Message, MessageItem, PairItem, User};
+use crate::model::{InboxEntry, Message, User};
 use crate::page::{Page, PageRequest, decode_cursor, encode_cursor};
 use crate::timestamp::Timestamp;
 use crate::validate::MessageText;
@@ -85,10 +86,14 @@ impl Store {
         let pk = keys::inbox_pk(owner);
         let start_after = page.cursor().map(|c| decode_cursor(c, &pk)).transpose()?;
         let rows = self
-            .query_newest_first::<InboxItem>(&pk, start_after, page.limit())
+            .query_newest_first::<InboxRowItem>(&pk, start_after, page.limit())
             .await?;
         Ok(Page {
-            items: rows.items.into_iter().map(InboxItem::into_entry).collect(),
+            items: rows
+                .items
+                .into_iter()
+                .map(InboxRowItem::into_entry)
+                .collect(),
             next_cursor: rows.next_cursor,
         })
     }
@@ -200,13 +205,13 @@ impl Store {
                     recipient.uuid,
                     &message.created_at,
                 ))?,
-                self.put_new(&InboxItem::new(
+                self.put_new(&InboxRowItem::new(
                     sender.uuid,
                     group,
                     &recipient.summary(),
                     &message,
                 ))?,
-                self.put_new(&InboxItem::new(
+                self.put_new(&InboxRowItem::new(
                     recipient.uuid,
                     group,
                     &sender.summary(),
@@ -366,7 +371,7 @@ impl HasSortKey for MessageItem {
     }
 }
 
-impl HasSortKey for InboxItem {
+impl HasSortKey for InboxRowItem {
     fn sort_key(&self) -> &str {
         &self.sk
     }

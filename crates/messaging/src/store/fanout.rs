@@ -23,8 +23,9 @@ use uuid::Uuid;
 
 use super::{Item, MAX_WRITE_ATTEMPTS, Store, StoreError, backoff, from_item, key_item, to_item};
 use crate::coalesce::Newest;
+use crate::items::InboxRowItem;
 use crate::keys::{self, Key};
-use crate::model::{ConversationKind, InboxItem, Message};
+use crate::model::{ConversationKind, Message};
 use crate::schema::{GROUP_INDEX, GROUP_INDEX_PARTITION_KEY, PARTITION_KEY};
 use crate::store::FailureKind;
 use crate::timestamp::Timestamp;
@@ -74,7 +75,7 @@ pub struct Advance {
 /// every write made from it is conditioned on the rows being exactly as remembered.
 #[derive(Debug)]
 pub struct RowPositions {
-    rows: Option<Mutex<LruCache<Uuid, Arc<[InboxItem]>>>>,
+    rows: Option<Mutex<LruCache<Uuid, Arc<[InboxRowItem]>>>>,
 }
 
 impl RowPositions {
@@ -90,11 +91,11 @@ impl RowPositions {
         Self { rows: None }
     }
 
-    fn get(&self, group: Uuid) -> Option<Arc<[InboxItem]>> {
+    fn get(&self, group: Uuid) -> Option<Arc<[InboxRowItem]>> {
         self.lock()?.get(&group).cloned()
     }
 
-    fn remember(&self, group: Uuid, rows: Vec<InboxItem>) {
+    fn remember(&self, group: Uuid, rows: Vec<InboxRowItem>) {
         if let Some(mut cache) = self.lock() {
             cache.put(group, rows.into());
         }
@@ -106,7 +107,7 @@ impl RowPositions {
         }
     }
 
-    fn lock(&self) -> Option<std::sync::MutexGuard<'_, LruCache<Uuid, Arc<[InboxItem]>>>> {
+    fn lock(&self) -> Option<std::sync::MutexGuard<'_, LruCache<Uuid, Arc<[InboxRowItem]>>>> {
         // A panic while holding the lock cannot leave the cache inconsistent: it is a hint.
         self.rows
             .as_ref()
@@ -140,7 +141,7 @@ impl Store {
     /// out-of-order deliveries change nothing.
     ///
     /// Each row written adds to its `unread` the batch's messages from other members that
-    /// it has not counted ([`InboxItem::count_unread`]); that is decided on the row as read
+    /// it has not counted ([`InboxRowItem::count_unread`]); that is decided on the row as read
     /// and proven by the write's conditions, so no retry, replay or concurrent read counts
     /// a message twice.
     ///
@@ -187,7 +188,7 @@ impl Store {
     async fn advance_known_rows(
         &self,
         batch: &Newest,
-        known: &[InboxItem],
+        known: &[InboxRowItem],
     ) -> Result<Hinted, StoreError> {
         let (changes, mut rows) = plan_changes(known.iter(), batch, None);
         let current = rows.len();
@@ -224,7 +225,7 @@ impl Store {
     async fn advance_indexed_rows(
         &self,
         batch: &Newest,
-    ) -> Result<(Advance, Vec<InboxItem>), StoreError> {
+    ) -> Result<(Advance, Vec<InboxRowItem>), StoreError> {
         let group = batch.message.group_uuid;
         // A member whose inbox already holds another conversation's row at exactly this
         // microsecond gets this row a microsecond later (keys must differ); the row still
@@ -369,7 +370,7 @@ impl Store {
 enum Hinted {
     Done {
         advance: Advance,
-        rows: Vec<InboxItem>,
+        rows: Vec<InboxRowItem>,
     },
     /// The rows were not where the hint said (or a collision needs the index path);
     /// `moved` rows of earlier transactions did move and stay moved.
@@ -380,7 +381,7 @@ enum Hinted {
 #[derive(Debug, Default)]
 pub(super) struct IndexView {
     /// At most one row per owner: the newest the index shows.
-    pub(super) rows: Vec<InboxItem>,
+    pub(super) rows: Vec<InboxRowItem>,
     /// Distinct owners seen, corrupt rows included (they exist, even if they cannot move).
     pub(super) owners: usize,
     /// The largest member count any row carries.
@@ -392,7 +393,7 @@ pub(super) struct IndexView {
 impl IndexView {
     pub(super) fn from_items(group: Uuid, items: Vec<Item>) -> Self {
         let mut view = Self::default();
-        let mut newest: HashMap<String, InboxItem> = HashMap::new();
+        let mut newest: HashMap<String, InboxRowItem> = HashMap::new();
         let mut corrupt_owners: HashSet<String> = HashSet::new();
         for item in items {
             let pk = match item.get(PARTITION_KEY) {
@@ -403,7 +404,7 @@ impl IndexView {
                     continue;
                 }
             };
-            let row = match from_item::<InboxItem>(item) {
+            let row = match from_item::<InboxRowItem>(item) {
                 Ok(row) if row.message_group_uuid == group => row,
                 Ok(row) => {
                     view.skipped += 1;
@@ -436,17 +437,17 @@ impl IndexView {
     }
 }
 
-fn position(row: &InboxItem) -> (&str, &str) {
+fn position(row: &InboxRowItem) -> (&str, &str) {
     (row.last_message_at(), &row.sk)
 }
 
 /// What each row of a conversation becomes for `batch`: the rows to write (as read, and
 /// as they will be), and the rows left as they are.
 fn plan_changes<'r>(
-    rows: impl Iterator<Item = &'r InboxItem>,
+    rows: impl Iterator<Item = &'r InboxRowItem>,
     batch: &Newest,
     member_count: Option<u32>,
-) -> (Vec<(&'r InboxItem, InboxItem)>, Vec<InboxItem>) {
+) -> (Vec<(&'r InboxRowItem, InboxRowItem)>, Vec<InboxRowItem>) {
     let mut changes = Vec::new();
     let mut unchanged = Vec::new();
     for row in rows {
@@ -461,7 +462,11 @@ fn plan_changes<'r>(
 /// The row once `batch` is applied to it, or `None` if nothing changes: moved to the
 /// batch's newest message when it shows an older one (its sort key is settled by the
 /// plan), else rewritten in place only if it has messages to count.
-fn advanced_row(row: &InboxItem, batch: &Newest, member_count: Option<u32>) -> Option<InboxItem> {
+fn advanced_row(
+    row: &InboxRowItem,
+    batch: &Newest,
+    member_count: Option<u32>,
+) -> Option<InboxRowItem> {
     let message = &batch.message;
     let mut next = row.clone();
     let counted = next.count_unread(&batch.arrivals);
@@ -485,7 +490,7 @@ fn advanced_row(row: &InboxItem, batch: &Newest, member_count: Option<u32>) -> O
 struct MovePlan {
     items: Vec<TransactWriteItem>,
     /// The rows as they are once the transaction lands.
-    moved_rows: Vec<InboxItem>,
+    moved_rows: Vec<InboxRowItem>,
     /// Item index and owner of every put that needs its key free, to find collisions.
     key_free_puts: Vec<(usize, String)>,
 }
@@ -493,7 +498,7 @@ struct MovePlan {
 impl MovePlan {
     fn new(
         store: &Store,
-        changes: &[(&InboxItem, InboxItem)],
+        changes: &[(&InboxRowItem, InboxRowItem)],
         message: &Message,
         bumps: &HashMap<String, u32>,
     ) -> Result<Self, StoreError> {
@@ -526,7 +531,7 @@ impl Store {
     /// Deletes the row only if it is still exactly as read: if a concurrent writer moved or
     /// changed it, or the index showed a ghost, the transaction fails and the caller
     /// re-reads.
-    fn delete_row(&self, row: &InboxItem) -> Result<TransactWriteItem, StoreError> {
+    fn delete_row(&self, row: &InboxRowItem) -> Result<TransactWriteItem, StoreError> {
         let unchanged = Unchanged::of(row)?;
         let delete = Delete::builder()
             .table_name(self.table())
@@ -542,8 +547,8 @@ impl Store {
     /// Puts a moved row: at a free key, or in place of `replacing` if it is still as read.
     fn put_row(
         &self,
-        row: &InboxItem,
-        replacing: Option<&InboxItem>,
+        row: &InboxRowItem,
+        replacing: Option<&InboxRowItem>,
     ) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(self.table())
@@ -573,7 +578,7 @@ pub(super) struct Unchanged {
 }
 
 impl Unchanged {
-    pub(super) fn of(row: &InboxItem) -> Result<Self, StoreError> {
+    pub(super) fn of(row: &InboxRowItem) -> Result<Self, StoreError> {
         let item = to_item(row)?;
         let mut condition = Self {
             expression: String::new(),
@@ -634,8 +639,8 @@ mod tests {
 
     const GROUP: Uuid = Uuid::from_u128(0x9999);
 
-    fn row(owner: u128, at: &str, count: Option<u32>) -> InboxItem {
-        InboxItem {
+    fn row(owner: u128, at: &str, count: Option<u32>) -> InboxRowItem {
+        InboxRowItem {
             pk: keys::inbox_pk(Uuid::from_u128(owner)),
             sk: at.to_owned(),
             message_group_uuid: GROUP,
@@ -645,11 +650,11 @@ mod tests {
             user_handle: "other".into(),
             last_message_at: Some(at.to_owned()),
             member_count: count,
-            ..InboxItem::default()
+            ..InboxRowItem::default()
         }
     }
 
-    fn items(rows: &[InboxItem]) -> Vec<Item> {
+    fn items(rows: &[InboxRowItem]) -> Vec<Item> {
         rows.iter().map(|row| to_item(row).unwrap()).collect()
     }
 

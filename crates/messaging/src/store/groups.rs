@@ -18,14 +18,12 @@ use uuid::Uuid;
 
 use super::fanout::{IndexView, Unchanged, non_empty, target_sort_key};
 use super::{Item, MAX_WRITE_ATTEMPTS, Store, StoreError, backoff, from_item, key_item};
+use crate::items::{InboxRowItem, MembershipItem, MessageItem, UserItem};
 use crate::keys::{self, Key};
-use crate::model::{
-    ConversationKind, InboxItem, MAX_GROUP_MEMBERS, MembershipItem, Message, MessageItem, User,
-    UserItem,
-};
+use crate::model::{ConversationKind, Message, User};
 use crate::schema::{GROUP_INDEX, GROUP_INDEX_PARTITION_KEY, PARTITION_KEY};
 use crate::timestamp::Timestamp;
-use crate::validate::{GroupName, Handle, MessageText};
+use crate::validate::{GroupName, Handle, MAX_GROUP_MEMBERS, MessageText};
 
 /// `TransactWriteItems` takes at most 100 items
 /// (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html).
@@ -89,7 +87,7 @@ pub enum MarkedRead {
 #[derive(Debug, Clone)]
 struct GroupState {
     memberships: Vec<MembershipItem>,
-    rows: Vec<InboxItem>,
+    rows: Vec<InboxRowItem>,
     newest: Option<Message>,
 }
 
@@ -187,10 +185,10 @@ impl Store {
                 .iter()
                 .map(|member| MembershipItem::in_group(group, member.uuid, &message.created_at))
                 .collect();
-            let rows: Vec<InboxItem> = first
+            let rows: Vec<InboxRowItem> = first
                 .iter()
                 .map(|member| {
-                    InboxItem::new_group(member.uuid, group, name.as_str(), count, &message)
+                    InboxRowItem::new_group(member.uuid, group, name.as_str(), count, &message)
                 })
                 .collect();
             let mut items = Vec::with_capacity(first.len() * 2 + 1);
@@ -321,7 +319,7 @@ impl Store {
             let mut row_puts = Vec::with_capacity(joining.len());
             for user in &joining {
                 items.push(self.put_new(&MembershipItem::in_group(group, user.uuid, &joined_at))?);
-                let mut row = InboxItem::new_group(user.uuid, group, &name, new_count, position);
+                let mut row = InboxRowItem::new_group(user.uuid, group, &name, new_count, position);
                 if matches!(new_rows, NewRows::AtNewest) {
                     row.unread = 0;
                     row.unread_at.clear();
@@ -557,7 +555,7 @@ impl Store {
 
     /// The caller's own row of `group`, as the index shows it (the newest, if it shows a
     /// ghost beside it).
-    async fn own_row(&self, owner: Uuid, group: Uuid) -> Result<Option<InboxItem>, StoreError> {
+    async fn own_row(&self, owner: Uuid, group: Uuid) -> Result<Option<InboxRowItem>, StoreError> {
         let mut pages = self
             .client
             .query()
@@ -584,7 +582,11 @@ impl Store {
 
     /// Writes `read`'s unread state over `row` if `row` is still exactly as read. `false`
     /// when it is not (moved, recounted or read meanwhile).
-    async fn write_read(&self, row: &InboxItem, read: &InboxItem) -> Result<bool, StoreError> {
+    async fn write_read(
+        &self,
+        row: &InboxRowItem,
+        read: &InboxRowItem,
+    ) -> Result<bool, StoreError> {
         let unchanged = Unchanged::of(row)?;
         let mut names = unchanged.names;
         let mut values = unchanged.values;
@@ -672,7 +674,7 @@ impl Store {
             }
             let (view, newest) = (view?, newest?);
             let members: HashSet<Uuid> = memberships.iter().map(|m| m.user_uuid).collect();
-            let owners: HashSet<Uuid> = view.rows.iter().filter_map(InboxItem::owner).collect();
+            let owners: HashSet<Uuid> = view.rows.iter().filter_map(InboxRowItem::owner).collect();
             if owners == members && view.skipped == 0 {
                 return Ok(GroupState {
                     memberships,
@@ -802,7 +804,7 @@ impl Store {
     /// Sets a row's member count, if it still carries the count the change was read with.
     fn set_member_count(
         &self,
-        row: &InboxItem,
+        row: &InboxRowItem,
         from: u32,
         to: u32,
     ) -> Result<TransactWriteItem, StoreError> {
@@ -827,7 +829,7 @@ impl Store {
     /// Deletes a leaving member's row, if it is still there with the count read.
     fn delete_row_of_count(
         &self,
-        row: &InboxItem,
+        row: &InboxRowItem,
         count: u32,
     ) -> Result<TransactWriteItem, StoreError> {
         let delete = Delete::builder()

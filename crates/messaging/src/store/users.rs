@@ -5,8 +5,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use uuid::Uuid;
 
 use super::{Item, MAX_WRITE_ATTEMPTS, Store, StoreError, backoff, from_item, key_item, to_item};
+use crate::items::UserItem;
 use crate::keys::{self, Key};
-use crate::model::{User, UserItem};
+use crate::model::User;
 use crate::timestamp::Timestamp;
 use crate::validate::{DisplayName, Handle};
 
