@@ -8,11 +8,12 @@
 //! | D: message a user by handle | [`Store::send_to_user`] | GetItem + TransactWriteItems |
 //! | E: inbox rows follow the newest message, unread counts | [`Store::advance_conversation`] | TransactWriteItems where this environment knows the rows ([`RowPositions`]), else Query (GSI) + TransactWriteItems |
 //! | create a group | [`Store::create_group`] | TransactWriteItems (+1 for a 50th member) |
-//! | a conversation's members | [`Store::group_members`] | Query ‖ BatchGetItem |
+//! | a conversation's members | [`Store::group_members`] | Query + BatchGetItem |
+//! | a conversation's memberships | [`Store::memberships`], [`Store::recipients`] (for push) | Query (consistent) |
 //! | add members / leave | [`Store::add_members`], [`Store::leave_group`] | Query ‖ Query (GSI) ‖ Query, then TransactWriteItems |
 //! | mark read | [`Store::mark_read`], [`Store::read_messages`] (the newest page of A) | Query (GSI) + UpdateItem |
-//! | users | [`Store::register_user`], [`Store::user_by_sub`], [`Store::user_by_handle`], [`Store::handle_taken`] | one each |
-//! | WebSocket connections | [`Store::put_connection`], [`Store::delete_connection`], [`Store::connections_of`] (a user's), [`Store::recipients`] (a conversation's members, for push) | one each |
+//! | users | [`Store::register_user`], [`Store::user_by_sub`], [`Store::user_by_handle`], [`Store::handle_taken`], [`Store::users_by_handles`] | one each |
+//! | WebSocket connections | [`Store::put_connection`], [`Store::delete_connection`], [`Store::connections_of`] (a user's) | one each |
 
 mod admin;
 mod connections;
