@@ -1,5 +1,5 @@
-//! Group conversations: creating one with its first message, listing, adding and removing
-//! members, and marking a conversation read.
+//! Group membership changes: creating a group with its first message, adding members,
+//! leaving. (Listing members is `memberships.rs`; marking read is `reads.rs`.)
 //!
 //! Every membership change rewrites `member_count` on every remaining inbox row in the
 //! transaction that changes the memberships, each update conditioned on the count it
@@ -129,7 +129,8 @@ impl Store {
             .await
     }
 
-    /// [`Store::create_group`] with a chosen conversation id (demo data with stable ids).    #[tracing::instrument(skip(self, creator, name, others, text), fields(table = %self.table, creator = %creator.uuid, others = others.len()), err(level = "debug"))]
+    /// [`Store::create_group`] with a chosen conversation id (demo data with stable ids).
+    #[tracing::instrument(skip(self, creator, name, others, text), fields(table = %self.table, creator = %creator.uuid, others = others.len()), err(level = "debug"))]
     pub async fn create_group_as(
         &self,
         creator: &User,
