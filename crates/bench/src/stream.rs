@@ -8,7 +8,8 @@ use functions::batch::FILTER_PATTERN;
 use functions::inbox_rows::{DEFAULT_CONCURRENCY, InboxRowMover};
 use local::filter::EventFilter;
 use local::stream_source::{StreamTail, local_streams_client};
-use messaging::model::{InboxItem, MembershipItem, Message, MessageItem, UserSummary};
+use messaging::items::{InboxRowItem, MembershipItem, MessageItem};
+use messaging::model::{Message, UserSummary};
 use messaging::store::RowPositions;
 use messaging::testkit::{TestTable, endpoint};
 use messaging::validate::MessageText;
@@ -195,7 +196,7 @@ async fn conversations(table: &TestTable, scenario: &Scenario) -> anyhow::Result
         let at = format!("2025-01-01T00:00:00.{c:06}+00:00");
         for m in 0..scenario.members {
             let owner = Uuid::new_v4();
-            let row = InboxItem {
+            let row = InboxRowItem {
                 pk: keys::inbox_pk(owner),
                 sk: at.clone(),
                 message_group_uuid: group,
@@ -207,7 +208,7 @@ async fn conversations(table: &TestTable, scenario: &Scenario) -> anyhow::Result
                 member_count: (!scenario.original_rows)
                     .then(|| u32::try_from(scenario.members))
                     .transpose()?,
-                ..InboxItem::default()
+                ..InboxRowItem::default()
             };
             put(table, serde_dynamo::to_item(row)?).await?;
             put(
@@ -242,7 +243,7 @@ async fn every_row_shows_its_newest_message(
     }
     let mut rows = 0;
     for item in table.store.scan_all().await? {
-        let Ok(row) = serde_dynamo::from_item::<_, InboxItem>(item) else {
+        let Ok(row) = serde_dynamo::from_item::<_, InboxRowItem>(item) else {
             continue;
         };
         if !row.pk.starts_with(keys::INBOX_PREFIX) {

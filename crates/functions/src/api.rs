@@ -6,11 +6,11 @@ mod json;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use messaging::model::MAX_GROUP_MEMBERS;
 use messaging::page::{PageError, PageRequest};
 use messaging::store::{MarkedRead, ReadUpTo};
 use messaging::validate::{
-    GroupName, Handle, MessageText, ValidationError, group_handles, parse_group_uuid,
+    GroupName, Handle, MAX_GROUP_MEMBERS, MessageText, ValidationError, group_handles,
+    parse_group_uuid,
 };
 use messaging::{Store, StoreError, Timestamp, User};
 

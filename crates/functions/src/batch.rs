@@ -18,7 +18,7 @@ use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse
 use futures_util::StreamExt;
 use messaging::Message;
 use messaging::keys::MESSAGE_PREFIX;
-use messaging::model::MessageItem;
+use messaging::items::MessageItem;
 use uuid::Uuid;
 
 /// The event source mapping's `FilterCriteria` pattern: INSERTs of message items only, the

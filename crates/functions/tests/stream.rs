@@ -872,7 +872,7 @@ async fn corrupt_rows_and_conversations_without_members_are_skipped_not_retried(
         .put_item()
         .table_name(table.store.table())
         .set_item(Some(
-            serde_dynamo::to_item(messaging::model::MessageItem::new(&orphan)).unwrap(),
+            serde_dynamo::to_item(messaging::items::MessageItem::new(&orphan)).unwrap(),
         ))
         .send()
         .await

@@ -3,7 +3,7 @@
 
 use aws_lambda_events::dynamodb::Event;
 use functions::inbox_rows::InboxRowMover;
-use messaging::model::InboxItem;
+use messaging::items::InboxRowItem;
 use messaging::testkit::TestTable;
 use messaging::{PageRequest, keys};
 use uuid::Uuid;
@@ -39,7 +39,7 @@ async fn table_with_inboxes() -> TestTable {
         (EARLIER[2], BAYKO_LONDO, BAYKO, LONDO),
     ] {
         for (owner, other) in [(a, b), (b, a)] {
-            let row = InboxItem {
+            let row = InboxRowItem {
                 pk: keys::inbox_pk(uuid(owner)),
                 sk: earlier.to_owned(),
                 message_group_uuid: uuid(group),
@@ -49,7 +49,7 @@ async fn table_with_inboxes() -> TestTable {
                 user_handle: "someone".to_owned(),
                 last_message_at: None,
                 member_count: None,
-                ..InboxItem::default()
+                ..InboxRowItem::default()
             };
             table
                 .store

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use crate::model::{Arrival, Message};
+use crate::model::Message;
+use crate::unread::Arrival;
 
 /// The newest message of one conversation in a batch, when and by whom each of the
 /// batch's messages of the conversation was sent (what unread counts add), and where in

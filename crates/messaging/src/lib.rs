@@ -1,6 +1,8 @@
 //! Cruddur Messaging: the domain and the DynamoDB store, free of any Lambda concern.
 //!
-//! - [`keys`], [`timestamp`], [`model`], [`validate`], [`page`]: pure domain logic.
+//! - [`validate`] (the leaf: input rules), [`timestamp`], [`page`], [`model`] (domain
+//!   types), [`unread`] (unread counting), [`coalesce`]: pure domain logic.
+//! - [`keys`], [`items`]: how the domain is stored in the single table.
 //! - [`schema`]: the table definition, the one source of truth.
 //! - [`store`]: every access pattern over `aws-sdk-dynamodb`.
 //! - [`connect`], [`metrics`]: building clients, counting requests.
@@ -8,6 +10,7 @@
 
 pub mod coalesce;
 pub mod connect;
+pub mod items;
 pub mod keys;
 pub mod metrics;
 pub mod migration;
@@ -16,6 +19,7 @@ pub mod page;
 pub mod schema;
 pub mod store;
 pub mod timestamp;
+pub mod unread;
 pub mod validate;
 
 #[cfg(feature = "testkit")]

@@ -14,8 +14,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
 
+use crate::items::{InboxRowItem, MembershipItem, PairItem, UserItem};
 use crate::keys::{self, Key};
-use crate::model::{InboxItem, MembershipItem, PairItem, User, UserItem};
+use crate::model::User;
 use crate::timestamp::Timestamp;
 use crate::validate::{DisplayName, Handle};
 
@@ -33,7 +34,7 @@ pub struct LegacyUser {
 pub struct Found {
     pub items: usize,
     pub messages: usize,
-    pub inbox_rows: Vec<InboxItem>,
+    pub inbox_rows: Vec<InboxRowItem>,
     /// Inbox rows that cannot be read (missing attributes, a group id that is no uuid).
     pub unreadable_rows: Vec<Key>,
     pub memberships: HashSet<(Uuid, Uuid)>,
@@ -65,7 +66,7 @@ impl Found {
         if pk.starts_with(keys::MESSAGE_PREFIX) {
             self.messages += 1;
         } else if pk.starts_with(keys::INBOX_PREFIX) {
-            match serde_dynamo::from_item::<_, InboxItem>(item) {
+            match serde_dynamo::from_item::<_, InboxRowItem>(item) {
                 Ok(row) => self.inbox_rows.push(row),
                 Err(_) => self.unreadable_rows.push(Key::new(pk, sk)),
             }
@@ -118,7 +119,7 @@ pub struct Plan {
     pub pairs: Vec<PairItem>,
     pub row_updates: Vec<RowUpdate>,
     /// Rows of members the original lost (its delete-then-put was not atomic).
-    pub restored_rows: Vec<InboxItem>,
+    pub restored_rows: Vec<InboxRowItem>,
     pub report: Report,
 }
 
@@ -162,7 +163,7 @@ pub fn plan(users: &[LegacyUser], found: &Found, now: Timestamp) -> Result<Plan,
 
     let known = known_users(users, found, &mut plan);
 
-    let mut by_group: BTreeMap<Uuid, Vec<&InboxItem>> = BTreeMap::new();
+    let mut by_group: BTreeMap<Uuid, Vec<&InboxRowItem>> = BTreeMap::new();
     for row in &found.inbox_rows {
         by_group
             .entry(row.message_group_uuid)
@@ -171,13 +172,37 @@ pub fn plan(users: &[LegacyUser], found: &Found, now: Timestamp) -> Result<Plan,
     }
     plan.report.conversations = by_group.len();
 
-    // Per pair of people, their conversations and the newest message time of each.
-    let mut pair_candidates: BTreeMap<String, Vec<(String, Uuid, String)>> = BTreeMap::new();
+    let mut planner = Planner {
+        found,
+        known,
+        now,
+        plan,
+        pair_candidates: BTreeMap::new(),
+    };
     for (group, rows) in by_group {
+        planner.add_conversation(group, &rows);
+    }
+    Ok(planner.with_pairs())
+}
+
+/// The plan while it is made, conversation by conversation.
+struct Planner<'f> {
+    found: &'f Found,
+    known: HashMap<Uuid, User>,
+    now: Timestamp,
+    plan: Plan,
+    /// Per pair of people, their conversations: (newest message time, conversation,
+    /// oldest message time) each.
+    pair_candidates: BTreeMap<String, Vec<(String, Uuid, String)>>,
+}
+
+impl Planner<'_> {
+    /// Plans what one conversation needs, unless it names someone not known.
+    fn add_conversation(&mut self, group: Uuid, rows: &[&InboxRowItem]) {
         let mut members: BTreeSet<Uuid> = BTreeSet::new();
         let mut owners: BTreeSet<Uuid> = BTreeSet::new();
-        for row in &rows {
-            if let Some(owner) = owner_of(row) {
+        for row in rows {
+            if let Some(owner) = row.owner() {
                 owners.insert(owner);
                 members.insert(owner);
             }
@@ -185,19 +210,20 @@ pub fn plan(users: &[LegacyUser], found: &Found, now: Timestamp) -> Result<Plan,
         }
         let unknown: Vec<Uuid> = members
             .iter()
-            .filter(|member| !known.contains_key(member))
+            .filter(|member| !self.known.contains_key(member))
             .copied()
             .collect();
         if !unknown.is_empty() {
-            plan.report
+            self.plan
+                .report
                 .conversations_with_unknown_members
                 .push((group, unknown));
-            continue;
+            return;
         }
         let member_count = u32::try_from(members.len()).unwrap_or(u32::MAX);
         let times: Vec<String> = rows
             .iter()
-            .map(|row| read_time(row, &mut plan.report))
+            .map(|row| read_time(row, &mut self.plan.report))
             .collect();
         let newest = rows
             .iter()
@@ -208,33 +234,23 @@ pub fn plan(users: &[LegacyUser], found: &Found, now: Timestamp) -> Result<Plan,
             .iter()
             .min()
             .cloned()
-            .unwrap_or_else(|| now.to_string());
+            .unwrap_or_else(|| self.now.to_string());
 
-        for (row, at) in rows.iter().zip(&times) {
-            if row.last_message_at.is_none() || row.member_count.is_none() {
-                plan.row_updates.push(RowUpdate {
-                    key: Key::new(&row.pk, &row.sk),
-                    group,
-                    last_message_at: row.last_message_at.clone().unwrap_or_else(|| at.clone()),
-                    member_count: row.member_count.unwrap_or(member_count),
-                });
-            }
-        }
+        self.complete_rows(group, rows, &times, member_count);
         for member in &members {
-            if !found.memberships.contains(&(group, *member)) {
-                plan.memberships
+            if !self.found.memberships.contains(&(group, *member)) {
+                self.plan
+                    .memberships
                     .push(MembershipItem::new(group, *member, &oldest));
             }
         }
         if let Some((newest_row, newest_at)) = &newest {
-            restore_lost_rows(
-                &mut plan,
+            self.restore_lost_rows(
                 group,
                 &members,
                 &owners,
                 newest_row,
                 newest_at,
-                &known,
                 member_count,
             );
         }
@@ -243,7 +259,7 @@ pub fn plan(users: &[LegacyUser], found: &Found, now: Timestamp) -> Result<Plan,
             if let (Some(&a), Some(&b), Some((_, newest_at))) = (pair.next(), pair.next(), &newest)
             {
                 let key = keys::pair(a, b);
-                pair_candidates.entry(key.pk).or_default().push((
+                self.pair_candidates.entry(key.pk).or_default().push((
                     newest_at.clone(),
                     group,
                     oldest.clone(),
@@ -252,22 +268,83 @@ pub fn plan(users: &[LegacyUser], found: &Found, now: Timestamp) -> Result<Plan,
         }
     }
 
-    for (pk, mut candidates) in pair_candidates {
-        plan.report.extra_conversations_between_same_pair += candidates.len() - 1;
-        if found.pairs.contains(&pk) {
-            continue;
+    /// Rows lacking `last_message_at` or `member_count` get them (`times` are the rows'
+    /// times, in the order of `rows`).
+    fn complete_rows(
+        &mut self,
+        group: Uuid,
+        rows: &[&InboxRowItem],
+        times: &[String],
+        member_count: u32,
+    ) {
+        for (row, at) in rows.iter().zip(times) {
+            if row.last_message_at.is_none() || row.member_count.is_none() {
+                self.plan.row_updates.push(RowUpdate {
+                    key: Key::new(&row.pk, &row.sk),
+                    group,
+                    last_message_at: row.last_message_at.clone().unwrap_or_else(|| at.clone()),
+                    member_count: row.member_count.unwrap_or(member_count),
+                });
+            }
         }
-        candidates.sort();
-        if let Some((_, group, created_at)) = candidates.pop() {
-            plan.pairs.push(PairItem {
-                pk,
-                sk: keys::PAIR_SK.to_owned(),
-                group_uuid: group,
-                created_at,
+    }
+
+    /// A member with no row of the conversation (the original deleted the old row, then
+    /// crashed before the put) gets one at the newest message, or the fan-out would wait
+    /// for it forever.
+    fn restore_lost_rows(
+        &mut self,
+        group: Uuid,
+        members: &BTreeSet<Uuid>,
+        owners: &BTreeSet<Uuid>,
+        newest: &InboxRowItem,
+        newest_at: &str,
+        member_count: u32,
+    ) {
+        for member in members.difference(owners) {
+            // In a conversation of two, the other member is the one who still has a row.
+            let Some(other) = members
+                .iter()
+                .find(|m| *m != member)
+                .and_then(|m| self.known.get(m))
+            else {
+                continue;
+            };
+            self.plan.restored_rows.push(InboxRowItem {
+                pk: keys::inbox_pk(*member),
+                sk: newest_at.to_owned(),
+                message_group_uuid: group,
+                message: newest.message.clone(),
+                user_uuid: other.uuid,
+                user_display_name: other.display_name.as_str().to_owned(),
+                user_handle: other.handle.as_str().to_owned(),
+                last_message_at: Some(newest_at.to_owned()),
+                member_count: Some(member_count),
+                ..InboxRowItem::default()
             });
         }
     }
-    Ok(plan)
+
+    /// The plan, with a pair for every two people who have no pair yet, naming their
+    /// conversation with the newest message.
+    fn with_pairs(mut self) -> Plan {
+        for (pk, mut candidates) in self.pair_candidates {
+            self.plan.report.extra_conversations_between_same_pair += candidates.len() - 1;
+            if self.found.pairs.contains(&pk) {
+                continue;
+            }
+            candidates.sort();
+            if let Some((_, group, created_at)) = candidates.pop() {
+                self.plan.pairs.push(PairItem {
+                    pk,
+                    sk: keys::PAIR_SK.to_owned(),
+                    group_uuid: group,
+                    created_at,
+                });
+            }
+        }
+        self.plan
+    }
 }
 
 fn refuse_case_duplicates(users: &[LegacyUser]) -> Result<(), PlanError> {
@@ -339,15 +416,9 @@ fn to_user(legacy: &LegacyUser) -> Result<User, String> {
     })
 }
 
-fn owner_of(row: &InboxItem) -> Option<Uuid> {
-    row.pk
-        .strip_prefix(keys::INBOX_PREFIX)
-        .and_then(|owner| Uuid::parse_str(owner).ok())
-}
-
 /// The row's time in this system's format. The original wrote `isoformat()` of local or
 /// naive times: without a fraction when it was zero, with the machine's offset.
-fn read_time(row: &InboxItem, report: &mut Report) -> String {
+fn read_time(row: &InboxRowItem, report: &mut Report) -> String {
     let raw = row.last_message_at.as_deref().unwrap_or(&row.sk);
     match Timestamp::parse(raw) {
         Ok(at) => {
@@ -364,43 +435,6 @@ fn read_time(row: &InboxItem, report: &mut Report) -> String {
     }
 }
 
-/// A member with no row of the conversation (the original deleted the old row, then crashed
-/// before the put) gets one at the newest message, or the fan-out would wait for it forever.
-#[allow(clippy::too_many_arguments)]
-fn restore_lost_rows(
-    plan: &mut Plan,
-    group: Uuid,
-    members: &BTreeSet<Uuid>,
-    owners: &BTreeSet<Uuid>,
-    newest: &InboxItem,
-    newest_at: &str,
-    known: &HashMap<Uuid, User>,
-    member_count: u32,
-) {
-    for member in members.difference(owners) {
-        // In a conversation of two, the other member is the one who still has a row.
-        let Some(other) = members
-            .iter()
-            .find(|m| *m != member)
-            .and_then(|m| known.get(m))
-        else {
-            continue;
-        };
-        plan.restored_rows.push(InboxItem {
-            pk: keys::inbox_pk(*member),
-            sk: newest_at.to_owned(),
-            message_group_uuid: group,
-            message: newest.message.clone(),
-            user_uuid: other.uuid,
-            user_display_name: other.display_name.as_str().to_owned(),
-            user_handle: other.handle.as_str().to_owned(),
-            last_message_at: Some(newest_at.to_owned()),
-            member_count: Some(member_count),
-            ..InboxItem::default()
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,8 +448,8 @@ mod tests {
         }
     }
 
-    fn row(owner: u128, other: u128, group: u128, sk: &str) -> InboxItem {
-        InboxItem {
+    fn row(owner: u128, other: u128, group: u128, sk: &str) -> InboxRowItem {
+        InboxRowItem {
             pk: keys::inbox_pk(Uuid::from_u128(owner)),
             sk: sk.into(),
             message_group_uuid: Uuid::from_u128(group),
@@ -425,7 +459,7 @@ mod tests {
             user_handle: "other".into(),
             last_message_at: None,
             member_count: None,
-            ..InboxItem::default()
+            ..InboxRowItem::default()
         }
     }
 
@@ -433,7 +467,7 @@ mod tests {
         Timestamp::parse("2026-01-01T00:00:00.000000+00:00").unwrap()
     }
 
-    fn found(rows: Vec<InboxItem>) -> Found {
+    fn found(rows: Vec<InboxRowItem>) -> Found {
         Found {
             inbox_rows: rows,
             ..Found::default()

@@ -8,6 +8,8 @@ pub const MESSAGE_MAX_CHARS: usize = 1024;
 pub const HANDLE_MAX_CHARS: usize = 32;
 pub const DISPLAY_NAME_MAX_CHARS: usize = 64;
 pub const GROUP_NAME_MAX_CHARS: usize = 64;
+/// The most members a group has: its creator and 49 others.
+pub const MAX_GROUP_MEMBERS: usize = 50;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ValidationError {
@@ -37,7 +39,7 @@ pub enum ValidationError {
     GroupNameTooLong,
     #[error("no handles to put in the group")]
     GroupHandlesBlank,
-    #[error("a group has at most {} members", crate::model::MAX_GROUP_MEMBERS)]
+    #[error("a group has at most {MAX_GROUP_MEMBERS} members")]
     GroupTooLarge,
 }
 

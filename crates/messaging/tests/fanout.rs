@@ -3,8 +3,8 @@
 //! twice, and the per-environment hint of where rows are.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use messaging::items::{InboxRowItem, MembershipItem, MessageItem};
 use messaging::keys;
-use messaging::model::{InboxItem, MembershipItem, MessageItem};
 use messaging::store::{Advance, RowPositions};
 use messaging::testkit::{IndexFault, LaggingIndex, RejectTransactions, TestTable};
 use messaging::validate::MessageText;
@@ -252,7 +252,7 @@ async fn original_conversation(table: &TestTable, a: &User, b: &User, membership
     let group = Uuid::new_v4();
     let sk = "2023-12-31T23:00:00.123456+00:00";
     for (owner, other) in [(a, b), (b, a)] {
-        let row = InboxItem {
+        let row = InboxRowItem {
             pk: keys::inbox_pk(owner.uuid),
             sk: sk.into(),
             message_group_uuid: group,
@@ -262,7 +262,7 @@ async fn original_conversation(table: &TestTable, a: &User, b: &User, membership
             user_handle: other.handle.as_str().into(),
             last_message_at: None,
             member_count: None,
-            ..InboxItem::default()
+            ..InboxRowItem::default()
         };
         put(table, serde_dynamo::to_item(row).unwrap()).await;
         if memberships {

@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 
 use messaging::coalesce::Newest;
+use messaging::items::{InboxRowItem, MembershipItem};
 use messaging::keys;
-use messaging::model::{ConversationKind, InboxItem, MembershipItem};
+use messaging::model::ConversationKind;
 use messaging::store::{MEMBERS_IN_CREATING_TRANSACTION, MarkedRead, ReadUpTo, RowPositions};
 use messaging::testkit::{IndexFault, LaggingIndex, TestTable};
 use messaging::validate::{GroupName, Handle, MessageText};
@@ -39,8 +40,8 @@ fn cold() -> RowPositions {
 }
 
 /// `owner`'s row of `group`, read from the table (not the index); fails unless exactly one.
-async fn row_of(store: &Store, owner: Uuid, group: Uuid) -> InboxItem {
-    let rows: Vec<InboxItem> = inbox_rows(store, owner)
+async fn row_of(store: &Store, owner: Uuid, group: Uuid) -> InboxRowItem {
+    let rows: Vec<InboxRowItem> = inbox_rows(store, owner)
         .await
         .into_iter()
         .filter(|row| row.message_group_uuid == group)
@@ -49,7 +50,7 @@ async fn row_of(store: &Store, owner: Uuid, group: Uuid) -> InboxItem {
     rows.into_iter().next().unwrap()
 }
 
-async fn inbox_rows(store: &Store, owner: Uuid) -> Vec<InboxItem> {
+async fn inbox_rows(store: &Store, owner: Uuid) -> Vec<InboxRowItem> {
     let output = store
         .client()
         .query()
@@ -805,7 +806,7 @@ async fn rows_beyond_one_transaction_move_in_chunks_and_a_failed_chunk_is_retrie
     let mut owners: Vec<Uuid> = (0..60).map(|_| Uuid::new_v4()).collect();
     owners.sort_by_key(|owner| keys::inbox_pk(*owner));
     for owner in &owners {
-        let row = InboxItem {
+        let row = InboxRowItem {
             pk: keys::inbox_pk(*owner),
             sk: start.into(),
             message_group_uuid: group,
@@ -815,7 +816,7 @@ async fn rows_beyond_one_transaction_move_in_chunks_and_a_failed_chunk_is_retrie
             user_handle: "someone".into(),
             last_message_at: Some(start.into()),
             member_count: Some(60),
-            ..InboxItem::default()
+            ..InboxRowItem::default()
         };
         table
             .put_raw(serde_dynamo::to_item(row).unwrap())
@@ -849,7 +850,7 @@ async fn rows_beyond_one_transaction_move_in_chunks_and_a_failed_chunk_is_retrie
         .unwrap_err();
 
     assert!(error.is_transient(), "{error}");
-    let moved = |row: &InboxItem| row.last_message_at() == message.created_at;
+    let moved = |row: &InboxRowItem| row.last_message_at() == message.created_at;
     let mut first_chunk = Vec::new();
     for owner in &owners {
         first_chunk.push(row_of(&table.store, *owner, group).await);

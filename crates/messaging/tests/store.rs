@@ -191,7 +191,14 @@ async fn starting_a_conversation_writes_everything_in_one_transaction() {
             .unwrap(),
         Some(group)
     );
-    let mut members = table.store.members(group).await.unwrap();
+    let mut members: Vec<Uuid> = table
+        .store
+        .memberships(group)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|membership| membership.user_uuid)
+        .collect();
     members.sort();
     let mut expected = vec![andrew.uuid, bayko.uuid];
     expected.sort();

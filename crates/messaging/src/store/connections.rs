@@ -5,8 +5,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
 use uuid::Uuid;
 
 use super::{Store, StoreError, from_item, key_item, to_item};
+use crate::items::ConnectionItem;
 use crate::keys;
-use crate::model::{Connection, ConnectionItem, MembershipItem};
+use crate::model::Connection;
 use crate::schema;
 
 impl Store {
@@ -83,22 +84,8 @@ impl Store {
     /// read that soon after could miss them.
     #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
     pub async fn recipients(&self, group: Uuid) -> Result<Vec<Uuid>, StoreError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(self.table())
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(keys::membership_pk(group)))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
-        let mut members = Vec::new();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|err| StoreError::from_sdk("Query", err))?;
-            members.push(from_item::<MembershipItem>(item)?.user_uuid);
-        }
-        Ok(members)
+        let memberships = self.memberships(group).await?;
+        Ok(memberships.into_iter().map(|m| m.user_uuid).collect())
     }
 
     /// Turns the table's time to live on for [`schema::TTL_ATTRIBUTE`] unless it is on

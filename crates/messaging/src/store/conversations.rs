@@ -4,10 +4,13 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem}
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::{MAX_WRITE_ATTEMPTS, Store, StoreError, backoff, from_item, key_item};
+use super::requests::backoff;
+use super::{MAX_WRITE_ATTEMPTS, Store, StoreError, from_item, key_item};
+use crate::items::{InboxRowItem, MembershipItem, MessageItem, PairItem};
 use crate::keys;
-use crate::model::{InboxEntry, InboxItem, MembershipItem, Message, MessageItem, PairItem, User};
+use crate::model::{InboxEntry, Message, User};
 use crate::page::{Page, PageRequest, decode_cursor, encode_cursor};
+use crate::schema::PARTITION_KEY;
 use crate::timestamp::Timestamp;
 use crate::validate::MessageText;
 
@@ -59,20 +62,37 @@ impl Store {
         let mut items = newest_first
             .items
             .into_iter()
-            .map(|item| {
-                let (pk, sk) = (item.pk.clone(), item.sk.clone());
-                item.into_message().ok_or(StoreError::CorruptItem {
-                    pk,
-                    sk,
-                    message: "pk is not MSG#<uuid>".into(),
-                })
-            })
+            .map(stored_message)
             .collect::<Result<Vec<_>, _>>()?;
         items.reverse();
         Ok(Page {
             items,
             next_cursor: newest_first.next_cursor,
         })
+    }
+
+    /// The newest message of `group`, strongly consistent.
+    pub(super) async fn newest_message(&self, group: Uuid) -> Result<Option<Message>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .expression_attribute_values(":pk", AttributeValue::S(keys::message_pk(group)))
+            .scan_index_forward(false)
+            .limit(1)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| StoreError::from_sdk("Query", err))?;
+        output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .map(|item| stored_message(from_item::<MessageItem>(item)?))
+            .transpose()
     }
 
     /// Pattern B: `owner`'s inbox, most recent conversation first. One query.
@@ -85,10 +105,14 @@ impl Store {
         let pk = keys::inbox_pk(owner);
         let start_after = page.cursor().map(|c| decode_cursor(c, &pk)).transpose()?;
         let rows = self
-            .query_newest_first::<InboxItem>(&pk, start_after, page.limit())
+            .query_newest_first::<InboxRowItem>(&pk, start_after, page.limit())
             .await?;
         Ok(Page {
-            items: rows.items.into_iter().map(InboxItem::into_entry).collect(),
+            items: rows
+                .items
+                .into_iter()
+                .map(InboxRowItem::into_entry)
+                .collect(),
             next_cursor: rows.next_cursor,
         })
     }
@@ -183,37 +207,7 @@ impl Store {
         let mut at = now;
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             message.created_at = at.to_string();
-            let items = vec![
-                self.put_new(&PairItem {
-                    pk: pair.pk.clone(),
-                    sk: pair.sk.clone(),
-                    group_uuid: group,
-                    created_at: message.created_at.clone(),
-                })?,
-                self.put_new(&MembershipItem::new(
-                    group,
-                    sender.uuid,
-                    &message.created_at,
-                ))?,
-                self.put_new(&MembershipItem::new(
-                    group,
-                    recipient.uuid,
-                    &message.created_at,
-                ))?,
-                self.put_new(&InboxItem::new(
-                    sender.uuid,
-                    group,
-                    &recipient.summary(),
-                    &message,
-                ))?,
-                self.put_new(&InboxItem::new(
-                    recipient.uuid,
-                    group,
-                    &sender.summary(),
-                    &message,
-                ))?,
-                self.put_new(&MessageItem::new(&message))?,
-            ];
+            let items = self.starting_items(&pair, sender, recipient, &message)?;
             match self.transact("StartConversation", items).await? {
                 Ok(()) => return Ok(message),
                 Err(cancelled) if cancelled.condition_failed(0) => {
@@ -241,6 +235,50 @@ impl Store {
             operation: "StartConversation",
             attempts: MAX_WRITE_ATTEMPTS,
         })
+    }
+
+    /// The items that start a conversation, each put only if its key is free: the pair
+    /// claim (item 0), both memberships (1, 2), both inbox rows (3, 4) and the first
+    /// message (5).
+    fn starting_items(
+        &self,
+        pair: &keys::Key,
+        sender: &User,
+        recipient: &User,
+        message: &Message,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let group = message.group_uuid;
+        Ok(vec![
+            self.put_new(&PairItem {
+                pk: pair.pk.clone(),
+                sk: pair.sk.clone(),
+                group_uuid: group,
+                created_at: message.created_at.clone(),
+            })?,
+            self.put_new(&MembershipItem::new(
+                group,
+                sender.uuid,
+                &message.created_at,
+            ))?,
+            self.put_new(&MembershipItem::new(
+                group,
+                recipient.uuid,
+                &message.created_at,
+            ))?,
+            self.put_new(&InboxRowItem::new(
+                sender.uuid,
+                group,
+                &recipient.summary(),
+                message,
+            ))?,
+            self.put_new(&InboxRowItem::new(
+                recipient.uuid,
+                group,
+                &sender.summary(),
+                message,
+            ))?,
+            self.put_new(&MessageItem::new(message))?,
+        ])
     }
 
     /// The conversation `a` and `b` share, if any. One `GetItem`.
@@ -279,26 +317,6 @@ impl Store {
             .await
             .map_err(|err| StoreError::from_sdk("GetItem", err))?;
         Ok(output.item.is_some())
-    }
-
-    /// The members of `group`. One query.
-    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
-    pub async fn members(&self, group: Uuid) -> Result<Vec<Uuid>, StoreError> {
-        let output = self
-            .client
-            .query()
-            .table_name(self.table())
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(keys::membership_pk(group)))
-            .send()
-            .await
-            .map_err(|err| StoreError::from_sdk("Query", err))?;
-        output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| from_item::<MembershipItem>(item).map(|m| m.user_uuid))
-            .collect()
     }
 
     fn member_check(&self, group: Uuid, user: Uuid) -> Result<TransactWriteItem, StoreError> {
@@ -351,6 +369,16 @@ impl Store {
     }
 }
 
+/// The message a message item stores; an item whose `pk` names no conversation is corrupt.
+fn stored_message(item: MessageItem) -> Result<Message, StoreError> {
+    let (pk, sk) = (item.pk.clone(), item.sk.clone());
+    item.into_message().ok_or(StoreError::CorruptItem {
+        pk,
+        sk,
+        message: "pk is not MSG#<uuid>".into(),
+    })
+}
+
 fn decode_message_cursor(group: Uuid, page: &PageRequest) -> Result<Option<String>, StoreError> {
     let pk = keys::message_pk(group);
     Ok(page.cursor().map(|c| decode_cursor(c, &pk)).transpose()?)
@@ -366,7 +394,7 @@ impl HasSortKey for MessageItem {
     }
 }
 
-impl HasSortKey for InboxItem {
+impl HasSortKey for InboxRowItem {
     fn sort_key(&self) -> &str {
         &self.sk
     }

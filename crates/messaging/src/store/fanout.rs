@@ -13,44 +13,24 @@
 //!   every write is conditioned on the row being exactly as read, so a stale view is
 //!   re-read, never written from.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, Select, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use lru::LruCache;
 use uuid::Uuid;
 
-use super::{Item, MAX_WRITE_ATTEMPTS, Store, StoreError, backoff, from_item, key_item, to_item};
+use super::inbox_index::{IndexView, Unchanged, non_empty, target_sort_key};
+use super::requests::backoff;
+use super::{FailureKind, MAX_WRITE_ATTEMPTS, Store, StoreError, key_item, to_item};
 use crate::coalesce::Newest;
-use crate::keys::{self, Key};
-use crate::model::{ConversationKind, InboxItem, Message};
-use crate::schema::{GROUP_INDEX, GROUP_INDEX_PARTITION_KEY, PARTITION_KEY};
-use crate::store::FailureKind;
-use crate::timestamp::Timestamp;
+use crate::items::InboxRowItem;
+use crate::keys::Key;
+use crate::model::{ConversationKind, Message};
 
 /// `TransactWriteItems` takes at most 100 items: 50 rows, each a delete and a put.
 const ROWS_PER_TRANSACTION: usize = 50;
-
-/// The attributes a moved row copies from the row it replaces (or, for the unread ones,
-/// computes from it). The conditions of a move require each to be unchanged, so a move
-/// never writes back a stale copy (from a lagging index or an outdated hint) over a newer
-/// one: a member added or leaving (`member_count`), a read (`unread`, `unread_at`,
-/// `read_through`) or a concurrent fan-out cancels the move, which then re-reads.
-pub(crate) const COPIED_ATTRIBUTES: [&str; 10] = [
-    GROUP_INDEX_PARTITION_KEY,
-    "user_uuid",
-    "user_display_name",
-    "user_handle",
-    "member_count",
-    "kind",
-    "name",
-    "unread",
-    "unread_at",
-    "read_through",
-];
-/// What "newer" is decided on; part of the row's identity for the conditions as well.
-const LAST_MESSAGE_AT: &str = "last_message_at";
 
 /// What advancing a conversation's inbox rows did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -74,7 +54,7 @@ pub struct Advance {
 /// every write made from it is conditioned on the rows being exactly as remembered.
 #[derive(Debug)]
 pub struct RowPositions {
-    rows: Option<Mutex<LruCache<Uuid, Arc<[InboxItem]>>>>,
+    rows: Option<Mutex<LruCache<Uuid, Arc<[InboxRowItem]>>>>,
 }
 
 impl RowPositions {
@@ -90,11 +70,11 @@ impl RowPositions {
         Self { rows: None }
     }
 
-    fn get(&self, group: Uuid) -> Option<Arc<[InboxItem]>> {
+    fn get(&self, group: Uuid) -> Option<Arc<[InboxRowItem]>> {
         self.lock()?.get(&group).cloned()
     }
 
-    fn remember(&self, group: Uuid, rows: Vec<InboxItem>) {
+    fn remember(&self, group: Uuid, rows: Vec<InboxRowItem>) {
         if let Some(mut cache) = self.lock() {
             cache.put(group, rows.into());
         }
@@ -106,7 +86,7 @@ impl RowPositions {
         }
     }
 
-    fn lock(&self) -> Option<std::sync::MutexGuard<'_, LruCache<Uuid, Arc<[InboxItem]>>>> {
+    fn lock(&self) -> Option<std::sync::MutexGuard<'_, LruCache<Uuid, Arc<[InboxRowItem]>>>> {
         // A panic while holding the lock cannot leave the cache inconsistent: it is a hint.
         self.rows
             .as_ref()
@@ -140,7 +120,7 @@ impl Store {
     /// out-of-order deliveries change nothing.
     ///
     /// Each row written adds to its `unread` the batch's messages from other members that
-    /// it has not counted ([`InboxItem::count_unread`]); that is decided on the row as read
+    /// it has not counted ([`InboxRowItem::count_unread`]); that is decided on the row as read
     /// and proven by the write's conditions, so no retry, replay or concurrent read counts
     /// a message twice.
     ///
@@ -187,7 +167,7 @@ impl Store {
     async fn advance_known_rows(
         &self,
         batch: &Newest,
-        known: &[InboxItem],
+        known: &[InboxRowItem],
     ) -> Result<Hinted, StoreError> {
         let (changes, mut rows) = plan_changes(known.iter(), batch, None);
         let current = rows.len();
@@ -224,7 +204,7 @@ impl Store {
     async fn advance_indexed_rows(
         &self,
         batch: &Newest,
-    ) -> Result<(Advance, Vec<InboxItem>), StoreError> {
+    ) -> Result<(Advance, Vec<InboxRowItem>), StoreError> {
         let group = batch.message.group_uuid;
         // A member whose inbox already holds another conversation's row at exactly this
         // microsecond gets this row a microsecond later (keys must differ); the row still
@@ -238,16 +218,7 @@ impl Store {
                 backoff(attempt - 1).await;
             }
             let view = self.index_view(group).await?;
-            // How many rows there must be. Rows written here carry it; the original
-            // system's rows do not, and an index that shows nothing shows no count either:
-            // then the memberships, read strongly consistently, say.
-            let expected = match view.member_count {
-                Some(count) => count as usize,
-                None => match members {
-                    Some(count) => count,
-                    None => *members.insert(self.member_count(group).await?),
-                },
-            };
+            let expected = self.expected_rows(group, &view, &mut members).await?;
             if view.owners == 0 && expected == 0 {
                 // No membership and no row: nothing will ever show up to move.
                 return Err(StoreError::NoMembers(group));
@@ -271,49 +242,23 @@ impl Store {
                 .and_then(|count| u32::try_from(count).ok());
             let (changes, mut rows) = plan_changes(view.rows.iter(), batch, count_for_rows);
             let current = rows.len();
-            let mut retry = false;
-            for chunk in changes.chunks(ROWS_PER_TRANSACTION) {
-                let plan = MovePlan::new(self, chunk, &batch.message, &bumps)?;
-                match self.transact("AdvanceInboxRows", plan.items).await {
-                    Ok(Ok(())) => {
-                        moved += chunk.len();
-                        rows.extend(plan.moved_rows);
-                    }
-                    Ok(Err(cancelled)) => {
-                        // A put whose key was taken collided with another conversation's
-                        // row of the same owner; a delete whose condition failed means the
-                        // index showed a row that moved or changed since: re-read either way.
-                        for (index, owner) in &plan.key_free_puts {
-                            if cancelled.condition_failed(*index) {
-                                *bumps.entry(owner.clone()).or_default() += 1;
-                            }
-                        }
-                        last_failure = Some(StoreError::Contention {
-                            operation: "AdvanceInboxRows",
-                            attempts: attempt + 1,
-                        });
-                        retry = true;
-                    }
-                    Err(err) if err.failure_kind() == Some(FailureKind::Rejected) => {
-                        // DynamoDB rejects a transaction naming one item twice, which a view
-                        // with ghosts could have led to; a fresh read may not. Not a verdict
-                        // on the conversation: re-read, and in the end report it for retry.
-                        tracing::warn!(error = %err, "inbox transaction rejected; re-reading");
-                        last_failure = Some(err);
-                        retry = true;
-                    }
-                    Err(err) => return Err(err),
+            let written = self
+                .write_indexed_changes(&changes, &batch.message, &mut bumps, attempt)
+                .await?;
+            moved += written.moved;
+            match written.failure {
+                Some(failure) => last_failure = Some(failure),
+                None => {
+                    rows.extend(written.rows);
+                    let advance = Advance {
+                        moved,
+                        current,
+                        skipped_rows: view.skipped,
+                        index_reads: attempt + 1,
+                        hinted: false,
+                    };
+                    return Ok((advance, rows));
                 }
-            }
-            if !retry {
-                let advance = Advance {
-                    moved,
-                    current,
-                    skipped_rows: view.skipped,
-                    index_reads: attempt + 1,
-                    hinted: false,
-                };
-                return Ok((advance, rows));
             }
         }
         Err(last_failure.unwrap_or(StoreError::Contention {
@@ -322,131 +267,100 @@ impl Store {
         }))
     }
 
-    /// What the group index shows of `group`'s inbox rows, one row per owner.
-    pub(super) async fn index_view(&self, group: Uuid) -> Result<IndexView, StoreError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(self.table())
-            .index_name(GROUP_INDEX)
-            .key_condition_expression("#group = :group")
-            .expression_attribute_names("#group", GROUP_INDEX_PARTITION_KEY)
-            .expression_attribute_values(":group", AttributeValue::S(group.to_string()))
-            .into_paginator()
-            .items()
-            .send();
-        let mut items = Vec::new();
-        while let Some(item) = pages.next().await {
-            items.push(item.map_err(|err| StoreError::from_sdk("Query", err))?);
+    /// How many rows the index must show of `group`. Rows written here carry it; the
+    /// original system's rows do not, and an index that shows nothing shows no count
+    /// either: then the memberships, counted strongly consistently once per update, say.
+    async fn expected_rows(
+        &self,
+        group: Uuid,
+        view: &IndexView,
+        members: &mut Option<usize>,
+    ) -> Result<usize, StoreError> {
+        if let Some(count) = view.member_count {
+            return Ok(count as usize);
         }
-        Ok(IndexView::from_items(group, items))
+        match members {
+            Some(count) => Ok(*count),
+            None => Ok(*members.insert(self.member_count(group).await?)),
+        }
     }
 
-    /// How many members `group` has, from its membership items: a strongly consistent
-    /// count, unlike anything the index says.
-    async fn member_count(&self, group: Uuid) -> Result<usize, StoreError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(self.table())
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", PARTITION_KEY)
-            .expression_attribute_values(":pk", AttributeValue::S(keys::membership_pk(group)))
-            .select(Select::Count)
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        let mut count = 0;
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| StoreError::from_sdk("Query", err))?;
-            count += usize::try_from(page.count()).unwrap_or(0);
+    /// Writes the changes planned from an index read, [`ROWS_PER_TRANSACTION`] rows per
+    /// transaction. A cancelled or rejected transaction does not stop the later ones (each
+    /// row moves atomically on its own); it asks for a re-read, and a put that found its key
+    /// taken moves that owner's row a microsecond further next time.
+    async fn write_indexed_changes(
+        &self,
+        changes: &[(&InboxRowItem, InboxRowItem)],
+        message: &Message,
+        bumps: &mut HashMap<String, u32>,
+        attempt: u32,
+    ) -> Result<Written, StoreError> {
+        let mut written = Written::default();
+        for chunk in changes.chunks(ROWS_PER_TRANSACTION) {
+            let plan = MovePlan::new(self, chunk, message, bumps)?;
+            match self.transact("AdvanceInboxRows", plan.items).await {
+                Ok(Ok(())) => {
+                    written.moved += chunk.len();
+                    written.rows.extend(plan.moved_rows);
+                }
+                Ok(Err(cancelled)) => {
+                    // A put whose key was taken collided with another conversation's
+                    // row of the same owner; a delete whose condition failed means the
+                    // index showed a row that moved or changed since: re-read either way.
+                    for (index, owner) in &plan.key_free_puts {
+                        if cancelled.condition_failed(*index) {
+                            *bumps.entry(owner.clone()).or_default() += 1;
+                        }
+                    }
+                    written.failure = Some(StoreError::Contention {
+                        operation: "AdvanceInboxRows",
+                        attempts: attempt + 1,
+                    });
+                }
+                Err(err) if err.failure_kind() == Some(FailureKind::Rejected) => {
+                    // DynamoDB rejects a transaction naming one item twice, which a view
+                    // with ghosts could have led to; a fresh read may not. Not a verdict
+                    // on the conversation: re-read, and in the end report it for retry.
+                    tracing::warn!(error = %err, "inbox transaction rejected; re-reading");
+                    written.failure = Some(err);
+                }
+                Err(err) => return Err(err),
+            }
         }
-        Ok(count)
+        Ok(written)
     }
+}
+
+/// What writing the changes of one index read did. Rows of transactions that landed
+/// stay moved even when a later one failed.
+#[derive(Default)]
+struct Written {
+    moved: usize,
+    /// The rows as the landed transactions left them.
+    rows: Vec<InboxRowItem>,
+    /// Why the rows must be read again, if they must: the last transaction that failed.
+    failure: Option<StoreError>,
 }
 
 /// What the hot path did.
 enum Hinted {
     Done {
         advance: Advance,
-        rows: Vec<InboxItem>,
+        rows: Vec<InboxRowItem>,
     },
     /// The rows were not where the hint said (or a collision needs the index path);
     /// `moved` rows of earlier transactions did move and stay moved.
     Missed { moved: usize },
 }
 
-/// The index's view of one conversation's rows.
-#[derive(Debug, Default)]
-pub(super) struct IndexView {
-    /// At most one row per owner: the newest the index shows.
-    pub(super) rows: Vec<InboxItem>,
-    /// Distinct owners seen, corrupt rows included (they exist, even if they cannot move).
-    pub(super) owners: usize,
-    /// The largest member count any row carries.
-    pub(super) member_count: Option<u32>,
-    /// Entries that are not a readable inbox row of this conversation.
-    pub(super) skipped: usize,
-}
-
-impl IndexView {
-    pub(super) fn from_items(group: Uuid, items: Vec<Item>) -> Self {
-        let mut view = Self::default();
-        let mut newest: HashMap<String, InboxItem> = HashMap::new();
-        let mut corrupt_owners: HashSet<String> = HashSet::new();
-        for item in items {
-            let pk = match item.get(PARTITION_KEY) {
-                Some(AttributeValue::S(pk)) if pk.starts_with(keys::INBOX_PREFIX) => pk.clone(),
-                other => {
-                    view.skipped += 1;
-                    tracing::warn!(%group, pk = ?other, "index entry is not an inbox row; left alone");
-                    continue;
-                }
-            };
-            let row = match from_item::<InboxItem>(item) {
-                Ok(row) if row.message_group_uuid == group => row,
-                Ok(row) => {
-                    view.skipped += 1;
-                    tracing::warn!(%group, pk = %row.pk, sk = %row.sk, "index entry of another conversation; left alone");
-                    continue;
-                }
-                Err(err) => {
-                    view.skipped += 1;
-                    tracing::warn!(%group, error = %err, "corrupt inbox row; left alone, the other rows still move");
-                    corrupt_owners.insert(pk);
-                    continue;
-                }
-            };
-            view.member_count = view.member_count.max(row.member_count);
-            // Two rows of one owner: a ghost (a deleted row the index still shows) beside
-            // its moved copy. Rows only move forward, so the newer one is the live one; a
-            // transaction must never name both (DynamoDB rejects that).
-            match newest.get(&row.pk) {
-                Some(kept) if position(kept) >= position(&row) => {}
-                _ => {
-                    newest.insert(row.pk.clone(), row);
-                }
-            }
-        }
-        corrupt_owners.retain(|owner| !newest.contains_key(owner));
-        view.owners = newest.len() + corrupt_owners.len();
-        view.rows = newest.into_values().collect();
-        view.rows.sort_by(|a, b| a.pk.cmp(&b.pk));
-        view
-    }
-}
-
-fn position(row: &InboxItem) -> (&str, &str) {
-    (row.last_message_at(), &row.sk)
-}
-
 /// What each row of a conversation becomes for `batch`: the rows to write (as read, and
 /// as they will be), and the rows left as they are.
 fn plan_changes<'r>(
-    rows: impl Iterator<Item = &'r InboxItem>,
+    rows: impl Iterator<Item = &'r InboxRowItem>,
     batch: &Newest,
     member_count: Option<u32>,
-) -> (Vec<(&'r InboxItem, InboxItem)>, Vec<InboxItem>) {
+) -> (Vec<(&'r InboxRowItem, InboxRowItem)>, Vec<InboxRowItem>) {
     let mut changes = Vec::new();
     let mut unchanged = Vec::new();
     for row in rows {
@@ -461,7 +375,11 @@ fn plan_changes<'r>(
 /// The row once `batch` is applied to it, or `None` if nothing changes: moved to the
 /// batch's newest message when it shows an older one (its sort key is settled by the
 /// plan), else rewritten in place only if it has messages to count.
-fn advanced_row(row: &InboxItem, batch: &Newest, member_count: Option<u32>) -> Option<InboxItem> {
+fn advanced_row(
+    row: &InboxRowItem,
+    batch: &Newest,
+    member_count: Option<u32>,
+) -> Option<InboxRowItem> {
     let message = &batch.message;
     let mut next = row.clone();
     let counted = next.count_unread(&batch.arrivals);
@@ -485,7 +403,7 @@ fn advanced_row(row: &InboxItem, batch: &Newest, member_count: Option<u32>) -> O
 struct MovePlan {
     items: Vec<TransactWriteItem>,
     /// The rows as they are once the transaction lands.
-    moved_rows: Vec<InboxItem>,
+    moved_rows: Vec<InboxRowItem>,
     /// Item index and owner of every put that needs its key free, to find collisions.
     key_free_puts: Vec<(usize, String)>,
 }
@@ -493,7 +411,7 @@ struct MovePlan {
 impl MovePlan {
     fn new(
         store: &Store,
-        changes: &[(&InboxItem, InboxItem)],
+        changes: &[(&InboxRowItem, InboxRowItem)],
         message: &Message,
         bumps: &HashMap<String, u32>,
     ) -> Result<Self, StoreError> {
@@ -526,7 +444,7 @@ impl Store {
     /// Deletes the row only if it is still exactly as read: if a concurrent writer moved or
     /// changed it, or the index showed a ghost, the transaction fails and the caller
     /// re-reads.
-    fn delete_row(&self, row: &InboxItem) -> Result<TransactWriteItem, StoreError> {
+    fn delete_row(&self, row: &InboxRowItem) -> Result<TransactWriteItem, StoreError> {
         let unchanged = Unchanged::of(row)?;
         let delete = Delete::builder()
             .table_name(self.table())
@@ -542,8 +460,8 @@ impl Store {
     /// Puts a moved row: at a free key, or in place of `replacing` if it is still as read.
     fn put_row(
         &self,
-        row: &InboxItem,
-        replacing: Option<&InboxItem>,
+        row: &InboxRowItem,
+        replacing: Option<&InboxRowItem>,
     ) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(self.table())
@@ -563,196 +481,30 @@ impl Store {
     }
 }
 
-/// A condition that holds only while the item at a row's key is that row as read: this
-/// conversation's, showing the same last message, with the same copied attributes. It is
-/// what proves a hint or an index read right.
-pub(super) struct Unchanged {
-    pub(super) expression: String,
-    pub(super) names: HashMap<String, String>,
-    pub(super) values: HashMap<String, AttributeValue>,
-}
-
-impl Unchanged {
-    pub(super) fn of(row: &InboxItem) -> Result<Self, StoreError> {
-        let item = to_item(row)?;
-        let mut condition = Self {
-            expression: String::new(),
-            names: HashMap::new(),
-            values: HashMap::new(),
-        };
-        for (i, attribute) in COPIED_ATTRIBUTES
-            .iter()
-            .chain(std::iter::once(&LAST_MESSAGE_AT))
-            .enumerate()
-        {
-            let (name, value) = (format!("#a{i}"), format!(":a{i}"));
-            if !condition.expression.is_empty() {
-                condition.expression.push_str(" AND ");
-            }
-            match item.get(*attribute) {
-                Some(current) => {
-                    condition.expression.push_str(&format!("{name} = {value}"));
-                    condition.values.insert(value, current.clone());
-                }
-                // The original system's rows have no count and no last_message_at.
-                None => condition
-                    .expression
-                    .push_str(&format!("attribute_not_exists({name})")),
-            }
-            condition.names.insert(name, (*attribute).to_owned());
-        }
-        Ok(condition)
-    }
-}
-
-pub(super) fn non_empty(
-    values: HashMap<String, AttributeValue>,
-) -> Option<HashMap<String, AttributeValue>> {
-    (!values.is_empty()).then_some(values)
-}
-
-pub(super) fn target_sort_key(message: &Message, bump: u32) -> String {
-    if bump == 0 {
-        return message.created_at.clone();
-    }
-    match Timestamp::parse(&message.created_at) {
-        Ok(mut at) => {
-            for _ in 0..bump {
-                at = at.next_micro();
-            }
-            at.to_string()
-        }
-        // Not ours to reformat; a suffix still sorts after the original value.
-        Err(_) => format!("{}#{bump}", message.created_at),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::UserSummary;
+    use crate::keys;
 
     const GROUP: Uuid = Uuid::from_u128(0x9999);
 
-    fn row(owner: u128, at: &str, count: Option<u32>) -> InboxItem {
-        InboxItem {
+    fn row(owner: u128) -> InboxRowItem {
+        InboxRowItem {
             pk: keys::inbox_pk(Uuid::from_u128(owner)),
-            sk: at.to_owned(),
+            sk: "t".to_owned(),
             message_group_uuid: GROUP,
-            message: format!("at {at}"),
-            user_uuid: Uuid::from_u128(owner + 100),
-            user_display_name: "Other".into(),
-            user_handle: "other".into(),
-            last_message_at: Some(at.to_owned()),
-            member_count: count,
-            ..InboxItem::default()
+            ..InboxRowItem::default()
         }
-    }
-
-    fn items(rows: &[InboxItem]) -> Vec<Item> {
-        rows.iter().map(|row| to_item(row).unwrap()).collect()
-    }
-
-    #[test]
-    fn a_ghost_beside_its_moved_copy_counts_once_and_the_newer_row_wins() {
-        let t1 = "2025-01-01T00:00:01.000000+00:00";
-        let t2 = "2025-01-01T00:00:02.000000+00:00";
-        // The index shows owner 1 twice: at t1 (deleted, still indexed) and at t2.
-        let view = IndexView::from_items(
-            GROUP,
-            items(&[
-                row(1, t2, Some(2)),
-                row(1, t1, Some(2)),
-                row(2, t2, Some(2)),
-            ]),
-        );
-        assert_eq!(view.owners, 2);
-        assert_eq!(view.member_count, Some(2));
-        assert_eq!(view.rows.len(), 2);
-        assert!(view.rows.iter().all(|row| row.sk == t2), "{:?}", view.rows);
-        // Whatever the order the index returns them in.
-        let view = IndexView::from_items(GROUP, items(&[row(1, t1, Some(2)), row(1, t2, Some(2))]));
-        assert_eq!(view.rows.len(), 1);
-        assert_eq!(view.rows[0].sk, t2);
-    }
-
-    #[test]
-    fn corrupt_and_foreign_entries_are_skipped_but_corrupt_rows_count_as_seen() {
-        let t1 = "2025-01-01T00:00:01.000000+00:00";
-        let mut corrupt = to_item(&row(3, t1, Some(3))).unwrap();
-        corrupt.remove("user_uuid");
-        let mut foreign = to_item(&row(4, t1, Some(3))).unwrap();
-        foreign.insert(PARTITION_KEY.into(), AttributeValue::S("USER#x".into()));
-        let mut other_group = row(5, t1, Some(3));
-        other_group.message_group_uuid = Uuid::from_u128(1);
-        let mut entries = items(&[row(1, t1, Some(3)), row(2, t1, Some(3)), other_group]);
-        entries.extend([corrupt, foreign]);
-        let view = IndexView::from_items(GROUP, entries);
-        assert_eq!(view.rows.len(), 2);
-        assert_eq!(view.skipped, 3);
-        assert_eq!(view.owners, 3, "the corrupt row's owner has a row");
-    }
-
-    #[test]
-    fn the_original_systems_rows_carry_no_member_count() {
-        let view =
-            IndexView::from_items(GROUP, items(&[row(1, "2023-01-01T00:00:00+00:00", None)]));
-        assert_eq!(view.member_count, None);
-        assert!(
-            IndexView::from_items(GROUP, Vec::new())
-                .member_count
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn a_move_is_conditioned_on_every_copied_attribute() {
-        let mut original = row(1, "2023-01-01T00:00:00+00:00", None);
-        original.last_message_at = None;
-        let condition = Unchanged::of(&original).unwrap();
-        let named: Vec<&str> = condition.names.values().map(String::as_str).collect();
-        for attribute in COPIED_ATTRIBUTES.iter().chain([&LAST_MESSAGE_AT]) {
-            assert!(named.contains(attribute), "{attribute} unchecked");
-        }
-        // Absent attributes must stay absent: the original row has no position, count,
-        // kind, name or unread state.
-        assert_eq!(
-            condition.expression.matches("attribute_not_exists").count(),
-            7,
-            "{}",
-            condition.expression
-        );
-        assert_eq!(condition.values.len(), 4);
-    }
-
-    #[test]
-    fn bumped_sort_keys_follow_the_message() {
-        let message = Message {
-            group_uuid: GROUP,
-            uuid: Uuid::nil(),
-            text: "x".into(),
-            created_at: "2025-01-01T00:00:00.999999+00:00".into(),
-            sender: UserSummary {
-                uuid: Uuid::nil(),
-                handle: "h".into(),
-                display_name: "H".into(),
-            },
-        };
-        assert_eq!(target_sort_key(&message, 0), message.created_at);
-        assert_eq!(
-            target_sort_key(&message, 2),
-            "2025-01-01T00:00:01.000001+00:00"
-        );
     }
 
     #[test]
     fn a_disabled_cache_remembers_nothing_and_a_full_one_evicts_the_oldest() {
         let disabled = RowPositions::disabled();
-        disabled.remember(GROUP, vec![row(1, "t", None)]);
+        disabled.remember(GROUP, vec![row(1)]);
         assert!(disabled.get(GROUP).is_none());
         let cache = RowPositions::new(1);
-        cache.remember(Uuid::from_u128(1), vec![row(1, "t", None)]);
-        cache.remember(Uuid::from_u128(2), vec![row(2, "t", None)]);
+        cache.remember(Uuid::from_u128(1), vec![row(1)]);
+        cache.remember(Uuid::from_u128(2), vec![row(2)]);
         assert!(cache.get(Uuid::from_u128(1)).is_none());
         assert_eq!(cache.get(Uuid::from_u128(2)).unwrap().len(), 1);
         cache.forget(Uuid::from_u128(2));

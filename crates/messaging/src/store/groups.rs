@@ -1,5 +1,5 @@
-//! Group conversations: creating one with its first message, listing, adding and removing
-//! members, and marking a conversation read.
+//! Group membership changes: creating a group with its first message, adding members,
+//! leaving. (Listing members is `memberships.rs`; marking read is `reads.rs`.)
 //!
 //! Every membership change rewrites `member_count` on every remaining inbox row in the
 //! transaction that changes the memberships, each update conditioned on the count it
@@ -11,21 +11,18 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
 use uuid::Uuid;
 
-use super::fanout::{IndexView, Unchanged, non_empty, target_sort_key};
-use super::{Item, MAX_WRITE_ATTEMPTS, Store, StoreError, backoff, from_item, key_item};
+use super::inbox_index::target_sort_key;
+use super::requests::backoff;
+use super::{MAX_WRITE_ATTEMPTS, Store, StoreError, key_item};
+use crate::items::{InboxRowItem, MembershipItem, MessageItem};
 use crate::keys::{self, Key};
-use crate::model::{
-    ConversationKind, InboxItem, MAX_GROUP_MEMBERS, MembershipItem, Message, MessageItem, User,
-    UserItem,
-};
-use crate::schema::{GROUP_INDEX, GROUP_INDEX_PARTITION_KEY, PARTITION_KEY};
+use crate::model::{ConversationKind, Message, User};
+use crate::schema::GROUP_INDEX_PARTITION_KEY;
 use crate::timestamp::Timestamp;
-use crate::validate::{GroupName, Handle, MessageText};
+use crate::validate::{GroupName, MAX_GROUP_MEMBERS, MessageText};
 
 /// `TransactWriteItems` takes at most 100 items
 /// (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html).
@@ -36,22 +33,6 @@ const MAX_TRANSACTION_ITEMS: usize = 100;
 /// second transaction, exactly as `POST .../members` adds one (see [`Store::create_group`]).
 pub const MEMBERS_IN_CREATING_TRANSACTION: usize = (MAX_TRANSACTION_ITEMS - 1) / 2;
 
-/// `BatchGetItem` takes at most 100 keys.
-const MAX_BATCH_GET_KEYS: usize = 100;
-
-/// How many times marking read re-reads the caller's row when a write (a fan-out, another
-/// read) changed it first, or the index does not show it yet.
-const MARK_READ_ATTEMPTS: u32 = 3;
-
-/// One member of a conversation, as `GET /api/message_groups/{id}/members` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    pub uuid: Uuid,
-    pub handle: String,
-    pub display_name: String,
-    pub joined_at: String,
-}
-
 /// What adding members did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Added {
@@ -61,35 +42,13 @@ pub struct Added {
     pub members: usize,
 }
 
-/// Up to which message a reader has read a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReadUpTo {
-    /// The message created at this time, the newest a page showed: anything newer stays
-    /// unread, even if the inbox row already counts it.
-    Message(String),
-    /// Whatever the caller's inbox row shows: its unread count becomes 0.
-    Row,
-}
-
-/// What marking read did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MarkedRead {
-    /// The row was written; this many messages remain unread (newer than the read).
-    Marked { unread: u32 },
-    /// Nothing to change: already read that far.
-    AlreadyRead,
-    /// The index did not show the caller's row (a row written moments ago, or none: the
-    /// caller is not a member). The caller decides which.
-    NoRow,
-}
-
 /// A group as one consistent read sees it: its memberships (strongly consistent), every
 /// member's inbox row (from the index, one per member, re-read until it shows exactly the
 /// members), and its newest message.
 #[derive(Debug, Clone)]
 struct GroupState {
     memberships: Vec<MembershipItem>,
-    rows: Vec<InboxItem>,
+    rows: Vec<InboxRowItem>,
     newest: Option<Message>,
 }
 
@@ -114,6 +73,34 @@ enum NewRows<'m> {
     /// At the group's first message, unread: the members a creation adds after its first
     /// transaction see the welcome as everyone else does.
     Welcome(&'m Message),
+}
+
+impl NewRows<'_> {
+    /// Where the rows start: the welcome, or the conversation's newest message.
+    fn position<'s>(&'s self, state: &'s GroupState) -> Option<&'s Message> {
+        match self {
+            NewRows::Welcome(message) => Some(*message),
+            NewRows::AtNewest => state.newest.as_ref(),
+        }
+    }
+
+    /// `owner`'s new row of `group`, at `position`.
+    fn row(
+        &self,
+        owner: Uuid,
+        group: Uuid,
+        name: &str,
+        member_count: u32,
+        position: &Message,
+    ) -> InboxRowItem {
+        let mut row = InboxRowItem::new_group(owner, group, name, member_count, position);
+        if matches!(self, NewRows::AtNewest) {
+            row.unread = 0;
+            row.unread_at.clear();
+            row.read_through = Some(position.created_at.clone());
+        }
+        row
+    }
 }
 
 impl Store {
@@ -153,79 +140,17 @@ impl Store {
         now: Timestamp,
         group: Uuid,
     ) -> Result<Message, StoreError> {
-        let mut members: Vec<&User> = vec![creator];
-        for user in others {
-            if user.uuid == creator.uuid {
-                return Err(StoreError::SelfConversation);
-            }
-            if !members.iter().any(|member| member.uuid == user.uuid) {
-                members.push(user);
-            }
-        }
-        if members.len() < 2 {
-            return Err(StoreError::GroupWithoutOthers);
-        }
-        if members.len() > MAX_GROUP_MEMBERS {
-            return Err(StoreError::GroupTooLarge {
-                members: members.len(),
-                max: MAX_GROUP_MEMBERS,
-            });
-        }
+        let members = distinct_members(creator, others)?;
         let (first, rest) = members.split_at(members.len().min(MEMBERS_IN_CREATING_TRANSACTION));
-        let count = u32::try_from(first.len()).unwrap_or(u32::MAX);
         let mut message = Message::new(
             group,
             creator.summary(),
             text.into_string(),
             now.to_string(),
         );
-        let mut at = now;
-        let mut created = None;
-        for attempt in 0..MAX_WRITE_ATTEMPTS {
-            message.created_at = at.to_string();
-            let memberships: Vec<MembershipItem> = first
-                .iter()
-                .map(|member| MembershipItem::in_group(group, member.uuid, &message.created_at))
-                .collect();
-            let rows: Vec<InboxItem> = first
-                .iter()
-                .map(|member| {
-                    InboxItem::new_group(member.uuid, group, name.as_str(), count, &message)
-                })
-                .collect();
-            let mut items = Vec::with_capacity(first.len() * 2 + 1);
-            for (membership, row) in memberships.iter().zip(&rows) {
-                items.push(self.put_new(membership)?);
-                items.push(self.put_new(row)?);
-            }
-            items.push(self.put_new(&MessageItem::new(&message))?);
-            match self.transact("CreateGroup", items).await? {
-                Ok(()) => {
-                    created = Some(GroupState {
-                        memberships,
-                        rows,
-                        newest: Some(message.clone()),
-                    });
-                    break;
-                }
-                // A member's inbox already holds another conversation's row at exactly
-                // this microsecond (odd items are rows, the last is the message): the
-                // whole group takes the next one.
-                Err(cancelled)
-                    if (0..first.len()).any(|i| cancelled.condition_failed(2 * i + 1))
-                        || cancelled.condition_failed(2 * first.len()) =>
-                {
-                    at = at.next_micro();
-                }
-                Err(_) => backoff(attempt).await,
-            }
-        }
-        let Some(state) = created else {
-            return Err(StoreError::Contention {
-                operation: "CreateGroup",
-                attempts: MAX_WRITE_ATTEMPTS,
-            });
-        };
+        let (state, at) = self
+            .write_founding_members(first, name, &mut message, now)
+            .await?;
         if !rest.is_empty() {
             let rest: Vec<User> = rest.iter().map(|user| (*user).clone()).collect();
             self.add_to_group(
@@ -239,6 +164,65 @@ impl Store {
             .await?;
         }
         Ok(message)
+    }
+
+    /// The creating transaction: every membership and inbox row of `first` and the
+    /// message, at `now` or, when a member's inbox already holds another conversation's
+    /// row at that microsecond, the first free one after it. Returns the group as written
+    /// and the time it was written at.
+    async fn write_founding_members(
+        &self,
+        first: &[&User],
+        name: &GroupName,
+        message: &mut Message,
+        now: Timestamp,
+    ) -> Result<(GroupState, Timestamp), StoreError> {
+        let group = message.group_uuid;
+        let count = u32::try_from(first.len()).unwrap_or(u32::MAX);
+        let mut at = now;
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            message.created_at = at.to_string();
+            let memberships: Vec<MembershipItem> = first
+                .iter()
+                .map(|member| MembershipItem::in_group(group, member.uuid, &message.created_at))
+                .collect();
+            let rows: Vec<InboxRowItem> = first
+                .iter()
+                .map(|member| {
+                    InboxRowItem::new_group(member.uuid, group, name.as_str(), count, message)
+                })
+                .collect();
+            let mut items = Vec::with_capacity(first.len() * 2 + 1);
+            for (membership, row) in memberships.iter().zip(&rows) {
+                items.push(self.put_new(membership)?);
+                items.push(self.put_new(row)?);
+            }
+            items.push(self.put_new(&MessageItem::new(message))?);
+            match self.transact("CreateGroup", items).await? {
+                Ok(()) => {
+                    let state = GroupState {
+                        memberships,
+                        rows,
+                        newest: Some(message.clone()),
+                    };
+                    return Ok((state, at));
+                }
+                // A member's inbox already holds another conversation's row at exactly
+                // this microsecond (odd items are rows, the last is the message): the
+                // whole group takes the next one.
+                Err(cancelled)
+                    if (0..first.len()).any(|i| cancelled.condition_failed(2 * i + 1))
+                        || cancelled.condition_failed(2 * first.len()) =>
+                {
+                    at = at.next_micro();
+                }
+                Err(_) => backoff(attempt).await,
+            }
+        }
+        Err(StoreError::Contention {
+            operation: "CreateGroup",
+            attempts: MAX_WRITE_ATTEMPTS,
+        })
     }
 
     /// Adds `users` to a group `caller` belongs to, each with an inbox row at the
@@ -288,12 +272,7 @@ impl Store {
                 }
             };
             let current = state.member_uuids();
-            let mut joining: Vec<&User> = Vec::new();
-            for user in users {
-                if !current.contains(&user.uuid) && !joining.iter().any(|j| j.uuid == user.uuid) {
-                    joining.push(user);
-                }
-            }
+            let joining = newcomers(users, &current);
             if joining.is_empty() {
                 return Ok(Added {
                     added: 0,
@@ -307,31 +286,8 @@ impl Store {
                     max: MAX_GROUP_MEMBERS,
                 });
             }
-            let position = match new_rows {
-                NewRows::Welcome(message) => message,
-                NewRows::AtNewest => state.newest.as_ref().ok_or(StoreError::NoMembers(group))?,
-            };
-            let (old_count, new_count) = (count_of(current.len()), count_of(total));
-            let name = state.name();
-            let joined_at = now.to_string();
-            let mut items = Vec::with_capacity(state.rows.len() + 2 * joining.len());
-            for row in &state.rows {
-                items.push(self.set_member_count(row, old_count, new_count)?);
-            }
-            let mut row_puts = Vec::with_capacity(joining.len());
-            for user in &joining {
-                items.push(self.put_new(&MembershipItem::in_group(group, user.uuid, &joined_at))?);
-                let mut row = InboxItem::new_group(user.uuid, group, &name, new_count, position);
-                if matches!(new_rows, NewRows::AtNewest) {
-                    row.unread = 0;
-                    row.unread_at.clear();
-                    row.read_through = Some(position.created_at.clone());
-                }
-                row.sk = target_sort_key(position, bumps.get(&user.uuid).copied().unwrap_or(0));
-                row_puts.push((items.len(), user.uuid));
-                items.push(self.put_new(&row)?);
-            }
-            match self.transact("AddGroupMembers", items).await? {
+            let adding = self.adding_transaction(group, &state, &joining, new_rows, now, &bumps)?;
+            match self.transact("AddGroupMembers", adding.items).await? {
                 Ok(()) => {
                     return Ok(Added {
                         added: joining.len(),
@@ -339,7 +295,7 @@ impl Store {
                     });
                 }
                 Err(cancelled) => {
-                    for (index, user) in &row_puts {
+                    for (index, user) in &adding.row_puts {
                         if cancelled.condition_failed(*index) {
                             *bumps.entry(*user).or_default() += 1;
                         }
@@ -352,6 +308,40 @@ impl Store {
             operation: "AddGroupMembers",
             attempts: MAX_WRITE_ATTEMPTS,
         })
+    }
+
+    /// The transaction adding `joining` to the group as `state` shows it: `member_count` on
+    /// every existing row (conditioned on the count read), and a membership and an inbox
+    /// row per newcomer, each row a microsecond further per collision seen (`bumps`).
+    fn adding_transaction(
+        &self,
+        group: Uuid,
+        state: &GroupState,
+        joining: &[&User],
+        new_rows: NewRows<'_>,
+        now: Timestamp,
+        bumps: &HashMap<Uuid, u32>,
+    ) -> Result<Adding, StoreError> {
+        let position = new_rows
+            .position(state)
+            .ok_or(StoreError::NoMembers(group))?;
+        let members = state.member_uuids().len();
+        let (old_count, new_count) = (count_of(members), count_of(members + joining.len()));
+        let name = state.name();
+        let joined_at = now.to_string();
+        let mut items = Vec::with_capacity(state.rows.len() + 2 * joining.len());
+        for row in &state.rows {
+            items.push(self.set_member_count(row, old_count, new_count)?);
+        }
+        let mut row_puts = Vec::with_capacity(joining.len());
+        for user in joining {
+            items.push(self.put_new(&MembershipItem::in_group(group, user.uuid, &joined_at))?);
+            let mut row = new_rows.row(user.uuid, group, &name, new_count, position);
+            row.sk = target_sort_key(position, bumps.get(&user.uuid).copied().unwrap_or(0));
+            row_puts.push((items.len(), user.uuid));
+            items.push(self.put_new(&row)?);
+        }
+        Ok(Adding { items, row_puts })
     }
 
     /// Removes `member` from a group: the membership, the member's inbox row, and one from
@@ -383,272 +373,6 @@ impl Store {
             attempts: MAX_WRITE_ATTEMPTS,
         })
     }
-
-    /// The members of a conversation `reader` belongs to (direct or group), oldest member
-    /// first: one strongly consistent Query of the memberships, one `BatchGetItem` of the
-    /// profiles.
-    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
-    pub async fn group_members(
-        &self,
-        reader: Uuid,
-        group: Uuid,
-    ) -> Result<Vec<Member>, StoreError> {
-        let memberships = self.memberships(group).await?;
-        if !memberships.iter().any(|m| m.user_uuid == reader) {
-            return Err(StoreError::NotMember(group));
-        }
-        let keys: Vec<Key> = memberships
-            .iter()
-            .map(|m| keys::user_profile(m.user_uuid))
-            .collect();
-        let profiles: HashMap<Uuid, User> = self
-            .batch_get(keys)
-            .await?
-            .into_iter()
-            .map(|item| from_item::<UserItem>(item).map(UserItem::into_user))
-            .map(|user| user.map(|user| (user.uuid, user)))
-            .collect::<Result<_, _>>()?;
-        let mut members: Vec<Member> = memberships
-            .into_iter()
-            .filter_map(|m| match profiles.get(&m.user_uuid) {
-                Some(user) => Some(Member {
-                    uuid: user.uuid,
-                    handle: user.handle.to_string(),
-                    display_name: user.display_name.to_string(),
-                    joined_at: m.joined_at,
-                }),
-                None => {
-                    tracing::warn!(%group, member = %m.user_uuid, "member without a profile; not listed");
-                    None
-                }
-            })
-            .collect();
-        members.sort_by(|a, b| {
-            (a.joined_at.as_str(), a.handle.to_ascii_lowercase())
-                .cmp(&(b.joined_at.as_str(), b.handle.to_ascii_lowercase()))
-        });
-        Ok(members)
-    }
-
-    /// The users holding `handles` (case-insensitive), by normalised handle; unknown
-    /// handles are absent. One `BatchGetItem` of the handle claims per 100 handles.
-    #[tracing::instrument(skip(self, handles), fields(table = %self.table, handles = handles.len()), err(level = "debug"))]
-    pub async fn users_by_handles(
-        &self,
-        handles: &[Handle],
-    ) -> Result<HashMap<String, User>, StoreError> {
-        let keys = handles.iter().map(keys::handle_claim).collect();
-        self.batch_get(keys)
-            .await?
-            .into_iter()
-            .map(|item| {
-                from_item::<UserItem>(item)
-                    .map(UserItem::into_user)
-                    .map(|user| (user.handle.normalized(), user))
-            })
-            .collect()
-    }
-
-    /// Marks the conversation read for `reader` up to `up_to`: finds the caller's row
-    /// through the index (one Query, filtered to the caller's partition) and rewrites its
-    /// unread state with an `UpdateItem` conditioned on the row being exactly as read
-    /// (the fan-out's `Unchanged`). Two requests; none written when already read.
-    ///
-    /// A fan-out that moves the row first makes the update fail: the row is re-read (at
-    /// most [`MARK_READ_ATTEMPTS`] reads) and read again up to the same message, so
-    /// whatever the order the row ends with 0 unread, or with exactly the messages newer
-    /// than the read. A fan-out that reads the row before and writes after is cancelled
-    /// by its own conditions (`unread`, `unread_at`, `read_through` are among them) and
-    /// re-reads.
-    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
-    pub async fn mark_read(
-        &self,
-        reader: Uuid,
-        group: Uuid,
-        up_to: &ReadUpTo,
-    ) -> Result<MarkedRead, StoreError> {
-        let mut saw_row = false;
-        for attempt in 0..MARK_READ_ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt - 1).await;
-            }
-            let Some(row) = self.own_row(reader, group).await? else {
-                continue;
-            };
-            saw_row = true;
-            let through = match up_to {
-                ReadUpTo::Message(at) => at.as_str(),
-                ReadUpTo::Row => row.last_message_at(),
-            };
-            let Some(read) = row.marked_read_through(through) else {
-                return Ok(MarkedRead::AlreadyRead);
-            };
-            if self.write_read(&row, &read).await? {
-                return Ok(MarkedRead::Marked {
-                    unread: read.unread,
-                });
-            }
-        }
-        if saw_row {
-            Err(StoreError::Contention {
-                operation: "MarkRead",
-                attempts: MARK_READ_ATTEMPTS,
-            })
-        } else {
-            Ok(MarkedRead::NoRow)
-        }
-    }
-
-    /// [`Store::list_messages`], and when it is the newest page, marks the conversation
-    /// read up to the page's newest message. The caller's row is looked up at the same
-    /// time as the page (it is exact whichever comes first), so reading costs one round
-    /// trip more than before, and only when there is something to mark. Marking never fails
-    /// the read: a failure is logged and the page returned.
-    #[tracing::instrument(skip(self, page), fields(table = %self.table), err(level = "debug"))]
-    pub async fn read_messages(
-        &self,
-        reader: Uuid,
-        group: Uuid,
-        page: &crate::PageRequest,
-    ) -> Result<crate::Page<Message>, StoreError> {
-        if page.cursor().is_some() {
-            return self.list_messages(reader, group, page).await;
-        }
-        let (messages, row) = tokio::join!(
-            self.list_messages(reader, group, page),
-            self.own_row(reader, group)
-        );
-        let messages = messages?;
-        let Some(newest) = messages.items.last() else {
-            return Ok(messages);
-        };
-        let marked = match row {
-            Ok(Some(row)) => match row.marked_read_through(&newest.created_at) {
-                None => Ok(MarkedRead::AlreadyRead),
-                Some(read) => match self.write_read(&row, &read).await {
-                    Ok(true) => Ok(MarkedRead::Marked {
-                        unread: read.unread,
-                    }),
-                    // The row moved or changed since: look again.
-                    Ok(false) => {
-                        self.mark_read(reader, group, &ReadUpTo::Message(newest.created_at.clone()))
-                            .await
-                    }
-                    Err(err) => Err(err),
-                },
-            },
-            Ok(None) => {
-                self.mark_read(reader, group, &ReadUpTo::Message(newest.created_at.clone()))
-                    .await
-            }
-            Err(err) => Err(err),
-        };
-        match marked {
-            Ok(MarkedRead::NoRow) => {
-                tracing::warn!(%group, "the index does not show the reader's row yet; not marked read")
-            }
-            Ok(_) => {}
-            Err(err) => {
-                tracing::warn!(%group, error = %err, "could not mark the conversation read")
-            }
-        }
-        Ok(messages)
-    }
-
-    /// The caller's own row of `group`, as the index shows it (the newest, if it shows a
-    /// ghost beside it).
-    async fn own_row(&self, owner: Uuid, group: Uuid) -> Result<Option<InboxItem>, StoreError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(self.table())
-            .index_name(GROUP_INDEX)
-            .key_condition_expression("#group = :group")
-            .filter_expression("#pk = :pk")
-            .expression_attribute_names("#group", GROUP_INDEX_PARTITION_KEY)
-            .expression_attribute_names("#pk", PARTITION_KEY)
-            .expression_attribute_values(":group", AttributeValue::S(group.to_string()))
-            .expression_attribute_values(":pk", AttributeValue::S(keys::inbox_pk(owner)))
-            .into_paginator()
-            .items()
-            .send();
-        let mut items = Vec::new();
-        while let Some(item) = pages.next().await {
-            items.push(item.map_err(|err| StoreError::from_sdk("Query", err))?);
-        }
-        Ok(IndexView::from_items(group, items)
-            .rows
-            .into_iter()
-            .find(|row| row.owner() == Some(owner)))
-    }
-
-    /// Writes `read`'s unread state over `row` if `row` is still exactly as read. `false`
-    /// when it is not (moved, recounted or read meanwhile).
-    async fn write_read(&self, row: &InboxItem, read: &InboxItem) -> Result<bool, StoreError> {
-        let unchanged = Unchanged::of(row)?;
-        let mut names = unchanged.names;
-        let mut values = unchanged.values;
-        let mut set = vec!["#r_through = :r_through".to_owned()];
-        let mut remove = Vec::new();
-        names.insert("#r_through".into(), "read_through".into());
-        names.insert("#r_unread".into(), "unread".into());
-        names.insert("#r_at".into(), "unread_at".into());
-        values.insert(
-            ":r_through".into(),
-            AttributeValue::S(read.read_through.clone().unwrap_or_default()),
-        );
-        if read.unread == 0 {
-            remove.push("#r_unread");
-        } else {
-            set.push("#r_unread = :r_unread".into());
-            values.insert(
-                ":r_unread".into(),
-                AttributeValue::N(read.unread.to_string()),
-            );
-        }
-        if read.unread_at.is_empty() {
-            remove.push("#r_at");
-        } else {
-            set.push("#r_at = :r_at".into());
-            values.insert(
-                ":r_at".into(),
-                AttributeValue::L(
-                    read.unread_at
-                        .iter()
-                        .cloned()
-                        .map(AttributeValue::S)
-                        .collect(),
-                ),
-            );
-        }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        let result = self
-            .client
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(key_item(&Key::new(&row.pk, &row.sk))))
-            .update_expression(expression)
-            .condition_expression(unchanged.expression)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(non_empty(values))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(StoreError::from_sdk("UpdateItem", err)),
-        }
-    }
-
     /// The group as one change needs it, for `caller`: refuses a non-member and a direct
     /// conversation at once; re-reads (bounded) until the index shows exactly one row per
     /// member, since every row must be rewritten.
@@ -672,7 +396,7 @@ impl Store {
             }
             let (view, newest) = (view?, newest?);
             let members: HashSet<Uuid> = memberships.iter().map(|m| m.user_uuid).collect();
-            let owners: HashSet<Uuid> = view.rows.iter().filter_map(InboxItem::owner).collect();
+            let owners: HashSet<Uuid> = view.rows.iter().filter_map(InboxRowItem::owner).collect();
             if owners == members && view.skipped == 0 {
                 return Ok(GroupState {
                     memberships,
@@ -696,113 +420,10 @@ impl Store {
             attempts: MAX_WRITE_ATTEMPTS,
         }))
     }
-
-    /// Every membership of `group`, strongly consistent.
-    async fn memberships(&self, group: Uuid) -> Result<Vec<MembershipItem>, StoreError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(self.table())
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", PARTITION_KEY)
-            .expression_attribute_values(":pk", AttributeValue::S(keys::membership_pk(group)))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
-        let mut memberships = Vec::new();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|err| StoreError::from_sdk("Query", err))?;
-            memberships.push(from_item::<MembershipItem>(item)?);
-        }
-        Ok(memberships)
-    }
-
-    /// The newest message of `group`, strongly consistent.
-    async fn newest_message(&self, group: Uuid) -> Result<Option<Message>, StoreError> {
-        let output = self
-            .client
-            .query()
-            .table_name(self.table())
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", PARTITION_KEY)
-            .expression_attribute_values(":pk", AttributeValue::S(keys::message_pk(group)))
-            .scan_index_forward(false)
-            .limit(1)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|err| StoreError::from_sdk("Query", err))?;
-        output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .next()
-            .map(|item| {
-                let message = from_item::<MessageItem>(item)?;
-                let (pk, sk) = (message.pk.clone(), message.sk.clone());
-                message.into_message().ok_or(StoreError::CorruptItem {
-                    pk,
-                    sk,
-                    message: "pk is not MSG#<uuid>".into(),
-                })
-            })
-            .transpose()
-    }
-
-    /// The items at `keys` that exist, by `BatchGetItem`, retrying keys DynamoDB leaves
-    /// unprocessed (it may under load) a bounded number of times.
-    async fn batch_get(&self, keys: Vec<Key>) -> Result<Vec<Item>, StoreError> {
-        let mut found = Vec::with_capacity(keys.len());
-        let mut unique: Vec<Key> = Vec::with_capacity(keys.len());
-        for key in keys {
-            if !unique.contains(&key) {
-                unique.push(key);
-            }
-        }
-        for chunk in unique.chunks(MAX_BATCH_GET_KEYS) {
-            let mut pending: Vec<Item> = chunk.iter().map(key_item).collect();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                if attempt == MAX_WRITE_ATTEMPTS {
-                    return Err(StoreError::Contention {
-                        operation: "BatchGetItem",
-                        attempts: attempt,
-                    });
-                }
-                if attempt > 0 {
-                    backoff(attempt - 1).await;
-                }
-                attempt += 1;
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut pending)))
-                    .build()
-                    .map_err(|err| StoreError::build("BatchGetItem", err))?;
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(self.table(), request)
-                    .send()
-                    .await
-                    .map_err(|err| StoreError::from_sdk("BatchGetItem", err))?;
-                if let Some(mut responses) = output.responses {
-                    found.extend(responses.remove(self.table()).unwrap_or_default());
-                }
-                if let Some(mut unprocessed) = output.unprocessed_keys {
-                    pending = unprocessed
-                        .remove(self.table())
-                        .map(|keys| keys.keys)
-                        .unwrap_or_default();
-                }
-            }
-        }
-        Ok(found)
-    }
-
     /// Sets a row's member count, if it still carries the count the change was read with.
     fn set_member_count(
         &self,
-        row: &InboxItem,
+        row: &InboxRowItem,
         from: u32,
         to: u32,
     ) -> Result<TransactWriteItem, StoreError> {
@@ -827,7 +448,7 @@ impl Store {
     /// Deletes a leaving member's row, if it is still there with the count read.
     fn delete_row_of_count(
         &self,
-        row: &InboxItem,
+        row: &InboxRowItem,
         count: u32,
     ) -> Result<TransactWriteItem, StoreError> {
         let delete = Delete::builder()
@@ -855,6 +476,51 @@ impl Store {
             .map_err(|err| StoreError::build("TransactWriteItems", err))?;
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
+}
+
+/// The transaction that adds members.
+struct Adding {
+    items: Vec<TransactWriteItem>,
+    /// Item index and owner of every new row, to find the ones whose key was taken.
+    row_puts: Vec<(usize, Uuid)>,
+}
+
+/// A new group's members, the creator first, each once: refuses the creator among the
+/// others, no others, and more than [`MAX_GROUP_MEMBERS`].
+fn distinct_members<'u>(
+    creator: &'u User,
+    others: &'u [User],
+) -> Result<Vec<&'u User>, StoreError> {
+    let mut members: Vec<&User> = vec![creator];
+    for user in others {
+        if user.uuid == creator.uuid {
+            return Err(StoreError::SelfConversation);
+        }
+        if !members.iter().any(|member| member.uuid == user.uuid) {
+            members.push(user);
+        }
+    }
+    if members.len() < 2 {
+        return Err(StoreError::GroupWithoutOthers);
+    }
+    if members.len() > MAX_GROUP_MEMBERS {
+        return Err(StoreError::GroupTooLarge {
+            members: members.len(),
+            max: MAX_GROUP_MEMBERS,
+        });
+    }
+    Ok(members)
+}
+
+/// The `users` not among `current`, each once.
+fn newcomers<'u>(users: &'u [User], current: &HashSet<Uuid>) -> Vec<&'u User> {
+    let mut joining: Vec<&User> = Vec::new();
+    for user in users {
+        if !current.contains(&user.uuid) && !joining.iter().any(|j| j.uuid == user.uuid) {
+            joining.push(user);
+        }
+    }
+    joining
 }
 
 fn count_of(members: usize) -> u32 {

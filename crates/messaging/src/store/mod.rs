@@ -8,11 +8,12 @@
 //! | D: message a user by handle | [`Store::send_to_user`] | GetItem + TransactWriteItems |
 //! | E: inbox rows follow the newest message, unread counts | [`Store::advance_conversation`] | TransactWriteItems where this environment knows the rows ([`RowPositions`]), else Query (GSI) + TransactWriteItems |
 //! | create a group | [`Store::create_group`] | TransactWriteItems (+1 for a 50th member) |
-//! | a conversation's members | [`Store::group_members`] | Query ‖ BatchGetItem |
+//! | a conversation's members | [`Store::group_members`] | Query + BatchGetItem |
+//! | a conversation's memberships | [`Store::memberships`], [`Store::recipients`] (for push) | Query (consistent) |
 //! | add members / leave | [`Store::add_members`], [`Store::leave_group`] | Query ‖ Query (GSI) ‖ Query, then TransactWriteItems |
 //! | mark read | [`Store::mark_read`], [`Store::read_messages`] (the newest page of A) | Query (GSI) + UpdateItem |
-//! | users | [`Store::register_user`], [`Store::user_by_sub`], [`Store::user_by_handle`], [`Store::handle_taken`] | one each |
-//! | WebSocket connections | [`Store::put_connection`], [`Store::delete_connection`], [`Store::connections_of`] (a user's), [`Store::recipients`] (a conversation's members, for push) | one each |
+//! | users | [`Store::register_user`], [`Store::user_by_sub`], [`Store::user_by_handle`], [`Store::handle_taken`], [`Store::users_by_handles`] | one each |
+//! | WebSocket connections | [`Store::put_connection`], [`Store::delete_connection`], [`Store::connections_of`] (a user's) | one each |
 
 mod admin;
 mod connections;
@@ -20,22 +21,28 @@ mod conversations;
 mod error;
 mod fanout;
 mod groups;
+mod inbox_index;
+mod memberships;
 mod migration;
+mod reads;
+mod requests;
 mod users;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use admin::{TableStatus, list_tables};
 pub use error::{FailureKind, StoreError};
 pub use fanout::{Advance, RowPositions};
-pub use groups::{Added, MEMBERS_IN_CREATING_TRANSACTION, MarkedRead, Member, ReadUpTo};
+pub use groups::{Added, MEMBERS_IN_CREATING_TRANSACTION};
+pub use memberships::Member;
 pub use migration::{Applied, Outcomes, Wrote};
+pub use reads::{MarkedRead, ReadUpTo};
 pub use users::{NewUser, Registration};
 
 use crate::keys::Key;
@@ -94,64 +101,4 @@ pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError
         sk,
         message: err.to_string(),
     })
-}
-
-/// Why a transaction was cancelled, one entry per item in request order.
-#[derive(Debug)]
-pub(crate) struct Cancelled {
-    reasons: Vec<Option<String>>,
-}
-
-impl Cancelled {
-    /// Whether the condition of item `index` failed.
-    pub(crate) fn condition_failed(&self, index: usize) -> bool {
-        self.reasons.get(index).and_then(Option::as_deref) == Some("ConditionalCheckFailed")
-    }
-}
-
-impl Store {
-    /// Runs one `TransactWriteItems`. A cancellation is an expected outcome the caller
-    /// decides about, so it comes back as `Ok(Err(_))`, not as a store error.
-    pub(crate) async fn transact(
-        &self,
-        operation: &'static str,
-        items: Vec<TransactWriteItem>,
-    ) -> Result<Result<(), Cancelled>, StoreError> {
-        // The token makes the SDK's own retries of this exact request idempotent: without
-        // it, a retried request whose first attempt did land would fail its own
-        // `attribute_not_exists` condition and be mistaken for a collision.
-        let token = uuid::Uuid::new_v4().to_string();
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .client_request_token(token)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Ok(())),
-            Err(err) => {
-                use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-                if let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
-                    err.as_service_error()
-                {
-                    let reasons = cancel
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|reason| reason.code().map(str::to_owned))
-                        .collect();
-                    return Ok(Err(Cancelled { reasons }));
-                }
-                Err(StoreError::from_sdk(operation, err))
-            }
-        }
-    }
-}
-
-/// Backoff between retries of a conflicted transaction: short, growing, jittered so two
-/// writers that collided do not collide again in lockstep.
-pub(crate) async fn backoff(attempt: u32) {
-    let base_ms = 5u64 << attempt.min(6);
-    let jitter_ms = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % base_ms.max(1);
-    tokio::time::sleep(std::time::Duration::from_millis(base_ms + jitter_ms)).await;
 }

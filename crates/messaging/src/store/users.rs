@@ -1,12 +1,17 @@
 //! The user directory: one profile stored under three keys (uuid, handle, Cognito sub),
-//! written together in one transaction whose conditions enforce uniqueness.
+//! written together in one transaction whose conditions enforce uniqueness; look-ups by
+//! each key, and by many handles at once.
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
 
-use super::{Item, MAX_WRITE_ATTEMPTS, Store, StoreError, backoff, from_item, key_item, to_item};
+use super::requests::backoff;
+use super::{MAX_WRITE_ATTEMPTS, Store, StoreError, from_item, key_item};
+use crate::items::UserItem;
 use crate::keys::{self, Key};
-use crate::model::{User, UserItem};
+use crate::model::User;
 use crate::timestamp::Timestamp;
 use crate::validate::{DisplayName, Handle};
 
@@ -119,6 +124,25 @@ impl Store {
         self.get_user(&keys::handle_claim(handle), false).await
     }
 
+    /// The users holding `handles` (case-insensitive), by normalised handle; unknown
+    /// handles are absent. One `BatchGetItem` of the handle claims per 100 handles.
+    #[tracing::instrument(skip(self, handles), fields(table = %self.table, handles = handles.len()), err(level = "debug"))]
+    pub async fn users_by_handles(
+        &self,
+        handles: &[Handle],
+    ) -> Result<HashMap<String, User>, StoreError> {
+        let keys = handles.iter().map(keys::handle_claim).collect();
+        self.batch_get(keys)
+            .await?
+            .into_iter()
+            .map(|item| {
+                from_item::<UserItem>(item)
+                    .map(UserItem::into_user)
+                    .map(|user| (user.handle.normalized(), user))
+            })
+            .collect()
+    }
+
     /// Whether someone holds `handle` (case-insensitive). One strongly consistent `GetItem`
     /// of the handle claim's key: a sign-up checked against a handle claimed a moment ago
     /// must see the claim.
@@ -169,37 +193,5 @@ impl Store {
         let item = self.get_item("GetItem", key, consistent).await?;
         item.map(|item| from_item::<UserItem>(item).map(UserItem::into_user))
             .transpose()
-    }
-
-    pub(crate) async fn get_item(
-        &self,
-        operation: &'static str,
-        key: &Key,
-        consistent: bool,
-    ) -> Result<Option<Item>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(self.table())
-            .set_key(Some(key_item(key)))
-            .consistent_read(consistent)
-            .send()
-            .await
-            .map_err(|err| StoreError::from_sdk(operation, err))?;
-        Ok(output.item)
-    }
-
-    /// A transactional put that only creates.
-    pub(crate) fn put_new<T: serde::Serialize>(
-        &self,
-        item: &T,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let put = Put::builder()
-            .table_name(self.table())
-            .set_item(Some(to_item(item)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|err| StoreError::build("TransactWriteItems", err))?;
-        Ok(TransactWriteItem::builder().put(put).build())
     }
 }

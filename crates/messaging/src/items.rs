@@ -1,0 +1,426 @@
+//! The items that store the domain types, one per kind of the single table (see
+//! [`crate::keys`]), and their conversions. Attribute names are the original system's, so
+//! data it wrote stays readable.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::keys;
+use crate::model::{Connection, ConversationKind, InboxEntry, Message, User, UserSummary};
+use crate::unread::{Arrival, UnreadState};
+use crate::validate::{DisplayName, Handle};
+
+/// `MSG#<group>` / `<created_at>`. Deliberately without `message_group_uuid`, which keeps
+/// messages out of the GSI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageItem {
+    pub pk: String,
+    pub sk: String,
+    pub message_uuid: Uuid,
+    pub message: String,
+    pub user_uuid: Uuid,
+    pub user_display_name: String,
+    pub user_handle: String,
+}
+
+impl MessageItem {
+    pub fn new(message: &Message) -> Self {
+        Self {
+            pk: keys::message_pk(message.group_uuid),
+            sk: message.created_at.clone(),
+            message_uuid: message.uuid,
+            message: message.text.clone(),
+            user_uuid: message.sender.uuid,
+            user_display_name: message.sender.display_name.clone(),
+            user_handle: message.sender.handle.clone(),
+        }
+    }
+
+    /// The conversation of this message, from its `pk`.
+    pub fn group_uuid(&self) -> Option<Uuid> {
+        keys::group_of_message_pk(&self.pk).and_then(Result::ok)
+    }
+
+    pub fn into_message(self) -> Option<Message> {
+        Some(Message {
+            group_uuid: self.group_uuid()?,
+            uuid: self.message_uuid,
+            text: self.message,
+            created_at: self.sk,
+            sender: UserSummary {
+                uuid: self.user_uuid,
+                handle: self.user_handle,
+                display_name: self.user_display_name,
+            },
+        })
+    }
+}
+
+/// `GRP#<owner>` / `<last_message_at>`: the owner's view of one conversation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxRowItem {
+    pub pk: String,
+    pub sk: String,
+    pub message_group_uuid: Uuid,
+    pub message: String,
+    /// The other member of a direct conversation; the last sender of a group.
+    pub user_uuid: Uuid,
+    pub user_display_name: String,
+    pub user_handle: String,
+    /// When the last message was sent. Usually equal to `sk`; differs when the row had to
+    /// move a microsecond on to avoid another conversation's row of the same owner.
+    /// Absent in rows written by the original system, where `sk` is the time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message_at: Option<String>,
+    /// How many members the conversation has, i.e. how many rows the index must show
+    /// before the fan-out may trust it (the index is eventually consistent). Absent in
+    /// rows written by the original system. Every membership change rewrites it on every
+    /// remaining row, in the transaction that changes the memberships.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_count: Option<u32>,
+    /// Absent for a direct conversation, as in the original system's rows.
+    #[serde(default, skip_serializing_if = "ConversationKind::is_direct")]
+    pub kind: ConversationKind,
+    /// A group's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Messages from others since the owner last read the conversation. Absent: none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unread: u32,
+    /// `created_at` of the newest [`crate::unread::UNREAD_TIMES_KEPT`] of those messages,
+    /// oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unread_at: Vec<String>,
+    /// `created_at` of the newest message the owner has read: nothing at or before it
+    /// counts; empty when nothing is read yet. Absent until the row is first read or
+    /// counted (the original system's rows, and rows of conversations their owner started);
+    /// until then the row's own position stands for it, so history older than unread
+    /// counts never counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_through: Option<String>,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
+impl InboxRowItem {
+    /// A row of a new one-to-one conversation.
+    pub fn new(owner: Uuid, group_uuid: Uuid, other: &UserSummary, last: &Message) -> Self {
+        Self {
+            pk: keys::inbox_pk(owner),
+            sk: last.created_at.clone(),
+            message_group_uuid: group_uuid,
+            message: last.text.clone(),
+            user_uuid: other.uuid,
+            user_display_name: other.display_name.clone(),
+            user_handle: other.handle.clone(),
+            last_message_at: Some(last.created_at.clone()),
+            member_count: Some(2),
+            ..Self::default()
+        }
+        .with_first_message_counted(owner, last)
+    }
+
+    /// A row of a new group at its first message (the group shows its last sender).
+    pub fn new_group(
+        owner: Uuid,
+        group_uuid: Uuid,
+        name: &str,
+        member_count: u32,
+        last: &Message,
+    ) -> Self {
+        Self {
+            pk: keys::inbox_pk(owner),
+            sk: last.created_at.clone(),
+            message_group_uuid: group_uuid,
+            message: last.text.clone(),
+            user_uuid: last.sender.uuid,
+            user_display_name: last.sender.display_name.clone(),
+            user_handle: last.sender.handle.clone(),
+            last_message_at: Some(last.created_at.clone()),
+            member_count: Some(member_count),
+            kind: ConversationKind::Group,
+            name: Some(name.to_owned()),
+            ..Self::default()
+        }
+        .with_first_message_counted(owner, last)
+    }
+
+    /// The first message is unread for everyone but its sender, who has read nothing of
+    /// the conversation yet (an empty read mark sorts before every time).
+    fn with_first_message_counted(mut self, owner: Uuid, first: &Message) -> Self {
+        if first.sender.uuid != owner {
+            self.unread = 1;
+            self.unread_at = vec![first.created_at.clone()];
+            self.read_through = Some(String::new());
+        }
+        self
+    }
+
+    /// Whose inbox this row is in, from its `pk`.
+    pub fn owner(&self) -> Option<Uuid> {
+        self.pk
+            .strip_prefix(keys::INBOX_PREFIX)
+            .and_then(|owner| Uuid::parse_str(owner).ok())
+    }
+
+    /// The time of the last message this row shows: what "newer" is decided against.
+    pub fn last_message_at(&self) -> &str {
+        self.last_message_at.as_deref().unwrap_or(&self.sk)
+    }
+
+    /// The row's unread attributes.
+    pub fn unread_state(&self) -> UnreadState {
+        UnreadState {
+            unread: self.unread,
+            unread_at: self.unread_at.clone(),
+            read_through: self.read_through.clone(),
+        }
+    }
+
+    fn set_unread_state(&mut self, state: UnreadState) {
+        self.unread = state.unread;
+        self.unread_at = state.unread_at;
+        self.read_through = state.read_through;
+    }
+
+    /// Counts the messages of `arrivals` that are unread for the owner and not counted
+    /// yet ([`UnreadState::count`]); returns how many. Called on the row as read, before it
+    /// moves.
+    pub fn count_unread(&mut self, arrivals: &[Arrival]) -> usize {
+        let mut state = self.unread_state();
+        let added = state.count(self.owner(), self.last_message_at(), arrivals);
+        self.set_unread_state(state);
+        added
+    }
+
+    /// The row once its owner has read the conversation up to the message created at
+    /// `through` ([`UnreadState::read_up_to`]), or `None` if that changes nothing.
+    pub fn marked_read_through(&self, through: &str) -> Option<Self> {
+        let read = self
+            .unread_state()
+            .read_up_to(self.last_message_at(), through)?;
+        let mut marked = self.clone();
+        marked.set_unread_state(read);
+        Some(marked)
+    }
+
+    pub fn into_entry(self) -> InboxEntry {
+        InboxEntry {
+            group_uuid: self.message_group_uuid,
+            kind: self.kind,
+            name: self.name,
+            member_count: self.member_count,
+            other: UserSummary {
+                uuid: self.user_uuid,
+                handle: self.user_handle,
+                display_name: self.user_display_name,
+            },
+            last_message_at: self.last_message_at.unwrap_or(self.sk),
+            last_message: self.message,
+            unread: self.unread,
+        }
+    }
+}
+
+/// `MBR#<group>` / `USER#<member>`: a stable key to `ConditionCheck` membership against,
+/// unlike the inbox row whose sort key moves with every message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipItem {
+    pub pk: String,
+    pub sk: String,
+    pub group_uuid: Uuid,
+    pub user_uuid: Uuid,
+    pub joined_at: String,
+    /// Absent for a direct conversation: whether the conversation can be left or grown is
+    /// read from the caller's own membership.
+    #[serde(default, skip_serializing_if = "ConversationKind::is_direct")]
+    pub kind: ConversationKind,
+}
+
+impl MembershipItem {
+    pub fn new(group_uuid: Uuid, member: Uuid, joined_at: &str) -> Self {
+        let key = keys::membership(group_uuid, member);
+        Self {
+            pk: key.pk,
+            sk: key.sk,
+            group_uuid,
+            user_uuid: member,
+            joined_at: joined_at.to_owned(),
+            kind: ConversationKind::Direct,
+        }
+    }
+
+    pub fn in_group(group_uuid: Uuid, member: Uuid, joined_at: &str) -> Self {
+        Self {
+            kind: ConversationKind::Group,
+            ..Self::new(group_uuid, member, joined_at)
+        }
+    }
+}
+
+/// `PAIR#<a>#<b>` / `PAIR`: the one conversation two users share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairItem {
+    pub pk: String,
+    pub sk: String,
+    pub group_uuid: Uuid,
+    pub created_at: String,
+}
+
+/// A user record. Stored three times, under `USER#<uuid>`, `HANDLE#<handle>` and
+/// `SUB#<sub>`, so each lookup is one `GetItem` and uniqueness is a put condition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserItem {
+    pub pk: String,
+    pub sk: String,
+    pub user_uuid: Uuid,
+    pub handle: Handle,
+    pub display_name: DisplayName,
+    pub cognito_sub: String,
+    pub created_at: String,
+}
+
+impl UserItem {
+    pub fn new(key: keys::Key, user: &User, created_at: &str) -> Self {
+        Self {
+            pk: key.pk,
+            sk: key.sk,
+            user_uuid: user.uuid,
+            handle: user.handle.clone(),
+            display_name: user.display_name.clone(),
+            cognito_sub: user.cognito_sub.clone(),
+            created_at: created_at.to_owned(),
+        }
+    }
+
+    pub fn into_user(self) -> User {
+        User {
+            uuid: self.user_uuid,
+            handle: self.handle,
+            display_name: self.display_name,
+            cognito_sub: self.cognito_sub,
+        }
+    }
+}
+
+/// `CONN#<user>` / `<connection id>`: one open WebSocket connection of a user, written by
+/// `ws-connect`, removed by `ws-disconnect`, by the push consumer when API Gateway answers
+/// 410 Gone, or by DynamoDB's TTL (`expires_at`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionItem {
+    pub pk: String,
+    pub sk: String,
+    pub user_uuid: Uuid,
+    pub connection_id: String,
+    pub connected_at: String,
+    /// Epoch seconds; the table's TTL attribute ([`crate::schema::TTL_ATTRIBUTE`]).
+    pub expires_at: i64,
+}
+
+impl ConnectionItem {
+    pub fn new(connection: &Connection) -> Self {
+        let key = keys::connection(connection.user_uuid, &connection.connection_id);
+        Self {
+            pk: key.pk,
+            sk: key.sk,
+            user_uuid: connection.user_uuid,
+            connection_id: connection.connection_id.clone(),
+            connected_at: connection.connected_at.clone(),
+            expires_at: connection.expires_at,
+        }
+    }
+
+    pub fn into_connection(self) -> Connection {
+        Connection {
+            user_uuid: self.user_uuid,
+            connection_id: self.connection_id,
+            connected_at: self.connected_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OWNER: Uuid = Uuid::from_u128(1);
+    const OTHER: Uuid = Uuid::from_u128(2);
+
+    fn at(second: u32) -> String {
+        format!("2025-01-01T00:00:{second:02}.000000+00:00")
+    }
+
+    #[test]
+    fn rows_start_with_the_first_message_unread_for_everyone_but_its_sender() {
+        let sender = UserSummary {
+            uuid: OTHER,
+            handle: "bayko".into(),
+            display_name: "Bayko".into(),
+        };
+        let first = Message::new(Uuid::from_u128(9), sender.clone(), "hi".into(), at(1));
+        let mine = InboxRowItem::new_group(OTHER, first.group_uuid, "Crew", 3, &first);
+        let theirs = InboxRowItem::new_group(OWNER, first.group_uuid, "Crew", 3, &first);
+        assert_eq!((mine.unread, theirs.unread), (0, 1));
+        assert_eq!(theirs.user_handle, "bayko", "a group shows its last sender");
+        assert_eq!(theirs.owner(), Some(OWNER));
+        let entry = theirs.into_entry();
+        assert_eq!(entry.kind, ConversationKind::Group);
+        assert_eq!(entry.name.as_deref(), Some("Crew"));
+        let direct = InboxRowItem::new(OWNER, first.group_uuid, &sender, &first);
+        assert_eq!(direct.unread, 1);
+        // The first message stays counted once the row moves on, and is read with the rest.
+        let mut moved = direct.clone();
+        let second = Arrival {
+            created_at: at(2),
+            sender: OTHER,
+        };
+        assert_eq!(moved.count_unread(&[Arrival::from(&first), second]), 1);
+        moved.last_message_at = Some(at(2));
+        assert_eq!(moved.unread, 2);
+        let read = moved.marked_read_through(&at(1)).unwrap();
+        assert_eq!((read.unread, read.unread_at), (1, vec![at(2)]));
+    }
+
+    #[test]
+    fn direct_rows_and_memberships_keep_the_original_shape() {
+        let sender = UserSummary {
+            uuid: OWNER,
+            handle: "andrewbrown".into(),
+            display_name: "Andrew".into(),
+        };
+        let first = Message::new(Uuid::from_u128(9), sender.clone(), "hi".into(), at(1));
+        let row = serde_json::to_value(InboxRowItem::new(OWNER, first.group_uuid, &sender, &first))
+            .unwrap();
+        let keys: Vec<&str> = row
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "last_message_at",
+                "member_count",
+                "message",
+                "message_group_uuid",
+                "pk",
+                "sk",
+                "user_display_name",
+                "user_handle",
+                "user_uuid"
+            ],
+            "a direct row the sender owns gains nothing"
+        );
+        let membership =
+            serde_json::to_value(MembershipItem::new(first.group_uuid, OWNER, &at(1))).unwrap();
+        assert!(membership.get("kind").is_none());
+        let membership =
+            serde_json::to_value(MembershipItem::in_group(first.group_uuid, OWNER, &at(1)))
+                .unwrap();
+        assert_eq!(membership["kind"], "group");
+    }
+}

@@ -1,0 +1,114 @@
+//! Who belongs to a conversation: the `MBR#<group>` items, listed or counted with one
+//! strongly consistent Query (all pages) wherever they are needed. Strongly consistent
+//! because the first message of a conversation is written with its memberships, and every
+//! reader (fan-out, push, a membership change, the members list) may come moments later.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use uuid::Uuid;
+
+use super::{Store, StoreError, from_item};
+use crate::items::{MembershipItem, UserItem};
+use crate::keys::{self, Key};
+use crate::model::User;
+use crate::schema::PARTITION_KEY;
+
+/// One member of a conversation, as `GET /api/message_groups/{id}/members` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub uuid: Uuid,
+    pub handle: String,
+    pub display_name: String,
+    pub joined_at: String,
+}
+
+impl Store {
+    /// Every membership of `group`, strongly consistent.
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
+    pub async fn memberships(&self, group: Uuid) -> Result<Vec<MembershipItem>, StoreError> {
+        let mut pages = self
+            .memberships_query(group)
+            .into_paginator()
+            .items()
+            .send();
+        let mut memberships = Vec::new();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|err| StoreError::from_sdk("Query", err))?;
+            memberships.push(from_item::<MembershipItem>(item)?);
+        }
+        Ok(memberships)
+    }
+
+    /// How many members `group` has, strongly consistent (counted, not read).
+    pub(super) async fn member_count(&self, group: Uuid) -> Result<usize, StoreError> {
+        let mut pages = self
+            .memberships_query(group)
+            .select(Select::Count)
+            .into_paginator()
+            .send();
+        let mut count = 0;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| StoreError::from_sdk("Query", err))?;
+            count += usize::try_from(page.count()).unwrap_or(0);
+        }
+        Ok(count)
+    }
+
+    fn memberships_query(&self, group: Uuid) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .expression_attribute_values(":pk", AttributeValue::S(keys::membership_pk(group)))
+            .consistent_read(true)
+    }
+
+    /// The members of a conversation `reader` belongs to (direct or group), oldest member
+    /// first: one strongly consistent Query of the memberships, one `BatchGetItem` of the
+    /// profiles.
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
+    pub async fn group_members(
+        &self,
+        reader: Uuid,
+        group: Uuid,
+    ) -> Result<Vec<Member>, StoreError> {
+        let memberships = self.memberships(group).await?;
+        if !memberships.iter().any(|m| m.user_uuid == reader) {
+            return Err(StoreError::NotMember(group));
+        }
+        let keys: Vec<Key> = memberships
+            .iter()
+            .map(|m| keys::user_profile(m.user_uuid))
+            .collect();
+        let profiles: HashMap<Uuid, User> = self
+            .batch_get(keys)
+            .await?
+            .into_iter()
+            .map(|item| from_item::<UserItem>(item).map(UserItem::into_user))
+            .map(|user| user.map(|user| (user.uuid, user)))
+            .collect::<Result<_, _>>()?;
+        let mut members: Vec<Member> = memberships
+            .into_iter()
+            .filter_map(|m| match profiles.get(&m.user_uuid) {
+                Some(user) => Some(Member {
+                    uuid: user.uuid,
+                    handle: user.handle.to_string(),
+                    display_name: user.display_name.to_string(),
+                    joined_at: m.joined_at,
+                }),
+                None => {
+                    tracing::warn!(%group, member = %m.user_uuid, "member without a profile; not listed");
+                    None
+                }
+            })
+            .collect();
+        members.sort_by(|a, b| {
+            (a.joined_at.as_str(), a.handle.to_ascii_lowercase())
+                .cmp(&(b.joined_at.as_str(), b.handle.to_ascii_lowercase()))
+        });
+        Ok(members)
+    }
+}

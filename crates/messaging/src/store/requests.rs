@@ -1,0 +1,153 @@
+//! The requests every access pattern is built of: a get, a batch get, a put that only
+//! creates, a transaction whose cancellation the caller decides about, and the backoff
+//! between retries.
+
+use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, TransactWriteItem};
+
+use super::{Item, MAX_WRITE_ATTEMPTS, Store, StoreError, key_item, to_item};
+use crate::keys::Key;
+
+/// `BatchGetItem` takes at most 100 keys.
+const MAX_BATCH_GET_KEYS: usize = 100;
+
+/// Why a transaction was cancelled, one entry per item in request order.
+#[derive(Debug)]
+pub(crate) struct Cancelled {
+    reasons: Vec<Option<String>>,
+}
+
+impl Cancelled {
+    /// Whether the condition of item `index` failed.
+    pub(crate) fn condition_failed(&self, index: usize) -> bool {
+        self.reasons.get(index).and_then(Option::as_deref) == Some("ConditionalCheckFailed")
+    }
+}
+
+impl Store {
+    /// Runs one `TransactWriteItems`. A cancellation is an expected outcome the caller
+    /// decides about, so it comes back as `Ok(Err(_))`, not as a store error.
+    pub(crate) async fn transact(
+        &self,
+        operation: &'static str,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), Cancelled>, StoreError> {
+        // The token makes the SDK's own retries of this exact request idempotent: without
+        // it, a retried request whose first attempt did land would fail its own
+        // `attribute_not_exists` condition and be mistaken for a collision.
+        let token = uuid::Uuid::new_v4().to_string();
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(token)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Ok(())),
+            Err(err) => {
+                use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+                if let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
+                    err.as_service_error()
+                {
+                    let reasons = cancel
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|reason| reason.code().map(str::to_owned))
+                        .collect();
+                    return Ok(Err(Cancelled { reasons }));
+                }
+                Err(StoreError::from_sdk(operation, err))
+            }
+        }
+    }
+
+    /// One `GetItem` of `key`; `operation` names it in errors.
+    pub(crate) async fn get_item(
+        &self,
+        operation: &'static str,
+        key: &Key,
+        consistent: bool,
+    ) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(self.table())
+            .set_key(Some(key_item(key)))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(|err| StoreError::from_sdk(operation, err))?;
+        Ok(output.item)
+    }
+
+    /// The items at `keys` that exist, by `BatchGetItem`, retrying keys DynamoDB leaves
+    /// unprocessed (it may under load) a bounded number of times.
+    pub(super) async fn batch_get(&self, keys: Vec<Key>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        let mut unique: Vec<Key> = Vec::with_capacity(keys.len());
+        for key in keys {
+            if !unique.contains(&key) {
+                unique.push(key);
+            }
+        }
+        for chunk in unique.chunks(MAX_BATCH_GET_KEYS) {
+            let mut pending: Vec<Item> = chunk.iter().map(key_item).collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                if attempt == MAX_WRITE_ATTEMPTS {
+                    return Err(StoreError::Contention {
+                        operation: "BatchGetItem",
+                        attempts: attempt,
+                    });
+                }
+                if attempt > 0 {
+                    backoff(attempt - 1).await;
+                }
+                attempt += 1;
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .build()
+                    .map_err(|err| StoreError::build("BatchGetItem", err))?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(self.table(), request)
+                    .send()
+                    .await
+                    .map_err(|err| StoreError::from_sdk("BatchGetItem", err))?;
+                if let Some(mut responses) = output.responses {
+                    found.extend(responses.remove(self.table()).unwrap_or_default());
+                }
+                if let Some(mut unprocessed) = output.unprocessed_keys {
+                    pending = unprocessed
+                        .remove(self.table())
+                        .map(|keys| keys.keys)
+                        .unwrap_or_default();
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// A transactional put that only creates.
+    pub(crate) fn put_new<T: serde::Serialize>(
+        &self,
+        item: &T,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(self.table())
+            .set_item(Some(to_item(item)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|err| StoreError::build("TransactWriteItems", err))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+}
+
+/// Backoff between retries of a conflicted transaction: short, growing, jittered so two
+/// writers that collided do not collide again in lockstep.
+pub(crate) async fn backoff(attempt: u32) {
+    let base_ms = 5u64 << attempt.min(6);
+    let jitter_ms = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % base_ms.max(1);
+    tokio::time::sleep(std::time::Duration::from_millis(base_ms + jitter_ms)).await;
+}
