@@ -17,8 +17,8 @@ use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures_util::StreamExt;
 use messaging::Message;
-use messaging::keys::MESSAGE_PREFIX;
 use messaging::items::MessageItem;
+use messaging::keys::MESSAGE_PREFIX;
 use uuid::Uuid;
 
 /// The event source mapping's `FilterCriteria` pattern: INSERTs of message items only, the
