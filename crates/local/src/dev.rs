@@ -13,6 +13,7 @@ use functions::directory::{Directory, SystemClock};
 use functions::inbox_rows::InboxRowMover;
 use functions::push::{PushHandler, local_management_client};
 use functions::websocket::{WsAuthorizer, WsConnections};
+use jsonwebtoken::jwk::JwkSet;
 use messaging::Store;
 use messaging::connect::local_client;
 use tokio::sync::watch;
@@ -56,35 +57,8 @@ pub async fn run(
     on_ready: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = Store::new(
-        local_client(&options.endpoint_url, None),
-        options.table.clone(),
-    );
-    store.create_table_if_missing().await.with_context(|| {
-        format!(
-            "preparing table {} at {}",
-            options.table, options.endpoint_url
-        )
-    })?;
-    let stream_arn = store
-        .stream_arn()
-        .await?
-        .with_context(|| format!("table {} has no stream", options.table))?;
-
-    let (authorizer, published_jwks) = match &options.keys {
-        TokenKeys::Dev(path) => {
-            let signer = DevSigner::load_or_create(path)?;
-            (Authorizer::for_dev(&signer), Some(signer.jwks()))
-        }
-        TokenKeys::Jwks {
-            url,
-            issuer,
-            audience,
-        } => (
-            Authorizer::from_jwks_url(url, issuer, audience).await?,
-            None,
-        ),
-    };
+    let (store, stream_arn) = prepare_table(&options).await?;
+    let (authorizer, published_jwks) = authorizer_for(&options.keys).await?;
     let directory = Directory::new(
         store.clone(),
         Directory::ttl_from_env(),
@@ -122,23 +96,7 @@ pub async fn run(
         .await
         .with_context(|| format!("listening on {}", options.listen))?;
     let address = listener.local_addr()?;
-    // The push consumer: a second reader of the stream, posting through this stack's own
-    // Management API stand-in, as the deployed function posts through API Gateway's.
-    let management_address = if address.ip().is_unspecified() {
-        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), address.port())
-    } else {
-        address
-    };
-    let push = PushHandler::new(
-        store,
-        local_management_client(&format!("http://{management_address}")),
-    );
-    // Like the template's trigger (`StartingPosition: LATEST`): a frame is news or nothing,
-    // so a restarted stack does not replay the stream's day of messages to its clients.
-    let mut push_tail = StreamTail::new(local_streams_client(&options.endpoint_url), stream_arn);
-    push_tail.start_at_latest().await?;
-    let push_pump = StreamPump::new(push_tail, push, options.push_pump.clone());
-    let push_task = tokio::spawn(push_pump.run(pump_stopped));
+    let push_task = spawn_push_pump(store, stream_arn, address, &options, pump_stopped).await?;
 
     on_ready(address);
     // Open WebSockets are not requests a graceful shutdown waits for: close them when the
@@ -159,6 +117,71 @@ pub async fn run(
     pump_task.await.context("stream pump panicked")?;
     push_task.await.context("push pump panicked")?;
     served.context("HTTP server failed")
+}
+
+/// The table the stack serves, created when missing, and its stream.
+async fn prepare_table(options: &DevOptions) -> anyhow::Result<(Store, String)> {
+    let store = Store::new(
+        local_client(&options.endpoint_url, None),
+        options.table.clone(),
+    );
+    store.create_table_if_missing().await.with_context(|| {
+        format!(
+            "preparing table {} at {}",
+            options.table, options.endpoint_url
+        )
+    })?;
+    let stream_arn = store
+        .stream_arn()
+        .await?
+        .with_context(|| format!("table {} has no stream", options.table))?;
+    Ok((store, stream_arn))
+}
+
+/// The HTTP API's authorizer, and the key set the stack publishes when it signs its own
+/// development tokens.
+async fn authorizer_for(keys: &TokenKeys) -> anyhow::Result<(Authorizer, Option<JwkSet>)> {
+    Ok(match keys {
+        TokenKeys::Dev(path) => {
+            let signer = DevSigner::load_or_create(path)?;
+            (Authorizer::for_dev(&signer), Some(signer.jwks()))
+        }
+        TokenKeys::Jwks {
+            url,
+            issuer,
+            audience,
+        } => (
+            Authorizer::from_jwks_url(url, issuer, audience).await?,
+            None,
+        ),
+    })
+}
+
+/// The push consumer: a second reader of the stream, posting through this stack's own
+/// Management API stand-in (served at `address`), as the deployed function posts through
+/// API Gateway's.
+async fn spawn_push_pump(
+    store: Store,
+    stream_arn: String,
+    address: SocketAddr,
+    options: &DevOptions,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let management_address = if address.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), address.port())
+    } else {
+        address
+    };
+    let push = PushHandler::new(
+        store,
+        local_management_client(&format!("http://{management_address}")),
+    );
+    // Like the template's trigger (`StartingPosition: LATEST`): a frame is news or nothing,
+    // so a restarted stack does not replay the stream's day of messages to its clients.
+    let mut push_tail = StreamTail::new(local_streams_client(&options.endpoint_url), stream_arn);
+    push_tail.start_at_latest().await?;
+    let push_pump = StreamPump::new(push_tail, push, options.push_pump.clone());
+    Ok(tokio::spawn(push_pump.run(stopped)))
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -166,39 +166,9 @@ async fn connect(
         headers: &headers,
         query: &query,
     };
-    let authorizer_event: ApiGatewayCustomAuthorizerRequestTypeRequest =
-        match serde_json::from_value(request.authorizer_event()) {
-            Ok(event) => event,
-            Err(error) => {
-                tracing::error!(%error, "could not build the authorizer event");
-                return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
-            }
-        };
-    let context = match api.authorizer.authorize(&authorizer_event).await {
-        Ok(response) if allows(&response) => {
-            let mut context: serde_json::Map<String, Value> = response
-                .context
-                .into_iter()
-                .map(|(name, value)| (name, Value::String(value)))
-                .collect();
-            context.insert(
-                "principalId".to_owned(),
-                Value::String(response.principal_id.unwrap_or_default()),
-            );
-            context
-        }
-        Ok(_) => {
-            tracing::info!("WebSocket connection denied by the authorizer");
-            return message(StatusCode::FORBIDDEN, "Forbidden");
-        }
-        Err(AuthorizerError::Unauthorized) => {
-            tracing::info!("WebSocket token refused");
-            return message(StatusCode::UNAUTHORIZED, "Unauthorized");
-        }
-        Err(error) => {
-            tracing::error!(%error, "authorizer failed");
-            return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
-        }
+    let context = match authorize(&api, &request).await {
+        Ok(context) => context,
+        Err(refusal) => return refusal,
     };
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
@@ -207,24 +177,10 @@ async fn connect(
 
     let frames = api.open.open(&connection_id);
     api.open.session_started();
-    let connect_event = request.route_event("$connect", "CONNECT", &context);
-    match api.connections.connect(&connect_event).await {
-        Ok(response) if (200..300).contains(&response.status_code) => {}
-        Ok(response) => {
-            api.open.close(&connection_id);
-            api.open.session_ended();
-            let status = u16::try_from(response.status_code)
-                .ok()
-                .and_then(|code| StatusCode::from_u16(code).ok())
-                .unwrap_or(StatusCode::FORBIDDEN);
-            return message(status, "Forbidden");
-        }
-        Err(error) => {
-            api.open.close(&connection_id);
-            api.open.session_ended();
-            tracing::error!(%error, "ws-connect failed");
-            return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
-        }
+    if let Err(refusal) = run_connect_route(&api, &request, &context).await {
+        api.open.close(&connection_id);
+        api.open.session_ended();
+        return refusal;
     }
     tracing::info!(connection = %connection_id, "WebSocket connected");
 
@@ -253,6 +209,76 @@ async fn connect(
             let event = disconnect_event(code, &reason);
             disconnected(&api, &event).await;
         })
+}
+
+/// Runs the `$connect` route's REQUEST authorizer as API Gateway does: its context, with the
+/// principal, travels in every later event of the connection; a denial or a failure is the
+/// response the client gets instead of an upgrade.
+async fn authorize(
+    api: &WebSocketApi,
+    request: &Request<'_>,
+) -> Result<serde_json::Map<String, Value>, Response> {
+    let authorizer_event: ApiGatewayCustomAuthorizerRequestTypeRequest =
+        serde_json::from_value(request.authorizer_event()).map_err(|error| {
+            tracing::error!(%error, "could not build the authorizer event");
+            message(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+        })?;
+    match api.authorizer.authorize(&authorizer_event).await {
+        Ok(response) if allows(&response) => {
+            let mut context: serde_json::Map<String, Value> = response
+                .context
+                .into_iter()
+                .map(|(name, value)| (name, Value::String(value)))
+                .collect();
+            context.insert(
+                "principalId".to_owned(),
+                Value::String(response.principal_id.unwrap_or_default()),
+            );
+            Ok(context)
+        }
+        Ok(_) => {
+            tracing::info!("WebSocket connection denied by the authorizer");
+            Err(message(StatusCode::FORBIDDEN, "Forbidden"))
+        }
+        Err(AuthorizerError::Unauthorized) => {
+            tracing::info!("WebSocket token refused");
+            Err(message(StatusCode::UNAUTHORIZED, "Unauthorized"))
+        }
+        Err(error) => {
+            tracing::error!(%error, "authorizer failed");
+            Err(message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal server error",
+            ))
+        }
+    }
+}
+
+/// Runs the `$connect` route's integration (ws-connect): API Gateway refuses the upgrade
+/// with the integration's status when it answers outside 2xx, and with 500 when it fails.
+async fn run_connect_route(
+    api: &WebSocketApi,
+    request: &Request<'_>,
+    context: &serde_json::Map<String, Value>,
+) -> Result<(), Response> {
+    let connect_event = request.route_event("$connect", "CONNECT", context);
+    match api.connections.connect(&connect_event).await {
+        Ok(response) if (200..300).contains(&response.status_code) => Ok(()),
+        Ok(response) => {
+            let status = u16::try_from(response.status_code)
+                .ok()
+                .and_then(|code| StatusCode::from_u16(code).ok())
+                .unwrap_or(StatusCode::FORBIDDEN);
+            Err(message(status, "Forbidden"))
+        }
+        Err(error) => {
+            tracing::error!(%error, "ws-connect failed");
+            Err(message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal server error",
+            ))
+        }
+    }
 }
 
 /// Relays queued frames to the socket until either side closes. Messages from the client
