@@ -43,73 +43,139 @@ struct Arrival {
     at: Instant,
 }
 
+/// `cruddur dev` in this process, over a table of the bench's DynamoDB Local.
+struct LocalStack {
+    address: SocketAddr,
+    signer: DevSigner,
+    dir: std::path::PathBuf,
+    stop: tokio::sync::oneshot::Sender<()>,
+    running: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl LocalStack {
+    async fn start(table: &TestTable) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("cruddur-bench-push-{}", Uuid::new_v4()));
+        let key_file = dir.join("key.pk8");
+        let signer = DevSigner::load_or_create(&key_file)?;
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<SocketAddr>();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let options = DevOptions {
+            endpoint_url: endpoint(),
+            table: table.store.table().to_owned(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            allowed_origins: Vec::new(),
+            keys: TokenKeys::Dev(key_file),
+            pump: PumpConfig {
+                dead_letter_file: dir.join("dead-letter.jsonl"),
+                ..PumpConfig::default()
+            },
+            push_pump: PumpConfig {
+                dead_letter_file: dir.join("push-dead-letter.jsonl"),
+                ..PumpConfig::push()
+            },
+        };
+        let running = tokio::spawn(local::dev::run(
+            options,
+            move |address| {
+                let _ = ready_tx.send(address);
+            },
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        let address = tokio::time::timeout(WAIT, ready_rx).await??;
+        Ok(Self {
+            address,
+            signer,
+            dir,
+            stop,
+            running,
+        })
+    }
+
+    fn token(&self, user: &User) -> anyhow::Result<String> {
+        self.signer
+            .mint(&user.cognito_sub, user.handle.as_str(), WAIT * 60)
+    }
+
+    /// Opens one socket per user; every text frame any of them receives arrives on the
+    /// returned channel, named by the user's position in `users`.
+    async fn listen(&self, users: &[&User]) -> anyhow::Result<mpsc::UnboundedReceiver<Arrival>> {
+        let (arrivals_tx, arrivals) = mpsc::unbounded_channel::<Arrival>();
+        for (socket, user) in users.iter().enumerate() {
+            let url = format!("ws://{}/ws?token={}", self.address, self.token(user)?);
+            let (mut stream, _) = tokio_tungstenite::connect_async(url).await?;
+            let arrivals_tx = arrivals_tx.clone();
+            tokio::spawn(async move {
+                while let Some(Ok(message)) = stream.next().await {
+                    let at = Instant::now();
+                    if let WsMessage::Text(text) = message {
+                        let frame: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+                        let uuid = frame["uuid"].as_str().unwrap_or_default().to_owned();
+                        if arrivals_tx.send(Arrival { socket, uuid, at }).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+        Ok(arrivals)
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.running.await??;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(())
+    }
+}
+
+/// Milliseconds from each `POST` response to the frame on the other member's socket and on
+/// the sender's own, and what reached a non-member or arrived twice.
+struct Latencies {
+    to_recipient: Vec<f64>,
+    to_sender: Vec<f64>,
+    to_non_members: usize,
+    duplicates: usize,
+}
+
 async fn latency(sends: usize) -> anyhow::Result<()> {
     let table = TestTable::new().await;
     let andrew = table.user("andrewbrown").await;
     let bayko = table.user("bayko").await;
     let londo = table.user("londo").await;
-    let dir = std::env::temp_dir().join(format!("cruddur-bench-push-{}", Uuid::new_v4()));
-    let key_file = dir.join("key.pk8");
-    let signer = DevSigner::load_or_create(&key_file)?;
-    let token = |user: &User| signer.mint(&user.cognito_sub, user.handle.as_str(), WAIT * 60);
-
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<SocketAddr>();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let options = DevOptions {
-        endpoint_url: endpoint(),
-        table: table.store.table().to_owned(),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        allowed_origins: Vec::new(),
-        keys: TokenKeys::Dev(key_file.clone()),
-        pump: PumpConfig {
-            dead_letter_file: dir.join("dead-letter.jsonl"),
-            ..PumpConfig::default()
-        },
-        push_pump: PumpConfig {
-            dead_letter_file: dir.join("push-dead-letter.jsonl"),
-            ..PumpConfig::push()
-        },
-    };
-    let stack = tokio::spawn(local::dev::run(
-        options,
-        move |address| {
-            let _ = ready_tx.send(address);
-        },
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    let address = tokio::time::timeout(WAIT, ready_rx).await??;
-    let base = format!("http://{address}");
-
+    let stack = LocalStack::start(&table).await?;
     // Sockets: 0 = Andrew, 1 = Bayko (the two members), 2 = Londo (not a member).
-    let (arrivals_tx, mut arrivals) = mpsc::unbounded_channel::<Arrival>();
-    for (socket, user) in [&andrew, &bayko, &londo].into_iter().enumerate() {
-        let url = format!("ws://{address}/ws?token={}", token(user)?);
-        let (mut stream, _) = tokio_tungstenite::connect_async(url).await?;
-        let arrivals_tx = arrivals_tx.clone();
-        tokio::spawn(async move {
-            while let Some(Ok(message)) = stream.next().await {
-                let at = Instant::now();
-                if let WsMessage::Text(text) = message {
-                    let frame: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
-                    let uuid = frame["uuid"].as_str().unwrap_or_default().to_owned();
-                    if arrivals_tx.send(Arrival { socket, uuid, at }).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-    }
+    let mut arrivals = stack.listen(&[&andrew, &bayko, &londo]).await?;
+    let tokens = [
+        stack.token(&andrew)?,
+        stack.token(&bayko)?,
+        stack.token(&londo)?,
+    ];
+    let measured = measure_latency(
+        &format!("http://{}", stack.address),
+        &tokens,
+        sends,
+        &mut arrivals,
+    )
+    .await?;
+    stack.stop().await?;
+    print_latency(sends, measured)
+}
 
+async fn measure_latency(
+    base: &str,
+    tokens: &[String; 3],
+    sends: usize,
+    arrivals: &mut mpsc::UnboundedReceiver<Arrival>,
+) -> anyhow::Result<Latencies> {
     let http: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
-    let tokens = [token(&andrew)?, token(&bayko)?, token(&londo)?];
     let mut seen: Vec<(usize, String)> = Vec::new();
     // The conversation, and a warm-up.
     let first = post(
         &http,
-        &base,
+        base,
         &tokens[0],
         json!({"message": "warm-up", "handle": "bayko"}),
     )
@@ -118,7 +184,7 @@ async fn latency(sends: usize) -> anyhow::Result<()> {
         .as_str()
         .context("a conversation")?
         .to_owned();
-    wait_for(&first.uuid, &[0, 1], &mut arrivals, &mut seen).await?;
+    wait_for(&first.uuid, &[0, 1], arrivals, &mut seen).await?;
 
     let mut to_recipient = Vec::with_capacity(sends);
     let mut to_sender = Vec::with_capacity(sends);
@@ -127,12 +193,12 @@ async fn latency(sends: usize) -> anyhow::Result<()> {
         let recipient = 1 - sender;
         let created = post(
             &http,
-            &base,
+            base,
             &tokens[sender],
             json!({"message": format!("message {i}"), "message_group_uuid": group}),
         )
         .await?;
-        let arrived = wait_for(&created.uuid, &[0, 1], &mut arrivals, &mut seen).await?;
+        let arrived = wait_for(&created.uuid, &[0, 1], arrivals, &mut seen).await?;
         let after = |socket: usize| {
             arrived[&socket]
                 .saturating_duration_since(created.answered_at)
@@ -145,12 +211,12 @@ async fn latency(sends: usize) -> anyhow::Result<()> {
     // Londo's first frame must be this one; whatever he saw before was not his.
     let to_londo = post(
         &http,
-        &base,
+        base,
         &tokens[1],
         json!({"message": "yours", "handle": "londo"}),
     )
     .await?;
-    wait_for(&to_londo.uuid, &[1, 2], &mut arrivals, &mut seen).await?;
+    wait_for(&to_londo.uuid, &[1, 2], arrivals, &mut seen).await?;
     let to_non_members = seen
         .iter()
         .filter(|(socket, uuid)| *socket == 2 && *uuid != to_londo.uuid)
@@ -160,13 +226,23 @@ async fn latency(sends: usize) -> anyhow::Result<()> {
         *counts.entry(arrival).or_default() += 1;
     }
     let duplicates: usize = counts.values().map(|n| n - 1).sum();
-
-    let _ = stop_tx.send(());
-    stack.await??;
-    let _ = std::fs::remove_dir_all(&dir);
-
     to_recipient.sort_by(f64::total_cmp);
     to_sender.sort_by(f64::total_cmp);
+    Ok(Latencies {
+        to_recipient,
+        to_sender,
+        to_non_members,
+        duplicates,
+    })
+}
+
+fn print_latency(sends: usize, measured: Latencies) -> anyhow::Result<()> {
+    let Latencies {
+        to_recipient,
+        to_sender,
+        to_non_members,
+        duplicates,
+    } = measured;
     println!("## Real-time push (local stack)\n");
     println!(
         "`cruddur dev` in process over DynamoDB Local; {sends} messages, one at a time, alternating senders in one conversation; time from the `POST /api/messages` response to the frame on the socket. Push pump idle poll: {} ms.\n",
@@ -193,7 +269,6 @@ async fn latency(sends: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// When the frame `uuid` reached each of `sockets`; every frame read is added to `seen`.
 async fn wait_for(
     uuid: &str,
     sockets: &[usize],
@@ -290,85 +365,90 @@ async fn cost() -> anyhow::Result<()> {
             devices: 1,
         },
     ] {
-        let table = TestTable::new().await;
-        let open = OpenConnections::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let endpoint = format!("http://{}", listener.local_addr()?);
-        let server = tokio::spawn({
-            let open = open.clone();
-            async move { axum::serve(listener, management_router(open)).await }
-        });
-        let hub = table.user("hub").await;
-        let mut sockets = Vec::new();
-        let mut groups = Vec::new();
-        let connect = |user: Uuid, device: usize| {
-            Connection::opened(
+        measure_cost(&scenario).await?;
+    }
+    println!();
+    Ok(())
+}
+
+/// One scenario's table row: the hub talks with `conversations` peers, every member with
+/// `devices` connections open on a Management API stand-in, and the handler pushes
+/// `messages` in batches of `batch`.
+async fn measure_cost(scenario: &CostScenario) -> anyhow::Result<()> {
+    let table = TestTable::new().await;
+    let open = OpenConnections::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn({
+        let open = open.clone();
+        async move { axum::serve(listener, management_router(open)).await }
+    });
+    let hub = table.user("hub").await;
+    let mut sockets = Vec::new();
+    let mut groups = Vec::new();
+    let mut connect_devices = async |user: Uuid| -> anyhow::Result<()> {
+        for device in 0..scenario.devices {
+            let connection = Connection::opened(
                 user,
                 format!("{}-{device}", user.simple()),
                 Timestamp::now(),
-            )
-        };
-        for device in 0..scenario.devices {
-            let connection = connect(hub.uuid, device);
+            );
             table.store.put_connection(&connection).await?;
             sockets.push(open.open(&connection.connection_id));
         }
-        for n in 0..scenario.conversations {
-            let other = table.user(&format!("peer{n}")).await;
-            let group = Uuid::new_v4();
-            for member in [hub.uuid, other.uuid] {
-                let item = MembershipItem::new(group, member, "2026-11-22T00:00:00.000000+00:00");
-                table
-                    .store
-                    .client()
-                    .put_item()
-                    .table_name(table.store.table())
-                    .set_item(Some(serde_dynamo::to_item(&item)?))
-                    .send()
-                    .await?;
-            }
-            for device in 0..scenario.devices {
-                let connection = connect(other.uuid, device);
-                table.store.put_connection(&connection).await?;
-                sockets.push(open.open(&connection.connection_id));
-            }
-            groups.push(group);
+        Ok(())
+    };
+    connect_devices(hub.uuid).await?;
+    for n in 0..scenario.conversations {
+        let other = table.user(&format!("peer{n}")).await;
+        let group = Uuid::new_v4();
+        for member in [hub.uuid, other.uuid] {
+            let item = MembershipItem::new(group, member, "2026-11-22T00:00:00.000000+00:00");
+            table
+                .store
+                .client()
+                .put_item()
+                .table_name(table.store.table())
+                .set_item(Some(serde_dynamo::to_item(&item)?))
+                .send()
+                .await?;
         }
-        let records: Vec<EventRecord> = (0..scenario.messages)
-            .map(|i| record(groups[i % groups.len()], &hub, i))
-            .collect::<anyhow::Result<_>>()?;
-        let handler = PushHandler::new(table.store.clone(), local_management_client(&endpoint));
-        table.requests.reset();
-        let started = Instant::now();
-        let mut posts = 0;
-        for batch in records.chunks(scenario.batch) {
-            let mut event = Event::default();
-            event.records = batch.to_vec();
-            let (response, summary) = handler.handle(&event).await;
-            anyhow::ensure!(
-                response.batch_item_failures.is_empty() && summary.failed_posts == 0,
-                "{summary:?}"
-            );
-            posts += summary.frames_sent;
-        }
-        let elapsed = started.elapsed();
-        let batches = scenario.messages.div_ceil(scenario.batch);
-        let queries = table.requests.of("Query") as f64;
-        println!(
-            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.1} | {:.1} |",
-            scenario.name,
-            scenario.messages,
-            scenario.batch,
-            scenario.devices,
-            queries / scenario.messages as f64,
-            posts as f64 / scenario.messages as f64,
-            queries / batches as f64,
-            elapsed.as_secs_f64() * 1000.0 / batches as f64,
-        );
-        server.abort();
-        drop(sockets);
+        connect_devices(other.uuid).await?;
+        groups.push(group);
     }
-    println!();
+    let records: Vec<EventRecord> = (0..scenario.messages)
+        .map(|i| record(groups[i % groups.len()], &hub, i))
+        .collect::<anyhow::Result<_>>()?;
+    let handler = PushHandler::new(table.store.clone(), local_management_client(&endpoint));
+    table.requests.reset();
+    let started = Instant::now();
+    let mut posts = 0;
+    for batch in records.chunks(scenario.batch) {
+        let mut event = Event::default();
+        event.records = batch.to_vec();
+        let (response, summary) = handler.handle(&event).await;
+        anyhow::ensure!(
+            response.batch_item_failures.is_empty() && summary.failed_posts == 0,
+            "{summary:?}"
+        );
+        posts += summary.frames_sent;
+    }
+    let elapsed = started.elapsed();
+    let batches = scenario.messages.div_ceil(scenario.batch);
+    let queries = table.requests.of("Query") as f64;
+    println!(
+        "| {} | {} | {} | {} | {:.2} | {:.2} | {:.1} | {:.1} |",
+        scenario.name,
+        scenario.messages,
+        scenario.batch,
+        scenario.devices,
+        queries / scenario.messages as f64,
+        posts as f64 / scenario.messages as f64,
+        queries / batches as f64,
+        elapsed.as_secs_f64() * 1000.0 / batches as f64,
+    );
+    server.abort();
+    drop(sockets);
     Ok(())
 }
 
