@@ -11,11 +11,13 @@ use functions::routes::Route;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use messaging::store::NewUser;
-use messaging::testkit::TestTable;
 use messaging::validate::{DisplayName, Handle, MessageText};
 use messaging::{Timestamp, User};
 use serde_json::{Value, json};
+use testkit::{RecordRequests, Refusal, RefusingClient, TestTable};
 use uuid::Uuid;
+
+mod support;
 
 const ANDREW_SUB: &str = "5f8e3b52-0b4c-4d8e-9b0a-6f2a1c9d7e01";
 const BAYKO_SUB: &str = "5f8e3b52-0b4c-4d8e-9b0a-6f2a1c9d7e02";
@@ -95,7 +97,7 @@ async fn world() -> World {
 }
 
 fn event(name: &str) -> Value {
-    messaging::testkit::event_json(name)
+    support::event_json(name)
 }
 
 fn request(event: &Value) -> Request {
@@ -883,7 +885,7 @@ async fn the_membership_gate_is_a_strongly_consistent_read() {
     let group = send(&w, &w.andrew, &w.bayko, "just started")
         .await
         .group_uuid;
-    let recorder = messaging::testkit::stand_in::RecordRequests::new();
+    let recorder = RecordRequests::new();
     let api = api_over(w.table.store_with(recorder.clone()));
     let read = in_group(event("api-list-messages.json"), &group.to_string());
     let (status, _, body) = parts(
@@ -940,10 +942,10 @@ async fn logs_of<F: std::future::Future>(run: F) -> (F::Output, String) {
 async fn throttling_answers_503_service_busy_with_retry_after() {
     let w = world().await;
     let group = send(&w, &w.andrew, &w.bayko, "hello").await.group_uuid;
-    let dynamodb = messaging::testkit::stand_in::RefusingClient::new();
+    let dynamodb = RefusingClient::new();
     let api = api_over(dynamodb.store_for(&w.table));
-    dynamodb.refuse("Query", messaging::testkit::stand_in::Refusal::Throttling);
-    dynamodb.refuse("GetItem", messaging::testkit::stand_in::Refusal::Throttling);
+    dynamodb.refuse("Query", Refusal::Throttling);
+    dynamodb.refuse("GetItem", Refusal::Throttling);
 
     let inbox = request(&event("api-list-message-groups.json"));
     let (response, logs) = logs_of(api.serve(Route::ListMessageGroups, inbox)).await;
@@ -987,12 +989,9 @@ async fn throttling_answers_503_service_busy_with_retry_after() {
 async fn writes_that_keep_conflicting_answer_503_and_write_nothing() {
     let w = world().await;
     let group = send(&w, &w.andrew, &w.bayko, "first").await.group_uuid;
-    let dynamodb = messaging::testkit::stand_in::RefusingClient::new();
+    let dynamodb = RefusingClient::new();
     let api = api_over(dynamodb.store_for(&w.table));
-    dynamodb.refuse(
-        "TransactWriteItems",
-        messaging::testkit::stand_in::Refusal::TransactionConflict,
-    );
+    dynamodb.refuse("TransactWriteItems", Refusal::TransactionConflict);
     let append = with_body(
         event("api-create-message-to-group.json"),
         &json!({"message": "second", "message_group_uuid": group}).to_string(),
@@ -1167,8 +1166,8 @@ async fn pre_signup_refuses_an_invalid_or_taken_handle_before_the_account_exists
 
     // A directory that does not answer refuses the sign-up with a message to try again,
     // rather than letting an account through unchecked.
-    let dynamodb = messaging::testkit::stand_in::RefusingClient::new();
-    dynamodb.refuse("GetItem", messaging::testkit::stand_in::Refusal::Throttling);
+    let dynamodb = RefusingClient::new();
+    dynamodb.refuse("GetItem", Refusal::Throttling);
     let error = pre_signup(
         &dynamodb.store_for(&w.table),
         event("cognito-pre-signup.json"),

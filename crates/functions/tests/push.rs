@@ -24,10 +24,13 @@ use local::filter::EventFilter;
 use local::websocket::{OpenConnections, management_router};
 use messaging::items::MembershipItem;
 use messaging::model::Connection;
-use messaging::testkit::{TestTable, event_json};
 use messaging::{Store, Timestamp, keys};
+use testkit::{FailRequests, Failure, TestTable};
 use tokio::sync::mpsc::UnboundedReceiver;
 use uuid::Uuid;
+
+mod support;
+use support::event_file;
 
 const ANDREW: &str = "0240ac03-a6fc-4ab1-be30-9a19c532d58c";
 const BAYKO: &str = "6e5bc0a7-b64a-4aaf-b89c-34a0eab7a098";
@@ -39,10 +42,6 @@ const BAYKO_LONDO: &str = "3d9e8f7a-6b5c-4d3e-8f1a-0b2c3d4e5f6a";
 
 fn uuid(text: &str) -> Uuid {
     Uuid::parse_str(text).unwrap()
-}
-
-fn event_file(name: &str) -> Event {
-    serde_json::from_value(event_json(name)).expect("a DynamoDB stream event")
 }
 
 /// The Management API stand-in on a free loopback port, over `open` connections.
@@ -360,30 +359,6 @@ async fn a_post_throttled_past_its_retries_is_skipped_and_counted_not_retried_wi
     assert!(frames.is_empty());
 }
 
-/// Fails every Query whose request mentions a text (one conversation's memberships), as a
-/// network failure would.
-#[derive(Debug, Clone)]
-struct FailQueries(String);
-
-impl aws_sdk_dynamodb::config::Intercept for FailQueries {
-    fn name(&self) -> &'static str {
-        "FailQueries"
-    }
-
-    fn read_before_attempt(
-        &self,
-        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
-        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
-    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        let body = context.request().body().bytes().unwrap_or_default();
-        if String::from_utf8_lossy(body).contains(&self.0) {
-            return Err(format!("injected failure: query mentions {}", self.0).into());
-        }
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn unreadable_recipients_are_reported_for_retry_and_the_rest_is_pushed() {
     let table = table_with_members().await;
@@ -391,7 +366,11 @@ async fn unreadable_recipients_are_reported_for_retry_and_the_rest_is_pushed() {
     let endpoint = management_api(open.clone()).await;
     connection(&table, ANDREW, "andrew-phone=", Duration::from_secs(60)).await;
     let mut andrew = open.open("andrew-phone=");
-    let store = table.store_with(FailQueries(format!("MBR#{BAYKO_LONDO}")));
+    let store = table.store_with(FailRequests::mentioning(
+        "Query",
+        format!("MBR#{BAYKO_LONDO}"),
+        Failure::Network,
+    ));
     let handler = PushHandler::new(store, functions::push::local_management_client(&endpoint));
     let event = event_file("stream-batch.json");
     let (response, summary) = handler.handle(&event).await;

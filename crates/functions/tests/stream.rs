@@ -16,12 +16,13 @@ use functions::emf::EmbeddedMetrics;
 use functions::inbox_rows::{InboxRowMover, InboxRowsSummary};
 use local::stream_source::{StreamTail, local_streams_client};
 use messaging::store::RowPositions;
-use messaging::testkit::{
-    FailTransactions, IndexFault, LaggingIndex, RejectTransactions, TestTable, endpoint,
-};
 use messaging::validate::MessageText;
 use messaging::{Message, PageRequest, Timestamp, User};
+use testkit::{FailRequests, Failure, IndexFault, LaggingIndex, TestTable, endpoint};
 use uuid::Uuid;
+
+mod support;
+use support::event_file;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -480,10 +481,6 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
     }
 }
 
-fn event_file(name: &str) -> Event {
-    serde_json::from_value(messaging::testkit::event_json(name)).expect("a DynamoDB stream event")
-}
-
 #[tokio::test]
 async fn malformed_records_are_logged_with_their_event_id_and_skipped() {
     let table = TestTable::new().await;
@@ -557,7 +554,7 @@ async fn racing_handlers_leave_one_row_per_member_at_the_newest_message() {
     let group = messages[0].group_uuid;
     // Eight handlers, each with its own client, on overlapping slices of the stream.
     let handlers: Vec<InboxRowMover> = (0..8)
-        .map(|_| InboxRowMover::new(table.store_with(FailTransactions::default())))
+        .map(|_| InboxRowMover::new(table.store_with_own_client()))
         .collect();
     let runs = handlers.iter().enumerate().map(|(i, handler)| {
         // Half the handlers see the newest message, half stop earlier.
@@ -617,7 +614,11 @@ async fn a_failed_conversation_is_reported_and_a_retry_from_it_converges() {
         .map(|user| (user.uuid, user.handle.clone()))
         .collect();
 
-    let fail = FailTransactions::mentioning(failing[0].group_uuid.to_string());
+    let fail = FailRequests::mentioning(
+        "TransactWriteItems",
+        failing[0].group_uuid.to_string(),
+        Failure::Network,
+    );
     let handler = InboxRowMover::new(table.store_with(fail.clone()));
     let (response, summary) = handler.handle(&event(&records)).await;
 
@@ -1015,12 +1016,16 @@ async fn a_rejected_transaction_is_reported_for_retry_not_skipped() {
     let cast = cast(&table).await;
     let mut stream = Stream::of(&table).await;
     let (ab, al, records) = two_conversations(&table, &cast, &mut stream).await;
-    let reject = RejectTransactions::mentioning(al[0].group_uuid.to_string());
+    let reject = FailRequests::mentioning(
+        "TransactWriteItems",
+        al[0].group_uuid.to_string(),
+        Failure::Rejected,
+    );
     let handler = InboxRowMover::new(table.store_with(reject.clone()));
 
     let (response, summary) = handler.handle(&event(&records)).await;
 
-    assert!(reject.rejected() > 0);
+    assert!(reject.failed() > 0);
     assert_eq!(summary.failed_conversations, 1, "{summary:?}");
     assert_eq!(summary.abandoned_conversations, 0);
     assert_eq!(

@@ -1,12 +1,14 @@
 //! The stream events in `events/` (the files `cargo lambda invoke` uses) through the
 //! handler, against a table holding the inbox rows they refer to.
 
-use aws_lambda_events::dynamodb::Event;
 use functions::inbox_rows::InboxRowMover;
 use messaging::items::InboxRowItem;
-use messaging::testkit::TestTable;
 use messaging::{PageRequest, keys};
+use testkit::TestTable;
 use uuid::Uuid;
+
+mod support;
+use support::event_file;
 
 const ANDREW: &str = "0240ac03-a6fc-4ab1-be30-9a19c532d58c";
 const BAYKO: &str = "6e5bc0a7-b64a-4aaf-b89c-34a0eab7a098";
@@ -21,10 +23,6 @@ const EARLIER: [&str; 3] = [
     "2026-11-22T09:00:01.000000+00:00",
     "2026-11-22T09:00:02.000000+00:00",
 ];
-
-fn event_file(name: &str) -> Event {
-    serde_json::from_value(messaging::testkit::event_json(name)).expect("a DynamoDB stream event")
-}
 
 fn uuid(text: &str) -> Uuid {
     Uuid::parse_str(text).unwrap()

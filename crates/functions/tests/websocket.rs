@@ -15,9 +15,12 @@ use functions::jwt::{JwtVerifier, KeySource, KeysFuture, KeysUnavailable};
 use functions::websocket::{AuthorizerError, WebSocketEvent, WsAuthorizer, WsConnections, allows};
 use jsonwebtoken::jwk::JwkSet;
 use local::auth::{DEV_CLIENT_ID, DEV_ISSUER, DevSigner};
-use messaging::testkit::{TestTable, event_json};
 use messaging::{User, keys};
 use serde_json::{Value, json};
+use testkit::TestTable;
+
+mod support;
+use support::event_json;
 
 /// A development key pair in a scratch folder, and tokens signed with it.
 struct Keys {

@@ -6,9 +6,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use messaging::items::{InboxRowItem, MembershipItem, MessageItem};
 use messaging::keys;
 use messaging::store::{Advance, RowPositions};
-use messaging::testkit::{IndexFault, LaggingIndex, RejectTransactions, TestTable};
 use messaging::validate::MessageText;
 use messaging::{InboxEntry, Message, PageRequest, Store, StoreError, Timestamp, User};
+use testkit::{FailRequests, Failure, IndexFault, LaggingIndex, TestTable};
 use uuid::Uuid;
 
 fn text(value: &str) -> MessageText {
@@ -381,7 +381,11 @@ async fn a_rejected_transaction_is_retried_and_then_reported_not_skipped() {
     let reply = pair
         .reply("2025-06-01T10:00:01.000000+00:00", "reply")
         .await;
-    let reject = RejectTransactions::mentioning(pair.first.group_uuid.to_string());
+    let reject = FailRequests::mentioning(
+        "TransactWriteItems",
+        pair.first.group_uuid.to_string(),
+        Failure::Rejected,
+    );
     let store = pair.table.store_with(reject.clone());
 
     let error = store.advance_inbox_rows(&reply, &cold()).await.unwrap_err();
@@ -390,7 +394,7 @@ async fn a_rejected_transaction_is_retried_and_then_reported_not_skipped() {
         matches!(error, StoreError::Dynamo { .. }),
         "the rejection itself: {error}"
     );
-    assert!(reject.rejected() > 1, "re-read and tried again");
+    assert!(reject.failed() > 1, "re-read and tried again");
     assert_rows_at(&pair.table.store, &pair.members(), &pair.first).await;
 }
 

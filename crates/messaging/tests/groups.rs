@@ -10,9 +10,9 @@ use messaging::items::{InboxRowItem, MembershipItem};
 use messaging::keys;
 use messaging::model::ConversationKind;
 use messaging::store::{MEMBERS_IN_CREATING_TRANSACTION, MarkedRead, ReadUpTo, RowPositions};
-use messaging::testkit::{IndexFault, LaggingIndex, TestTable};
 use messaging::validate::{GroupName, Handle, MessageText};
 use messaging::{InboxEntry, Message, PageRequest, Store, StoreError, Timestamp, User};
+use testkit::{IndexFault, LaggingIndex, TestTable};
 use uuid::Uuid;
 
 fn text(value: &str) -> MessageText {
@@ -797,7 +797,7 @@ async fn users_are_looked_up_by_many_handles_at_once() {
 
 #[tokio::test]
 async fn rows_beyond_one_transaction_move_in_chunks_and_a_failed_chunk_is_retried_alone() {
-    use messaging::testkit::FailTransactions;
+    use testkit::{FailRequests, Failure};
     // More rows than one transaction holds cannot come from the API (50 members, 100
     // items); conversations written by other tools can have them, so the fan-out chunks.
     let table = TestTable::new().await;
@@ -841,7 +841,11 @@ async fn rows_beyond_one_transaction_move_in_chunks_and_a_failed_chunk_is_retrie
     );
     let batch = Newest::of([message.clone()]).unwrap();
     // The second chunk (rows sorted by owner) names the last owner.
-    let fail = FailTransactions::mentioning(keys::inbox_pk(owners[59]));
+    let fail = FailRequests::mentioning(
+        "TransactWriteItems",
+        keys::inbox_pk(owners[59]),
+        Failure::Network,
+    );
     let failing = table.store_with(fail.clone());
 
     let error = failing

@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use messaging::keys;
 use messaging::page::PageError;
 use messaging::store::{NewUser, Registration, RowPositions, TableStatus};
-use messaging::testkit::TestTable;
 use messaging::validate::{DisplayName, Handle, MessageText};
 use messaging::{Message, PageRequest, StoreError, Timestamp};
+use testkit::TestTable;
 use time::macros::datetime;
 use uuid::Uuid;
 
