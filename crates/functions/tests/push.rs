@@ -27,22 +27,11 @@ use messaging::model::Connection;
 use messaging::{Store, Timestamp, keys};
 use testkit::{FailRequests, Failure, TestTable};
 use tokio::sync::mpsc::UnboundedReceiver;
-use uuid::Uuid;
 
 mod support;
-use support::event_file;
+use support::{ANDREW, BAYKO, BAYKO_LONDO, LONDO, WITH_BAYKO, WITH_LONDO, event_file, uuid};
 
-const ANDREW: &str = "0240ac03-a6fc-4ab1-be30-9a19c532d58c";
-const BAYKO: &str = "6e5bc0a7-b64a-4aaf-b89c-34a0eab7a098";
-const LONDO: &str = "c1427c64-1e7d-4912-b5a2-78b1359ed751";
 const MALLORY: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
-const WITH_BAYKO: &str = "5ae290ed-55d1-47a0-bc6d-fe2bc2700399";
-const WITH_LONDO: &str = "a7f3c9d2-1b4e-4f6a-9c8d-2e5f7a1b3c4d";
-const BAYKO_LONDO: &str = "3d9e8f7a-6b5c-4d3e-8f1a-0b2c3d4e5f6a";
-
-fn uuid(text: &str) -> Uuid {
-    Uuid::parse_str(text).unwrap()
-}
 
 /// The Management API stand-in on a free loopback port, over `open` connections.
 async fn management_api(open: OpenConnections) -> String {

@@ -7,15 +7,8 @@ use messaging::{PageRequest, keys};
 use testkit::TestTable;
 use uuid::Uuid;
 
-mod support;
-use support::event_file;
+use crate::support::{ANDREW, BAYKO, BAYKO_LONDO, LONDO, WITH_BAYKO, WITH_LONDO, event_file, uuid};
 
-const ANDREW: &str = "0240ac03-a6fc-4ab1-be30-9a19c532d58c";
-const BAYKO: &str = "6e5bc0a7-b64a-4aaf-b89c-34a0eab7a098";
-const LONDO: &str = "c1427c64-1e7d-4912-b5a2-78b1359ed751";
-const WITH_BAYKO: &str = "5ae290ed-55d1-47a0-bc6d-fe2bc2700399";
-const WITH_LONDO: &str = "a7f3c9d2-1b4e-4f6a-9c8d-2e5f7a1b3c4d";
-const BAYKO_LONDO: &str = "3d9e8f7a-6b5c-4d3e-8f1a-0b2c3d4e5f6a";
 /// When each conversation's rows were last moved, before any event; distinct per
 /// conversation, as one owner cannot hold two rows at the same key.
 const EARLIER: [&str; 3] = [
@@ -23,10 +16,6 @@ const EARLIER: [&str; 3] = [
     "2026-11-22T09:00:01.000000+00:00",
     "2026-11-22T09:00:02.000000+00:00",
 ];
-
-fn uuid(text: &str) -> Uuid {
-    Uuid::parse_str(text).unwrap()
-}
 
 /// Both members' inbox rows of each conversation the events mention, at an earlier time.
 async fn table_with_inboxes() -> TestTable {
