@@ -6,26 +6,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use messaging::items::{InboxRowItem, MembershipItem, MessageItem};
 use messaging::keys;
 use messaging::store::{Advance, RowPositions};
-use messaging::validate::MessageText;
-use messaging::{InboxEntry, Message, PageRequest, Store, StoreError, Timestamp, User};
+use messaging::{InboxEntry, Message, Store, StoreError, User};
 use testkit::{FailRequests, Failure, IndexFault, LaggingIndex, TestTable};
 use uuid::Uuid;
 
-fn text(value: &str) -> MessageText {
-    MessageText::parse(value).unwrap()
-}
-
-fn at(value: &str) -> Timestamp {
-    Timestamp::parse(value).unwrap()
-}
-
-async fn inbox(store: &Store, owner: Uuid) -> Vec<InboxEntry> {
-    store
-        .list_inbox(owner, &PageRequest::new(100, None).unwrap())
-        .await
-        .unwrap()
-        .items
-}
+use crate::{at, cold, inbox, text};
 
 /// Asserts every owner has exactly one row of `group`, showing `message`.
 async fn assert_rows_at(store: &Store, owners: &[&User], message: &Message) {
@@ -87,10 +72,6 @@ impl Pair {
     fn members(&self) -> [&User; 2] {
         [&self.andrew, &self.bayko]
     }
-}
-
-fn cold() -> RowPositions {
-    RowPositions::disabled()
 }
 
 #[tokio::test]
