@@ -9,10 +9,10 @@ use functions::directory::{Directory, SystemClock};
 use functions::routes::Route;
 use lambda_http::http::StatusCode;
 use messaging::store::NewUser;
-use messaging::testkit::TestTable;
 use messaging::validate::{DisplayName, Handle, MessageText};
 use messaging::{Timestamp, User};
 use serde_json::{Value, json};
+use testkit::TestTable;
 
 const ANDREW_SUB: &str = "5f8e3b52-0b4c-4d8e-9b0a-6f2a1c9d7e01";
 const BAYKO_SUB: &str = "5f8e3b52-0b4c-4d8e-9b0a-6f2a1c9d7e02";
@@ -162,5 +162,5 @@ async fn register(table: &TestTable, handle: &str, name: &str, sub: &str) -> any
 }
 
 fn event(name: &str) -> Value {
-    messaging::testkit::event_json(name)
+    crate::events::event_json(name)
 }

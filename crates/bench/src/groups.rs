@@ -17,10 +17,10 @@ use local::filter::EventFilter;
 use local::stream_source::{StreamTail, local_streams_client};
 use messaging::coalesce::Newest;
 use messaging::store::{NewUser, RowPositions};
-use messaging::testkit::{TestTable, endpoint};
 use messaging::validate::{DisplayName, GroupName, Handle, MessageText};
 use messaging::{Message, Timestamp, User};
 use serde_json::{Value, json};
+use testkit::{TestTable, endpoint};
 use uuid::Uuid;
 
 use crate::stream::{collect, drain};
@@ -316,7 +316,7 @@ async fn register(table: &TestTable, i: usize) -> anyhow::Result<User> {
 }
 
 fn event(name: &str, caller: &User) -> Value {
-    let mut event = messaging::testkit::event_json(name);
+    let mut event = crate::events::event_json(name);
     event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(caller.cognito_sub);
     event
 }

@@ -14,6 +14,7 @@
 //! are exact and are what carries over to AWS.
 
 mod api;
+mod events;
 mod groups;
 mod init;
 mod push;
@@ -60,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let endpoint = messaging::testkit::endpoint();
+    let endpoint = testkit::endpoint();
     println!("# Cruddur Messaging benchmarks\n");
     println!("DynamoDB Local at {endpoint}; requests counted by an SDK interceptor.\n");
     // The API first: DynamoDB Local slows down as the stream suite fills it.

@@ -11,9 +11,9 @@ use local::stream_source::{StreamTail, local_streams_client};
 use messaging::items::{InboxRowItem, MembershipItem, MessageItem};
 use messaging::model::{Message, UserSummary};
 use messaging::store::RowPositions;
-use messaging::testkit::{TestTable, endpoint};
 use messaging::validate::MessageText;
 use messaging::{Timestamp, keys};
+use testkit::{TestTable, endpoint};
 use uuid::Uuid;
 
 struct Scenario {

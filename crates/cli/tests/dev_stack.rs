@@ -11,8 +11,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use local::auth::DevSigner;
-use messaging::testkit::{TestTable, endpoint};
 use serde_json::{Value, json};
+use testkit::{TestTable, endpoint};
 
 const WAIT: Duration = Duration::from_secs(20);
 

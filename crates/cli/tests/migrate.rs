@@ -3,7 +3,7 @@
 use std::process::{Command, Output};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use messaging::testkit::{TestTable, endpoint};
+use testkit::{TestTable, endpoint};
 
 const ANDREW: &str = "5ae290ed-55d1-47a0-bc6d-fe2bc2700399";
 const BAYKO: &str = "b02d00ce-df83-4373-9710-9868564a0809";

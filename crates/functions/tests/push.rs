@@ -24,26 +24,14 @@ use local::filter::EventFilter;
 use local::websocket::{OpenConnections, management_router};
 use messaging::items::MembershipItem;
 use messaging::model::Connection;
-use messaging::testkit::{TestTable, event_json};
 use messaging::{Store, Timestamp, keys};
+use testkit::{FailRequests, Failure, TestTable};
 use tokio::sync::mpsc::UnboundedReceiver;
-use uuid::Uuid;
 
-const ANDREW: &str = "0240ac03-a6fc-4ab1-be30-9a19c532d58c";
-const BAYKO: &str = "6e5bc0a7-b64a-4aaf-b89c-34a0eab7a098";
-const LONDO: &str = "c1427c64-1e7d-4912-b5a2-78b1359ed751";
+mod support;
+use support::{ANDREW, BAYKO, BAYKO_LONDO, LONDO, WITH_BAYKO, WITH_LONDO, event_file, uuid};
+
 const MALLORY: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
-const WITH_BAYKO: &str = "5ae290ed-55d1-47a0-bc6d-fe2bc2700399";
-const WITH_LONDO: &str = "a7f3c9d2-1b4e-4f6a-9c8d-2e5f7a1b3c4d";
-const BAYKO_LONDO: &str = "3d9e8f7a-6b5c-4d3e-8f1a-0b2c3d4e5f6a";
-
-fn uuid(text: &str) -> Uuid {
-    Uuid::parse_str(text).unwrap()
-}
-
-fn event_file(name: &str) -> Event {
-    serde_json::from_value(event_json(name)).expect("a DynamoDB stream event")
-}
 
 /// The Management API stand-in on a free loopback port, over `open` connections.
 async fn management_api(open: OpenConnections) -> String {
@@ -360,30 +348,6 @@ async fn a_post_throttled_past_its_retries_is_skipped_and_counted_not_retried_wi
     assert!(frames.is_empty());
 }
 
-/// Fails every Query whose request mentions a text (one conversation's memberships), as a
-/// network failure would.
-#[derive(Debug, Clone)]
-struct FailQueries(String);
-
-impl aws_sdk_dynamodb::config::Intercept for FailQueries {
-    fn name(&self) -> &'static str {
-        "FailQueries"
-    }
-
-    fn read_before_attempt(
-        &self,
-        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
-        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
-    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        let body = context.request().body().bytes().unwrap_or_default();
-        if String::from_utf8_lossy(body).contains(&self.0) {
-            return Err(format!("injected failure: query mentions {}", self.0).into());
-        }
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn unreadable_recipients_are_reported_for_retry_and_the_rest_is_pushed() {
     let table = table_with_members().await;
@@ -391,7 +355,11 @@ async fn unreadable_recipients_are_reported_for_retry_and_the_rest_is_pushed() {
     let endpoint = management_api(open.clone()).await;
     connection(&table, ANDREW, "andrew-phone=", Duration::from_secs(60)).await;
     let mut andrew = open.open("andrew-phone=");
-    let store = table.store_with(FailQueries(format!("MBR#{BAYKO_LONDO}")));
+    let store = table.store_with(FailRequests::mentioning(
+        "Query",
+        format!("MBR#{BAYKO_LONDO}"),
+        Failure::Network,
+    ));
     let handler = PushHandler::new(store, functions::push::local_management_client(&endpoint));
     let event = event_file("stream-batch.json");
     let (response, summary) = handler.handle(&event).await;

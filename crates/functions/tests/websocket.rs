@@ -3,21 +3,24 @@
 //! `ws-disconnect` against DynamoDB Local.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
 use aws_lambda_events::iam::IamPolicyEffect;
-use functions::clock::{Clock, SystemClock};
+use functions::clock::SystemClock;
 use functions::directory::Directory;
 use functions::jwt::{JwtVerifier, KeySource, KeysFuture, KeysUnavailable};
 use functions::websocket::{AuthorizerError, WebSocketEvent, WsAuthorizer, WsConnections, allows};
 use jsonwebtoken::jwk::JwkSet;
 use local::auth::{DEV_CLIENT_ID, DEV_ISSUER, DevSigner};
-use messaging::testkit::{TestTable, event_json};
 use messaging::{User, keys};
 use serde_json::{Value, json};
+use testkit::TestTable;
+
+mod support;
+use support::{ManualClock, event_json};
 
 /// A development key pair in a scratch folder, and tokens signed with it.
 struct Keys {
@@ -308,36 +311,6 @@ impl KeySource for ServedOnce {
                 .then_some(keys)
                 .ok_or_else(|| KeysUnavailable("connection refused".into()))
         })
-    }
-}
-
-/// A clock the test moves by hand, from the real time (tokens are minted with it).
-#[derive(Debug)]
-struct ManualClock {
-    start: (Instant, u64),
-    offset: Mutex<Duration>,
-}
-
-impl ManualClock {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            start: (Instant::now(), SystemClock.unix_seconds()),
-            offset: Mutex::new(Duration::ZERO),
-        })
-    }
-
-    fn advance(&self, by: Duration) {
-        *self.offset.lock().unwrap() += by;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        self.start.0 + *self.offset.lock().unwrap()
-    }
-
-    fn unix_seconds(&self) -> u64 {
-        self.start.1 + self.offset.lock().unwrap().as_secs()
     }
 }
 

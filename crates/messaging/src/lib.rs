@@ -22,9 +22,6 @@ pub mod timestamp;
 pub mod unread;
 pub mod validate;
 
-#[cfg(feature = "testkit")]
-pub mod testkit;
-
 pub use model::{InboxEntry, Message, User, UserSummary};
 pub use page::{Page, PageRequest};
 pub use store::{Store, StoreError};

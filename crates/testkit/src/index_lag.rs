@@ -16,9 +16,9 @@ use aws_sdk_dynamodb::operation::transact_write_items::{
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 
-use crate::keys::INBOX_PREFIX;
-use crate::schema::{GROUP_INDEX, GROUP_INDEX_PARTITION_KEY, PARTITION_KEY, SORT_KEY};
-use crate::store::Item;
+use messaging::keys::INBOX_PREFIX;
+use messaging::schema::{GROUP_INDEX, GROUP_INDEX_PARTITION_KEY, PARTITION_KEY, SORT_KEY};
+use messaging::store::Item;
 
 /// What one read of the group index gets wrong. DynamoDB propagates table writes to a
 /// global secondary index asynchronously and item by item, and GSIs support eventually

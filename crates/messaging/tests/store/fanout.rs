@@ -6,26 +6,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use messaging::items::{InboxRowItem, MembershipItem, MessageItem};
 use messaging::keys;
 use messaging::store::{Advance, RowPositions};
-use messaging::testkit::{IndexFault, LaggingIndex, RejectTransactions, TestTable};
-use messaging::validate::MessageText;
-use messaging::{InboxEntry, Message, PageRequest, Store, StoreError, Timestamp, User};
+use messaging::{InboxEntry, Message, Store, StoreError, User};
+use testkit::{FailRequests, Failure, IndexFault, LaggingIndex, TestTable};
 use uuid::Uuid;
 
-fn text(value: &str) -> MessageText {
-    MessageText::parse(value).unwrap()
-}
-
-fn at(value: &str) -> Timestamp {
-    Timestamp::parse(value).unwrap()
-}
-
-async fn inbox(store: &Store, owner: Uuid) -> Vec<InboxEntry> {
-    store
-        .list_inbox(owner, &PageRequest::new(100, None).unwrap())
-        .await
-        .unwrap()
-        .items
-}
+use crate::{at, cold, inbox, text};
 
 /// Asserts every owner has exactly one row of `group`, showing `message`.
 async fn assert_rows_at(store: &Store, owners: &[&User], message: &Message) {
@@ -87,10 +72,6 @@ impl Pair {
     fn members(&self) -> [&User; 2] {
         [&self.andrew, &self.bayko]
     }
-}
-
-fn cold() -> RowPositions {
-    RowPositions::disabled()
 }
 
 #[tokio::test]
@@ -381,7 +362,11 @@ async fn a_rejected_transaction_is_retried_and_then_reported_not_skipped() {
     let reply = pair
         .reply("2025-06-01T10:00:01.000000+00:00", "reply")
         .await;
-    let reject = RejectTransactions::mentioning(pair.first.group_uuid.to_string());
+    let reject = FailRequests::mentioning(
+        "TransactWriteItems",
+        pair.first.group_uuid.to_string(),
+        Failure::Rejected,
+    );
     let store = pair.table.store_with(reject.clone());
 
     let error = store.advance_inbox_rows(&reply, &cold()).await.unwrap_err();
@@ -390,7 +375,7 @@ async fn a_rejected_transaction_is_retried_and_then_reported_not_skipped() {
         matches!(error, StoreError::Dynamo { .. }),
         "the rejection itself: {error}"
     );
-    assert!(reject.rejected() > 1, "re-read and tried again");
+    assert!(reject.failed() > 1, "re-read and tried again");
     assert_rows_at(&pair.table.store, &pair.members(), &pair.first).await;
 }
 

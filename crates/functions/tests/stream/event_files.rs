@@ -1,19 +1,14 @@
 //! The stream events in `events/` (the files `cargo lambda invoke` uses) through the
 //! handler, against a table holding the inbox rows they refer to.
 
-use aws_lambda_events::dynamodb::Event;
 use functions::inbox_rows::InboxRowMover;
 use messaging::items::InboxRowItem;
-use messaging::testkit::TestTable;
 use messaging::{PageRequest, keys};
+use testkit::TestTable;
 use uuid::Uuid;
 
-const ANDREW: &str = "0240ac03-a6fc-4ab1-be30-9a19c532d58c";
-const BAYKO: &str = "6e5bc0a7-b64a-4aaf-b89c-34a0eab7a098";
-const LONDO: &str = "c1427c64-1e7d-4912-b5a2-78b1359ed751";
-const WITH_BAYKO: &str = "5ae290ed-55d1-47a0-bc6d-fe2bc2700399";
-const WITH_LONDO: &str = "a7f3c9d2-1b4e-4f6a-9c8d-2e5f7a1b3c4d";
-const BAYKO_LONDO: &str = "3d9e8f7a-6b5c-4d3e-8f1a-0b2c3d4e5f6a";
+use crate::support::{ANDREW, BAYKO, BAYKO_LONDO, LONDO, WITH_BAYKO, WITH_LONDO, event_file, uuid};
+
 /// When each conversation's rows were last moved, before any event; distinct per
 /// conversation, as one owner cannot hold two rows at the same key.
 const EARLIER: [&str; 3] = [
@@ -21,14 +16,6 @@ const EARLIER: [&str; 3] = [
     "2026-11-22T09:00:01.000000+00:00",
     "2026-11-22T09:00:02.000000+00:00",
 ];
-
-fn event_file(name: &str) -> Event {
-    serde_json::from_value(messaging::testkit::event_json(name)).expect("a DynamoDB stream event")
-}
-
-fn uuid(text: &str) -> Uuid {
-    Uuid::parse_str(text).unwrap()
-}
 
 /// Both members' inbox rows of each conversation the events mention, at an earlier time.
 async fn table_with_inboxes() -> TestTable {

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use messaging::migration::{LegacyUser, plan};
 use messaging::store::RowPositions;
-use messaging::testkit::TestTable;
 use messaging::validate::{Handle, MessageText};
 use messaging::{PageRequest, Store, Timestamp, User};
+use testkit::TestTable;
 use uuid::Uuid;
 
 const ANDREW: &str = "5ae290ed-55d1-47a0-bc6d-fe2bc2700399";

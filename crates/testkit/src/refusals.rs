@@ -1,36 +1,27 @@
-//! Test support (feature `testkit`): what DynamoDB does that DynamoDB Local never does, and a
-//! recorder of what the SDK sends.
-//!
-//! DynamoDB Local never throttles and never cancels a transaction for a conflict with
-//! another one. [`RefusingClient`] plays both: an HTTP client for the SDK that answers the
+//! Throttling and transaction conflicts. DynamoDB Local never throttles and never cancels a
+//! transaction for a conflict with another one. [`RefusingClient`] plays both: an HTTP client for the SDK that answers the
 //! chosen operations itself, with DynamoDB's documented error replies, and sends every other
 //! request on to DynamoDB Local. A refused request never reaches the table, as with
 //! DynamoDB, so nothing is half-written behind the test's back.
-//!
-//! [`RecordRequests`] is an interceptor keeping the JSON body of every attempt, so a test can
-//! assert what was asked (say, a strongly consistent read) rather than what came back.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::RuntimeComponents;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::error::BoxError;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
 };
-use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse, Metadata};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
-use serde_json::Value;
+use messaging::Store;
+use messaging::connect::local_config;
 
-use super::{TestTable, endpoint};
-use crate::connect::local_config;
-use crate::store::Store;
+use crate::table::{TestTable, endpoint};
 
 /// How DynamoDB refuses a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,62 +161,5 @@ impl HttpConnector for RefusingConnector {
             }
             None => self.inner.call(request),
         }
-    }
-}
-
-/// One request attempt as sent: the operation and its JSON body.
-#[derive(Debug, Clone)]
-pub struct SentRequest {
-    pub operation: String,
-    pub body: Value,
-}
-
-/// An interceptor keeping every attempt's operation and JSON body.
-#[derive(Debug, Clone, Default)]
-pub struct RecordRequests {
-    sent: Arc<Mutex<Vec<SentRequest>>>,
-}
-
-impl RecordRequests {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The attempts of `operation`, in order.
-    pub fn of(&self, operation: &str) -> Vec<SentRequest> {
-        self.lock()
-            .iter()
-            .filter(|sent| sent.operation == operation)
-            .cloned()
-            .collect()
-    }
-
-    pub fn clear(&self) {
-        self.lock().clear();
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<SentRequest>> {
-        self.sent.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Intercept for RecordRequests {
-    fn name(&self) -> &'static str {
-        "RecordRequests"
-    }
-
-    fn read_before_attempt(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let operation = cfg
-            .load::<Metadata>()
-            .map_or_else(|| "unknown".to_owned(), |m| m.name().to_owned());
-        let bytes = context.request().body().bytes().unwrap_or_default();
-        let body = serde_json::from_slice(bytes).unwrap_or(Value::Null);
-        self.lock().push(SentRequest { operation, body });
-        Ok(())
     }
 }

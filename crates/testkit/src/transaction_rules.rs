@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeDeserializationInterceptorContextMut, BeforeSerializationInterceptorContextRef,
-    BeforeTransmitInterceptorContextMut,
 };
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
@@ -17,7 +16,7 @@ use aws_smithy_runtime_api::http::{Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 
-use crate::schema::{PARTITION_KEY, SORT_KEY};
+use messaging::schema::{PARTITION_KEY, SORT_KEY};
 
 /// What DynamoDB answers a `TransactWriteItems` that names one item twice, before it
 /// evaluates any condition: "You can't target the same item with multiple operations within
@@ -90,88 +89,8 @@ impl Intercept for RejectRepeatedKeys {
     }
 }
 
-/// Answers every `TransactWriteItems` whose request mentions a text (a conversation's
-/// uuid, say) with a `ValidationException`, as DynamoDB answers a request it refuses; for
-/// tests of what callers make of a rejection. Nothing is written: the request never
-/// reaches DynamoDB Local.
-#[derive(Debug, Clone)]
-pub struct RejectTransactions {
-    needle: Arc<str>,
-    rejected: Arc<AtomicUsize>,
-}
-
-impl RejectTransactions {
-    pub fn mentioning(text: impl Into<String>) -> Self {
-        Self {
-            needle: Arc::from(text.into()),
-            rejected: Arc::default(),
-        }
-    }
-
-    pub fn rejected(&self) -> usize {
-        self.rejected.load(Ordering::SeqCst)
-    }
-}
-
-/// Marks an operation to refuse.
-#[derive(Debug, Clone)]
-struct Refuse;
-
-impl Storable for Refuse {
-    type Storer = StoreReplace<Self>;
-}
-
-impl Intercept for RejectTransactions {
-    fn name(&self) -> &'static str {
-        "RejectTransactions"
-    }
-
-    fn read_before_serialization(
-        &self,
-        context: &BeforeSerializationInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let Some(input) = context.input().downcast_ref::<TransactWriteItemsInput>() else {
-            return Ok(());
-        };
-        if format!("{input:?}").contains(&*self.needle) {
-            cfg.interceptor_state().store_put(Refuse);
-        }
-        Ok(())
-    }
-
-    fn modify_before_transmit(
-        &self,
-        context: &mut BeforeTransmitInterceptorContextMut<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        if cfg.load::<Refuse>().is_some() {
-            // Empty, so DynamoDB Local refuses it too and writes nothing.
-            let request = context.request_mut();
-            *request.body_mut() = SdkBody::from("{}");
-            request.headers_mut().insert("content-length", "2");
-        }
-        Ok(())
-    }
-
-    fn modify_before_deserialization(
-        &self,
-        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        if cfg.load::<Refuse>().is_some() {
-            self.rejected.fetch_add(1, Ordering::SeqCst);
-            *context.response_mut() = validation_exception("injected: request refused")?;
-        }
-        Ok(())
-    }
-}
-
 /// The reply DynamoDB gives a request it refuses (HTTP 400, awsJson1_0 error body).
-fn validation_exception(message: &str) -> Result<Response<SdkBody>, BoxError> {
+pub(crate) fn validation_exception(message: &str) -> Result<Response<SdkBody>, BoxError> {
     let body = serde_json::json!({
         "__type": "com.amazon.coral.validate#ValidationException",
         "message": message,

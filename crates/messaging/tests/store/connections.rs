@@ -4,8 +4,8 @@
 use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
 use messaging::model::Connection;
 use messaging::schema::TTL_ATTRIBUTE;
-use messaging::testkit::TestTable;
 use messaging::{Timestamp, keys};
+use testkit::TestTable;
 
 fn opened(user: uuid::Uuid, id: &str, at: &str) -> Connection {
     Connection::opened(user, id.to_owned(), Timestamp::parse(at).unwrap())

@@ -1,0 +1,412 @@
+//! Group conversations: creating (one transaction, two for 50 members), members added and
+//! leaving (every row's `member_count` kept right, so fan-outs never wait for a row that
+//! will not come), waiting for a lagging index to show every row.
+
+use messaging::coalesce::Newest;
+use messaging::items::MembershipItem;
+use messaging::keys;
+use messaging::model::ConversationKind;
+use messaging::store::{MEMBERS_IN_CREATING_TRANSACTION, RowPositions};
+use messaging::{InboxEntry, PageRequest, Store, StoreError, User};
+use testkit::{IndexFault, LaggingIndex, TestTable};
+use uuid::Uuid;
+
+use crate::{
+    assert_unread_is_exact, cold, group_of, inbox_rows, name, row_of, say, second, text, users,
+    users_named,
+};
+
+async fn entry(store: &Store, owner: Uuid, group: Uuid) -> Option<InboxEntry> {
+    store
+        .list_inbox(owner, &PageRequest::new(100, None).unwrap())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|row| row.group_uuid == group)
+}
+
+async fn memberships(table: &TestTable, group: Uuid) -> Vec<MembershipItem> {
+    table
+        .snapshot()
+        .await
+        .iter()
+        .map(|json| serde_json::from_str::<serde_json::Value>(json).unwrap())
+        .filter(|item| item["pk"] == keys::membership_pk(group))
+        .map(|item| serde_json::from_value(item).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_group_is_created_in_one_transaction_with_its_welcome_unread_for_the_others() {
+    let table = TestTable::new().await;
+    let creator = table.user("andrewbrown").await;
+    let bayko = table.user("bayko").await;
+    let londo = table.user("londo").await;
+    table.requests.reset();
+
+    let first = table
+        .store
+        .create_group(
+            &creator,
+            &name("  Bootcamp "),
+            &[bayko.clone(), londo.clone(), bayko.clone()],
+            text("Welcome"),
+            second(0),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(table.requests.total(), 1, "{:?}", table.requests.snapshot());
+    assert_eq!(table.requests.of("TransactWriteItems"), 1);
+    let group = first.group_uuid;
+    for (user, unread) in [(&creator, 0), (&bayko, 1), (&londo, 1)] {
+        let entry = entry(&table.store, user.uuid, group).await.unwrap();
+        assert_eq!(entry.kind, ConversationKind::Group);
+        assert_eq!(entry.name.as_deref(), Some("Bootcamp"));
+        assert_eq!(entry.member_count, Some(3), "duplicates collapse");
+        assert_eq!(entry.other.handle, "andrewbrown", "the last sender");
+        assert_eq!(entry.last_message, "Welcome");
+        assert_eq!(entry.unread, unread, "{}", user.handle);
+    }
+    let members = memberships(&table, group).await;
+    assert_eq!(members.len(), 3);
+    assert!(members.iter().all(|m| m.kind == ConversationKind::Group));
+    // Members read it and post to it like any conversation; others cannot.
+    let page = PageRequest::new(20, None).unwrap();
+    let read = table
+        .store
+        .list_messages(londo.uuid, group, &page)
+        .await
+        .unwrap();
+    assert_eq!(read.items, vec![first.clone()]);
+    say(&table, &londo, group, 1, "Hi all").await;
+    let stranger = table.user("stranger").await;
+    let refused = table.store.list_messages(stranger.uuid, group, &page).await;
+    assert!(matches!(refused, Err(StoreError::NotMember(_))));
+    let listed = table.store.group_members(bayko.uuid, group).await.unwrap();
+    let handles: Vec<&str> = listed.iter().map(|m| m.handle.as_str()).collect();
+    assert_eq!(handles, ["andrewbrown", "bayko", "londo"]);
+    assert!(listed.iter().all(|m| m.joined_at == first.created_at));
+    let refused = table.store.group_members(stranger.uuid, group).await;
+    assert!(matches!(refused, Err(StoreError::NotMember(_))));
+}
+
+#[tokio::test]
+async fn groups_refuse_their_creator_as_a_guest_no_guests_and_more_than_fifty() {
+    let table = TestTable::new().await;
+    let people = users(&table, 51).await;
+    let create = |others: Vec<User>| {
+        let store = table.store.clone();
+        let creator = people[0].clone();
+        async move {
+            store
+                .create_group(&creator, &name("G"), &others, text("hi"), second(0))
+                .await
+        }
+    };
+    assert!(matches!(
+        create(vec![people[1].clone(), people[0].clone()]).await,
+        Err(StoreError::SelfConversation)
+    ));
+    assert!(matches!(
+        create(Vec::new()).await,
+        Err(StoreError::GroupWithoutOthers)
+    ));
+    assert!(matches!(
+        create(people[1..].to_vec()).await,
+        Err(StoreError::GroupTooLarge {
+            members: 51,
+            max: 50
+        })
+    ));
+    assert!(
+        table
+            .snapshot()
+            .await
+            .iter()
+            .all(|item| !item.contains("MSG#"))
+    );
+}
+
+#[tokio::test]
+async fn fifty_members_take_a_second_transaction_that_adds_the_last_as_an_add_would() {
+    let table = TestTable::new().await;
+    assert_eq!(MEMBERS_IN_CREATING_TRANSACTION, 49, "49 × 2 + 1 = 99 items");
+    let (members, first) = group_of(&table, 50).await;
+    let group = first.group_uuid;
+
+    let (members_now, welcome_unread): (Vec<u32>, Vec<u32>) = {
+        let mut counts = Vec::new();
+        let mut unread = Vec::new();
+        for member in &members {
+            let row = row_of(&table.store, member.uuid, group).await;
+            counts.push(row.member_count.unwrap());
+            unread.push(row.unread);
+        }
+        (counts, unread)
+    };
+    assert!(
+        members_now.iter().all(|&count| count == 50),
+        "{members_now:?}"
+    );
+    assert_eq!(welcome_unread[0], 0);
+    assert!(welcome_unread[1..].iter().all(|&u| u == 1), "the 50th too");
+    assert_eq!(memberships(&table, group).await.len(), 50);
+
+    // One message moves all 50 rows in one transaction (100 items), and a replay changes
+    // nothing.
+    let reply = say(&table, &members[49], group, 1, "Thanks").await;
+    let batch = Newest::of([reply.clone()]).unwrap();
+    let advance = table
+        .store
+        .advance_conversation(&batch, &cold())
+        .await
+        .unwrap();
+    assert_eq!(advance.moved, 50, "{advance:?}");
+    assert_eq!(table.requests.of("TransactWriteItems"), 1);
+    let before = table.snapshot().await;
+    table
+        .store
+        .advance_conversation(&batch, &cold())
+        .await
+        .unwrap();
+    assert_eq!(table.snapshot().await, before);
+    let row = row_of(&table.store, members[0].uuid, group).await;
+    assert_eq!((row.unread, row.user_handle.as_str()), (1, "member49"));
+    assert_eq!(
+        row_of(&table.store, members[49].uuid, group).await.unread,
+        1
+    );
+}
+
+#[tokio::test]
+async fn added_members_start_read_at_the_newest_message_and_every_row_counts_them() {
+    let table = TestTable::new().await;
+    let (members, first) = group_of(&table, 3).await;
+    let group = first.group_uuid;
+    let positions = RowPositions::default();
+    let hello = say(&table, &members[1], group, 1, "hello").await;
+    table
+        .store
+        .advance_inbox_rows(&hello, &positions)
+        .await
+        .unwrap();
+    // Sent, not yet fanned out when the newcomers join.
+    let pending = say(&table, &members[2], group, 2, "pending").await;
+    let newcomers = vec![table.user("bayko").await, table.user("londo").await];
+    table.requests.reset();
+
+    let added = table
+        .store
+        .add_members(members[0].uuid, group, &newcomers, second(3))
+        .await
+        .unwrap();
+
+    assert_eq!((added.added, added.members), (2, 5));
+    assert_eq!(
+        table.requests.of("Query"),
+        3,
+        "memberships, index, newest message"
+    );
+    assert_eq!(table.requests.of("TransactWriteItems"), 1);
+    for member in members.iter().chain(&newcomers) {
+        let row = row_of(&table.store, member.uuid, group).await;
+        assert_eq!(row.member_count, Some(5), "{}", member.handle);
+    }
+    for newcomer in &newcomers {
+        let row = row_of(&table.store, newcomer.uuid, group).await;
+        assert_eq!(
+            row.last_message_at(),
+            pending.created_at,
+            "the newest message"
+        );
+        assert_eq!(row.unread, 0, "nothing from before joining counts");
+        assert_eq!(row.name.as_deref(), Some("Bootcamp"));
+    }
+    // Adding them again changes nothing.
+    let again = table
+        .store
+        .add_members(members[1].uuid, group, &newcomers, second(4))
+        .await
+        .unwrap();
+    assert_eq!((again.added, again.members), (0, 5));
+
+    // The stream's hint still holds the three old rows: the new count breaks its
+    // conditions, the index shows all five, and the next message moves every row.
+    let after = say(&table, &newcomers[0], group, 5, "glad to be here").await;
+    let batch = Newest::of([pending.clone(), after.clone()]).unwrap();
+    let advance = table
+        .store
+        .advance_conversation(&batch, &positions)
+        .await
+        .unwrap();
+    assert!(!advance.hinted);
+    assert_eq!(advance.moved, 5, "{advance:?}");
+    let newcomer = row_of(&table.store, newcomers[1].uuid, group).await;
+    assert_eq!(
+        (newcomer.message.as_str(), newcomer.unread),
+        ("glad to be here", 1)
+    );
+    let all = [first, hello, pending, after];
+    for member in members.iter().chain(&newcomers) {
+        assert_unread_is_exact(&table.store, member, &all).await;
+    }
+}
+
+#[tokio::test]
+async fn adding_is_refused_to_strangers_to_direct_conversations_and_past_fifty() {
+    let table = TestTable::new().await;
+    let (members, first) = group_of(&table, 48).await;
+    let group = first.group_uuid;
+    let extra = users_named(&table, "extra", 3).await;
+    let stranger = table.user("stranger").await;
+
+    let refused = table
+        .store
+        .add_members(stranger.uuid, group, &extra[..1], second(1))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::NotMember(_))),
+        "{refused:?}"
+    );
+    let refused = table
+        .store
+        .add_members(members[0].uuid, group, &extra, second(1))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::GroupTooLarge { members: 51, .. })),
+        "{refused:?}"
+    );
+    let refused = table
+        .store
+        .add_members(members[0].uuid, group, &[members[0].clone()], second(1))
+        .await;
+    assert!(matches!(refused, Err(StoreError::SelfConversation)));
+    let direct = table
+        .store
+        .send_to_user(&members[0], &stranger, text("hi"), second(1))
+        .await
+        .unwrap();
+    let refused = table
+        .store
+        .add_members(members[0].uuid, direct.group_uuid, &extra[..1], second(2))
+        .await;
+    assert!(matches!(refused, Err(StoreError::DirectConversation(_))));
+    let refused = table
+        .store
+        .leave_group(stranger.uuid, direct.group_uuid)
+        .await;
+    assert!(matches!(refused, Err(StoreError::DirectConversation(_))));
+    assert_eq!(memberships(&table, group).await.len(), 48);
+    // Up to fifty is fine.
+    let added = table
+        .store
+        .add_members(members[0].uuid, group, &extra[..2], second(3))
+        .await
+        .unwrap();
+    assert_eq!(added.members, 50);
+}
+
+#[tokio::test]
+async fn leaving_keeps_every_remaining_rows_count_so_fan_outs_never_wait_for_a_gone_row() {
+    let table = TestTable::new().await;
+    let (members, first) = group_of(&table, 3).await;
+    let group = first.group_uuid;
+    let positions = RowPositions::default();
+    table
+        .store
+        .advance_inbox_rows(&first, &positions)
+        .await
+        .unwrap();
+
+    table
+        .store
+        .leave_group(members[2].uuid, group)
+        .await
+        .unwrap();
+
+    assert!(inbox_rows(&table.store, members[2].uuid).await.is_empty());
+    assert_eq!(memberships(&table, group).await.len(), 2);
+    for member in &members[..2] {
+        let row = row_of(&table.store, member.uuid, group).await;
+        assert_eq!(row.member_count, Some(2));
+    }
+    let page = PageRequest::new(20, None).unwrap();
+    let refused = table
+        .store
+        .list_messages(members[2].uuid, group, &page)
+        .await;
+    assert!(matches!(refused, Err(StoreError::NotMember(_))));
+    let refused = table.store.leave_group(members[2].uuid, group).await;
+    assert!(matches!(refused, Err(StoreError::NotMember(_))));
+
+    // The hint remembers three rows; the index shows two, and two are expected: one
+    // index read, no waiting.
+    let reply = say(&table, &members[1], group, 1, "bye then").await;
+    let advance = table
+        .store
+        .advance_inbox_rows(&reply, &positions)
+        .await
+        .unwrap();
+    assert_eq!((advance.moved, advance.index_reads), (2, 1), "{advance:?}");
+    // The last two leave; nothing remains but the messages.
+    table
+        .store
+        .leave_group(members[0].uuid, group)
+        .await
+        .unwrap();
+    table
+        .store
+        .leave_group(members[1].uuid, group)
+        .await
+        .unwrap();
+    assert!(memberships(&table, group).await.is_empty());
+    assert!(inbox_rows(&table.store, members[1].uuid).await.is_empty());
+}
+
+#[tokio::test]
+async fn membership_changes_wait_for_a_lagging_index_to_show_every_row() {
+    let table = TestTable::new().await;
+    let (members, first) = group_of(&table, 4).await;
+    let group = first.group_uuid;
+    let index = LaggingIndex::new()
+        .then(IndexFault::ShowNothing, 1)
+        .then(IndexFault::Hide(2), 1);
+    let store = table.store_with(index.clone());
+
+    store.leave_group(members[3].uuid, group).await.unwrap();
+
+    assert_eq!(index.reads(), 3, "two short views re-read, never acted on");
+    for member in &members[..3] {
+        let row = row_of(&table.store, member.uuid, group).await;
+        assert_eq!(row.member_count, Some(3));
+    }
+    // Ghosts of moved rows are one row each, not a reason to refuse.
+    let reply = say(&table, &members[0], group, 1, "moved").await;
+    store.advance_inbox_rows(&reply, &cold()).await.unwrap();
+    let index = index.then(IndexFault::Ghosts, 1);
+    let newcomer = table.user("newcomer").await;
+    store
+        .add_members(
+            members[0].uuid,
+            group,
+            std::slice::from_ref(&newcomer),
+            second(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(index.pending(), 0);
+    assert_eq!(
+        row_of(&table.store, newcomer.uuid, group)
+            .await
+            .member_count,
+        Some(4)
+    );
+    // An index that never catches up is a transient failure that changes nothing.
+    let stuck = table.store_with(LaggingIndex::new().then(IndexFault::Hide(1), 100));
+    let error = stuck.leave_group(members[1].uuid, group).await.unwrap_err();
+    assert!(matches!(error, StoreError::IndexLagging { .. }), "{error}");
+    assert!(error.is_transient());
+    assert_eq!(memberships(&table, group).await.len(), 4);
+}
