@@ -138,8 +138,14 @@ impl From<StoreError> for HandlerError {
             busy @ (StoreError::Contention { .. } | StoreError::IndexLagging { .. }) => {
                 Self::Busy(busy)
             }
-            throttled if throttled.failure_kind() == Some(FailureKind::Throttled) => {
-                Self::Busy(throttled)
+            // Throttled, or a single-item write that met a transaction on the same item and
+            // was not retried to the end by the store: a moment later it would go through.
+            busy if matches!(
+                busy.failure_kind(),
+                Some(FailureKind::Throttled | FailureKind::Conflict)
+            ) =>
+            {
+                Self::Busy(busy)
             }
             other => Self::Infrastructure(other),
         }

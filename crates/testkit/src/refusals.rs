@@ -35,6 +35,12 @@ pub enum Refusal {
     /// caller decides. Same page, "Transactional conflict handling" in
     /// https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html
     TransactionConflict,
+    /// HTTP 400 `TransactionConflictException`: a single-item `PutItem`, `UpdateItem` or
+    /// `DeleteItem` on an item that a running `TransactWriteItems` is changing. DynamoDB
+    /// Local serialises the two instead; the SDK does not retry it. "Transaction conflict
+    /// handling in DynamoDB" in
+    /// https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html
+    ItemInTransaction,
 }
 
 impl Refusal {
@@ -43,6 +49,10 @@ impl Refusal {
             Self::Throttling => serde_json::json!({
                 "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
                 "message": "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.",
+            }),
+            Self::ItemInTransaction => serde_json::json!({
+                "__type": "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
+                "message": "Transaction is ongoing for the item",
             }),
             Self::TransactionConflict => serde_json::json!({
                 "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
@@ -72,7 +82,7 @@ impl Refusal {
 #[derive(Debug, Clone)]
 pub struct RefusingClient {
     inner: SharedHttpClient,
-    rules: Arc<Mutex<HashMap<String, Refusal>>>,
+    rules: Arc<Mutex<HashMap<String, Rule>>>,
     refused: Arc<AtomicU64>,
 }
 
@@ -94,7 +104,25 @@ impl RefusingClient {
 
     /// From now on, answer every `operation` (e.g. "GetItem") with `refusal`.
     pub fn refuse(&self, operation: &str, refusal: Refusal) {
-        self.lock().insert(operation.to_owned(), refusal);
+        self.lock().insert(
+            operation.to_owned(),
+            Rule {
+                refusal,
+                remaining: None,
+            },
+        );
+    }
+
+    /// Answer the next `times` requests of `operation` with `refusal`, then let it through:
+    /// a transaction that was in the way has finished.
+    pub fn refuse_times(&self, operation: &str, refusal: Refusal, times: u32) {
+        self.lock().insert(
+            operation.to_owned(),
+            Rule {
+                refusal,
+                remaining: Some(times),
+            },
+        );
     }
 
     /// From now on, let everything through.
@@ -122,9 +150,30 @@ impl RefusingClient {
         )
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Refusal>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Rule>> {
         self.rules.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The refusal for this request of `operation`, if any, counting it against its rule.
+    fn refusal_for(&self, operation: &str) -> Option<Refusal> {
+        let mut rules = self.lock();
+        let rule = rules.get_mut(operation)?;
+        match &mut rule.remaining {
+            None => Some(rule.refusal),
+            Some(0) => None,
+            Some(remaining) => {
+                *remaining -= 1;
+                Some(rule.refusal)
+            }
+        }
+    }
+}
+
+/// How an operation is refused: always, or a number of times more.
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    refusal: Refusal,
+    remaining: Option<u32>,
 }
 
 impl HttpClient for RefusingClient {
@@ -153,7 +202,7 @@ impl HttpConnector for RefusingConnector {
             .headers()
             .get("x-amz-target")
             .and_then(|target| target.rsplit('.').next())
-            .and_then(|operation| self.client.lock().get(operation).copied());
+            .and_then(|operation| self.client.refusal_for(operation));
         match refusal {
             Some(refusal) => {
                 self.client.refused.fetch_add(1, Ordering::SeqCst);

@@ -4,6 +4,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
 use uuid::Uuid;
 
+use super::requests::retry_conflicts;
 use super::{Store, StoreError, from_item, key_item, to_item};
 use crate::items::ConnectionItem;
 use crate::keys;
@@ -12,16 +13,21 @@ use crate::schema;
 
 impl Store {
     /// Records an open connection. One `PutItem`; a replayed `$connect` rewrites the same
-    /// item.
+    /// item. No transaction writes `CONN#` items today; should one ever, a conflict is
+    /// retried (the put is right whatever the item holds), never a failed `$connect`.
     #[tracing::instrument(skip(self, connection), fields(table = %self.table, user = %connection.user_uuid, connection = %connection.connection_id), err(level = "debug"))]
     pub async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(to_item(&ConnectionItem::new(connection))?))
-            .send()
-            .await
-            .map_err(|err| StoreError::from_sdk("PutItem", err))?;
+        let item = to_item(&ConnectionItem::new(connection))?;
+        retry_conflicts("PutItem", || async {
+            self.client
+                .put_item()
+                .table_name(self.table())
+                .set_item(Some(item.clone()))
+                .send()
+                .await
+                .map_err(|err| StoreError::from_sdk("PutItem", err))
+        })
+        .await?;
         Ok(())
     }
 
@@ -33,13 +39,17 @@ impl Store {
         user: Uuid,
         connection_id: &str,
     ) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(self.table())
-            .set_key(Some(key_item(&keys::connection(user, connection_id))))
-            .send()
-            .await
-            .map_err(|err| StoreError::from_sdk("DeleteItem", err))?;
+        let key = key_item(&keys::connection(user, connection_id));
+        retry_conflicts("DeleteItem", || async {
+            self.client
+                .delete_item()
+                .table_name(self.table())
+                .set_key(Some(key.clone()))
+                .send()
+                .await
+                .map_err(|err| StoreError::from_sdk("DeleteItem", err))
+        })
+        .await?;
         Ok(())
     }
 

@@ -68,6 +68,10 @@ pub enum FailureKind {
     Unreachable,
     TableMissing,
     Throttled,
+    /// A single-item write met a transaction that is changing the same item
+    /// (`TransactionConflictException`): it wrote nothing; once the transaction ends, the
+    /// same write may succeed, or find the item changed.
+    Conflict,
     /// DynamoDB refused the request itself (a validation error): sending it again cannot
     /// succeed.
     Rejected,
@@ -89,6 +93,7 @@ impl StoreError {
                     | "ThrottlingException"
                     | "RequestLimitExceeded",
                 ) => FailureKind::Throttled,
+                Some("TransactionConflictException") => FailureKind::Conflict,
                 Some("ValidationException" | "SerializationException") => FailureKind::Rejected,
                 _ => FailureKind::Other,
             },
@@ -135,6 +140,7 @@ impl StoreError {
                 Some(
                     FailureKind::Unreachable
                         | FailureKind::Throttled
+                        | FailureKind::Conflict
                         | FailureKind::TableMissing
                         | FailureKind::Other
                 )

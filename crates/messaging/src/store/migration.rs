@@ -5,6 +5,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::{StreamExt, TryStreamExt};
 
+use super::requests::retry_conflicts;
 use super::users::{NewUser, Registration};
 use super::{Store, StoreError, key_item, to_item};
 use crate::keys;
@@ -173,15 +174,21 @@ impl Store {
         on_write: &(dyn Fn(Wrote) + Sync),
     ) -> Result<Outcomes, StoreError> {
         conditionally(items, on_write, |item| async move {
-            let result = self
-                .client
-                .put_item()
-                .table_name(self.table())
-                .set_item(Some(to_item(item)?))
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
-                .await;
-            conditional_outcome("PutItem", result)
+            let item = to_item(item)?;
+            // The condition is evaluated when the write lands, so after a conflict the same
+            // write decides again on the item as the transaction left it.
+            retry_conflicts("PutItem", || async {
+                let result = self
+                    .client
+                    .put_item()
+                    .table_name(self.table())
+                    .set_item(Some(item.clone()))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .send()
+                    .await;
+                conditional_outcome("PutItem", result)
+            })
+            .await
         })
         .await
     }
@@ -195,26 +202,29 @@ impl Store {
         on_write: &(dyn Fn(Wrote) + Sync),
     ) -> Result<Outcomes, StoreError> {
         conditionally(updates, on_write, |update| async move {
-            let result = self
-                .client
-                .update_item()
-                .table_name(self.table())
-                .set_key(Some(key_item(&update.key)))
-                .update_expression(
-                    "SET #at = if_not_exists(#at, :at), #count = if_not_exists(#count, :count)",
-                )
-                .condition_expression(
-                    "#group = :group AND (attribute_not_exists(#at) OR attribute_not_exists(#count))",
-                )
-                .expression_attribute_names("#at", "last_message_at")
-                .expression_attribute_names("#count", "member_count")
-                .expression_attribute_names("#group", GROUP_INDEX_PARTITION_KEY)
-                .expression_attribute_values(":at", AttributeValue::S(update.last_message_at.clone()))
-                .expression_attribute_values(":count", AttributeValue::N(update.member_count.to_string()))
-                .expression_attribute_values(":group", AttributeValue::S(update.group.to_string()))
-                .send()
-                .await;
-            conditional_outcome("UpdateItem", result)
+            retry_conflicts("UpdateItem", || async {
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(self.table())
+                    .set_key(Some(key_item(&update.key)))
+                    .update_expression(
+                        "SET #at = if_not_exists(#at, :at), #count = if_not_exists(#count, :count)",
+                    )
+                    .condition_expression(
+                        "#group = :group AND (attribute_not_exists(#at) OR attribute_not_exists(#count))",
+                    )
+                    .expression_attribute_names("#at", "last_message_at")
+                    .expression_attribute_names("#count", "member_count")
+                    .expression_attribute_names("#group", GROUP_INDEX_PARTITION_KEY)
+                    .expression_attribute_values(":at", AttributeValue::S(update.last_message_at.clone()))
+                    .expression_attribute_values(":count", AttributeValue::N(update.member_count.to_string()))
+                    .expression_attribute_values(":group", AttributeValue::S(update.group.to_string()))
+                    .send()
+                    .await;
+                conditional_outcome("UpdateItem", result)
+            })
+            .await
         })
         .await
     }

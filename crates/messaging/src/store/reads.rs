@@ -14,7 +14,7 @@ use crate::model::Message;
 use crate::page::{Page, PageRequest};
 
 /// How many times marking read re-reads the caller's row when a write (a fan-out, another
-/// read) changed it first, or the index does not show it yet.
+/// read) changed it first or is changing it, or the index does not show it yet.
 const MARK_READ_ATTEMPTS: u32 = 3;
 
 /// Up to which message a reader has read a conversation.
@@ -156,7 +156,7 @@ impl Store {
     }
 
     /// Writes `read`'s unread state over `row` if `row` is still exactly as read. `false`
-    /// when it is not (moved, recounted or read meanwhile).
+    /// when it is not (moved, recounted or read meanwhile) or a transaction is changing it.
     async fn write_read(
         &self,
         row: &InboxRowItem,
@@ -215,10 +215,15 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(true),
+            // Changed since it was read, or being changed right now by a fan-out's or a
+            // membership change's transaction (`TransactionConflictException`, which
+            // DynamoDB Local never gives): either way the row must be read again, since the
+            // transaction may move or recount it.
             Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                if err.as_service_error().is_some_and(|e| {
+                    e.is_conditional_check_failed_exception()
+                        || e.is_transaction_conflict_exception()
+                }) =>
             {
                 Ok(false)
             }

@@ -4,7 +4,7 @@
 
 use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, TransactWriteItem};
 
-use super::{Item, MAX_WRITE_ATTEMPTS, Store, StoreError, key_item, to_item};
+use super::{FailureKind, Item, MAX_WRITE_ATTEMPTS, Store, StoreError, key_item, to_item};
 use crate::keys::Key;
 
 /// `BatchGetItem` takes at most 100 keys.
@@ -142,6 +142,36 @@ impl Store {
             .map_err(|err| StoreError::build("TransactWriteItems", err))?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
+}
+
+/// Runs a single-item write again, after a backoff, while DynamoDB answers that a
+/// transaction is changing the same item (`TransactionConflictException`, which the SDK
+/// does not retry and DynamoDB Local never gives): the transaction ends within
+/// milliseconds. Writes whose outcome depends on the item's state (a condition) must
+/// re-read instead; this is for writes that are right whatever the item holds.
+pub(crate) async fn retry_conflicts<T, F, Fut>(
+    operation: &'static str,
+    mut write: F,
+) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    for attempt in 0..MAX_WRITE_ATTEMPTS {
+        if attempt > 0 {
+            backoff(attempt - 1).await;
+        }
+        match write().await {
+            Err(err) if err.failure_kind() == Some(FailureKind::Conflict) => {
+                tracing::debug!(operation, attempt, "the item is in a transaction; retrying");
+            }
+            outcome => return outcome,
+        }
+    }
+    Err(StoreError::Contention {
+        operation,
+        attempts: MAX_WRITE_ATTEMPTS,
+    })
 }
 
 /// Backoff between retries of a conflicted transaction: short, growing, jittered so two

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use messaging::coalesce::Newest;
 use messaging::store::{MarkedRead, ReadUpTo, RowPositions};
 use messaging::{PageRequest, StoreError};
-use testkit::{IndexFault, LaggingIndex, TestTable};
+use testkit::{IndexFault, LaggingIndex, Refusal, RefusingClient, TestTable};
 use uuid::Uuid;
 
 use crate::{assert_unread_is_exact, cold, group_of, row_of, say};
@@ -263,4 +263,88 @@ async fn reads_racing_fan_outs_leave_zero_or_exactly_the_messages_after_the_read
         map
     };
     assert_eq!(by_owner.len(), 4);
+}
+
+// --- A transaction holding the row: DynamoDB's TransactionConflictException ---
+
+/// A group of three whose third member has the first message and Bayko's hello unread.
+async fn unread_row(table: &TestTable) -> (Vec<messaging::User>, Uuid) {
+    let (members, first) = group_of(table, 3).await;
+    let group = first.group_uuid;
+    let hello = say(table, &members[1], group, 1, "hello").await;
+    table
+        .store
+        .advance_conversation(&Newest::of([hello]).unwrap(), &cold())
+        .await
+        .unwrap();
+    assert_eq!(row_of(&table.store, members[2].uuid, group).await.unread, 2);
+    (members, group)
+}
+
+#[tokio::test]
+async fn marking_read_while_a_transaction_holds_the_row_re_reads_it_and_marks() {
+    let table = TestTable::new().await;
+    let (members, group) = unread_row(&table).await;
+    let dynamodb = RefusingClient::new();
+    let store = dynamodb.store_for(&table);
+    dynamodb.refuse_times("UpdateItem", Refusal::ItemInTransaction, 1);
+    table.requests.reset();
+
+    let marked = store
+        .mark_read(members[2].uuid, group, &ReadUpTo::Row)
+        .await
+        .unwrap();
+
+    assert_eq!(marked, MarkedRead::Marked { unread: 0 });
+    assert_eq!(dynamodb.refused(), 1, "the SDK does not retry it itself");
+    assert_eq!(
+        (table.requests.of("Query"), table.requests.of("UpdateItem")),
+        (2, 2),
+        "the row is read again before the second write"
+    );
+    assert_eq!(row_of(&table.store, members[2].uuid, group).await.unread, 0);
+}
+
+#[tokio::test]
+async fn the_newest_page_marks_read_after_a_transaction_held_the_row() {
+    let table = TestTable::new().await;
+    let (members, group) = unread_row(&table).await;
+    let dynamodb = RefusingClient::new();
+    let store = dynamodb.store_for(&table);
+    dynamodb.refuse_times("UpdateItem", Refusal::ItemInTransaction, 1);
+
+    let page = store
+        .read_messages(members[2].uuid, group, &PageRequest::new(20, None).unwrap())
+        .await
+        .unwrap();
+
+    assert_eq!(page.items.len(), 2);
+    assert_eq!(dynamodb.refused(), 1);
+    assert_eq!(
+        row_of(&table.store, members[2].uuid, group).await.unread,
+        0,
+        "the count does not silently stay"
+    );
+}
+
+#[tokio::test]
+async fn a_row_that_stays_in_transactions_is_contention_and_nothing_is_written() {
+    let table = TestTable::new().await;
+    let (members, group) = unread_row(&table).await;
+    let dynamodb = RefusingClient::new();
+    let store = dynamodb.store_for(&table);
+    dynamodb.refuse("UpdateItem", Refusal::ItemInTransaction);
+    let before = table.snapshot().await;
+
+    let error = store
+        .mark_read(members[2].uuid, group, &ReadUpTo::Row)
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(error, StoreError::Contention { .. }),
+        "busy, not a fault: {error:?}"
+    );
+    assert!(error.is_transient());
+    assert_eq!(table.snapshot().await, before);
 }
