@@ -6,9 +6,12 @@ use functions::routes::Route;
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
 
+use testkit::{Refusal, RefusingClient};
+
+use crate::support::logs_of;
 use crate::{
-    ANDREW_SUB, BAYKO_SUB, LONDO_SUB, World, anonymous, as_user, codes, event, in_group, parts,
-    register, request, send, with_body, world,
+    ANDREW_SUB, BAYKO_SUB, LONDO_SUB, World, anonymous, api_over, as_user, codes, event, in_group,
+    parts, register, request, send, with_body, world,
 };
 
 /// The conversation id the group events carry (the demo group's).
@@ -521,4 +524,43 @@ async fn reading_the_newest_page_or_posting_read_marks_a_conversation_read() {
         .unwrap();
     let items = inbox_json(&w, LONDO_SUB).await;
     assert_eq!(item_of(&items, &direct).unwrap()["unread"], 0);
+}
+
+#[tokio::test]
+async fn marking_read_while_transactions_hold_the_row_is_busy_never_a_fault() {
+    let w = world().await;
+    let group = bootcamp(&w).await.message_group_uuid;
+    let dynamodb = RefusingClient::new();
+    let api = api_over(dynamodb.store_for(&w.table));
+    let mark = as_user(
+        at_group(event("api-mark-message-group-read.json"), &group),
+        LONDO_SUB,
+    );
+
+    // A fan-out moving Londo's row for as long as marking read keeps trying: DynamoDB
+    // answers every UpdateItem with TransactionConflictException.
+    dynamodb.refuse("UpdateItem", Refusal::ItemInTransaction);
+    let (outcome, logs) = logs_of(api.serve(Route::MarkMessageGroupRead, request(&mark))).await;
+    let response = outcome.expect("a busy row is an answer, not a fault");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(codes(&parts(response).2), ["service_busy"]);
+    assert!(!logs.contains("ERROR"), "{logs}");
+    let unread = |items: &[Value]| item_of(items, &group).unwrap()["unread"].clone();
+    assert_eq!(
+        unread(&inbox_json(&w, LONDO_SUB).await),
+        1,
+        "nothing written"
+    );
+
+    // The transaction ends: the next try re-reads the row and marks it.
+    dynamodb.allow_all();
+    dynamodb.refuse_times("UpdateItem", Refusal::ItemInTransaction, 1);
+    let (status, _, _) = parts(
+        api.serve(Route::MarkMessageGroupRead, request(&mark))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(unread(&inbox_json(&w, LONDO_SUB).await), 0);
 }

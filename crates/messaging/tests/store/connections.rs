@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
 use messaging::model::Connection;
 use messaging::schema::TTL_ATTRIBUTE;
 use messaging::{Timestamp, keys};
-use testkit::TestTable;
+use testkit::{Refusal, RefusingClient, TestTable};
 
 fn opened(user: uuid::Uuid, id: &str, at: &str) -> Connection {
     Connection::opened(user, id.to_owned(), Timestamp::parse(at).unwrap())
@@ -178,4 +178,58 @@ async fn recipients_are_a_conversations_members_read_consistently() {
     assert_eq!(recipients, expected);
     assert!(!recipients.contains(&londo.uuid));
     assert_eq!(table.requests.of("Query"), 1);
+}
+
+#[tokio::test]
+async fn connection_writes_that_meet_a_transaction_are_retried() {
+    let table = TestTable::new().await;
+    let andrew = table.user("andrewbrown").await;
+    let dynamodb = RefusingClient::new();
+    let store = dynamodb.store_for(&table);
+    let connection = opened(
+        andrew.uuid,
+        "phone-AAAA=",
+        "2026-11-22T09:59:00.000000+00:00",
+    );
+    let now = Timestamp::parse("2026-11-22T10:00:00.000000+00:00")
+        .unwrap()
+        .as_datetime()
+        .unix_timestamp();
+
+    dynamodb.refuse_times("PutItem", Refusal::ItemInTransaction, 2);
+    store.put_connection(&connection).await.unwrap();
+    assert_eq!(dynamodb.refused(), 2);
+    assert_eq!(
+        store.connections_of(andrew.uuid, now).await.unwrap(),
+        vec![connection.clone()]
+    );
+
+    dynamodb.refuse_times("DeleteItem", Refusal::ItemInTransaction, 1);
+    store
+        .delete_connection(andrew.uuid, &connection.connection_id)
+        .await
+        .unwrap();
+    assert_eq!(dynamodb.refused(), 3);
+    assert!(
+        store
+            .connections_of(andrew.uuid, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A write that keeps meeting transactions is busy, not a fault, and writes nothing.
+    dynamodb.refuse("PutItem", Refusal::ItemInTransaction);
+    let error = store.put_connection(&connection).await.unwrap_err();
+    assert!(
+        matches!(error, messaging::StoreError::Contention { .. }),
+        "{error:?}"
+    );
+    assert!(
+        store
+            .connections_of(andrew.uuid, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -8,7 +8,7 @@ use messaging::migration::{LegacyUser, plan};
 use messaging::store::RowPositions;
 use messaging::validate::{Handle, MessageText};
 use messaging::{PageRequest, Store, Timestamp, User};
-use testkit::TestTable;
+use testkit::{Refusal, RefusingClient, TestTable};
 use uuid::Uuid;
 
 const ANDREW: &str = "5ae290ed-55d1-47a0-bc6d-fe2bc2700399";
@@ -355,4 +355,32 @@ async fn message_items(table: &TestTable) -> Vec<String> {
 
 async fn everything(table: &TestTable) -> Vec<String> {
     table.snapshot().await
+}
+
+#[tokio::test]
+async fn writes_that_meet_a_transaction_are_retried_and_end_as_without_one() {
+    let calm = original_table().await;
+    let expected = migrate(&calm, &csv_users()).await;
+
+    let table = original_table().await;
+    let dynamodb = RefusingClient::new();
+    let store = dynamodb.store_for(&table);
+    // A fan-out or membership change holding the items the migration writes, for a moment.
+    dynamodb.refuse_times("PutItem", Refusal::ItemInTransaction, 2);
+    dynamodb.refuse_times("UpdateItem", Refusal::ItemInTransaction, 2);
+    let found = store.scan_for_migration(3, &|_| {}).await.unwrap();
+    let migration = plan(&csv_users(), &found, Timestamp::now()).unwrap();
+    let applied = store
+        .apply_migration(&migration, Timestamp::now(), &|_| {})
+        .await
+        .unwrap();
+
+    assert_eq!(dynamodb.refused(), 4);
+    assert_eq!(
+        applied, expected,
+        "every write landed once, nothing skipped for it"
+    );
+    let found = store.scan_for_migration(3, &|_| {}).await.unwrap();
+    let again = plan(&csv_users(), &found, Timestamp::now()).unwrap();
+    assert_eq!(again.writes(), 0, "nothing left to migrate: {again:?}");
 }
