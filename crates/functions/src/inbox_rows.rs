@@ -46,9 +46,13 @@ pub struct InboxRowsSummary {
     /// Conversations not started because the invocation's deadline was near; reported
     /// for retry like failures.
     pub unstarted_conversations: usize,
-    /// Conversations whose update can never succeed (a message in a conversation with no
-    /// members at all): logged and skipped, as retrying would only hold up the shard.
+    /// Conversations whose update can never succeed (a message in a conversation that has
+    /// neither members nor rows and never ended): logged as errors and skipped, as retrying
+    /// would only hold up the shard. The alarm watches these.
     pub abandoned_conversations: usize,
+    /// Groups whose last member left after the message was posted: nothing left to move,
+    /// a normal end (no error, no alarm).
+    pub ended_conversations: usize,
     pub duration_ms: u64,
 }
 
@@ -70,6 +74,7 @@ impl InboxRowsSummary {
         self.rows_skipped += advance.skipped_rows;
         self.index_reads += advance.index_reads as usize;
         self.hinted_conversations += usize::from(advance.hinted);
+        self.ended_conversations += usize::from(advance.ended);
     }
 
     fn log(&self) {
@@ -86,6 +91,7 @@ impl InboxRowsSummary {
             failures = self.failed_conversations,
             unstarted = self.unstarted_conversations,
             abandoned = self.abandoned_conversations,
+            ended = self.ended_conversations,
             duration_ms = self.duration_ms,
             "stream batch"
         );
@@ -107,6 +113,7 @@ impl EmbeddedMetrics for InboxRowsSummary {
             Metric::count("FailedConversations", self.failed_conversations),
             Metric::count("UnstartedConversations", self.unstarted_conversations),
             Metric::count("AbandonedConversations", self.abandoned_conversations),
+            Metric::count("EndedConversations", self.ended_conversations),
             Metric::milliseconds("BatchDuration", self.duration_ms),
         ]
     }

@@ -100,6 +100,7 @@ const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 12] = [
             (INDEX, "dynamodb:Query"),
             (TABLE, "dynamodb:DeleteItem"),
             (TABLE, "dynamodb:UpdateItem"),
+            (TABLE, "dynamodb:PutItem"),
         ],
     ),
     (
@@ -1135,6 +1136,11 @@ fn group_functions_write_only_the_item_families_they_change() {
             "leave-message-group",
             "dynamodb:UpdateItem",
             families(&[INBOX_PREFIX]),
+        ),
+        (
+            "leave-message-group",
+            "dynamodb:PutItem",
+            families(&[MEMBERSHIP_PREFIX]),
         ),
         (
             "mark-message-group-read",

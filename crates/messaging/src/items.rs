@@ -260,6 +260,29 @@ impl MembershipItem {
     }
 }
 
+/// `MBR#<group>` / `ENDED`: written with the last member's leave. A message posted before
+/// that leave and fanned out after it then finds a group that ended, not a conversation
+/// that never had members (the one case the stream treats as an incident).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupEndedItem {
+    pub pk: String,
+    pub sk: String,
+    pub group_uuid: Uuid,
+    pub ended_at: String,
+}
+
+impl GroupEndedItem {
+    pub fn new(group_uuid: Uuid, ended_at: &str) -> Self {
+        let key = keys::group_ended(group_uuid);
+        Self {
+            pk: key.pk,
+            sk: key.sk,
+            group_uuid,
+            ended_at: ended_at.to_owned(),
+        }
+    }
+}
+
 /// `PAIR#<a>#<b>` / `PAIR`: the one conversation two users share.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PairItem {

@@ -33,6 +33,9 @@ pub const PAIR_SK: &str = "PAIR";
 pub const PROFILE_SK: &str = "PROFILE";
 pub const HANDLE_SK: &str = "HANDLE";
 pub const SUB_SK: &str = "SUB";
+/// Beside a group's memberships: the group's last member left, so nobody will ever be a
+/// member again (adding takes a member).
+pub const GROUP_ENDED_SK: &str = "ENDED";
 
 /// A primary key of the table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -63,6 +66,10 @@ pub fn membership(group: Uuid, member: Uuid) -> Key {
         format!("{MEMBERSHIP_PREFIX}{group}"),
         format!("{USER_PREFIX}{member}"),
     )
+}
+
+pub fn group_ended(group: Uuid) -> Key {
+    Key::new(membership_pk(group), GROUP_ENDED_SK)
 }
 
 pub fn membership_pk(group: Uuid) -> String {

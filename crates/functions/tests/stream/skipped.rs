@@ -3,6 +3,7 @@
 
 use aws_lambda_events::dynamodb::EventRecord;
 use functions::inbox_rows::InboxRowMover;
+use messaging::validate::GroupName;
 use messaging::{Message, Timestamp};
 use testkit::TestTable;
 use uuid::Uuid;
@@ -244,4 +245,51 @@ async fn corrupt_rows_and_conversations_without_members_are_skipped_not_retried(
         rows_by_group(&table, &bayko).await[&good[0].group_uuid].0,
         "m1"
     );
+}
+
+#[tokio::test]
+async fn a_group_whose_last_member_left_is_a_normal_end_not_an_incident() {
+    let table = TestTable::new().await;
+    let Cast {
+        andrew,
+        bayko,
+        londo,
+    } = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    let first = table
+        .store
+        .create_group(
+            &andrew,
+            &GroupName::parse("Farewell").unwrap(),
+            &[bayko.clone(), londo.clone()],
+            text("welcome"),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let group = first.group_uuid;
+    table
+        .store
+        .append_message(&bayko, group, text("bye all"), Timestamp::now())
+        .await
+        .unwrap();
+    // Everyone leaves before the stream delivers the two messages.
+    for member in [&andrew, &bayko, &londo] {
+        table.store.leave_group(member.uuid, group).await.unwrap();
+    }
+    let records: Vec<EventRecord> = stream
+        .next_records("MSG#", 2)
+        .await
+        .into_iter()
+        .filter(|record| pk(record).starts_with("MSG#"))
+        .collect();
+
+    let ((response, summary), logs) =
+        logs_of(InboxRowMover::new(table.store.clone()).handle(&event(&records))).await;
+
+    assert!(response.batch_item_failures.is_empty(), "{summary:?}");
+    assert_eq!(summary.ended_conversations, 1, "{summary:?}");
+    assert_eq!(summary.abandoned_conversations, 0, "no alarm: {summary:?}");
+    assert_eq!(summary.failed_conversations, 0);
+    assert!(!logs.contains("ERROR"), "no error logged:\n{logs}");
 }

@@ -47,6 +47,9 @@ pub struct Advance {
     pub index_reads: u32,
     /// The rows were where this environment's hint said; no index query was needed.
     pub hinted: bool,
+    /// The conversation is a group whose last member left after the message was posted:
+    /// nobody's row is left to move. A normal end, not a failure.
+    pub ended: bool,
 }
 
 /// Where this execution environment last put each conversation's inbox rows: the rows as
@@ -220,7 +223,19 @@ impl Store {
             let view = self.index_view(group).await?;
             let expected = self.expected_rows(group, &view, &mut members).await?;
             if view.owners == 0 && expected == 0 {
-                // No membership and no row: nothing will ever show up to move.
+                // No membership and no row: nothing will ever show up to move. Normal when
+                // the group's last member left since; otherwise the data is wrong.
+                if self.group_has_ended(group).await? {
+                    tracing::info!(%group, "the group ended before its message was fanned out");
+                    return Ok((
+                        Advance {
+                            ended: true,
+                            index_reads: attempt + 1,
+                            ..Advance::default()
+                        },
+                        Vec::new(),
+                    ));
+                }
                 return Err(StoreError::NoMembers(group));
             }
             if view.owners < expected {
@@ -256,6 +271,7 @@ impl Store {
                         skipped_rows: view.skipped,
                         index_reads: attempt + 1,
                         hinted: false,
+                        ended: false,
                     };
                     return Ok((advance, rows));
                 }

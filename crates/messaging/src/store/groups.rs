@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::inbox_index::target_sort_key;
 use super::requests::backoff;
 use super::{MAX_WRITE_ATTEMPTS, Store, StoreError, key_item};
-use crate::items::{InboxRowItem, MembershipItem, MessageItem};
+use crate::items::{GroupEndedItem, InboxRowItem, MembershipItem, MessageItem};
 use crate::keys::{self, Key};
 use crate::model::{ConversationKind, Message, User};
 use crate::schema::GROUP_INDEX_PARTITION_KEY;
@@ -345,8 +345,8 @@ impl Store {
     }
 
     /// Removes `member` from a group: the membership, the member's inbox row, and one from
-    /// `member_count` on every other row, in one transaction (at most 51 items). A direct
-    /// conversation cannot be left.
+    /// `member_count` on every other row, in one transaction (at most 51 items); the last
+    /// member's leave also marks the group ended. A direct conversation cannot be left.
     #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
     pub async fn leave_group(&self, member: Uuid, group: Uuid) -> Result<(), StoreError> {
         for attempt in 0..MAX_WRITE_ATTEMPTS {
@@ -362,6 +362,13 @@ impl Store {
                 } else {
                     items.push(self.set_member_count(row, count, count - 1)?);
                 }
+            }
+            if state.memberships.len() == 1 {
+                // The last member: the group ends for good, and says so to a fan-out of a
+                // message posted just before.
+                items.push(
+                    self.put_new(&GroupEndedItem::new(group, &Timestamp::now().to_string()))?,
+                );
             }
             match self.transact("LeaveGroup", items).await? {
                 Ok(()) => return Ok(()),

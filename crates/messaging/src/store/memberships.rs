@@ -13,7 +13,7 @@ use super::{Store, StoreError, from_item};
 use crate::items::{MembershipItem, UserItem};
 use crate::keys::{self, Key};
 use crate::model::User;
-use crate::schema::PARTITION_KEY;
+use crate::schema::{PARTITION_KEY, SORT_KEY};
 
 /// One member of a conversation, as `GET /api/message_groups/{id}/members` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,14 +56,38 @@ impl Store {
         Ok(count)
     }
 
+    /// The members' items only: the partition also holds the group's end marker.
     fn memberships_query(&self, group: Uuid) -> QueryFluentBuilder {
         self.client
             .query()
             .table_name(self.table())
-            .key_condition_expression("#pk = :pk")
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :member)")
             .expression_attribute_names("#pk", PARTITION_KEY)
+            .expression_attribute_names("#sk", SORT_KEY)
             .expression_attribute_values(":pk", AttributeValue::S(keys::membership_pk(group)))
+            .expression_attribute_values(":member", AttributeValue::S(keys::USER_PREFIX.into()))
             .consistent_read(true)
+    }
+
+    /// Whether `group`'s last member left ([`crate::items::GroupEndedItem`]). A Query, not a
+    /// `GetItem`, so that the stream function's role (Queries of `MBR#` only) covers it.
+    pub(super) async fn group_has_ended(&self, group: Uuid) -> Result<bool, StoreError> {
+        let ended = keys::group_ended(group);
+        let output = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("#pk = :pk AND #sk = :ended")
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .expression_attribute_names("#sk", SORT_KEY)
+            .expression_attribute_values(":pk", AttributeValue::S(ended.pk))
+            .expression_attribute_values(":ended", AttributeValue::S(ended.sk))
+            .select(Select::Count)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| StoreError::from_sdk("Query", err))?;
+        Ok(output.count() > 0)
     }
 
     /// The members of a conversation `reader` belongs to (direct or group), oldest member

@@ -7,13 +7,13 @@ use messaging::items::MembershipItem;
 use messaging::keys;
 use messaging::model::ConversationKind;
 use messaging::store::{MEMBERS_IN_CREATING_TRANSACTION, RowPositions};
-use messaging::{InboxEntry, PageRequest, Store, StoreError, User};
+use messaging::{InboxEntry, Message, PageRequest, Store, StoreError, User};
 use testkit::{IndexFault, LaggingIndex, TestTable};
 use uuid::Uuid;
 
 use crate::{
-    assert_unread_is_exact, cold, group_of, inbox_rows, name, row_of, say, second, text, users,
-    users_named,
+    assert_unread_is_exact, cold, group_of, inbox_rows, name, raw_items_with_prefix, row_of, say,
+    second, text, users, users_named,
 };
 
 async fn entry(store: &Store, owner: Uuid, group: Uuid) -> Option<InboxEntry> {
@@ -33,6 +33,8 @@ async fn memberships(table: &TestTable, group: Uuid) -> Vec<MembershipItem> {
         .iter()
         .map(|json| serde_json::from_str::<serde_json::Value>(json).unwrap())
         .filter(|item| item["pk"] == keys::membership_pk(group))
+        // Beside the memberships, the partition holds the group's end marker.
+        .filter(|item| item["sk"] != keys::GROUP_ENDED_SK)
         .map(|item| serde_json::from_value(item).unwrap())
         .collect()
 }
@@ -409,4 +411,53 @@ async fn membership_changes_wait_for_a_lagging_index_to_show_every_row() {
     assert!(matches!(error, StoreError::IndexLagging { .. }), "{error}");
     assert!(error.is_transient());
     assert_eq!(memberships(&table, group).await.len(), 4);
+}
+
+#[tokio::test]
+async fn a_group_whose_last_member_left_ends_and_its_last_message_moves_nothing() {
+    let table = TestTable::new().await;
+    let (members, first) = group_of(&table, 3).await;
+    let group = first.group_uuid;
+    // Posted, then everyone leaves before the stream fans it out.
+    let last_words = say(&table, &members[1], group, 1, "bye all").await;
+    for (left, member) in members.iter().enumerate() {
+        assert!(
+            raw_items_with_prefix(&table, "MBR#")
+                .await
+                .iter()
+                .all(|(_, sk)| sk != keys::GROUP_ENDED_SK),
+            "not ended while {} member(s) remain",
+            members.len() - left
+        );
+        table.store.leave_group(member.uuid, group).await.unwrap();
+    }
+    assert_eq!(
+        raw_items_with_prefix(&table, "MBR#").await,
+        vec![(keys::membership_pk(group), keys::GROUP_ENDED_SK.to_owned())],
+        "only the end marker is left"
+    );
+    assert!(table.store.memberships(group).await.unwrap().is_empty());
+
+    let advance = table
+        .store
+        .advance_conversation(&Newest::of([last_words]).unwrap(), &cold())
+        .await
+        .expect("a group that ended is not a failure");
+
+    assert!(advance.ended, "{advance:?}");
+    assert_eq!(advance.moved, 0);
+
+    // A conversation that never had members is still what it was: data that is wrong.
+    let orphan = Message::new(
+        Uuid::new_v4(),
+        members[0].summary(),
+        "to nobody".into(),
+        second(2).to_string(),
+    );
+    let error = table
+        .store
+        .advance_conversation(&Newest::of([orphan]).unwrap(), &cold())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::NoMembers(_)), "{error:?}");
 }
