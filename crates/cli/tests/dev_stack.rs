@@ -665,14 +665,8 @@ async fn members_connections_receive_each_new_message_and_nobody_else_does() {
     let mut andrew_laptop = connect_ws(&stack.base, &andrew_token).await;
     let mut bayko_socket = connect_ws(&stack.base, &bayko_token).await;
     let mut londo_socket = connect_ws(&stack.base, &londo_token).await;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
     assert_eq!(
-        table
-            .store
-            .connections_of(andrew.uuid, now)
-            .await
-            .unwrap()
-            .len(),
+        table.store.connections_of(andrew.uuid).await.unwrap().len(),
         2
     );
 
@@ -718,7 +712,7 @@ async fn members_connections_receive_each_new_message_and_nobody_else_does() {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !table
         .store
-        .connections_of(bayko.uuid, now)
+        .connections_of(bayko.uuid)
         .await
         .unwrap()
         .is_empty()
@@ -736,7 +730,7 @@ async fn members_connections_receive_each_new_message_and_nobody_else_does() {
     assert!(
         table
             .store
-            .connections_of(andrew.uuid, now)
+            .connections_of(andrew.uuid)
             .await
             .unwrap()
             .is_empty()
@@ -744,7 +738,7 @@ async fn members_connections_receive_each_new_message_and_nobody_else_does() {
     assert!(
         table
             .store
-            .connections_of(londo.uuid, now)
+            .connections_of(londo.uuid)
             .await
             .unwrap()
             .is_empty()
