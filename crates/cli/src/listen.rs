@@ -107,7 +107,11 @@ pub async fn run(store: &Store, args: ListenArgs) -> anyhow::Result<()> {
                 // read now; the timeline prints each message once.
                 match catch_up(&api_url, &token, &args.conversations, &timeline).await {
                     Ok(missed) => {
-                        for frame in timeline.merge(missed) {
+                        let missed = timeline.merge(missed);
+                        if !missed.is_empty() {
+                            eprintln!("re-fetched {} message(s) missed", missed.len());
+                        }
+                        for frame in missed {
                             writeln!(stdout, "{frame}")?;
                         }
                         stdout.flush()?;

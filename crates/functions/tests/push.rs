@@ -537,3 +537,90 @@ async fn the_stand_in_answers_410_until_connect_returns_and_delete_closes_an_ope
         .into_service_error();
     assert!(error.is_gone_exception(), "{error:?}");
 }
+
+/// A group of 50 is created in two transactions (49 members with the message, then the
+/// 50th as an add): the push of its first message, read from the table's own stream once
+/// the creation has returned, reaches the 50th member too, because the members are read
+/// strongly consistently when the record is handled, not when the message was written.
+#[tokio::test]
+async fn the_50th_member_of_a_50_member_group_gets_its_first_message() {
+    let table = TestTable::new().await;
+    let open = OpenConnections::default();
+    let endpoint = management_api(open.clone()).await;
+    let arn = table.store.stream_arn().await.unwrap().unwrap();
+    let mut tail = local::stream_source::StreamTail::new(
+        local::stream_source::local_streams_client(&testkit::endpoint()),
+        arn,
+    );
+    let creator = table.user("creator").await;
+    let mut others = Vec::new();
+    for n in 1..50 {
+        others.push(table.user(&format!("member{n:02}")).await);
+    }
+    let mut sockets = Vec::new();
+    for member in std::iter::once(&creator).chain(&others) {
+        let id = format!("{}-AAA=", member.uuid.simple());
+        table
+            .store
+            .put_connection(&Connection::opened(
+                member.uuid,
+                id.clone(),
+                Timestamp::now(),
+            ))
+            .await
+            .unwrap();
+        sockets.push((member.handle.to_string(), open.open(&id)));
+    }
+    let message = table
+        .store
+        .create_group(
+            &creator,
+            &messaging::validate::GroupName::parse("Fifty").unwrap(),
+            &others,
+            messaging::validate::MessageText::parse("Welcome, all 50").unwrap(),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        table
+            .store
+            .recipients(message.group_uuid)
+            .await
+            .unwrap()
+            .len(),
+        50
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let record = loop {
+        let records = tail.poll().await.unwrap();
+        if let Some(record) = records.into_iter().find(|r| {
+            r.change.keys.get("pk")
+                == Some(&serde_dynamo::AttributeValue::S(format!(
+                    "MSG#{}",
+                    message.group_uuid
+                )))
+        }) {
+            break record;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the message never reached the stream"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut event = Event::default();
+    event.records = vec![record];
+    let handler = PushHandler::new(
+        table.store.clone(),
+        functions::push::local_management_client(&endpoint),
+    );
+    let (response, summary) = handler.handle(&event).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.frames_sent, 50, "{summary:?}");
+    // Every member, the one added in the second transaction included.
+    for (handle, socket) in &mut sockets {
+        assert_eq!(texts(&frames(socket)), ["Welcome, all 50"], "{handle}");
+    }
+}
