@@ -124,10 +124,10 @@ pub async fn run(store: &Store, args: ListenArgs) -> anyhow::Result<()> {
                 }
             }
             Err(Refused::Definitely(reason)) => bail!(reason),
-            Err(Refused::TokenRefused(reason)) if args.token.is_some() => {
+            Err(Refused::Token(reason)) if args.token.is_some() => {
                 bail!("{reason}: the token given with --token has expired or is not trusted")
             }
-            Err(Refused::TokenRefused(reason) | Refused::Unreachable(reason)) => {
+            Err(Refused::Token(reason) | Refused::Unreachable(reason)) => {
                 failures += 1;
                 eprintln!("{reason}");
             }
@@ -145,7 +145,7 @@ enum Refused {
     /// 403 (not in the directory) or anything else a retry will not change.
     Definitely(String),
     /// 401: the token (a fresh one may do).
-    TokenRefused(String),
+    Token(String),
     /// No answer (the stack restarting, the network).
     Unreachable(String),
 }
@@ -164,7 +164,7 @@ async fn connect(url: &str, token: &str) -> Result<Socket, Refused> {
                     .unwrap_or_default()
             );
             match response.status().as_u16() {
-                401 => Err(Refused::TokenRefused(reason)),
+                401 => Err(Refused::Token(reason)),
                 500..=599 => Err(Refused::Unreachable(reason)),
                 _ => Err(Refused::Definitely(reason)),
             }

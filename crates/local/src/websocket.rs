@@ -495,7 +495,7 @@ async fn post_to_connection(
     headers: HeaderMap,
     data: Bytes,
 ) -> Response {
-    if let Err(refusal) = signed(&headers) {
+    if let Some(refusal) = refuse_unsigned(&headers) {
         return refusal;
     }
     if data.len() > MAX_POST_BYTES {
@@ -520,7 +520,7 @@ async fn delete_connection(
     Path(connection_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refusal) = signed(&headers) {
+    if let Some(refusal) = refuse_unsigned(&headers) {
         return refusal;
     }
     if open.delete(&connection_id) {
@@ -533,20 +533,18 @@ async fn delete_connection(
 
 /// The real API takes only SigV4-signed requests (the push function's role); the stand-in
 /// checks that the caller at least signs, as the SDK does.
-fn signed(headers: &HeaderMap) -> Result<(), Response> {
+fn refuse_unsigned(headers: &HeaderMap) -> Option<Response> {
     let signed = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("AWS4-HMAC-SHA256 "));
-    if signed {
-        Ok(())
-    } else {
-        Err(error(
+    (!signed).then(|| {
+        error(
             StatusCode::FORBIDDEN,
             "ForbiddenException",
             "Missing Authentication Token",
-        ))
-    }
+        )
+    })
 }
 
 fn gone() -> Response {
