@@ -73,6 +73,7 @@ impl LocalStack {
                 dead_letter_file: dir.join("push-dead-letter.jsonl"),
                 ..PumpConfig::push()
             },
+            ws_timeouts: local::websocket::WsTimeouts::default(),
         };
         let running = tokio::spawn(local::dev::run(
             options,

@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use local::auth::{DEV_KEY_FILE_ENV, DevSigner, StackKeys, default_key_file, stack_keys};
 use local::dev::{DevOptions, TokenKeys, shutdown_signal};
 use local::pump::PumpConfig;
+use local::websocket::WsTimeouts;
 use messaging::Store;
 use messaging::validate::Handle;
 
@@ -50,6 +51,14 @@ pub struct DevArgs {
     /// Where push batches that keep failing go (messaging-push's dead-letter queue).
     #[arg(long, default_value = ".dynamodb/push-dead-letter.jsonl")]
     push_dead_letter_file: PathBuf,
+    /// Close a WebSocket after this many seconds without traffic, with close code 1001, as
+    /// API Gateway does after 10 minutes; shorten it to see clients reconnect.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    ws_idle_timeout: u64,
+    /// Close every WebSocket this many seconds after it opened, with close code 1001, as API
+    /// Gateway does after 2 hours.
+    #[arg(long, value_name = "SECONDS", default_value_t = 7200, value_parser = clap::value_parser!(u64).range(1..))]
+    ws_max_duration: u64,
     #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
 }
@@ -98,6 +107,10 @@ pub async fn run(target: &Target, args: DevArgs) -> anyhow::Result<()> {
         push_pump: PumpConfig {
             dead_letter_file: args.push_dead_letter_file,
             ..PumpConfig::push()
+        },
+        ws_timeouts: WsTimeouts {
+            idle: Duration::from_secs(args.ws_idle_timeout),
+            max_duration: Duration::from_secs(args.ws_max_duration),
         },
     };
     let table = options.table.clone();

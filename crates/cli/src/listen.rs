@@ -1,15 +1,27 @@
 //! `cruddur listen <handle>`: connects to the local stack's WebSocket API as that user
-//! (with a development token) and prints each pushed frame as one JSON line, until Ctrl-C.
+//! (with a development token) and prints each pushed message as one JSON line, until Ctrl-C.
+//!
+//! It is the client loop the push expects of every client (docs/ARCHITECTURE.md, "Real-time
+//! push"): after each open it re-fetches what it may have missed over the HTTP API; when the
+//! connection closes (API Gateway closes idle ones after 10 minutes, every one after 2
+//! hours, and the push closes one whose token expired) it reconnects with backoff and a
+//! fresh token; and it orders what it prints by `created_at` and drops duplicates by `uuid`
+//! ([`Timeline`]), since frames may arrive out of order and more than once.
 
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
 use local::auth::DEV_KEY_FILE_ENV;
-use messaging::Store;
+use messaging::{Store, Timestamp};
+use serde_json::Value;
 use tokio_tungstenite::tungstenite::{self, Message};
+use uuid::Uuid;
 
 use crate::dev::mint_for_handle;
 
@@ -21,8 +33,19 @@ pub struct ListenArgs {
     /// The WebSocket endpoint (`cruddur dev`'s).
     #[arg(long, default_value = "ws://127.0.0.1:4567/ws")]
     url: String,
+    /// The HTTP API that re-fetches after each (re)connection [default: the WebSocket
+    /// endpoint's host, i.e. `cruddur dev`'s].
+    #[arg(long)]
+    api_url: Option<String>,
+    /// Re-fetch this conversation after each (re)connection (repeat for several). Without
+    /// it: the conversations of the inbox's newest page that have news since the last
+    /// message printed for them. Either way, reading a conversation's newest page marks it
+    /// read, as opening it in the frontend does.
+    #[arg(long = "conversation", value_name = "UUID")]
+    conversations: Vec<Uuid>,
     /// Connect with this token instead of a development token for <handle> (e.g. a Cognito
-    /// token, with `cruddur dev --jwks-url …`).
+    /// token, with `cruddur dev --jwks-url …`). It cannot be renewed: once it expires, the
+    /// push closes the connection and listen stops.
     #[arg(long)]
     token: Option<String>,
     /// Development signing key: the one the stack uses; never created here [default:
@@ -31,69 +54,331 @@ pub struct ListenArgs {
     key_file: Option<PathBuf>,
 }
 
+/// First wait before reconnecting, doubled after each failed attempt up to [`MAX_BACKOFF`],
+/// with jitter so that clients dropped together do not come back together.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
 pub async fn run(store: &Store, args: ListenArgs) -> anyhow::Result<()> {
-    let token = match (args.token, &args.handle) {
-        (Some(token), _) => token,
-        (None, Some(handle)) => {
-            mint_for_handle(
-                store,
-                handle,
-                args.key_file.clone(),
-                &api_url_of(&args.url),
-                Duration::from_secs(12 * 60 * 60),
-            )
-            .await?
-        }
-        (None, None) => bail!("give a handle or --token"),
-    };
-    let url = with_token(&args.url, &token);
-    let (mut socket, _) = match tokio_tungstenite::connect_async(url).await {
-        Ok(connected) => connected,
-        Err(tungstenite::Error::Http(response)) => bail!(
-            "the WebSocket API refused the connection: HTTP {}{}",
-            response.status(),
-            response
-                .body()
-                .as_ref()
-                .map(|body| format!(" {}", String::from_utf8_lossy(body)))
-                .unwrap_or_default()
-        ),
-        Err(error) => {
-            return Err(error).with_context(|| {
-                format!("connecting to {} (is `cruddur dev` running?)", args.url)
-            });
-        }
-    };
-    eprintln!(
-        "listening as {} on {} (Ctrl-C stops)",
-        args.handle.as_deref().unwrap_or("the token's user"),
-        args.url
-    );
+    let api_url = args
+        .api_url
+        .clone()
+        .unwrap_or_else(|| api_url_of(&args.url));
+    // Messages from before listen started are history, not news: never printed.
+    let mut timeline = Timeline::since(Timestamp::now().to_string());
+    let mut failures = 0u32;
+    let mut opened_before = false;
     let mut stdout = std::io::stdout();
     loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
-                let _ = socket.close(None).await;
-                return Ok(());
+        // A fresh token for every connection: the last one may be why it closed.
+        let token = match (&args.token, &args.handle) {
+            (Some(token), _) => token.clone(),
+            (None, Some(handle)) => {
+                mint_for_handle(
+                    store,
+                    handle,
+                    args.key_file.clone(),
+                    &api_url,
+                    Duration::from_secs(12 * 60 * 60),
+                )
+                .await?
             }
-            incoming = socket.next() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    writeln!(stdout, "{}", one_line(text.as_str()))?;
-                    stdout.flush()?;
+            (None, None) => bail!("give a handle or --token"),
+        };
+        match connect(&args.url, &token).await {
+            Ok(socket) => {
+                failures = 0;
+                eprintln!(
+                    "{} as {} on {} (Ctrl-C stops)",
+                    if opened_before {
+                        "reconnected"
+                    } else {
+                        "listening"
+                    },
+                    args.handle.as_deref().unwrap_or("the token's user"),
+                    args.url
+                );
+                opened_before = true;
+                // What was pushed while no socket was open (or before this one was) is
+                // read now; the timeline prints each message once.
+                match catch_up(&api_url, &token, &args.conversations, &timeline).await {
+                    Ok(missed) => {
+                        let missed = timeline.merge(missed);
+                        if !missed.is_empty() {
+                            eprintln!("re-fetched {} message(s) missed", missed.len());
+                        }
+                        for frame in missed {
+                            writeln!(stdout, "{frame}")?;
+                        }
+                        stdout.flush()?;
+                    }
+                    Err(error) => eprintln!("could not re-fetch what was missed: {error:#}"),
                 }
-                Some(Ok(Message::Binary(bytes))) => {
-                    writeln!(stdout, "{}", one_line(&String::from_utf8_lossy(&bytes)))?;
-                    stdout.flush()?;
+                match relay(socket, &mut timeline, &mut stdout).await? {
+                    Ended::Stopped => return Ok(()),
+                    Ended::Closed(why) => eprintln!("{why}; reconnecting"),
                 }
-                Some(Ok(Message::Close(frame))) => {
-                    bail!("the server closed the connection{}", frame.map(|f| format!(": {} {}", f.code, f.reason)).unwrap_or_default())
-                }
-                Some(Ok(_)) => {}
-                Some(Err(error)) => return Err(error).context("reading from the WebSocket"),
-                None => bail!("the connection ended"),
+            }
+            Err(Refused::Definitely(reason)) => bail!(reason),
+            Err(Refused::Token(reason)) if args.token.is_some() => {
+                bail!("{reason}: the token given with --token has expired or is not trusted")
+            }
+            Err(Refused::Token(reason) | Refused::Unreachable(reason)) => {
+                failures += 1;
+                eprintln!("{reason}");
             }
         }
+        let wait = backoff(failures);
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            () = tokio::time::sleep(wait) => {}
+        }
     }
+}
+
+/// Why a connection attempt failed, and whether trying again may help.
+enum Refused {
+    /// 403 (not in the directory) or anything else a retry will not change.
+    Definitely(String),
+    /// 401: the token (a fresh one may do).
+    Token(String),
+    /// No answer (the stack restarting, the network).
+    Unreachable(String),
+}
+
+async fn connect(url: &str, token: &str) -> Result<Socket, Refused> {
+    match tokio_tungstenite::connect_async(with_token(url, token)).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tungstenite::Error::Http(response)) => {
+            let reason = format!(
+                "the WebSocket API refused the connection: HTTP {}{}",
+                response.status(),
+                response
+                    .body()
+                    .as_ref()
+                    .map(|body| format!(" {}", String::from_utf8_lossy(body)))
+                    .unwrap_or_default()
+            );
+            match response.status().as_u16() {
+                401 => Err(Refused::Token(reason)),
+                500..=599 => Err(Refused::Unreachable(reason)),
+                _ => Err(Refused::Definitely(reason)),
+            }
+        }
+        Err(error) => Err(Refused::Unreachable(format!(
+            "could not connect to {url} (is `cruddur dev` running?): {error}"
+        ))),
+    }
+}
+
+enum Ended {
+    /// Ctrl-C.
+    Stopped,
+    /// The server closed the connection, or it was lost: why.
+    Closed(String),
+}
+
+/// Prints every new message pushed on `socket` until it closes or Ctrl-C.
+async fn relay(
+    mut socket: Socket,
+    timeline: &mut Timeline,
+    stdout: &mut std::io::Stdout,
+) -> anyhow::Result<Ended> {
+    loop {
+        let text = tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                let _ = socket.close(None).await;
+                return Ok(Ended::Stopped);
+            }
+            incoming = socket.next() => match incoming {
+                Some(Ok(Message::Text(text))) => text.as_str().to_owned(),
+                Some(Ok(Message::Binary(bytes))) => String::from_utf8_lossy(&bytes).into_owned(),
+                Some(Ok(Message::Close(frame))) => {
+                    return Ok(Ended::Closed(format!(
+                        "the server closed the connection{}",
+                        frame.map(|f| format!(": {} {}", u16::from(f.code), f.reason)).unwrap_or_default()
+                    )));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(error)) => return Ok(Ended::Closed(format!("the connection failed: {error}"))),
+                None => return Ok(Ended::Closed("the connection ended".into())),
+            }
+        };
+        match serde_json::from_str::<Value>(&text) {
+            // A message: printed as sent (keeping its field order) unless seen already.
+            Ok(frame) if Timeline::is_message(&frame) => {
+                if !timeline.merge(vec![frame]).is_empty() {
+                    writeln!(stdout, "{}", one_line(&text))?;
+                }
+            }
+            _ => writeln!(stdout, "{}", one_line(&text))?,
+        }
+        stdout.flush()?;
+    }
+}
+
+/// What may have been missed: the newest page of each conversation to re-fetch (the
+/// `--conversation`s, else the inbox's conversations with news since what was printed), as
+/// frames.
+async fn catch_up(
+    api_url: &str,
+    token: &str,
+    conversations: &[Uuid],
+    timeline: &Timeline,
+) -> anyhow::Result<Vec<Value>> {
+    let conversations: Vec<String> = if conversations.is_empty() {
+        let inbox = get_json(&format!("{api_url}/api/message_groups"), token).await?;
+        inbox
+            .as_array()
+            .context("the inbox is not a list")?
+            .iter()
+            .filter_map(|row| {
+                let group = row["uuid"].as_str()?;
+                let newest = row["created_at"].as_str()?;
+                timeline.has_news(group, newest).then(|| group.to_owned())
+            })
+            .collect()
+    } else {
+        conversations.iter().map(Uuid::to_string).collect()
+    };
+    let mut frames = Vec::new();
+    for group in conversations {
+        let page = get_json(&format!("{api_url}/api/messages/{group}"), token).await?;
+        for message in page.as_array().context("a conversation is a list")? {
+            frames.push(frame_of(&group, message));
+        }
+    }
+    Ok(frames)
+}
+
+/// A message of `GET /api/messages/{group}` in the shape of a pushed frame.
+fn frame_of(group: &str, message: &Value) -> Value {
+    let mut frame = serde_json::Map::new();
+    frame.insert("type".into(), Value::from("message"));
+    frame.insert("message_group_uuid".into(), Value::from(group));
+    if let Some(fields) = message.as_object() {
+        for (name, value) in fields {
+            frame.insert(name.clone(), value.clone());
+        }
+    }
+    Value::Object(frame)
+}
+
+/// The client rule for pushed messages: frames may arrive out of order (DynamoDB Streams
+/// orders records per item, not across items) and more than once (a retried batch posts
+/// again), and a re-fetch after reconnecting overlaps with frames. So every message is
+/// taken once, by `uuid`, and what arrives together is ordered by `created_at` (the one
+/// sortable UTC format, so text order is time order). Messages older than the start are
+/// history and not taken.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    since: String,
+    seen: HashSet<String>,
+    /// The newest `created_at` taken, per conversation: what a re-fetch compares with.
+    newest: HashMap<String, String>,
+}
+
+impl Timeline {
+    pub fn since(start: String) -> Self {
+        Self {
+            since: start,
+            ..Self::default()
+        }
+    }
+
+    pub fn is_message(frame: &Value) -> bool {
+        frame["type"] == "message" && frame["uuid"].is_string()
+    }
+
+    /// The messages of `frames` not taken before, oldest first; takes them.
+    pub fn merge(&mut self, frames: Vec<Value>) -> Vec<Value> {
+        let mut new: Vec<Value> = frames
+            .into_iter()
+            .filter(|frame| {
+                Self::is_message(frame)
+                    && frame["created_at"].as_str().unwrap_or_default() >= self.since.as_str()
+            })
+            .collect();
+        new.sort_by(|a, b| {
+            (a["created_at"].as_str(), a["uuid"].as_str())
+                .cmp(&(b["created_at"].as_str(), b["uuid"].as_str()))
+        });
+        new.retain(|frame| {
+            let uuid = frame["uuid"].as_str().unwrap_or_default();
+            self.seen.insert(uuid.to_owned())
+        });
+        for frame in &new {
+            if let (Some(group), Some(at)) = (
+                frame["message_group_uuid"].as_str(),
+                frame["created_at"].as_str(),
+            ) {
+                let newest = self.newest.entry(group.to_owned()).or_default();
+                if at > newest.as_str() {
+                    *newest = at.to_owned();
+                }
+            }
+        }
+        new
+    }
+
+    /// Whether a conversation whose newest message is at `newest` has one not taken yet.
+    pub fn has_news(&self, group: &str, newest: &str) -> bool {
+        let taken = self
+            .newest
+            .get(group)
+            .map_or(self.since.as_str(), String::as_str);
+        newest > taken || (newest == taken && !self.newest.contains_key(group))
+    }
+}
+
+/// The wait before the next attempt after `failures` failed ones in a row: none after a
+/// connection that opened (it closed normally: reconnect at once, with jitter), then
+/// doubling from [`FIRST_BACKOFF`] to [`MAX_BACKOFF`], each with up to half again of jitter.
+fn backoff(failures: u32) -> Duration {
+    let base = if failures == 0 {
+        FIRST_BACKOFF / 5
+    } else {
+        FIRST_BACKOFF
+            .saturating_mul(1 << (failures - 1).min(16))
+            .min(MAX_BACKOFF)
+    };
+    let jitter_percent = u32::from(Uuid::new_v4().as_bytes()[0]) % 50;
+    base + base * jitter_percent / 100
+}
+
+/// `GET url` with the bearer token, as JSON.
+async fn get_json(url: &str, token: &str) -> anyhow::Result<Value> {
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client: hyper_util::client::legacy::Client<_, Empty<Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(connector);
+    let request = hyper::Request::get(url)
+        .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Empty::new())?;
+    let exchange = async {
+        let response = client.request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        anyhow::Ok((status, body))
+    };
+    let (status, body) = tokio::time::timeout(HTTP_TIMEOUT, exchange)
+        .await
+        .with_context(|| format!("GET {url} timed out"))??;
+    if !status.is_success() {
+        bail!(
+            "GET {url}: HTTP {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    serde_json::from_slice(&body).with_context(|| format!("GET {url}: not JSON"))
 }
 
 /// The endpoint with `token=<jwt>` added to its query.
@@ -151,6 +436,90 @@ mod tests {
         assert_eq!(one_line("not\njson"), "not json");
         let frame = r#"{"type":"message","uuid":"u"}"#;
         assert_eq!(one_line(frame), frame, "field order kept");
+    }
+
+    fn message(uuid: &str, at: &str) -> Value {
+        serde_json::json!({
+            "type": "message", "message_group_uuid": "g", "uuid": uuid,
+            "message": uuid, "created_at": format!("2026-11-23T18:14:{at}.000000+00:00"),
+        })
+    }
+
+    fn uuids(frames: &[Value]) -> Vec<&str> {
+        frames.iter().map(|f| f["uuid"].as_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn messages_are_taken_once_by_uuid_and_ordered_by_created_at() {
+        let mut timeline = Timeline::since("2026-11-23T18:14:00.000000+00:00".into());
+        // Frames of two conversations' items arrive out of order (the stream orders records
+        // per item only): each is taken as it comes.
+        assert_eq!(uuids(&timeline.merge(vec![message("b", "20")])), ["b"]);
+        assert_eq!(uuids(&timeline.merge(vec![message("a", "10")])), ["a"]);
+        // A retried batch posts "b" again: dropped.
+        assert!(timeline.merge(vec![message("b", "20")]).is_empty());
+        // A re-fetch after reconnecting overlaps with what arrived: only the missed ones,
+        // oldest first.
+        let missed = timeline.merge(vec![
+            message("d", "40"),
+            message("b", "20"),
+            message("c", "30"),
+            message("a", "10"),
+            message("c", "30"),
+        ]);
+        assert_eq!(uuids(&missed), ["c", "d"]);
+        // History from before the start is not news.
+        let mut fresh = Timeline::since("2026-11-23T18:14:30.000000+00:00".into());
+        assert_eq!(
+            uuids(&fresh.merge(vec![message("x", "10"), message("y", "31")])),
+            ["y"]
+        );
+        // Anything else (not a message) is no concern of the rule.
+        assert!(
+            timeline
+                .merge(vec![serde_json::json!({"type": "other"})])
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_conversation_has_news_when_its_newest_message_is_newer_than_what_was_taken() {
+        let mut timeline = Timeline::since("2026-11-23T18:14:00.000000+00:00".into());
+        let at = |s: &str| format!("2026-11-23T18:14:{s}.000000+00:00");
+        assert!(timeline.has_news("g", &at("05")), "newer than the start");
+        timeline.merge(vec![message("a", "10")]);
+        assert!(!timeline.has_news("g", &at("10")), "taken already");
+        assert!(timeline.has_news("g", &at("11")));
+        assert!(timeline.has_news("other", &at("01")));
+        assert!(!timeline.has_news("other", "2026-11-23T18:13:59.000000+00:00"));
+    }
+
+    #[test]
+    fn a_re_fetched_message_reads_as_its_frame() {
+        let listed = serde_json::json!({
+            "uuid": "m", "display_name": "A", "handle": "a", "message": "hi",
+            "created_at": "2026-11-23T18:14:53.598005+00:00",
+        });
+        let frame = frame_of("g", &listed);
+        assert_eq!(frame["type"], "message");
+        assert_eq!(frame["message_group_uuid"], "g");
+        assert_eq!(frame["uuid"], "m");
+        assert!(Timeline::is_message(&frame));
+    }
+
+    #[test]
+    fn reconnecting_backs_off_with_jitter_up_to_a_bound() {
+        assert!(backoff(0) < FIRST_BACKOFF, "a normal close: again at once");
+        for failures in 1..=12 {
+            let floor = FIRST_BACKOFF
+                .saturating_mul(1 << (failures - 1))
+                .min(MAX_BACKOFF);
+            let wait = backoff(failures);
+            assert!(
+                wait >= floor && wait < floor * 3 / 2,
+                "{failures}: {wait:?}"
+            );
+        }
     }
 
     #[test]

@@ -34,9 +34,20 @@ fn cruddur(table: &str) -> Command {
 
 impl Stack {
     fn start(table: &str, key_file: &std::path::Path, dead_letters: &std::path::Path) -> Self {
+        Self::start_with(table, key_file, dead_letters, &[])
+    }
+
+    /// [`Stack::start`] with more arguments for `cruddur dev`.
+    fn start_with(
+        table: &str,
+        key_file: &std::path::Path,
+        dead_letters: &std::path::Path,
+        extra: &[&str],
+    ) -> Self {
         let mut command = cruddur(table);
         command
             .args(["dev", "--port", "0"])
+            .args(extra)
             .arg("--key-file")
             .arg(key_file)
             .arg("--dead-letter-file")
@@ -665,14 +676,8 @@ async fn members_connections_receive_each_new_message_and_nobody_else_does() {
     let mut andrew_laptop = connect_ws(&stack.base, &andrew_token).await;
     let mut bayko_socket = connect_ws(&stack.base, &bayko_token).await;
     let mut londo_socket = connect_ws(&stack.base, &londo_token).await;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
     assert_eq!(
-        table
-            .store
-            .connections_of(andrew.uuid, now)
-            .await
-            .unwrap()
-            .len(),
+        table.store.connections_of(andrew.uuid).await.unwrap().len(),
         2
     );
 
@@ -718,7 +723,7 @@ async fn members_connections_receive_each_new_message_and_nobody_else_does() {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !table
         .store
-        .connections_of(bayko.uuid, now)
+        .connections_of(bayko.uuid)
         .await
         .unwrap()
         .is_empty()
@@ -736,7 +741,7 @@ async fn members_connections_receive_each_new_message_and_nobody_else_does() {
     assert!(
         table
             .store
-            .connections_of(andrew.uuid, now)
+            .connections_of(andrew.uuid)
             .await
             .unwrap()
             .is_empty()
@@ -744,10 +749,241 @@ async fn members_connections_receive_each_new_message_and_nobody_else_does() {
     assert!(
         table
             .store
-            .connections_of(londo.uuid, now)
+            .connections_of(londo.uuid)
             .await
             .unwrap()
             .is_empty()
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The close frame the server sends next, skipping data frames (returned too); fails after
+/// `WAIT`.
+async fn close_frame(socket: &mut Socket) -> (u16, Vec<Value>) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut frames = Vec::new();
+    loop {
+        match tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("closed within the wait")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => return (u16::from(frame.code), frames),
+            Some(Ok(Message::Text(text))) => {
+                frames.push(serde_json::from_str(text.as_str()).unwrap())
+            }
+            Some(Ok(_)) => {}
+            other => panic!("the socket ended without a close frame: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn sockets_close_as_api_gateways_do_and_listen_reconnects_without_missing_or_repeating_a_message()
+ {
+    let table = TestTable::new().await;
+    let andrew = table.user("andrewbrown").await;
+    table.user("bayko").await;
+    let dir = std::env::temp_dir().join(format!("cruddur-reconnect-{}", uuid::Uuid::new_v4()));
+    let key_file = dir.join("key.pk8");
+    let signer = DevSigner::load_or_create(&key_file).unwrap();
+    let andrew_token = signer
+        .mint(&andrew.cognito_sub, "andrewbrown", Duration::from_secs(600))
+        .unwrap();
+    // Every socket closes a second after it opened, as API Gateway's do after two hours.
+    let mut stack = Stack::start_with(
+        table.store.table(),
+        &key_file,
+        &dir.join("dead-letter.jsonl"),
+        &["--ws-max-duration", "1"],
+    );
+    let http = Http {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        base: stack.base.clone(),
+    };
+
+    let opened = std::time::Instant::now();
+    let mut socket = connect_ws(&stack.base, &andrew_token).await;
+    let (code, _) = close_frame(&mut socket).await;
+    assert_eq!(code, 1001, "API Gateway's \"Going away\"");
+    assert!(opened.elapsed() >= Duration::from_secs(1));
+
+    // `cruddur listen bayko`, reconnecting every second, while Andrew writes to Bayko.
+    let listen_log = dir.join("listen.log");
+    let mut listen = cruddur(table.store.table())
+        .args(["listen", "bayko", "--url"])
+        .arg(format!("{}/ws", stack.base.replace("http://", "ws://")))
+        .arg("--key-file")
+        .arg(&key_file)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&listen_log).unwrap())
+        .spawn()
+        .expect("start cruddur listen");
+    let stdout = listen.stdout.take().unwrap();
+    let (lines, printed) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    wait_for_line(&listen_log, &["listening as bayko"]);
+
+    let mut sent = Vec::new();
+    for n in 0..12 {
+        let answer = http
+            .post(
+                &andrew_token,
+                json!({"message": format!("message {n}"), "handle": "bayko"}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        sent.push(answer.body["uuid"].as_str().unwrap().to_owned());
+        // Spread over three seconds: several reconnections happen in between.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut seen: Vec<String> = Vec::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !sent.iter().all(|uuid| seen.contains(uuid)) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = printed
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("not every message printed: {seen:?} of {sent:?}"));
+        let frame: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(frame["type"], "message", "{line}");
+        seen.push(frame["uuid"].as_str().unwrap().to_owned());
+    }
+    // One more reconnection, with its re-fetch, prints nothing again.
+    let reconnections = |log: &str| log.matches("reconnected as bayko").count();
+    let before = reconnections(&std::fs::read_to_string(&listen_log).unwrap());
+    let deadline = std::time::Instant::now() + WAIT;
+    while reconnections(&std::fs::read_to_string(&listen_log).unwrap()) <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "listen did not reconnect"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    while let Ok(line) = printed.recv_timeout(Duration::from_millis(300)) {
+        let frame: Value = serde_json::from_str(&line).unwrap();
+        seen.push(frame["uuid"].as_str().unwrap().to_owned());
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        seen.len(),
+        "a message printed twice: {seen:?}"
+    );
+    assert_eq!(seen.len(), sent.len());
+    let log = std::fs::read_to_string(&listen_log).unwrap();
+    let refetched: usize = log
+        .lines()
+        .filter_map(|line| line.strip_prefix("re-fetched "))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse::<usize>().ok())
+        .sum();
+    eprintln!(
+        "listen: {} reconnections, {refetched} of {} messages re-fetched rather than pushed",
+        reconnections(&log),
+        sent.len()
+    );
+    assert!(reconnections(&log) >= 2, "{log}");
+
+    let _ = Command::new("kill")
+        .args(["-INT", &listen.id().to_string()])
+        .status();
+    let _ = listen.wait();
+    let status = stack.interrupt();
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_connection_ends_with_its_token() {
+    let table = TestTable::new().await;
+    let andrew = table.user("andrewbrown").await;
+    let bayko = table.user("bayko").await;
+    let dir = std::env::temp_dir().join(format!("cruddur-token-end-{}", uuid::Uuid::new_v4()));
+    let key_file = dir.join("key.pk8");
+    let signer = DevSigner::load_or_create(&key_file).unwrap();
+    let token = |user: &messaging::User, valid: Duration| {
+        signer
+            .mint(&user.cognito_sub, user.handle.as_str(), valid)
+            .unwrap()
+    };
+    let mut stack = Stack::start(
+        table.store.table(),
+        &key_file,
+        &dir.join("dead-letter.jsonl"),
+    );
+    let http = Http {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        base: stack.base.clone(),
+    };
+    // Bayko's phone connects with a token valid for two more seconds, his laptop with one
+    // valid for ten minutes.
+    let short = token(&bayko, Duration::from_secs(2));
+    let mut phone = connect_ws(&stack.base, &short).await;
+    let mut laptop = connect_ws(&stack.base, &token(&bayko, Duration::from_secs(600))).await;
+    let items = table.store.connections_of(bayko.uuid).await.unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let phone_item = items
+        .iter()
+        .min_by_key(|c| c.expires_at)
+        .expect("two items")
+        .clone();
+    assert!(
+        phone_item.expires_at <= now + 2,
+        "the phone's item expires with its token: {phone_item:?}"
+    );
+    // Wait for the token's expiry (the clock is the condition), then a message to Bayko.
+    let deadline = std::time::Instant::now() + WAIT;
+    while time::OffsetDateTime::now_utc().unix_timestamp() <= phone_item.expires_at {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let hello = http
+        .post(
+            &token(&andrew, Duration::from_secs(600)),
+            json!({"message": "Bayko, still there?", "handle": "bayko"}),
+        )
+        .await;
+    assert_eq!(hello.status, StatusCode::OK, "{}", hello.body);
+
+    assert_eq!(next_frame(&mut laptop).await, frame_of(&hello.body));
+    // The phone gets no frame: the push closes it (DeleteConnection), and forgets it.
+    let (code, frames) = close_frame(&mut phone).await;
+    assert_eq!(code, 1000);
+    assert!(frames.is_empty(), "{frames:?}");
+    let deadline = std::time::Instant::now() + WAIT;
+    while table
+        .store
+        .connections_of(bayko.uuid)
+        .await
+        .unwrap()
+        .iter()
+        .any(|c| c.connection_id == phone_item.connection_id)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired item stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A fresh token connects again.
+    let mut again = connect_ws(&stack.base, &token(&bayko, Duration::from_secs(600))).await;
+    let reply = http
+        .post(
+            &token(&andrew, Duration::from_secs(600)),
+            json!({"message": "Welcome back", "handle": "bayko"}),
+        )
+        .await;
+    assert_eq!(next_frame(&mut again).await, frame_of(&reply.body));
+
+    let status = stack.interrupt();
+    assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

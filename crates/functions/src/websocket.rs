@@ -34,6 +34,11 @@ pub const IDENTITY_SOURCE: &str = "route.request.querystring.token";
 pub const CONTEXT_USER_UUID: &str = "user_uuid";
 pub const CONTEXT_SUB: &str = "sub";
 pub const CONTEXT_HANDLE: &str = "handle";
+/// The token's `exp` (epoch seconds, as a string: a context value may be a string, a number
+/// or a boolean, and API Gateway's own examples pass numbers as strings,
+/// https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-lambda-authorizer-output.html).
+/// `ws-connect` makes the connection expire with it.
+pub const CONTEXT_TOKEN_EXPIRES_AT: &str = "exp";
 
 /// An authorizer that fails with exactly this message makes API Gateway answer 401
 /// (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-use-lambda-authorizer.html);
@@ -121,11 +126,15 @@ impl WsAuthorizer {
             .map_err(|error| AuthorizerError::Failed(error.to_string()))?;
         Ok(match user {
             Some(user) => {
-                let context = HashMap::from([
+                let mut context = HashMap::from([
                     (CONTEXT_USER_UUID.to_owned(), user.uuid.to_string()),
                     (CONTEXT_SUB.to_owned(), sub),
                     (CONTEXT_HANDLE.to_owned(), user.handle.to_string()),
                 ]);
+                // Verified: every accepted token has a numeric `exp` after now.
+                if let Some(exp) = claims.get("exp").and_then(|exp| epoch_seconds(exp)) {
+                    context.insert(CONTEXT_TOKEN_EXPIRES_AT.to_owned(), exp.to_string());
+                }
                 policy(
                     &user.uuid.to_string(),
                     IamPolicyEffect::Allow,
@@ -237,12 +246,35 @@ impl TryFrom<&WebSocketEvent> for Connection {
             i128::from(context.connected_at) * 1_000_000,
         )
         .map_err(|_| NotAConnection::BadTime(context.connected_at))?;
+        let token_expires_at = context
+            .authorizer
+            .get(CONTEXT_TOKEN_EXPIRES_AT)
+            .and_then(|value| match value {
+                Value::String(text) => epoch_seconds(text),
+                Value::Number(number) => number
+                    .as_i64()
+                    .or_else(|| number.as_f64().map(|seconds| seconds.floor() as i64)),
+                _ => None,
+            });
         Ok(Connection::opened(
             user,
             context.connection_id.clone(),
             Timestamp::from_datetime(at),
-        ))
+        )
+        .ending_with_token(token_expires_at))
     }
+}
+
+/// Epoch seconds written as a JSON number's text (`1795346100`, or `1795346100.0` from a
+/// claim that was a float).
+fn epoch_seconds(text: &str) -> Option<i64> {
+    let text = text.trim();
+    text.parse::<i64>().ok().or_else(|| {
+        text.parse::<f64>()
+            .ok()
+            .filter(|seconds| seconds.is_finite())
+            .map(|seconds| seconds.floor() as i64)
+    })
 }
 
 /// `ws-connect` and `ws-disconnect`.
@@ -256,8 +288,9 @@ impl WsConnections {
         Self { store }
     }
 
-    /// `$connect`: records the connection under its user. A 2xx answer lets API Gateway
-    /// open it; anything else refuses it. A store failure is an `Err` (API Gateway answers
+    /// `$connect`: records the connection under its user, expiring at the earlier of API
+    /// Gateway's two hours and the token's `exp` (from the authorizer's context; the push
+    /// closes it then). A 2xx answer lets API Gateway open it; anything else refuses it. A store failure is an `Err` (API Gateway answers
     /// 500 and the client may retry).
     #[tracing::instrument(skip_all, fields(connection = %event.request_context.connection_id))]
     pub async fn connect(

@@ -438,3 +438,189 @@ async fn connection_items_never_reach_either_stream_function() {
     assert_eq!((summary.skipped, summary.messages), (2, 0));
     assert_eq!(table.requests.total(), 0);
 }
+
+#[tokio::test]
+async fn a_connection_past_its_tokens_expiry_gets_no_frame_and_is_closed_and_forgotten() {
+    let table = table_with_members().await;
+    let open = OpenConnections::default();
+    let endpoint = management_api(open.clone()).await;
+    let now = time::OffsetDateTime::now_utc();
+    // Andrew's phone: its token expired a second ago, the socket is still open (API Gateway
+    // knows nothing of tokens). His laptop: a token valid for an hour more.
+    let at = Timestamp::from_datetime(now - time::Duration::minutes(5));
+    let expired = Connection::opened(uuid(ANDREW), "andrew-phone=".into(), at)
+        .ending_with_token(Some(now.unix_timestamp() - 1));
+    let valid = Connection::opened(uuid(ANDREW), "andrew-laptop".into(), at)
+        .ending_with_token(Some(now.unix_timestamp() + 3600));
+    // Bayko's tablet expired too, and API Gateway has closed it already (410 on delete).
+    let closed = Connection::opened(uuid(BAYKO), "bayko-tablet=".into(), at)
+        .ending_with_token(Some(now.unix_timestamp() - 60));
+    for connection in [&expired, &valid, &closed] {
+        table.store.put_connection(connection).await.unwrap();
+    }
+    let mut phone = open.open("andrew-phone=");
+    let mut laptop = open.open("andrew-laptop");
+
+    let recorded = testkit::RecordRequests::new();
+    let handler = PushHandler::new(
+        table.store_with(recorded.clone()),
+        functions::push::local_management_client(&endpoint),
+    );
+    let (response, summary) = handler
+        .handle(&event_file("stream-insert-message.json"))
+        .await;
+
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(texts(&frames(&mut laptop)), ["Did the inbox move?"]);
+    assert!(
+        frames(&mut phone).is_empty(),
+        "no frame past the token's expiry"
+    );
+    assert!(
+        !open.is_open("andrew-phone="),
+        "closed with DeleteConnection"
+    );
+    assert!(open.is_open("andrew-laptop"));
+    assert_eq!(summary.expired_connections, 2);
+    assert_eq!(summary.failed_closes, 0);
+    assert_eq!(summary.frames_sent, 1);
+    assert_eq!(summary.gone_connections, 0, "nothing was posted to them");
+    assert!(!has_connection_item(&table, ANDREW, "andrew-phone=").await);
+    assert!(!has_connection_item(&table, BAYKO, "bayko-tablet=").await);
+    assert!(has_connection_item(&table, ANDREW, "andrew-laptop").await);
+
+    // Connections are read strongly consistently: one `$connect` wrote a moment ago is found.
+    let connection_queries: Vec<_> = recorded
+        .of("Query")
+        .into_iter()
+        .filter(|sent| sent.body.to_string().contains("CONN#"))
+        .collect();
+    assert_eq!(connection_queries.len(), 2, "one per member");
+    for query in connection_queries {
+        assert_eq!(query.body["ConsistentRead"], true, "{}", query.body);
+    }
+}
+
+#[tokio::test]
+async fn the_stand_in_answers_410_until_connect_returns_and_delete_closes_an_open_connection() {
+    let open = OpenConnections::default();
+    let endpoint = management_api(open.clone()).await;
+    let client = functions::push::local_management_client(&endpoint);
+    let post = |id: &'static str| {
+        client
+            .post_to_connection()
+            .connection_id(id)
+            .data(aws_sdk_apigatewaymanagement::primitives::Blob::new("{}"))
+            .send()
+    };
+    // Not open yet (its `$connect` has not returned): gone, and nothing is queued for later.
+    let error = post("opening-AAAA").await.unwrap_err().into_service_error();
+    assert!(error.is_gone_exception(), "{error:?}");
+    let mut socket = open.open("opening-AAAA");
+    post("opening-AAAA").await.unwrap();
+    assert_eq!(socket.try_recv().unwrap(), Bytes::from_static(b"{}"));
+    assert!(socket.try_recv().is_err(), "the early post was not queued");
+
+    client
+        .delete_connection()
+        .connection_id("opening-AAAA")
+        .send()
+        .await
+        .unwrap();
+    assert!(!open.is_open("opening-AAAA"));
+    let error = client
+        .delete_connection()
+        .connection_id("opening-AAAA")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(error.is_gone_exception(), "{error:?}");
+}
+
+/// A group of 50 is created in two transactions (49 members with the message, then the
+/// 50th as an add): the push of its first message, read from the table's own stream once
+/// the creation has returned, reaches the 50th member too, because the members are read
+/// strongly consistently when the record is handled, not when the message was written.
+#[tokio::test]
+async fn the_50th_member_of_a_50_member_group_gets_its_first_message() {
+    let table = TestTable::new().await;
+    let open = OpenConnections::default();
+    let endpoint = management_api(open.clone()).await;
+    let arn = table.store.stream_arn().await.unwrap().unwrap();
+    let mut tail = local::stream_source::StreamTail::new(
+        local::stream_source::local_streams_client(&testkit::endpoint()),
+        arn,
+    );
+    let creator = table.user("creator").await;
+    let mut others = Vec::new();
+    for n in 1..50 {
+        others.push(table.user(&format!("member{n:02}")).await);
+    }
+    let mut sockets = Vec::new();
+    for member in std::iter::once(&creator).chain(&others) {
+        let id = format!("{}-AAA=", member.uuid.simple());
+        table
+            .store
+            .put_connection(&Connection::opened(
+                member.uuid,
+                id.clone(),
+                Timestamp::now(),
+            ))
+            .await
+            .unwrap();
+        sockets.push((member.handle.to_string(), open.open(&id)));
+    }
+    let message = table
+        .store
+        .create_group(
+            &creator,
+            &messaging::validate::GroupName::parse("Fifty").unwrap(),
+            &others,
+            messaging::validate::MessageText::parse("Welcome, all 50").unwrap(),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        table
+            .store
+            .recipients(message.group_uuid)
+            .await
+            .unwrap()
+            .len(),
+        50
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let record = loop {
+        let records = tail.poll().await.unwrap();
+        if let Some(record) = records.into_iter().find(|r| {
+            r.change.keys.get("pk")
+                == Some(&serde_dynamo::AttributeValue::S(format!(
+                    "MSG#{}",
+                    message.group_uuid
+                )))
+        }) {
+            break record;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the message never reached the stream"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut event = Event::default();
+    event.records = vec![record];
+    let handler = PushHandler::new(
+        table.store.clone(),
+        functions::push::local_management_client(&endpoint),
+    );
+    let (response, summary) = handler.handle(&event).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.frames_sent, 50, "{summary:?}");
+    // Every member, the one added in the second transaction included.
+    for (handle, socket) in &mut sockets {
+        assert_eq!(texts(&frames(socket)), ["Welcome, all 50"], "{handle}");
+    }
+}

@@ -1041,9 +1041,22 @@ fn push_reads_the_same_messages_as_the_stream_and_gives_up_soon() {
         .map(|(_, statement)| statement)
         .collect();
     assert_eq!(manage.len(), 1);
+    // PostToConnection, and DeleteConnection for connections past their token's expiry.
+    let resources: Vec<Option<&str>> = one_or_many(&manage[0]["Resource"])
+        .into_iter()
+        .map(sub_of)
+        .collect();
+    let on_connections = |method: &str| {
+        format!(
+            "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{api}}}/${{{stage}}}/{method}/@connections/*"
+        )
+    };
     assert_eq!(
-        sub_of(&manage[0]["Resource"]),
-        Some(format!("arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{api}}}/${{{stage}}}/POST/@connections/*").as_str())
+        resources,
+        [
+            Some(on_connections("POST").as_str()),
+            Some(on_connections("DELETE").as_str())
+        ]
     );
     assert!(
         policy_statements()

@@ -104,6 +104,13 @@ async fn a_good_token_is_allowed_and_names_the_user_for_every_route() {
     assert_eq!(response.context["user_uuid"], andrew.uuid.to_string());
     assert_eq!(response.context["sub"], andrew.cognito_sub);
     assert_eq!(response.context["handle"], "andrewbrown");
+    // The token's expiry travels on, so the connection can end with it.
+    let exp: u64 = response.context["exp"].parse().unwrap();
+    let now = jsonwebtoken::get_current_timestamp();
+    assert!(
+        (now + 590..=now + 600).contains(&exp),
+        "the token's exp: {exp}"
+    );
     // API Gateway reads the policy in this shape.
     let json = serde_json::to_value(&response).unwrap();
     assert_eq!(json["policyDocument"]["Statement"][0]["Effect"], "Allow");
@@ -405,8 +412,9 @@ async fn connect_records_the_connection_and_disconnect_forgets_it() {
     let item = &items[0];
     assert_eq!(item["sk"], "CXuKzeB9oAMCJdw=", "the event's connectionId");
     assert_eq!(item["connected_at"], "2026-11-22T10:15:00.000000+00:00");
-    // connectedAt (ms) + API Gateway's 2 h maximum, in epoch seconds: the TTL attribute.
-    assert_eq!(item["expires_at"], json!(1_795_342_500 + 7200));
+    // The token's exp (an hour after connectedAt) comes before API Gateway's 2 h maximum:
+    // the connection ends with its token (the TTL attribute, and what the push checks).
+    assert_eq!(item["expires_at"], json!(1_795_346_100));
 
     table.requests.reset();
     let disconnect = route_event("ws-disconnect.json", Some(&andrew));
@@ -462,4 +470,54 @@ fn the_event_files_parse_as_api_gateway_sends_them() {
         disconnect.request_context.disconnect_status_code,
         Some(1001)
     );
+}
+
+/// `events/ws-connect.json` for `user`, with the authorizer's `exp` set to `exp` (absent:
+/// removed, as from an authorizer deployed before it passed one on).
+fn connect_with_exp(user: &User, exp: Option<Value>) -> WebSocketEvent {
+    let mut event = event_json("ws-connect.json");
+    let authorizer = &mut event["requestContext"]["authorizer"];
+    authorizer["user_uuid"] = json!(user.uuid.to_string());
+    match exp {
+        Some(exp) => authorizer["exp"] = exp,
+        None => {
+            authorizer.as_object_mut().unwrap().remove("exp");
+        }
+    }
+    serde_json::from_value(event).unwrap()
+}
+
+#[tokio::test]
+async fn a_connection_expires_with_its_token_or_after_two_hours_whichever_comes_first() {
+    let table = TestTable::new().await;
+    let andrew = table.user("andrewbrown").await;
+    let connections = WsConnections::new(table.store.clone());
+    let connected_at = 1_795_342_500; // the event's connectedAt, in seconds
+    for (case, exp, expected) in [
+        (
+            "a token expiring a minute after connecting",
+            Some(json!("1795342560")),
+            connected_at + 60,
+        ),
+        (
+            "the same, as a number",
+            Some(json!(1_795_342_560)),
+            connected_at + 60,
+        ),
+        (
+            "a token valid for a day",
+            Some(json!("1795428900")),
+            connected_at + 7200,
+        ),
+        ("no exp in the context", None, connected_at + 7200),
+    ] {
+        let response = connections
+            .connect(&connect_with_exp(&andrew, exp))
+            .await
+            .unwrap();
+        assert_eq!(response.status_code, 200, "{case}");
+        let items = connection_items(&table, &andrew).await;
+        assert_eq!(items.len(), 1, "{case}");
+        assert_eq!(items[0]["expires_at"], json!(expected), "{case}");
+    }
 }

@@ -22,7 +22,7 @@ use crate::auth::{Authorizer, DevSigner};
 use crate::pump::{PumpConfig, StreamPump};
 use crate::server::router;
 use crate::stream_source::{StreamTail, local_streams_client};
-use crate::websocket::{OpenConnections, WebSocketApi};
+use crate::websocket::{OpenConnections, WebSocketApi, WsTimeouts};
 
 /// Where bearer tokens' keys come from.
 #[derive(Debug, Clone)]
@@ -47,6 +47,9 @@ pub struct DevOptions {
     pub pump: PumpConfig,
     /// The push consumer's event source mapping (its own retries and dead letters).
     pub push_pump: PumpConfig,
+    /// When the WebSocket API closes a connection (API Gateway's 10 minutes idle and 2
+    /// hours by default; shorter makes clients' reconnect code run).
+    pub ws_timeouts: WsTimeouts,
 }
 
 /// Runs the local stack until `shutdown` completes, then stops the server (letting
@@ -64,7 +67,7 @@ pub async fn run(
         Directory::ttl_from_env(),
         std::sync::Arc::new(SystemClock),
     );
-    let open_connections = OpenConnections::default();
+    let open_connections = OpenConnections::with_timeouts(options.ws_timeouts);
     let websocket_api = WebSocketApi::new(
         // The WebSocket API's authorizer runs `ws-authorizer`'s code over the HTTP API's
         // verifier: one key set, fetched and refreshed once for both.

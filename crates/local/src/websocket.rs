@@ -2,11 +2,14 @@
 //! `ws-authorizer`, `ws-connect` and `ws-disconnect` code as the deployed API's `$connect`
 //! and `$disconnect` routes, with events shaped as API Gateway sends them; and the
 //! Management API's `POST /@connections/{id}` hands `messaging-push`'s frames to the open
-//! sockets, answering `410 Gone` for a connection that is not open, as API Gateway does.
+//! sockets, answering `410 Gone` for a connection that is not open (its `$connect` has not
+//! returned yet, or it closed), as API Gateway does; `DELETE /@connections/{id}` closes one.
+//! Sockets close as API Gateway closes them: after an idle timeout and a maximum duration
+//! ([`WsTimeouts`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
 use axum::Router;
@@ -16,12 +19,12 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use functions::websocket::{
     AuthorizerError, TOKEN_PARAMETER, WebSocketEvent, WsAuthorizer, WsConnections, allows,
 };
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// The path of the local WebSocket endpoint.
 pub const WEBSOCKET_PATH: &str = "/ws";
@@ -31,35 +34,138 @@ const MAX_POST_BYTES: usize = 128 * 1024;
 const LOCAL_API_ID: &str = "local";
 const LOCAL_STAGE: &str = "local";
 
-/// The open sockets, by connection id: where the Management API stand-in delivers.
+/// How long API Gateway keeps a WebSocket connection: closed after `idle` without traffic,
+/// and after `max_duration` whatever happens (10 minutes and 2 hours,
+/// https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html), both with
+/// close code 1001 "Going away" and a `$disconnect` carrying it
+/// (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-overview.html,
+/// "WebSocket API status codes"). `cruddur dev --ws-idle-timeout/--ws-max-duration` shorten
+/// them so that clients' reconnect code runs locally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WsTimeouts {
+    pub idle: Duration,
+    pub max_duration: Duration,
+}
+
+impl WsTimeouts {
+    pub const API_GATEWAY: Self = Self {
+        idle: Duration::from_secs(10 * 60),
+        max_duration: Duration::from_secs(2 * 60 * 60),
+    };
+}
+
+impl Default for WsTimeouts {
+    fn default() -> Self {
+        Self::API_GATEWAY
+    }
+}
+
+/// Why the stand-in closes a socket, and the close frame it sends: a timeout is 1001
+/// "Going away"; `DeleteConnection` closes with 1000, as API Gateway's `$disconnect` after
+/// a `DeleteConnection` reports (`disconnectStatusCode: 1000`, "Connection Closed
+/// Normally", https://github.com/aws/chalice/issues/2060).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closing {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+impl Closing {
+    pub const TIMED_OUT: Self = Self {
+        code: 1001,
+        reason: "Going away",
+    };
+    pub const DELETED: Self = Self {
+        code: 1000,
+        reason: "Connection Closed Normally",
+    };
+}
+
+/// One open connection: where its frames go, and how to close its socket.
+#[derive(Debug)]
+struct Entry {
+    frames: mpsc::UnboundedSender<Bytes>,
+    /// None for a connection opened without a socket (tests, the bench): dropping `frames`
+    /// is its close.
+    close: Option<oneshot::Sender<Closing>>,
+}
+
+/// The open sockets, by connection id: where the Management API stand-in delivers. A
+/// connection is open from the moment its `$connect` returned (before that, API Gateway
+/// answers `PostToConnection` with 410, and so does this) until it closes.
 #[derive(Debug, Clone)]
 pub struct OpenConnections {
-    senders: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Bytes>>>>,
+    entries: Arc<Mutex<HashMap<String, Entry>>>,
     /// Sessions whose `$disconnect` has not run yet.
     sessions: Arc<tokio::sync::watch::Sender<usize>>,
+    timeouts: WsTimeouts,
 }
 
 impl Default for OpenConnections {
     fn default() -> Self {
-        Self {
-            senders: Arc::default(),
-            sessions: Arc::new(tokio::sync::watch::Sender::new(0)),
-        }
+        Self::with_timeouts(WsTimeouts::default())
     }
 }
 
 impl OpenConnections {
-    /// A connection about to open: frames posted to it from now on are queued until the
-    /// socket is up (API Gateway runs `$connect` before the socket opens; here a frame
-    /// posted in between waits instead of being lost).
+    pub fn with_timeouts(timeouts: WsTimeouts) -> Self {
+        Self {
+            entries: Arc::default(),
+            sessions: Arc::new(tokio::sync::watch::Sender::new(0)),
+            timeouts,
+        }
+    }
+
+    pub fn timeouts(&self) -> WsTimeouts {
+        self.timeouts
+    }
+
+    /// A connection open without a socket (tests, the bench): its frames arrive on the
+    /// receiver; `DeleteConnection` or [`Self::close`] ends it.
     pub fn open(&self, connection_id: &str) -> mpsc::UnboundedReceiver<Bytes> {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        self.lock().insert(connection_id.to_owned(), sender);
+        let (frames, receiver) = mpsc::unbounded_channel();
+        self.lock().insert(
+            connection_id.to_owned(),
+            Entry {
+                frames,
+                close: None,
+            },
+        );
         receiver
+    }
+
+    /// A connection whose `$connect` has returned: its frames, queued until the socket is
+    /// up, and the signal to close it.
+    fn open_session(
+        &self,
+        connection_id: &str,
+    ) -> (mpsc::UnboundedReceiver<Bytes>, oneshot::Receiver<Closing>) {
+        let (frames, receiver) = mpsc::unbounded_channel();
+        let (close, closing) = oneshot::channel();
+        self.lock().insert(
+            connection_id.to_owned(),
+            Entry {
+                frames,
+                close: Some(close),
+            },
+        );
+        (receiver, closing)
     }
 
     pub fn close(&self, connection_id: &str) {
         self.lock().remove(connection_id);
+    }
+
+    /// `DeleteConnection`: closes the socket as API Gateway does (its `$disconnect` runs);
+    /// false if the connection is not open.
+    pub fn delete(&self, connection_id: &str) -> bool {
+        let Some(entry) = self.lock().remove(connection_id) else {
+            return false;
+        };
+        if let Some(close) = entry.close {
+            let _ = close.send(Closing::DELETED);
+        }
+        true
     }
 
     /// Closes every socket (each runs its `$disconnect`).
@@ -68,7 +174,7 @@ impl OpenConnections {
     }
 
     /// Waits until every session has run its `$disconnect`, or `timeout`.
-    pub async fn wait_closed(&self, timeout: std::time::Duration) {
+    pub async fn wait_closed(&self, timeout: Duration) {
         let mut sessions = self.sessions.subscribe();
         let _ = tokio::time::timeout(timeout, sessions.wait_for(|open| *open == 0)).await;
     }
@@ -86,15 +192,20 @@ impl OpenConnections {
     pub fn post(&self, connection_id: &str, data: Bytes) -> bool {
         self.lock()
             .get(connection_id)
-            .is_some_and(|sender| sender.send(data).is_ok())
+            .is_some_and(|entry| entry.frames.send(data).is_ok())
+    }
+
+    /// Whether the connection is open (its `$connect` has returned and it has not closed).
+    pub fn is_open(&self, connection_id: &str) -> bool {
+        self.lock().contains_key(connection_id)
     }
 
     pub fn count(&self) -> usize {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<Bytes>>> {
-        self.senders
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -122,7 +233,7 @@ impl WebSocketApi {
     }
 }
 
-/// `GET /ws` (the WebSocket API) and `POST /@connections/{id}` (its Management API).
+/// `GET /ws` (the WebSocket API) and `POST`/`DELETE /@connections/{id}` (its Management API).
 pub fn router(api: WebSocketApi) -> Router {
     let management = management_router(api.open.clone());
     Router::new()
@@ -131,10 +242,14 @@ pub fn router(api: WebSocketApi) -> Router {
         .merge(management)
 }
 
-/// The Management API alone, `POST /@connections/{id}`, over `open` connections.
+/// The Management API alone, `POST` and `DELETE /@connections/{id}`, over `open`
+/// connections.
 pub fn management_router(open: OpenConnections) -> Router {
     Router::new()
-        .route("/@connections/{connection_id}", post(post_to_connection))
+        .route(
+            "/@connections/{connection_id}",
+            axum::routing::post(post_to_connection).delete(delete_connection),
+        )
         .with_state(open)
 }
 
@@ -175,13 +290,15 @@ async fn connect(
         Err(rejection) => return rejection.into_response(),
     };
 
-    let frames = api.open.open(&connection_id);
     api.open.session_started();
     if let Err(refusal) = run_connect_route(&api, &request, &context).await {
-        api.open.close(&connection_id);
         api.open.session_ended();
         return refusal;
     }
+    // Open only now: until `$connect` returns, API Gateway answers posts to the connection
+    // with 410 Gone. From here to the upgrade, frames wait for the socket.
+    let (frames, closing) = api.open.open_session(&connection_id);
+    let timeouts = api.open.timeouts();
     tracing::info!(connection = %connection_id, "WebSocket connected");
 
     let disconnect_event = move |code: Option<u16>, reason: &str| {
@@ -205,7 +322,7 @@ async fn connect(
     upgrade
         .on_failed_upgrade(on_failure)
         .on_upgrade(move |socket| async move {
-            let (code, reason) = session(socket, frames).await;
+            let (code, reason) = session(socket, frames, closing, timeouts).await;
             let event = disconnect_event(code, &reason);
             disconnected(&api, &event).await;
         })
@@ -281,16 +398,49 @@ async fn run_connect_route(
     }
 }
 
-/// Relays queued frames to the socket until either side closes. Messages from the client
-/// are ignored: the API has no route for them.
+/// Relays queued frames to the socket until either side closes, the connection is deleted
+/// (`DeleteConnection`), or it times out as API Gateway's do: after `timeouts.idle` without
+/// a frame either way, and after `timeouts.max_duration` in any case. Messages from the
+/// client are ignored (the API has no route for them) but count as traffic.
 async fn session(
     mut socket: WebSocket,
     mut frames: mpsc::UnboundedReceiver<Bytes>,
+    mut closing: oneshot::Receiver<Closing>,
+    timeouts: WsTimeouts,
 ) -> (Option<u16>, String) {
+    let max_duration = tokio::time::sleep(timeouts.max_duration);
+    let idle = tokio::time::sleep(timeouts.idle);
+    tokio::pin!(max_duration, idle);
+    let mut deletable = true;
+    let close = async |socket: &mut WebSocket, closing: Closing| {
+        let frame = CloseFrame {
+            code: closing.code,
+            reason: Utf8Bytes::from_static(closing.reason),
+        };
+        let _ = socket.send(Message::Close(Some(frame))).await;
+        (Some(closing.code), closing.reason.to_owned())
+    };
     loop {
         tokio::select! {
+            () = &mut max_duration => {
+                tracing::info!(after = ?timeouts.max_duration, "WebSocket closed at its maximum duration");
+                return close(&mut socket, Closing::TIMED_OUT).await;
+            }
+            () = &mut idle => {
+                tracing::info!(after = ?timeouts.idle, "WebSocket closed for being idle");
+                return close(&mut socket, Closing::TIMED_OUT).await;
+            }
+            deleted = &mut closing, if deletable => match deleted {
+                Ok(closing) => return close(&mut socket, closing).await,
+                // Forgotten without a DeleteConnection: the frames channel says why.
+                Err(_) => deletable = false,
+            },
             frame = frames.recv() => {
                 let Some(frame) = frame else {
+                    // Deleted (its frames end with it), or the stack is stopping.
+                    if let Ok(closing) = closing.try_recv() {
+                        return close(&mut socket, closing).await;
+                    }
                     let _ = socket.send(Message::Close(Some(CloseFrame { code: 1001, reason: Utf8Bytes::from_static("going away") }))).await;
                     return (Some(1001), "server closed the connection".into());
                 };
@@ -301,6 +451,7 @@ async fn session(
                 if socket.send(message).await.is_err() {
                     return (Some(1006), "could not write to the socket".into());
                 }
+                idle.as_mut().reset(tokio::time::Instant::now() + timeouts.idle);
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(frame))) => {
@@ -309,7 +460,7 @@ async fn session(
                         None => (Some(1005), "Client-side close frame status not set".into()),
                     };
                 }
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => idle.as_mut().reset(tokio::time::Instant::now() + timeouts.idle),
                 Some(Err(_)) | None => return (Some(1006), "connection lost".into()),
             }
         }
@@ -344,18 +495,8 @@ async fn post_to_connection(
     headers: HeaderMap,
     data: Bytes,
 ) -> Response {
-    // The real API takes only SigV4-signed requests (the push function's role); the
-    // stand-in checks that the caller at least signs, as the SDK does.
-    let signed = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("AWS4-HMAC-SHA256 "));
-    if !signed {
-        return error(
-            StatusCode::FORBIDDEN,
-            "ForbiddenException",
-            "Missing Authentication Token",
-        );
+    if let Some(refusal) = refuse_unsigned(&headers) {
+        return refusal;
     }
     if data.len() > MAX_POST_BYTES {
         return error(
@@ -368,8 +509,46 @@ async fn post_to_connection(
         StatusCode::OK.into_response()
     } else {
         tracing::debug!(connection = %connection_id, "post to a connection that is not open");
-        error(StatusCode::GONE, "GoneException", "Connection not found")
+        gone()
     }
+}
+
+/// `DELETE /@connections/{id}`: the Management API's `DeleteConnection`. The socket closes
+/// and its `$disconnect` runs, as with API Gateway; 410 if it is not open.
+async fn delete_connection(
+    State(open): State<OpenConnections>,
+    Path(connection_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = refuse_unsigned(&headers) {
+        return refusal;
+    }
+    if open.delete(&connection_id) {
+        tracing::info!(connection = %connection_id, "connection deleted through the Management API");
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        gone()
+    }
+}
+
+/// The real API takes only SigV4-signed requests (the push function's role); the stand-in
+/// checks that the caller at least signs, as the SDK does.
+fn refuse_unsigned(headers: &HeaderMap) -> Option<Response> {
+    let signed = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("AWS4-HMAC-SHA256 "));
+    (!signed).then(|| {
+        error(
+            StatusCode::FORBIDDEN,
+            "ForbiddenException",
+            "Missing Authentication Token",
+        )
+    })
+}
+
+fn gone() -> Response {
+    error(StatusCode::GONE, "GoneException", "Connection not found")
 }
 
 /// An error as API Gateway's Management API answers it (the SDK reads the error type

@@ -125,6 +125,17 @@ impl Connection {
         }
     }
 
+    /// The connection ending with the token it was opened with: it expires at the earlier
+    /// of API Gateway's maximum and the token's `exp` (epoch seconds), so a token that
+    /// expires (or is revoked and not renewed) a minute after connecting stops receiving
+    /// frames a minute later, not two hours later. `None` (no `exp` known) keeps the maximum.
+    pub fn ending_with_token(mut self, token_expires_at: Option<i64>) -> Self {
+        if let Some(exp) = token_expires_at {
+            self.expires_at = self.expires_at.min(exp);
+        }
+        self
+    }
+
     /// Whether it may still be open at `now_epoch_seconds`.
     pub fn is_live_at(&self, now_epoch_seconds: i64) -> bool {
         self.expires_at > now_epoch_seconds

@@ -1,5 +1,6 @@
 //! The API Gateway Management API, as the push uses it: clients with the SDK's retries off,
-//! and `PostToConnection` retried here instead, bounded and counted.
+//! `PostToConnection` retried here instead, bounded and counted, and `DeleteConnection` for
+//! connections past their expiry.
 
 use std::time::Duration;
 
@@ -124,6 +125,37 @@ pub(super) async fn post(
     }
     tracing::warn!(connection = %connection_id, attempts = retry.attempts, "post still failing after its retries; skipping");
     Posted::Failed
+}
+
+/// How closing a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Deleted {
+    Closed,
+    /// 410: API Gateway had closed it already.
+    AlreadyGone,
+    Failed,
+}
+
+/// `DeleteConnection`, once: API Gateway closes the socket and runs `$disconnect`. A
+/// failure is left to the next batch that finds the connection (it gets no frame meanwhile).
+pub(super) async fn delete(management: &ManagementClient, connection_id: &str) -> Deleted {
+    match management
+        .delete_connection()
+        .connection_id(connection_id)
+        .send()
+        .await
+    {
+        Ok(_) => Deleted::Closed,
+        Err(SdkError::ServiceError(error))
+            if error.err().is_gone_exception() || error.raw().status().as_u16() == 410 =>
+        {
+            Deleted::AlreadyGone
+        }
+        Err(error) => {
+            tracing::warn!(connection = %connection_id, error = %aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&error), "could not close an expired connection");
+            Deleted::Failed
+        }
+    }
 }
 
 fn backoff(base: Duration, attempt: u32) -> Duration {

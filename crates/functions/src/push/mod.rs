@@ -11,6 +11,10 @@
 //! conversation's next message goes out only when the previous one has been posted
 //! everywhere, so each connection sees a conversation in order.
 //!
+//! A connection ends with its token: one past its `expires_at` (the earlier of the token's
+//! `exp` and API Gateway's two hours) gets no frame; it is closed (`DeleteConnection`) and
+//! its item deleted.
+//!
 //! Failures are bounded. A post that is throttled (or meets a transient error) is retried
 //! a few times with backoff, then skipped and counted (`FailedPosts`); a `410 Gone`
 //! connection is deleted. Only a failure to find who to push to (members or connections
@@ -41,10 +45,10 @@ use crate::emf::{EmbeddedMetrics, Metric};
 
 mod management;
 
+use management::{Deleted, Posted, delete, post};
 pub use management::{
     PostRetry, local_management_client, local_management_config, management_client,
 };
-use management::{Posted, post};
 
 /// The trigger's filter: the very pattern of `messaging-stream` (new messages only).
 pub const FILTER_PATTERN: &str = crate::batch::FILTER_PATTERN;
@@ -102,6 +106,11 @@ pub struct PushSummary {
     pub frames_sent: usize,
     /// Posts answered `410 Gone`; those connections are deleted.
     pub gone_connections: usize,
+    /// Connections found past their expiry (their token's `exp`, or two hours): sent no
+    /// frame, closed with `DeleteConnection` and deleted.
+    pub expired_connections: usize,
+    /// Expired connections `DeleteConnection` could not close (kept for the next batch).
+    pub failed_closes: usize,
     /// Attempts answered with throttling (each one retried, while attempts last).
     pub throttled_posts: usize,
     /// Posts given up on (throttled or failing past their retries, or refused): skipped,
@@ -137,6 +146,8 @@ impl PushSummary {
             connection_queries = self.connection_queries,
             frames = self.frames_sent,
             gone = self.gone_connections,
+            expired = self.expired_connections,
+            failed_closes = self.failed_closes,
             throttled = self.throttled_posts,
             failed_posts = self.failed_posts,
             failures = self.failed_conversations,
@@ -159,6 +170,8 @@ impl EmbeddedMetrics for PushSummary {
             Metric::count("ConnectionQueries", self.connection_queries),
             Metric::count("FramesSent", self.frames_sent),
             Metric::count("GoneConnections", self.gone_connections),
+            Metric::count("ExpiredConnections", self.expired_connections),
+            Metric::count("FailedCloses", self.failed_closes),
             Metric::count("ThrottledPosts", self.throttled_posts),
             Metric::count("FailedPosts", self.failed_posts),
             Metric::count("FailedPushConversations", self.failed_conversations),
@@ -327,7 +340,8 @@ impl PushHandler {
     }
 
     /// A member's live connections, read once per batch whatever the number of
-    /// conversations they are in.
+    /// conversations they are in. Connections past their expiry (their token's `exp`, or
+    /// API Gateway's two hours) get no frame: they are closed and forgotten, once.
     async fn connections_of(
         &self,
         member: Uuid,
@@ -343,10 +357,45 @@ impl PushHandler {
             .clone();
         cell.get_or_try_init(|| async {
             state.count(|s| s.connection_queries += 1);
-            self.store.connections_of(member, now).await
+            let (live, expired): (Vec<Connection>, Vec<Connection>) = self
+                .store
+                .connections_of(member)
+                .await?
+                .into_iter()
+                .partition(|connection| connection.is_live_at(now));
+            futures_util::future::join_all(
+                expired
+                    .iter()
+                    .map(|connection| self.close_expired(connection, state)),
+            )
+            .await;
+            Ok(live)
         })
         .await
         .cloned()
+    }
+
+    /// Closes a connection past its expiry (`DeleteConnection`: API Gateway closes the
+    /// socket and runs `$disconnect`) and deletes its item. When API Gateway cannot be
+    /// asked, the item stays, so the next batch closes it; it gets no frame either way.
+    async fn close_expired(&self, connection: &Connection, state: &BatchState) {
+        state.count(|s| s.expired_connections += 1);
+        match delete(&self.management, &connection.connection_id).await {
+            Deleted::Closed | Deleted::AlreadyGone => {}
+            Deleted::Failed => {
+                state.count(|s| s.failed_closes += 1);
+                return;
+            }
+        }
+        if let Err(error) = self
+            .store
+            .delete_connection(connection.user_uuid, &connection.connection_id)
+            .await
+        {
+            // Its TTL removes it, or the next batch tries again (DeleteConnection then
+            // answers 410).
+            tracing::warn!(connection = %connection.connection_id, %error, "could not delete an expired connection");
+        }
     }
 
     /// One frame to every connection not yet found gone in this batch; returns when every
@@ -468,7 +517,7 @@ mod tests {
             .iter()
             .map(|m| m["Name"].as_str().unwrap())
             .collect();
-        assert_eq!(names.len(), 14);
+        assert_eq!(names.len(), 16);
         for name in &names {
             assert!(emf.get(name).is_some(), "metric {name} has no value");
         }

@@ -53,22 +53,22 @@ impl Store {
         Ok(())
     }
 
-    /// `user`'s connections that may still be open at `now` (epoch seconds). One Query.
-    /// DynamoDB deletes expired items lazily (typically within days), so expired ones are
-    /// skipped here; so is an item that does not read as a connection (logged), so that one
-    /// bad item never keeps a member from their other connections' frames.
+    /// Every connection item of `user`, expired ones included: the push closes those
+    /// (DynamoDB deletes expired items lazily, typically within days, and an item may expire
+    /// with its token while API Gateway still holds the socket open). One Query, strongly
+    /// consistent at the same cost as an eventually consistent one, so a connection whose
+    /// `$connect` has just written its item is found by the very next push. An item that
+    /// does not read as a connection is skipped (logged), so that one bad item never keeps a
+    /// member from their other connections' frames.
     #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
-    pub async fn connections_of(
-        &self,
-        user: Uuid,
-        now: i64,
-    ) -> Result<Vec<Connection>, StoreError> {
+    pub async fn connections_of(&self, user: Uuid) -> Result<Vec<Connection>, StoreError> {
         let mut pages = self
             .client
             .query()
             .table_name(self.table())
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", AttributeValue::S(keys::connections_pk(user)))
+            .consistent_read(true)
             .into_paginator()
             .items()
             .send();
@@ -76,12 +76,7 @@ impl Store {
         while let Some(item) = pages.next().await {
             let item = item.map_err(|err| StoreError::from_sdk("Query", err))?;
             match from_item::<ConnectionItem>(item) {
-                Ok(item) => {
-                    let connection = item.into_connection();
-                    if connection.is_live_at(now) {
-                        connections.push(connection);
-                    }
-                }
+                Ok(item) => connections.push(item.into_connection()),
                 Err(error) => tracing::warn!(%error, "skipping an unreadable connection item"),
             }
         }

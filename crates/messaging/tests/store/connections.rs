@@ -1,5 +1,6 @@
-//! WebSocket connection items against DynamoDB Local: one Query finds a user's live
-//! connections, expired and unreadable items are skipped, and the table expires them by TTL.
+//! WebSocket connection items against DynamoDB Local: one strongly consistent Query finds a
+//! user's connections (expired ones too, for the push to close), unreadable items are skipped,
+//! and the table expires them by TTL.
 
 use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
 use messaging::model::Connection;
@@ -11,8 +12,22 @@ fn opened(user: uuid::Uuid, id: &str, at: &str) -> Connection {
     Connection::opened(user, id.to_owned(), Timestamp::parse(at).unwrap())
 }
 
+/// `user`'s connections still live at `epoch`, sorted by id.
+async fn live(table: &TestTable, user: uuid::Uuid, epoch: i64) -> Vec<Connection> {
+    let mut live: Vec<Connection> = table
+        .store
+        .connections_of(user)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.is_live_at(epoch))
+        .collect();
+    live.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
+    live
+}
+
 #[tokio::test]
-async fn a_users_live_connections_are_one_query_and_disconnect_removes_them() {
+async fn a_users_connections_are_one_consistent_query_and_disconnect_removes_them() {
     let table = TestTable::new().await;
     let andrew = table.user("andrewbrown").await;
     let bayko = table.user("bayko").await;
@@ -44,16 +59,31 @@ async fn a_users_live_connections_are_one_query_and_disconnect_removes_them() {
     }
     table.requests.reset();
 
-    let mut live = table
-        .store
-        .connections_of(andrew.uuid, epoch)
+    // Every item, the expired one too: the push closes it.
+    let recorded = testkit::RecordRequests::new();
+    let mut all = table
+        .store_with(recorded.clone())
+        .connections_of(andrew.uuid)
         .await
         .unwrap();
-    live.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
-    assert_eq!(live, vec![laptop.clone(), phone.clone()]);
+    all.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
+    assert_eq!(all, vec![laptop.clone(), phone.clone(), stale.clone()]);
+    assert!(!stale.is_live_at(epoch));
     assert_eq!(
         table.requests.snapshot().into_iter().collect::<Vec<_>>(),
         vec![("Query".to_owned(), 1)]
+    );
+    // Strongly consistent: a connection recorded by `$connect` a moment ago is found.
+    let queries = recorded.of("Query");
+    assert_eq!(queries.len(), 1);
+    assert_eq!(
+        queries[0].body["ConsistentRead"], true,
+        "{:?}",
+        queries[0].body
+    );
+    assert_eq!(
+        live(&table, andrew.uuid, epoch).await,
+        vec![laptop.clone(), phone.clone()]
     );
 
     table
@@ -67,14 +97,9 @@ async fn a_users_live_connections_are_one_query_and_disconnect_removes_them() {
         .delete_connection(andrew.uuid, &phone.connection_id)
         .await
         .unwrap();
-    let live = table
-        .store
-        .connections_of(andrew.uuid, epoch)
-        .await
-        .unwrap();
-    assert_eq!(live, vec![laptop]);
+    assert_eq!(live(&table, andrew.uuid, epoch).await, vec![laptop]);
     assert_eq!(
-        table.store.connections_of(bayko.uuid, epoch).await.unwrap(),
+        table.store.connections_of(bayko.uuid).await.unwrap(),
         vec![other]
     );
 }
@@ -101,13 +126,8 @@ async fn an_unreadable_connection_item_does_not_hide_the_others() {
         .send()
         .await
         .unwrap();
-    let now = Timestamp::parse("2026-11-22T10:00:00.000000+00:00").unwrap();
-    let live = table
-        .store
-        .connections_of(andrew.uuid, now.as_datetime().unix_timestamp())
-        .await
-        .unwrap();
-    assert_eq!(live, vec![good]);
+    let all = table.store.connections_of(andrew.uuid).await.unwrap();
+    assert_eq!(all, vec![good]);
 }
 
 #[tokio::test]
