@@ -15,8 +15,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
 use local::auth::DEV_KEY_FILE_ENV;
 use messaging::{Store, Timestamp};
 use serde_json::Value;
@@ -352,26 +350,9 @@ fn backoff(failures: u32) -> Duration {
 
 /// `GET url` with the bearer token, as JSON.
 async fn get_json(url: &str, token: &str) -> anyhow::Result<Value> {
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client: hyper_util::client::legacy::Client<_, Empty<Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build(connector);
-    let request = hyper::Request::get(url)
-        .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
-        .body(Empty::new())?;
-    let exchange = async {
-        let response = client.request(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        anyhow::Ok((status, body))
-    };
-    let (status, body) = tokio::time::timeout(HTTP_TIMEOUT, exchange)
+    let (status, body) = functions::https::get(url, Some(token), HTTP_TIMEOUT)
         .await
-        .with_context(|| format!("GET {url} timed out"))??;
+        .map_err(|reason| anyhow::anyhow!("GET {url}: {reason}"))?;
     if !status.is_success() {
         bail!(
             "GET {url}: HTTP {status} {}",

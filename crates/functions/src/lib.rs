@@ -24,6 +24,7 @@ pub mod cognito;
 pub mod directory;
 pub mod emf;
 pub mod http;
+pub mod https;
 pub mod inbox_rows;
 pub mod jwt;
 pub mod push;

@@ -7,11 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty};
 use hyper::StatusCode;
-use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::jwk::JwkSet;
 
 /// The key set could not be fetched: an infrastructure failure, not a verdict on the token.
@@ -68,10 +64,12 @@ pub enum JwksFetchError {
 
 /// The JWKS at `url`, over https (or plain http: callers decide which URLs they trust).
 pub async fn fetch_jwks(url: &str) -> Result<JwkSet, JwksFetchError> {
-    let (status, body) = get(url).await.map_err(|reason| JwksFetchError::NoAnswer {
-        url: url.to_owned(),
-        reason,
-    })?;
+    let (status, body) = crate::https::get(url, None, FETCH_TIMEOUT)
+        .await
+        .map_err(|reason| JwksFetchError::NoAnswer {
+            url: url.to_owned(),
+            reason,
+        })?;
     if !status.is_success() {
         return Err(JwksFetchError::Status {
             url: url.to_owned(),
@@ -82,32 +80,4 @@ pub async fn fetch_jwks(url: &str) -> Result<JwkSet, JwksFetchError> {
         url: url.to_owned(),
         reason: error.to_string(),
     })
-}
-
-/// Status and body of whatever answers a GET within [`FETCH_TIMEOUT`].
-async fn get(url: &str) -> Result<(StatusCode, Bytes), String> {
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
-        .map_err(|e| e.to_string())?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
-    let uri = url
-        .parse()
-        .map_err(|e: hyper::http::uri::InvalidUri| e.to_string())?;
-    let exchange = async {
-        let response = client.get(uri).await.map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok((status, body))
-    };
-    tokio::time::timeout(FETCH_TIMEOUT, exchange)
-        .await
-        .map_err(|_| format!("no answer within {FETCH_TIMEOUT:?}"))?
 }
