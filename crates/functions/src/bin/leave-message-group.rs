@@ -1,8 +1,12 @@
 //! Lambda `leave-message-group`: `POST /api/message_groups/{message_group_uuid}/leave`.
+//!
+//! The stack deploys `cruddur-lambda` for every function; this bin is what
+//! `cargo lambda watch` runs when `leave-message-group` is invoked.
 
+use functions::Function;
 use functions::routes::Route;
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    functions::run_route(Route::LeaveMessageGroup).await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    Function::Api(Route::LeaveMessageGroup).run().await
 }

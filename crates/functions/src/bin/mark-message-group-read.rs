@@ -1,8 +1,12 @@
 //! Lambda `mark-message-group-read`: `POST /api/message_groups/{message_group_uuid}/read`.
+//!
+//! The stack deploys `cruddur-lambda` for every function; this bin is what
+//! `cargo lambda watch` runs when `mark-message-group-read` is invoked.
 
+use functions::Function;
 use functions::routes::Route;
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    functions::run_route(Route::MarkMessageGroupRead).await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    Function::Api(Route::MarkMessageGroupRead).run().await
 }

@@ -1,0 +1,13 @@
+//! `cruddur-lambda`: every Lambda function of the stack in one binary, so one release build
+//! (one LTO link) and one uploaded artifact serve all of them. Lambda hands a custom runtime
+//! the function's `Handler` as `_HANDLER` (the template sets it to the function's name); a
+//! function whose handler is `bootstrap` (created by `cargo lambda deploy`) is known by its
+//! name, `<function>` or `<prefix>-<function>`. Anything else fails at init, naming the
+//! functions there are.
+
+use functions::Function;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    Function::from_env()?.run().await
+}
