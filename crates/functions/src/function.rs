@@ -140,19 +140,18 @@ impl Function {
     /// once, then the Lambda runtime's loop over its handler. Returns when the runtime
     /// stops, or with the error that kept it from starting.
     ///
-    /// Each function's future is boxed: it is allocated once per execution environment, and
-    /// a caller's `main` need not compute the layout of the SDK futures nested inside (which
-    /// would exceed the compiler's default recursion limit in every bin).
+    /// A bin awaiting it needs `#![recursion_limit = "256"]`: the SDK futures inside
+    /// tracing layers nest deeper than the default limit when the compiler lays them out.
     pub async fn run(self) -> Result<(), lambda_runtime::Error> {
         match self {
-            Self::MessagingStream => Box::pin(messaging_stream()).await,
-            Self::Api(route) => Box::pin(crate::run_route(route)).await,
-            Self::CognitoPreSignup => Box::pin(cognito_pre_signup()).await,
-            Self::CognitoPostConfirmation => Box::pin(cognito_post_confirmation()).await,
-            Self::WsAuthorizer => Box::pin(ws_authorizer()).await,
-            Self::WsConnect => Box::pin(ws_connect()).await,
-            Self::WsDisconnect => Box::pin(ws_disconnect()).await,
-            Self::MessagingPush => Box::pin(messaging_push()).await,
+            Self::MessagingStream => messaging_stream().await,
+            Self::Api(route) => crate::run_route(route).await,
+            Self::CognitoPreSignup => cognito_pre_signup().await,
+            Self::CognitoPostConfirmation => cognito_post_confirmation().await,
+            Self::WsAuthorizer => ws_authorizer().await,
+            Self::WsConnect => ws_connect().await,
+            Self::WsDisconnect => ws_disconnect().await,
+            Self::MessagingPush => messaging_push().await,
         }
     }
 }

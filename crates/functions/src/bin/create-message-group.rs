@@ -3,6 +3,9 @@
 //! The stack deploys `cruddur-lambda` for every function; this bin is what
 //! `cargo lambda watch` runs when `create-message-group` is invoked.
 
+// The SDK futures inside tracing layers nest deeper than the default limit.
+#![recursion_limit = "256"]
+
 use functions::Function;
 use functions::routes::Route;
 

@@ -5,6 +5,9 @@
 //! name, `<function>` or `<prefix>-<function>`. Anything else fails at init, naming the
 //! functions there are.
 
+// The SDK futures inside tracing layers nest deeper than the default limit.
+#![recursion_limit = "256"]
+
 use functions::Function;
 
 #[tokio::main]
