@@ -178,7 +178,8 @@ impl fmt::Display for UnknownFunction {
         write!(
             f,
             "no function to run: {HANDLER_ENV} is {} and {FUNCTION_NAME_ENV} is {}; set the \
-             function's Handler to one of, or deploy it as <name> or <prefix>-<name> for one of: ",
+             function's Handler to a function's name, or deploy it as <name> or \
+             <prefix>-<name>. The functions: ",
             shown(&self.handler),
             shown(&self.function_name),
         )?;
