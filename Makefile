@@ -65,9 +65,11 @@ clean: ## Remove build output and local DynamoDB data
 # the virtualenv .venv/ (scripts/python-tools.sh); its bin/ goes first on PATH because
 # cargo-lambda finds zig through `python3 -m ziglang`, i.e. the first python3 on PATH.
 TOOLS_ENV = PATH="$(CURDIR)/.venv/bin:$$PATH" SAM_CLI_TELEMETRY=0
-# The functions as template.yaml names them (a test holds those to functions::FUNCTION_NAMES).
-LAMBDA_FUNCTIONS = $(shell sed -n 's/^ *Binary: *//p' template.yaml)
-BINS ?= $(LAMBDA_FUNCTIONS)
+# One build for the whole stack: every function deploys the one binary LAMBDA_BINARY, which
+# runs the function its Handler names (functions::Function). The functions are the
+# template's Handlers (a test holds those to functions::Function::ALL).
+LAMBDA_BINARY := cruddur-lambda
+LAMBDA_FUNCTIONS = $(shell sed -n 's/^ *Handler: *//p' template.yaml)
 # arm64 (the template's default) where the aarch64 Rust target is installed, else x86_64.
 LAMBDA_ARCH ?= $(if $(filter aarch64-unknown-linux-gnu,$(shell rustup target list --installed 2>/dev/null)),arm64,x86_64)
 LAMBDA_TRIPLE = $(if $(filter arm64,$(LAMBDA_ARCH)),aarch64,x86_64)-unknown-linux-gnu
@@ -85,16 +87,15 @@ template-check: ## template.yaml: cfn-lint, sam validate --lint, and its test ag
 	cargo test --locked -p functions --test template
 
 .PHONY: build
-build: python-tools ## Release zips in target/lambda/<fn>/bootstrap.zip (BINS=fn… for some; LAMBDA_ARCH)
+build: python-tools ## The one release zip every function deploys: target/lambda/cruddur-lambda/bootstrap.zip (LAMBDA_ARCH)
 	$(TOOLS_ENV) cargo lambda build --release --locked --target $(LAMBDA_TRIPLE) \
-	  --output-format zip $(addprefix --bin ,$(BINS))
-	@for fn in $(BINS); do \
-	  printf '%-28s %s  binary %9d B  zip %9d B\n' "$$fn" "$(LAMBDA_ARCH)" \
-	    "$$(wc -c < target/$(LAMBDA_TRIPLE)/release/$$fn)" "$$(wc -c < target/lambda/$$fn/bootstrap.zip)"; \
-	done
+	  --output-format zip --bin $(LAMBDA_BINARY)
+	@printf '%-16s %s  binary %9d B  zip %9d B  for %d functions\n' "$(LAMBDA_BINARY)" "$(LAMBDA_ARCH)" \
+	  "$$(wc -c < target/$(LAMBDA_TRIPLE)/release/$(LAMBDA_BINARY))" \
+	  "$$(wc -c < target/lambda/$(LAMBDA_BINARY)/bootstrap.zip)" "$(words $(LAMBDA_FUNCTIONS))"
 
 .PHONY: sam-build
-sam-build: python-tools ## sam build (BuildMethod rust-cargolambda) into target/sam, offline
+sam-build: python-tools ## sam build: the one binary built once, copied to every function in target/sam, offline
 	$(TOOLS_ENV) sam build --parameter-overrides Architecture=$(LAMBDA_ARCH)
 
 .PHONY: deploy

@@ -8,7 +8,7 @@
 //! - push: frame latency through the local stack after `POST /api/messages` answers,
 //!   frames to non-members and duplicates, and requests per pushed message;
 //! - init: process start until the runtime asks for its first event, per function
-//!   (needs the release binaries: `make build`), plus binary and zip sizes.
+//!   (needs the release binary: `make build`), plus binary and zip sizes.
 //!
 //! Absolute times are DynamoDB Local's on this machine, not DynamoDB's; request counts
 //! are exact and are what carries over to AWS.
@@ -37,10 +37,11 @@ enum Suite {
 struct Args {
     #[arg(long, value_enum, default_value_t = Suite::All)]
     suite: Suite,
-    /// Where `make build` put the zips (`<dir>/<name>/bootstrap.zip`).
+    /// Where `make build` put the zip (`<dir>/cruddur-lambda/bootstrap.zip`).
     #[arg(long, default_value = "target/lambda")]
     lambda_dir: std::path::PathBuf,
-    /// Where `make build` put the release binaries (`<dir>/<name>`).
+    /// Where `make build` put the release binary (`<dir>/cruddur-lambda`; or, from a build
+    /// before the one binary, `<dir>/<function>` for each function).
     #[arg(long, default_value = "target/x86_64-unknown-linux-gnu/release")]
     release_dir: std::path::PathBuf,
     /// Calls per API route.

@@ -1,6 +1,8 @@
 //! The Lambda functions of Cruddur Messaging. Each trigger has one module that turns its
-//! events into domain values (`TryFrom`) and a handler that calls the store; the binaries
-//! in `src/bin/` only build clients and run the handler.
+//! events into domain values (`TryFrom`) and a handler that calls the store. [`Function`]
+//! lists the functions and builds each one's clients once before running its handler; the
+//! binaries in `src/bin/` only pick a function: `cruddur-lambda`, deployed for every
+//! function, by its `Handler`, and one bin per function (for `cargo lambda watch`) its own.
 //!
 //! - [`inbox_rows`] — `messaging-stream` (DynamoDB stream → inbox rows)
 //! - [`api`] — the HTTP routes of the table in [`routes`], over [`http`] (claims, bodies,
@@ -23,6 +25,7 @@ pub mod clock;
 pub mod cognito;
 pub mod directory;
 pub mod emf;
+pub mod function;
 pub mod http;
 pub mod https;
 pub mod inbox_rows;
@@ -36,29 +39,8 @@ use messaging::Store;
 use messaging::connect::client_from_env;
 use messaging::schema::table_name_from_env;
 
+pub use crate::function::Function;
 use crate::routes::Route;
-
-/// Every Lambda function, by name: the binary, the `cargo lambda invoke` name and the
-/// `BuildProperties: Binary` of its function in `template.yaml` (a test checks the template).
-/// The HTTP API's are [`Route::function`]s.
-pub const FUNCTION_NAMES: [&str; 16] = [
-    "messaging-stream",
-    "list-message-groups",
-    "list-messages",
-    "create-message",
-    "get-user-short",
-    "create-message-group",
-    "list-message-group-members",
-    "add-message-group-members",
-    "leave-message-group",
-    "mark-message-group-read",
-    "cognito-pre-signup",
-    "cognito-post-confirmation",
-    "ws-authorizer",
-    "ws-connect",
-    "ws-disconnect",
-    "messaging-push",
-];
 
 /// The store as every function builds it: SDK configuration from the environment
 /// (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials) and the table from `TABLE_NAME`.
@@ -76,7 +58,7 @@ pub async fn api_from_env() -> api::Api {
     api::Api::new(directory)
 }
 
-/// What an HTTP API function's binary runs: the API, built once per execution
+/// What an HTTP API function runs: the API, built once per execution
 /// environment, answering every invocation as `route`.
 pub async fn run_route(route: Route) -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();

@@ -1,4 +1,4 @@
-//! The HTTP API's routes: the one table the Lambda binaries, the local stack's router, the
+//! The HTTP API's routes: the one table the Lambda functions, the local stack's router, the
 //! template test (`tests/template.rs`) and `events/` are all checked against. A new route
 //! is a row here, a handler in `api.rs`, a function in `template.yaml` and an event in
 //! `events/`.
@@ -93,8 +93,8 @@ impl Route {
         self.key_parts().1
     }
 
-    /// The Lambda function that serves it: its binary, and its name in `template.yaml` and
-    /// in [`crate::FUNCTION_NAMES`].
+    /// The name of the Lambda function that serves it, [`crate::Function::Api`] of the
+    /// route: its `Handler` in `template.yaml`.
     pub const fn function(self) -> &'static str {
         self.row().1
     }
@@ -130,28 +130,10 @@ mod tests {
     }
 
     #[test]
-    fn keys_and_functions_are_unique_and_functions_are_deployed() {
+    fn keys_and_functions_are_unique() {
         let keys: BTreeSet<_> = Route::ALL.iter().map(|route| route.key()).collect();
         let functions: BTreeSet<_> = Route::ALL.iter().map(|route| route.function()).collect();
         assert_eq!(keys.len(), Route::ALL.len());
         assert_eq!(functions.len(), Route::ALL.len());
-        assert!(functions.is_subset(&crate::FUNCTION_NAMES.into_iter().collect()));
-    }
-
-    /// A binary named after one route's function but serving another would deploy fine and
-    /// answer the wrong route.
-    #[test]
-    fn each_function_binary_serves_its_route() {
-        let bins = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bin");
-        for route in Route::ALL {
-            let path = bins.join(format!("{}.rs", route.function()));
-            let source = std::fs::read_to_string(&path)
-                .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
-            assert!(
-                source.contains(&format!("run_route(Route::{route:?})")),
-                "{} runs Route::{route:?}",
-                path.display()
-            );
-        }
     }
 }

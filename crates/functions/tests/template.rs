@@ -1,5 +1,5 @@
 //! `template.yaml` agrees with the code: the table with `messaging::schema`, the functions
-//! with `functions::FUNCTION_NAMES`, the stream trigger with `functions::batch::FILTER_PATTERN`,
+//! with `functions::Function` (one binary, each function's `Handler`), the stream trigger with `functions::batch::FILTER_PATTERN`,
 //! the routes with `functions::routes::Route`; and every IAM statement is scoped (no wildcard action, no `*`
 //! resource). cfn-lint and `sam validate --lint` (scripts/check-template.sh) check that the
 //! template is valid CloudFormation; this test checks that it is *this* system's template,
@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
-use functions::FUNCTION_NAMES;
+use functions::Function;
 use functions::batch::FILTER_PATTERN;
 use functions::emf::METRICS_NAMESPACE;
 use functions::routes::{Access, Route};
@@ -16,6 +16,20 @@ use functions::{push, websocket};
 use messaging::schema;
 use saphyr::{LoadableYamlNode, Scalar, Yaml};
 use serde_json::{Map, Value, json};
+
+/// The one binary every function deploys (`crates/functions/src/bin/cruddur-lambda.rs`).
+const BINARY: &str = "cruddur-lambda";
+
+/// Every function's name, from `Function::ALL`.
+const FUNCTION_NAMES: [&str; Function::ALL.len()] = {
+    let mut names = [""; Function::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = Function::ALL[i].name();
+        i += 1;
+    }
+    names
+};
 
 const TEMPLATE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
 
@@ -361,36 +375,46 @@ fn table_is_protected() {
     assert_eq!(props["SSESpecification"]["SSEEnabled"], true);
 }
 
+/// One build for the whole stack: every function is the one binary, built once by
+/// cargo-lambda (SAM groups functions whose Runtime, CodeUri, Metadata and Architectures
+/// agree into one build; each is checked equal here and in the next test), and its
+/// `Handler` tells the binary which function it is. Each function of the code is deployed
+/// exactly once, under its own name.
 #[test]
-fn one_function_per_name_built_by_cargo_lambda() {
+fn one_binary_built_once_by_cargo_lambda_and_a_handler_per_function() {
     let functions = resources_of_type("AWS::Serverless::Function");
-    let binaries: BTreeMap<&str, &str> = functions
-        .iter()
-        .map(|(id, f)| {
-            assert_eq!(
-                f["Metadata"]["BuildMethod"], "rust-cargolambda",
-                "{id} is built by cargo-lambda"
-            );
-            let binary = f["Metadata"]["BuildProperties"]["Binary"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{id} names its Binary"));
-            (binary, *id)
-        })
-        .collect();
+    let mut handlers: BTreeMap<&str, &str> = BTreeMap::new();
+    for (id, f) in &functions {
+        assert_eq!(
+            f["Metadata"],
+            json!({ "BuildMethod": "rust-cargolambda", "BuildProperties": { "Binary": BINARY } }),
+            "{id} is the one binary, built by cargo-lambda"
+        );
+        // Each function's own, never a global default: a function without one would run
+        // whatever its deployed name says, or fail at init.
+        let handler = f["Properties"]["Handler"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id} names its Handler"));
+        assert_eq!(
+            Function::named(handler).map(Function::name),
+            Some(handler),
+            "{id}'s Handler {handler:?} is a function of the code"
+        );
+        assert!(
+            handlers.insert(handler, id).is_none(),
+            "{handler} is deployed twice"
+        );
+    }
+    assert_eq!(TEMPLATE["Globals"]["Function"].get("Handler"), None);
     assert_eq!(
-        binaries.len(),
-        functions.len(),
-        "no binary is deployed twice"
-    );
-    assert_eq!(
-        binaries.keys().copied().collect::<BTreeSet<_>>(),
+        handlers.keys().copied().collect::<BTreeSet<_>>(),
         FUNCTION_NAMES.into_iter().collect::<BTreeSet<_>>(),
-        "the template's functions are exactly FUNCTION_NAMES"
+        "the template's functions are exactly Function::ALL"
     );
 
     for name in FUNCTION_NAMES {
         let id = function_id(name);
-        assert_eq!(binaries[name], id, "logical ID of {name}");
+        assert_eq!(handlers[name], id, "logical ID of {name}");
         let deployed = sub_of(&resource(&id)["Properties"]["FunctionName"]);
         assert_eq!(
             deployed,
@@ -401,7 +425,6 @@ fn one_function_per_name_built_by_cargo_lambda() {
             function_property(&id, "Runtime"),
             Some(&json!("provided.al2023"))
         );
-        assert_eq!(function_property(&id, "Handler"), Some(&json!("bootstrap")));
         // cargo-lambda builds the workspace from its root.
         assert_eq!(function_property(&id, "CodeUri"), Some(&json!(".")));
         let table_env = function_property(&id, "Environment")
@@ -586,9 +609,7 @@ fn routes_match_the_brief() {
     };
     let mut found = BTreeSet::new();
     for (id, function) in resources_of_type("AWS::Serverless::Function") {
-        let binary = function["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .unwrap();
+        let handler = function["Properties"]["Handler"].as_str().unwrap();
         let Some(events) = function["Properties"]["Events"].as_object() else {
             continue;
         };
@@ -611,12 +632,12 @@ fn routes_match_the_brief() {
             found.insert((
                 p["Method"].as_str().unwrap().to_ascii_uppercase(),
                 p["Path"].as_str().unwrap().to_owned(),
-                binary.to_owned(),
+                handler.to_owned(),
                 public,
             ));
         }
     }
-    // The route table (which the bins and the local stack serve) is what is deployed. `GET
+    // The route table (which the functions and the local stack serve) is what is deployed. `GET
     // /api/users/@{handle}/short` is declared as `/api/users/{handle}/short`: API Gateway
     // path variables fill a whole segment, so `handle` arrives with its `@`.
     let expected: BTreeSet<_> = Route::ALL

@@ -1,8 +1,15 @@
 //! Lambda `add-message-group-members`: `POST /api/message_groups/{message_group_uuid}/members`.
+//!
+//! The stack deploys `cruddur-lambda` for every function; this bin is what
+//! `cargo lambda watch` runs when `add-message-group-members` is invoked.
 
+// The SDK futures inside tracing layers nest deeper than the default limit.
+#![recursion_limit = "256"]
+
+use functions::Function;
 use functions::routes::Route;
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    functions::run_route(Route::AddMessageGroupMembers).await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    Function::Api(Route::AddMessageGroupMembers).run().await
 }

@@ -1,19 +1,14 @@
 //! Lambda `cognito-pre-signup`: the user pool's pre sign-up trigger.
+//!
+//! The stack deploys `cruddur-lambda` for every function; this bin is what
+//! `cargo lambda watch` runs when `cognito-pre-signup` is invoked.
 
-use functions::cognito::pre_signup;
-use lambda_runtime::{LambdaEvent, service_fn};
+// The SDK futures inside tracing layers nest deeper than the default limit.
+#![recursion_limit = "256"]
+
+use functions::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let store = &functions::store_from_env().await;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<serde_json::Value>| async move {
-            // Boxed: the store future nests deeper than the compiler's layout limit.
-            Box::pin(pre_signup(store, event.payload))
-                .await
-                .map_err(lambda_runtime::Error::from)
-        },
-    ))
-    .await
+    Function::CognitoPreSignup.run().await
 }

@@ -1,8 +1,15 @@
 //! Lambda `leave-message-group`: `POST /api/message_groups/{message_group_uuid}/leave`.
+//!
+//! The stack deploys `cruddur-lambda` for every function; this bin is what
+//! `cargo lambda watch` runs when `leave-message-group` is invoked.
 
+// The SDK futures inside tracing layers nest deeper than the default limit.
+#![recursion_limit = "256"]
+
+use functions::Function;
 use functions::routes::Route;
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    functions::run_route(Route::LeaveMessageGroup).await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    Function::Api(Route::LeaveMessageGroup).run().await
 }

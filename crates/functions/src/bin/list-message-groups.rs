@@ -1,8 +1,15 @@
 //! Lambda `list-message-groups`: `GET /api/message_groups`.
+//!
+//! The stack deploys `cruddur-lambda` for every function; this bin is what
+//! `cargo lambda watch` runs when `list-message-groups` is invoked.
 
+// The SDK futures inside tracing layers nest deeper than the default limit.
+#![recursion_limit = "256"]
+
+use functions::Function;
 use functions::routes::Route;
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    functions::run_route(Route::ListMessageGroups).await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    Function::Api(Route::ListMessageGroups).run().await
 }
