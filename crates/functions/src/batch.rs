@@ -104,6 +104,22 @@ impl Deadline {
         Self::at(Instant::now() + remaining)
     }
 
+    /// The deadline of an invocation that starts now, if it is one: Lambda never hands over
+    /// an event whose deadline has passed, but an emulator may send none at all
+    /// (`cargo lambda watch` 1.9 sends the Unix epoch), and a consumer that took it at its
+    /// word would report every record for retry without trying. Such a deadline is no
+    /// deadline; the emulator's own timeout still bounds the invocation.
+    pub fn of_invocation(deadline: SystemTime) -> Option<Self> {
+        if deadline <= SystemTime::now() {
+            tracing::warn!(
+                ?deadline,
+                "the invocation's deadline has already passed; working without one"
+            );
+            return None;
+        }
+        Some(Self::from_system_time(deadline))
+    }
+
     /// A deadline read against another clock (tests move time by hand).
     pub fn with_clock(at: Instant, clock: Arc<dyn Fn() -> Instant + Send + Sync>) -> Self {
         Self { at, clock }
@@ -378,5 +394,28 @@ impl<T> Ran<'_, T> {
         }
         report.duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invocation_deadline_already_past_is_no_deadline() {
+        // What `cargo lambda watch` 1.9 sends: the Unix epoch.
+        assert!(Deadline::of_invocation(SystemTime::UNIX_EPOCH).is_none());
+        assert!(Deadline::of_invocation(SystemTime::now() - Duration::from_millis(1)).is_none());
+    }
+
+    #[test]
+    fn a_deadline_ahead_is_kept() {
+        let deadline = Deadline::of_invocation(SystemTime::now() + Duration::from_secs(60))
+            .expect("a deadline ahead");
+        let remaining = deadline.remaining();
+        assert!(
+            remaining > Duration::from_secs(55) && remaining <= Duration::from_secs(60),
+            "{remaining:?}"
+        );
     }
 }

@@ -207,8 +207,8 @@ async fn messaging_stream() -> Result<(), lambda_runtime::Error> {
     let handler = &InboxRowMover::new(crate::store_from_env().await);
     let metrics = &MetricsLog::from_env("messaging-stream");
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
-        let deadline = Deadline::from_system_time(event.context.deadline());
-        let (response, summary) = handler.handle_until(&event.payload, Some(deadline)).await;
+        let deadline = Deadline::of_invocation(event.context.deadline());
+        let (response, summary) = handler.handle_until(&event.payload, deadline).await;
         metrics.print(&summary);
         Ok::<_, lambda_runtime::Error>(response)
     }))
@@ -293,8 +293,8 @@ async fn messaging_push() -> Result<(), lambda_runtime::Error> {
     let handler = &crate::push_from_env().await?;
     let metrics = &MetricsLog::from_env("messaging-push");
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
-        let deadline = Deadline::from_system_time(event.context.deadline());
-        let (response, summary) = handler.handle_until(&event.payload, Some(deadline)).await;
+        let deadline = Deadline::of_invocation(event.context.deadline());
+        let (response, summary) = handler.handle_until(&event.payload, deadline).await;
         metrics.print(&summary);
         Ok::<_, lambda_runtime::Error>(response)
     }))
