@@ -110,5 +110,7 @@ invoke: python-tools ## Send an event to FN in a running `cargo lambda watch` (F
 
 .PHONY: watch
 watch: python-tools ## cargo lambda watch against the `make dev` DynamoDB Local, for `make invoke`
+	# Loopback only (cargo lambda watch listens on every interface by default); ::1 is where
+	# `cargo lambda invoke` sends by default.
 	$(TOOLS_ENV) TABLE_NAME=cruddur-messages AWS_ENDPOINT_URL=$(ENDPOINT) AWS_REGION=us-east-1 \
-	  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local cargo lambda watch
+	  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local cargo lambda watch --invoke-address ::1
