@@ -378,7 +378,12 @@ async fn run_connect_route(
     request: &Request<'_>,
     context: &serde_json::Map<String, Value>,
 ) -> Result<(), Response> {
-    let connect_event = request.route_event("$connect", "CONNECT", context);
+    let connect_event = request
+        .route_event("$connect", "CONNECT", context)
+        .map_err(|error| {
+            tracing::error!(%error, "could not build the $connect event");
+            message(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+        })?;
     match api.connections.connect(&connect_event).await {
         Ok(response) if (200..300).contains(&response.status_code) => Ok(()),
         Ok(response) => {
@@ -608,7 +613,7 @@ impl Request<'_> {
         route_key: &str,
         event_type: &str,
         authorizer: &serde_json::Map<String, Value>,
-    ) -> WebSocketEvent {
+    ) -> Result<WebSocketEvent, serde_json::Error> {
         let (headers, multi_headers) = header_maps(self.headers);
         let mut request_context = context(
             route_key,
@@ -624,7 +629,9 @@ impl Request<'_> {
             "requestContext": request_context,
             "isBase64Encoded": false,
         });
-        serde_json::from_value(event).expect("a WebSocket route event")
+        // Built from the client's headers: one the event type cannot hold is refused, not a
+        // panic.
+        serde_json::from_value(event)
     }
 }
 
@@ -752,7 +759,9 @@ mod tests {
             "user_uuid".to_owned(),
             Value::String("00000000-0000-0000-0000-000000000001".into()),
         )]);
-        let route = request.route_event("$connect", "CONNECT", &context);
+        let route = request
+            .route_event("$connect", "CONNECT", &context)
+            .unwrap();
         assert_eq!(route.request_context.connection_id, "L0SM9cOFvHcCIhw=");
         assert_eq!(route.request_context.connected_at, 1_763_800_000_000);
         assert_eq!(
