@@ -76,14 +76,28 @@ pub async fn run(store: &Store, args: ListenArgs) -> anyhow::Result<()> {
         let token = match (&args.token, &args.handle) {
             (Some(token), _) => token.clone(),
             (None, Some(handle)) => {
-                mint_for_handle(
+                let minted = mint_for_handle(
                     store,
                     handle,
                     args.key_file.clone(),
                     &api_url,
                     Duration::from_secs(12 * 60 * 60),
                 )
-                .await?
+                .await;
+                match minted {
+                    Ok(token) => token,
+                    // Once connected, a failure here is the stack or its table restarting
+                    // (what the loop waits out); before, it is a mistake to report.
+                    Err(error) if opened_before => {
+                        failures += 1;
+                        eprintln!("could not mint a token: {error:#}");
+                        if wait_or_stop(failures).await {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    Err(error) => return Err(error),
+                }
             }
             (None, None) => bail!("give a handle or --token"),
         };
@@ -130,11 +144,17 @@ pub async fn run(store: &Store, args: ListenArgs) -> anyhow::Result<()> {
                 eprintln!("{reason}");
             }
         }
-        let wait = backoff(failures);
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            () = tokio::time::sleep(wait) => {}
+        if wait_or_stop(failures).await {
+            return Ok(());
         }
+    }
+}
+
+/// Waits [`backoff`] before the next attempt; `true` when Ctrl-C came first.
+async fn wait_or_stop(failures: u32) -> bool {
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => true,
+        () = tokio::time::sleep(backoff(failures)) => false,
     }
 }
 
