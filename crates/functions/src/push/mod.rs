@@ -26,7 +26,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::streams::DynamoDbEventResponse;
@@ -41,6 +41,7 @@ use crate::api::CreatedMessage;
 use crate::batch::{
     Batch, Conversation, Deadline, DeadlineMargins, Finished, Pace, RecordCounts, Settled,
 };
+use crate::clock::{Clock, SystemClock};
 use crate::emf::{EmbeddedMetrics, Metric};
 
 mod management;
@@ -185,6 +186,9 @@ impl EmbeddedMetrics for PushSummary {
 /// connections found gone, and the counts.
 struct BatchState {
     connections: Mutex<HashMap<Uuid, Arc<tokio::sync::OnceCell<Vec<Connection>>>>>,
+    /// Connections past their expiry found while reading recipients: closed after the
+    /// batch's frames are out, so no frame waits for a `DeleteConnection`.
+    expired: Mutex<Vec<Connection>>,
     gone: Mutex<HashSet<String>>,
     summary: Mutex<PushSummary>,
 }
@@ -193,6 +197,7 @@ impl BatchState {
     fn new(summary: PushSummary) -> Self {
         Self {
             connections: Mutex::default(),
+            expired: Mutex::default(),
             gone: Mutex::default(),
             summary: Mutex::new(summary),
         }
@@ -272,7 +277,7 @@ impl PushHandler {
     ) -> (DynamoDbEventResponse, PushSummary) {
         let batch = Batch::read(event);
         let state = BatchState::new(PushSummary::of_records(batch.counts()));
-        let now = epoch_seconds(SystemTime::now());
+        let now = i64::try_from(SystemClock.unix_seconds()).unwrap_or(i64::MAX);
         let shared = &state;
         let ran = batch
             .run(self.pace, deadline.as_ref(), |conversation| {
@@ -293,6 +298,7 @@ impl PushHandler {
                 }
             }
         });
+        self.close_all_expired(&state, deadline.as_ref()).await;
         let mut summary = state.into_summary();
         summary.failed_conversations = report.failed;
         summary.unstarted_conversations = report.unstarted;
@@ -341,7 +347,8 @@ impl PushHandler {
 
     /// A member's live connections, read once per batch whatever the number of
     /// conversations they are in. Connections past their expiry (their token's `exp`, or
-    /// API Gateway's two hours) get no frame: they are closed and forgotten, once.
+    /// API Gateway's two hours) get no frame: they are closed and forgotten once the
+    /// batch's frames are out ([`PushHandler::close_all_expired`]).
     async fn connections_of(
         &self,
         member: Uuid,
@@ -363,16 +370,38 @@ impl PushHandler {
                 .await?
                 .into_iter()
                 .partition(|connection| connection.is_live_at(now));
-            futures_util::future::join_all(
-                expired
-                    .iter()
-                    .map(|connection| self.close_expired(connection, state)),
-            )
-            .await;
+            state
+                .expired
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(expired);
             Ok(live)
         })
         .await
         .cloned()
+    }
+
+    /// Closes every expired connection the batch found, at once, unless the deadline is
+    /// too near to start: their items stay, so a later batch closes them, and they get no
+    /// frame meanwhile.
+    async fn close_all_expired(&self, state: &BatchState, deadline: Option<&Deadline>) {
+        let expired = std::mem::take(&mut *state.expired.lock().unwrap_or_else(|p| p.into_inner()));
+        if expired.is_empty() {
+            return;
+        }
+        if deadline.is_some_and(|d| d.remaining() < self.pace.margins.stop_starting) {
+            tracing::warn!(
+                expired = expired.len(),
+                "deadline near: expired connections left for a later batch"
+            );
+            return;
+        }
+        futures_util::future::join_all(
+            expired
+                .iter()
+                .map(|connection| self.close_expired(connection, state)),
+        )
+        .await;
     }
 
     /// Closes a connection past its expiry (`DeleteConnection`: API Gateway closes the
@@ -455,12 +484,6 @@ impl PushHandler {
     }
 }
 
-fn epoch_seconds(at: SystemTime) -> i64 {
-    at.duration_since(UNIX_EPOCH).map_or(0, |elapsed| {
-        i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
-    })
-}
-
 /// Whether the connection was opened less than `grace` ago.
 fn opened_within(connection: &Connection, grace: Duration) -> bool {
     messaging::Timestamp::parse(&connection.connected_at).is_ok_and(|at| {
@@ -471,6 +494,8 @@ fn opened_within(connection: &Connection, grace: Duration) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
     use super::*;
 
     #[test]
