@@ -482,6 +482,7 @@ async fn disconnected(api: &WebSocketApi, event: &Value) {
         Ok(event) => event,
         Err(error) => {
             tracing::error!(%error, "could not build the $disconnect event");
+            api.open.session_ended();
             return;
         }
     };

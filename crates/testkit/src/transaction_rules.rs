@@ -2,8 +2,6 @@
 //! always apply.
 
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeDeserializationInterceptorContextMut, BeforeSerializationInterceptorContextRef,
@@ -28,18 +26,11 @@ use messaging::schema::{PARTITION_KEY, SORT_KEY};
 /// ConditionalCheckFailed]`), which code may mistake for a key collision. Either way nothing
 /// is written, so replacing the reply is all it takes to play DynamoDB.
 #[derive(Debug, Clone, Default)]
-pub struct RejectRepeatedKeys {
-    rejected: Arc<AtomicUsize>,
-}
+pub struct RejectRepeatedKeys;
 
 impl RejectRepeatedKeys {
     pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// How many transactions were rejected.
-    pub fn rejected(&self) -> usize {
-        self.rejected.load(Ordering::SeqCst)
+        Self
     }
 }
 
@@ -81,7 +72,6 @@ impl Intercept for RejectRepeatedKeys {
             return Ok(());
         };
         tracing::debug!(%key, "playing DynamoDB: transaction names an item twice");
-        self.rejected.fetch_add(1, Ordering::SeqCst);
         *context.response_mut() = validation_exception(
             "Transaction request cannot include multiple operations on one item",
         )?;

@@ -1,7 +1,7 @@
 //! Where a verifier's key set comes from: fixed (the local stack's development key), or a
-//! JWKS fetched over HTTP(S) as a user pool publishes it. [`fetch_jwks`] is the one HTTP
-//! client of the workspace; `cruddur token` also uses it to ask a running stack which key
-//! it trusts.
+//! JWKS fetched over HTTP(S) as a user pool publishes it ([`fetch_jwks`], over
+//! [`crate::https::get`]); `cruddur token` also uses it to ask a running stack which key it
+//! trusts.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -147,8 +147,9 @@ impl Store {
 /// Runs a single-item write again, after a backoff, while DynamoDB answers that a
 /// transaction is changing the same item (`TransactionConflictException`, which the SDK
 /// does not retry and DynamoDB Local never gives): the transaction ends within
-/// milliseconds. Writes whose outcome depends on the item's state (a condition) must
-/// re-read instead; this is for writes that are right whatever the item holds.
+/// milliseconds. For writes that are right whatever the item holds, or whose condition
+/// DynamoDB evaluates again when the retry lands; a write computed from a read of the item
+/// must re-read it instead (as marking read does).
 pub(crate) async fn retry_conflicts<T, F, Fut>(
     operation: &'static str,
     mut write: F,
