@@ -547,11 +547,6 @@ async fn marking_read_while_transactions_hold_the_row_is_busy_never_a_fault() {
     assert_eq!(codes(&parts(response).2), ["service_busy"]);
     assert!(!logs.contains("ERROR"), "{logs}");
     let unread = |items: &[Value]| item_of(items, &group).unwrap()["unread"].clone();
-    assert_eq!(
-        unread(&inbox_json(&w, LONDO_SUB).await),
-        1,
-        "nothing written"
-    );
 
     // The transaction ends: the next try re-reads the row and marks it.
     dynamodb.allow_all();
