@@ -75,7 +75,8 @@ impl<F: Future> Future for AsFunction<F> {
                 CURRENT_FUNCTION.with(|current| current.set(self.0));
             }
         }
-        let _restore = Restore(CURRENT_FUNCTION.with(|current| current.replace(Some(self.function))));
+        let _restore =
+            Restore(CURRENT_FUNCTION.with(|current| current.replace(Some(self.function))));
         self.inner.as_mut().poll(cx)
     }
 }
@@ -115,10 +116,17 @@ impl Authorization {
             "{} {} {} {}",
             self.operation,
             self.action,
-            self.resource,
+            resource_family(&self.resource),
             prefixes.as_deref().unwrap_or("-")
         )
     }
+}
+
+/// A resource without its connection id: one post stands for every post.
+pub fn resource_family(resource: &str) -> &str {
+    resource
+        .find("/@connections/")
+        .map_or(resource, |at| &resource[..at + "/@connections/".len()])
 }
 
 /// The family of a partition key: up to and including its first `#` (`MSG#`), or `*` for a
@@ -139,7 +147,11 @@ pub fn dynamodb_authorizations(operation: &str, body: &Value) -> Vec<Authorizati
         "GetItem" | "UpdateItem" | "DeleteItem" => {
             vec![one(operation, body, Some(vec![partition_of(&body["Key"])]))]
         }
-        "PutItem" => vec![one(operation, body, Some(vec![partition_of(&body["Item"])]))],
+        "PutItem" => vec![one(
+            operation,
+            body,
+            Some(vec![partition_of(&body["Item"])]),
+        )],
         "Query" => vec![one(operation, body, Some(query_partition(body)))],
         "TransactWriteItems" | "TransactGetItems" => items(&body["TransactItems"])
             .iter()
@@ -369,7 +381,13 @@ mod tests {
     fn keys(authorizations: &[Authorization]) -> Vec<(&str, &str, Option<Vec<String>>)> {
         authorizations
             .iter()
-            .map(|a| (a.action.as_str(), a.resource.as_str(), a.leading_keys.clone()))
+            .map(|a| {
+                (
+                    a.action.as_str(),
+                    a.resource.as_str(),
+                    a.leading_keys.clone(),
+                )
+            })
             .collect()
     }
 
@@ -404,7 +422,11 @@ mod tests {
         ]}}});
         assert_eq!(
             keys(&dynamodb_authorizations("BatchGetItem", &body)),
-            vec![("dynamodb:BatchGetItem", "table", some(&["USER#a", "USER#b"]))]
+            vec![(
+                "dynamodb:BatchGetItem",
+                "table",
+                some(&["USER#a", "USER#b"])
+            )]
         );
     }
 

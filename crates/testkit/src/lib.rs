@@ -21,7 +21,7 @@ mod transaction_rules;
 pub use failing_requests::{FailRequests, Failure};
 pub use iam_calls::{
     AsFunction, Authorization, CALLS_DIR_ENV, RecordFunctionCalls, as_function, current_function,
-    dynamodb_authorizations, key_prefix, management_authorization,
+    dynamodb_authorizations, key_prefix, management_authorization, resource_family,
 };
 pub use index_lag::{IndexFault, LaggingIndex};
 pub use recording::{RecordRequests, SentRequest};
