@@ -30,6 +30,9 @@ if [[ ! -f "$tool/node_modules/.package-lock.json" || "$tool/package-lock.json" 
 fi
 scripts/python-tools.sh
 
+# The checker's own tests first (tools/iam-check/check.test.mjs): what it must catch, on a
+# small stack of their own.
+node --test --test-reporter=dot "$tool/"
 mkdir -p "$target"
 stack="$target/iam-stack.json"
 # The translation must not reach AWS: no credentials, a fixed region.
