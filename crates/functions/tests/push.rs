@@ -24,12 +24,11 @@ use local::websocket::{OpenConnections, management_router};
 use messaging::items::MembershipItem;
 use messaging::model::Connection;
 use messaging::{Store, Timestamp, keys};
-use support::recorded::InboxRowMover;
 use testkit::{FailRequests, Failure, TestTable};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 mod support;
-use support::recorded::PushHandler;
+use support::recorded::{InboxRowMover, PushHandler};
 use support::{ANDREW, BAYKO, BAYKO_LONDO, LONDO, WITH_BAYKO, WITH_LONDO, event_file, uuid};
 
 const MALLORY: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
