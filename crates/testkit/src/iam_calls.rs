@@ -14,9 +14,11 @@
 //!   action (`PutItem`, `UpdateItem`, `DeleteItem`, `ConditionCheckItem`, `GetItem`):
 //!   <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html>;
 //! - `dynamodb:LeadingKeys` holds the partition key values a request touches (every key of
-//!   a batch), and a Query's partition value is the one of its key condition, on the index
-//!   it names:
-//!   <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/specifying-conditions.html>;
+//!   a batch; a Query's, from its key condition):
+//!   <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/specifying-conditions.html>.
+//!   For a Query on an index the index's partition value is recorded, the only one the
+//!   request names; AWS's pages do not say more, and no statement of the template puts a
+//!   `LeadingKeys` condition on the index;
 //! - a Scan names no partition: the key is absent from the request.
 //!
 //! The Management API's `PostToConnection` / `DeleteConnection` need
