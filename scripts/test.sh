@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test. Starts an in-memory DynamoDB Local on a free port for the run and stops
 # it afterwards, whatever happens; or uses the one named by CRUDDUR_TEST_DDB_ENDPOINT.
-# Extra arguments go to `cargo test`.
+# Extra arguments go to `cargo test`. Then scripts/check-iam.sh evaluates the AWS calls the
+# functions' tests recorded against their roles in template.yaml (every function must have
+# recorded some when the whole suite ran).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -13,4 +15,12 @@ if [[ -z "${CRUDDUR_TEST_DDB_ENDPOINT:-}" ]]; then
   export CRUDDUR_TEST_DDB_ENDPOINT="http://127.0.0.1:$port"
 fi
 
+# The recordings of this run only; a part of the suite (any argument) may leave functions
+# without recordings.
+calls="${CARGO_TARGET_DIR:-$root/target}/iam-calls"
+rm -rf "$calls"
+export CRUDDUR_IAM_CALLS_DIR="$calls"
+whole=()
+(($#)) || whole=(--require-all)
 scripts/check-template.sh && cargo test --workspace --locked "$@"
+scripts/check-iam.sh "${whole[@]}" "$calls"

@@ -18,8 +18,7 @@ use aws_smithy_runtime_api::http::{Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use axum::body::Bytes;
 use functions::batch::Deadline;
-use functions::inbox_rows::InboxRowMover;
-use functions::push::{PostRetry, PushFrame, PushHandler, local_management_config};
+use functions::push::{PostRetry, PushFrame, local_management_config};
 use local::filter::EventFilter;
 use local::websocket::{OpenConnections, management_router};
 use messaging::items::MembershipItem;
@@ -29,6 +28,7 @@ use testkit::{FailRequests, Failure, TestTable};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 mod support;
+use support::recorded::{InboxRowMover, PushHandler};
 use support::{ANDREW, BAYKO, BAYKO_LONDO, LONDO, WITH_BAYKO, WITH_LONDO, event_file, uuid};
 
 const MALLORY: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";

@@ -12,7 +12,7 @@ use aws_lambda_events::iam::IamPolicyEffect;
 use functions::clock::SystemClock;
 use functions::directory::Directory;
 use functions::jwt::{JwtVerifier, KeySource, KeysFuture, KeysUnavailable};
-use functions::websocket::{AuthorizerError, WebSocketEvent, WsAuthorizer, WsConnections, allows};
+use functions::websocket::{AuthorizerError, WebSocketEvent, allows};
 use jsonwebtoken::jwk::JwkSet;
 use local::auth::{DEV_CLIENT_ID, DEV_ISSUER, DevSigner};
 use messaging::{User, keys};
@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use testkit::TestTable;
 
 mod support;
+use support::recorded::{WsAuthorizer, WsConnections};
 use support::{ManualClock, event_json};
 
 /// A development key pair in a scratch folder, and tokens signed with it.

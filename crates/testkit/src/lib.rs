@@ -6,9 +6,12 @@
 //! - [`RejectRepeatedKeys`]: transaction validation, on every test table's client;
 //! - [`RefusingClient`]: throttling and transaction conflicts (an HTTP client for the SDK);
 //! - [`FailRequests`]: chosen requests failing as the network or DynamoDB would fail them;
-//! - [`RecordRequests`]: what the SDK sent, for assertions on the requests themselves.
+//! - [`RecordRequests`]: what the SDK sent, for assertions on the requests themselves;
+//! - [`RecordFunctionCalls`]: what each function asked of AWS, as IAM authorizes it, for
+//!   `scripts/check-iam.sh` (on every test table's client).
 
 mod failing_requests;
+mod iam_calls;
 mod index_lag;
 mod recording;
 mod refusals;
@@ -16,6 +19,10 @@ mod table;
 mod transaction_rules;
 
 pub use failing_requests::{FailRequests, Failure};
+pub use iam_calls::{
+    AsFunction, Authorization, CALLS_DIR_ENV, RecordFunctionCalls, as_function, current_function,
+    dynamodb_authorizations, key_prefix, management_authorization, resource_family,
+};
 pub use index_lag::{IndexFault, LaggingIndex};
 pub use recording::{RecordRequests, SentRequest};
 pub use refusals::{Refusal, RefusingClient};

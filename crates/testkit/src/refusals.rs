@@ -143,6 +143,7 @@ impl RefusingClient {
             .http_client(self.clone())
             .retry_config(RetryConfig::standard().with_initial_backoff(Duration::from_millis(1)))
             .interceptor(table.requests.clone())
+            .interceptor(crate::RecordFunctionCalls::new())
             .build();
         Store::new(
             aws_sdk_dynamodb::Client::from_conf(config),

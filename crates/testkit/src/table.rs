@@ -10,6 +10,7 @@ use messaging::timestamp::Timestamp;
 use messaging::validate::{DisplayName, Handle};
 use uuid::Uuid;
 
+use crate::iam_calls::RecordFunctionCalls;
 use crate::transaction_rules::RejectRepeatedKeys;
 
 /// The DynamoDB Local the tests use; `make test` starts one and sets this.
@@ -37,6 +38,7 @@ impl TestTable {
         let config = local_config(&endpoint())
             .interceptor(requests.clone())
             .interceptor(RejectRepeatedKeys::new())
+            .interceptor(RecordFunctionCalls::new())
             .build();
         let client = aws_sdk_dynamodb::Client::from_conf(config);
         let name = format!("test-{}", Uuid::new_v4().simple());
@@ -115,6 +117,7 @@ impl TestTable {
         local_config(&endpoint())
             .interceptor(self.requests.clone())
             .interceptor(RejectRepeatedKeys::new())
+            .interceptor(RecordFunctionCalls::new())
     }
 
     fn store_on_client(&self, config: aws_sdk_dynamodb::config::Builder) -> Store {

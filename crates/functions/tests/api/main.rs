@@ -15,7 +15,6 @@ mod users;
 use std::sync::Arc;
 use std::time::Duration;
 
-use functions::api::Api;
 use functions::directory::Directory;
 use functions::http::NEXT_CURSOR_HEADER;
 use functions::routes::Route;
@@ -28,6 +27,7 @@ use serde_json::{Value, json};
 use testkit::TestTable;
 
 use support::ManualClock;
+use support::recorded::Api;
 
 const ANDREW_SUB: &str = "5f8e3b52-0b4c-4d8e-9b0a-6f2a1c9d7e01";
 

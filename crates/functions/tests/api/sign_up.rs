@@ -10,7 +10,7 @@ use crate::{event, world};
 async fn sign_up_registers_once_and_refuses_a_taken_handle() {
     let w = world().await;
     let confirmation = event("cognito-post-confirmation.json");
-    let answer = functions::cognito::post_confirmation(&w.table.store, confirmation.clone())
+    let answer = crate::support::recorded::post_confirmation(&w.table.store, confirmation.clone())
         .await
         .unwrap();
     assert_eq!(answer, confirmation, "the event comes back unchanged");
@@ -25,13 +25,13 @@ async fn sign_up_registers_once_and_refuses_a_taken_handle() {
     assert_eq!(vir.cognito_sub, "5f8e3b52-0b4c-4d8e-9b0a-6f2a1c9d7e04");
 
     // Cognito retries the trigger: same result, no second user.
-    let again = functions::cognito::post_confirmation(&w.table.store, confirmation.clone())
+    let again = crate::support::recorded::post_confirmation(&w.table.store, confirmation.clone())
         .await
         .unwrap();
     assert_eq!(again, confirmation);
     assert_eq!(w.table.store.list_users().await.unwrap().len(), 4);
 
-    let taken = functions::cognito::post_confirmation(
+    let taken = crate::support::recorded::post_confirmation(
         &w.table.store,
         event("cognito-post-confirmation-handle-taken.json"),
     )
@@ -44,14 +44,14 @@ async fn sign_up_registers_once_and_refuses_a_taken_handle() {
         .as_object_mut()
         .unwrap()
         .remove("preferred_username");
-    let error = functions::cognito::post_confirmation(&w.table.store, missing)
+    let error = crate::support::recorded::post_confirmation(&w.table.store, missing)
         .await
         .unwrap_err();
     assert_eq!(
         error.to_string(),
         "the user has no preferred_username attribute"
     );
-    let error = functions::cognito::post_confirmation(&w.table.store, json!([1]))
+    let error = crate::support::recorded::post_confirmation(&w.table.store, json!([1]))
         .await
         .unwrap_err();
     assert!(
@@ -63,7 +63,7 @@ async fn sign_up_registers_once_and_refuses_a_taken_handle() {
 
 #[tokio::test]
 async fn pre_signup_refuses_an_invalid_or_taken_handle_before_the_account_exists() {
-    use functions::cognito::pre_signup;
+    use crate::support::recorded::pre_signup;
     let w = world().await;
     let items_before = w.table.store.scan_all().await.unwrap().len();
     w.table.requests.reset();
@@ -155,7 +155,7 @@ async fn pre_signup_refuses_an_invalid_or_taken_handle_before_the_account_exists
 
 #[tokio::test]
 async fn post_confirmation_registers_only_on_confirm_sign_up() {
-    use functions::cognito::post_confirmation;
+    use crate::support::recorded::post_confirmation;
     let w = world().await;
     // A password reset of a user whose preferred_username was changed to a taken handle
     // (possible before the handle became immutable): nothing to register, nothing to fail.

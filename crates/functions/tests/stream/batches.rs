@@ -2,8 +2,8 @@
 //! once this environment knows where the rows are), replays and races changing nothing, and
 //! unread counts exact however batches split.
 
+use crate::support::recorded::InboxRowMover;
 use aws_lambda_events::dynamodb::EventRecord;
-use functions::inbox_rows::InboxRowMover;
 use messaging::Timestamp;
 use messaging::store::RowPositions;
 use testkit::TestTable;

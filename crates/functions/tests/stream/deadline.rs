@@ -4,13 +4,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::support::recorded::InboxRowMover;
 use aws_lambda_events::dynamodb::EventRecord;
 use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use functions::batch::{Deadline, DeadlineMargins};
-use functions::inbox_rows::InboxRowMover;
 use messaging::Message;
 use testkit::TestTable;
 

@@ -1,7 +1,7 @@
 //! The stream events in `events/` (the files `cargo lambda invoke` uses) through the
 //! handler, against a table holding the inbox rows they refer to.
 
-use functions::inbox_rows::InboxRowMover;
+use crate::support::recorded::InboxRowMover;
 use messaging::items::InboxRowItem;
 use messaging::{PageRequest, keys};
 use testkit::TestTable;

@@ -2,7 +2,7 @@
 //! when retried: failed and rejected transactions, an index that lags (DynamoDB's behaviour
 //! that DynamoDB Local does not show).
 
-use functions::inbox_rows::InboxRowMover;
+use crate::support::recorded::InboxRowMover;
 use messaging::Message;
 use testkit::{FailRequests, Failure, IndexFault, LaggingIndex, TestTable};
 

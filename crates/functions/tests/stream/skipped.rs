@@ -1,8 +1,8 @@
 //! What is skipped, never retried: records that are not message inserts, malformed ones
 //! (logged with their event id), corrupt rows and conversations without members.
 
+use crate::support::recorded::InboxRowMover;
 use aws_lambda_events::dynamodb::EventRecord;
-use functions::inbox_rows::InboxRowMover;
 use messaging::validate::GroupName;
 use messaging::{Message, Timestamp};
 use testkit::TestTable;

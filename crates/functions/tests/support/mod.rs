@@ -1,8 +1,11 @@
 //! What the functions' test suites share: the Lambda events of `events/` and the people and
-//! conversations their stream events are about, a clock moved by hand, and captured logs.
+//! conversations their stream events are about, a clock moved by hand, captured logs, and
+//! the handlers with their requests recorded as their function's (`recorded`).
 
 // Each suite is its own crate and uses part of this module.
 #![allow(dead_code)]
+
+pub mod recorded;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
