@@ -7,7 +7,12 @@
 //! - [`RefusingClient`]: throttling and transaction conflicts (an HTTP client for the SDK);
 //! - [`FailRequests`]: chosen requests failing as the network or DynamoDB would fail them;
 //! - [`RecordRequests`]: what the SDK sent, for assertions on the requests themselves.
+//!
+//! The index and the refusals also play at a rate ([`LaggingIndex::at_rate`],
+//! [`RefusingClient::refuse_at_rate`], drawing from a seeded [`Chance`]): how `cruddur dev
+//! --like-aws` puts them into the running local stack.
 
+mod chance;
 mod failing_requests;
 mod index_lag;
 mod recording;
@@ -15,6 +20,7 @@ mod refusals;
 mod table;
 mod transaction_rules;
 
+pub use chance::Chance;
 pub use failing_requests::{FailRequests, Failure};
 pub use index_lag::{IndexFault, LaggingIndex};
 pub use recording::{RecordRequests, SentRequest};
