@@ -12,7 +12,10 @@
 //!   which the store retries or answers `503 ["service_busy"]` for;
 //! - a lagging group index: rows written in the last moment missing, shown where they were,
 //!   or beside their ghost ("Reading data from a global secondary index",
-//!   <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.Reads>).
+//!   <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.Reads>);
+//! - and always, a transaction naming one item twice refused with `ValidationException`
+//!   before its conditions are evaluated
+//!   (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html>).
 //!
 //! A refused request never reaches DynamoDB Local, as DynamoDB writes nothing it refuses.
 
@@ -22,7 +25,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use messaging::connect::local_config;
-use testkit::{Chance, LaggingIndex, Refusal, RefusingClient};
+use testkit::{Chance, LaggingIndex, Refusal, RefusingClient, RejectRepeatedKeys};
 
 use crate::websocket::WsTimeouts;
 
@@ -130,6 +133,7 @@ impl LikeAws {
         let config = local_config(endpoint_url)
             .http_client(self.refusals.clone())
             .interceptor(self.index.clone())
+            .interceptor(RejectRepeatedKeys::new())
             .build();
         aws_sdk_dynamodb::Client::from_conf(config)
     }
