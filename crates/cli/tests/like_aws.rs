@@ -157,7 +157,8 @@ impl Http {
             let answer = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             if status == StatusCode::SERVICE_UNAVAILABLE {
                 assert_eq!(answer, json!(["service_busy"]), "{method} {path}");
-                let wait = retry_after.unwrap_or_else(|| panic!("{method} {path}: a 503 without Retry-After"));
+                let wait = retry_after
+                    .unwrap_or_else(|| panic!("{method} {path}: a 503 without Retry-After"));
                 self.busy.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_secs(wait)).await;
                 continue;
@@ -263,9 +264,13 @@ impl Listener {
             };
             failures = 0;
             self.opens.fetch_add(1, Ordering::SeqCst);
-            self.catch_up(&http).await;
+            // As a browser does: frames are taken while the re-fetch is under way.
+            let catch_up = self.catch_up(&http);
+            tokio::pin!(catch_up);
+            let mut caught_up = false;
             loop {
                 tokio::select! {
+                    () = &mut catch_up, if !caught_up => caught_up = true,
                     _ = stop.changed() => {
                         let _ = socket.close(None).await;
                         return;
@@ -291,7 +296,9 @@ impl Listener {
         assert_eq!(inbox.status, StatusCode::OK, "{}", inbox.body);
         for row in inbox.body.as_array().expect("the inbox is a list") {
             let group = row["uuid"].as_str().expect("a conversation uuid");
-            let page = http.get(&format!("/api/messages/{group}"), &self.token).await;
+            let page = http
+                .get(&format!("/api/messages/{group}"), &self.token)
+                .await;
             if page.status == StatusCode::NOT_FOUND {
                 // Left since the inbox was read.
                 continue;
@@ -334,11 +341,7 @@ impl Expected {
 
     fn total(&self) -> usize {
         let expected = self.0.lock().unwrap();
-        expected
-            .values()
-            .flatten()
-            .collect::<HashSet<_>>()
-            .len()
+        expected.values().flatten().collect::<HashSet<_>>().len()
     }
 }
 
@@ -359,7 +362,9 @@ fn inbox_disagreement(items: &[Item]) -> Option<String> {
             if sk > *at {
                 *at = sk;
             }
-        } else if let (Some(group), Some(user)) = (pk.strip_prefix("MBR#"), sk.strip_prefix("USER#")) {
+        } else if let (Some(group), Some(user)) =
+            (pk.strip_prefix("MBR#"), sk.strip_prefix("USER#"))
+        {
             members
                 .entry(group.to_owned())
                 .or_default()
@@ -372,7 +377,10 @@ fn inbox_disagreement(items: &[Item]) -> Option<String> {
     }
     for (group, at) in &newest {
         for member in members.get(group).into_iter().flatten() {
-            match rows.get(&(group.clone(), member.clone())).map(Vec::as_slice) {
+            match rows
+                .get(&(group.clone(), member.clone()))
+                .map(Vec::as_slice)
+            {
                 Some([sk]) if sk == at => {}
                 other => {
                     return Some(format!(
@@ -402,7 +410,11 @@ async fn with_like_aws_sends_reads_group_changes_and_pushes_still_converge_witho
         .iter()
         .map(|user| {
             let token = signer
-                .mint(&user.cognito_sub, user.handle.as_str(), Duration::from_secs(600))
+                .mint(
+                    &user.cognito_sub,
+                    user.handle.as_str(),
+                    Duration::from_secs(600),
+                )
                 .unwrap();
             (user.handle.as_str(), token)
         })
@@ -495,7 +507,11 @@ async fn with_like_aws_sends_reads_group_changes_and_pushes_still_converge_witho
                 tokio::spawn(async move {
                     for n in 0..2 {
                         let sent = http
-                            .send(&token, To::Conversation(&group), &format!("{member} phase {phase} #{n}"))
+                            .send(
+                                &token,
+                                To::Conversation(&group),
+                                &format!("{member} phase {phase} #{n}"),
+                            )
                             .await;
                         expected.sent(&sent, members);
                     }
@@ -518,9 +534,18 @@ async fn with_like_aws_sends_reads_group_changes_and_pushes_still_converge_witho
         )
         .await;
     assert_eq!(added.status, StatusCode::OK, "{}", added.body);
-    assert_eq!(added.body.as_array().map(Vec::len), Some(5), "{}", added.body);
+    assert_eq!(
+        added.body.as_array().map(Vec::len),
+        Some(5),
+        "{}",
+        added.body
+    );
     let left = http
-        .post(&format!("/api/message_groups/{group}/leave"), &token("londo"), None)
+        .post(
+            &format!("/api/message_groups/{group}/leave"),
+            &token("londo"),
+            None,
+        )
         .await;
     assert_eq!(left.status, StatusCode::NO_CONTENT, "{}", left.body);
 
@@ -566,7 +591,11 @@ async fn with_like_aws_sends_reads_group_changes_and_pushes_still_converge_witho
     // The behaviours were played, often enough to matter.
     let injected = http.get("/_dev/like-aws", "").await;
     assert_eq!(injected.status, StatusCode::OK);
-    let count = |name: &str| injected.body[name].as_u64().unwrap_or_else(|| panic!("{name}: {}", injected.body));
+    let count = |name: &str| {
+        injected.body[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name}: {}", injected.body))
+    };
     assert!(count("transaction_conflicts") > 0, "{}", injected.body);
     assert!(count("item_in_transaction") > 0, "{}", injected.body);
     assert!(count("throttles") > 0, "{}", injected.body);
@@ -582,7 +611,10 @@ async fn with_like_aws_sends_reads_group_changes_and_pushes_still_converge_witho
         task.await.expect("a listener");
     }
     let sum = |field: fn(&Listener) -> &AtomicU64| -> u64 {
-        listeners.iter().map(|l| field(l).load(Ordering::SeqCst)).sum()
+        listeners
+            .iter()
+            .map(|l| field(l).load(Ordering::SeqCst))
+            .sum()
     };
     eprintln!(
         "like-aws run: {} messages to {} clients written in {:.1} s, converged in {:.1} s; \

@@ -365,9 +365,15 @@ mod tests {
 
     fn row(owner: &str, at: &str) -> Item {
         HashMap::from([
-            (PARTITION_KEY.to_owned(), AttributeValue::S(format!("{INBOX_PREFIX}{owner}"))),
+            (
+                PARTITION_KEY.to_owned(),
+                AttributeValue::S(format!("{INBOX_PREFIX}{owner}")),
+            ),
             (SORT_KEY.to_owned(), AttributeValue::S(at.to_owned())),
-            (GROUP_INDEX_PARTITION_KEY.to_owned(), AttributeValue::S("g".to_owned())),
+            (
+                GROUP_INDEX_PARTITION_KEY.to_owned(),
+                AttributeValue::S("g".to_owned()),
+            ),
         ])
     }
 
@@ -386,8 +392,14 @@ mod tests {
         let reply = vec![row("bayko", "2"), row("londo", "1")];
         for _ in 0..40 {
             let shown = state.answer(reply.clone());
-            assert_ne!(shown, reply, "every read lags, and each fault changes Bayko's row");
-            assert!(shown.contains(&row("londo", "1")), "a settled row is always shown");
+            assert_ne!(
+                shown, reply,
+                "every read lags, and each fault changes Bayko's row"
+            );
+            assert!(
+                shown.contains(&row("londo", "1")),
+                "a settled row is always shown"
+            );
         }
         assert_eq!((state.reads, state.lagged), (40, 40));
 
@@ -422,6 +434,10 @@ mod tests {
         let mut state = std::mem::take(&mut *index.lock());
         let reply = vec![row("bayko", "2"), row("londo", "1")];
         assert_eq!(state.answer(reply.clone()), vec![row("londo", "1")]);
-        assert_eq!(state.answer(reply.clone()), reply, "rate 0: no fault after the queue");
+        assert_eq!(
+            state.answer(reply.clone()),
+            reply,
+            "rate 0: no fault after the queue"
+        );
     }
 }

@@ -291,8 +291,9 @@ mod tests {
         let client = RefusingClient::seeded(1);
         client.refuse_at_rate("UpdateItem", Refusal::Throttling, 0.1);
         client.refuse_at_rate("UpdateItem", Refusal::ItemInTransaction, 0.2);
-        let refusals: Vec<Option<Refusal>> =
-            (0..5000).map(|_| client.refusal_for("UpdateItem")).collect();
+        let refusals: Vec<Option<Refusal>> = (0..5000)
+            .map(|_| client.refusal_for("UpdateItem"))
+            .collect();
         let throttled = refusals
             .iter()
             .filter(|r| **r == Some(Refusal::Throttling))
@@ -314,7 +315,9 @@ mod tests {
                 Some(Refusal::TransactionConflict)
             );
         }
-        let after: Vec<_> = (0..1000).map(|_| client.refusal_for("UpdateItem")).collect();
+        let after: Vec<_> = (0..1000)
+            .map(|_| client.refusal_for("UpdateItem"))
+            .collect();
         assert!(!after.contains(&Some(Refusal::TransactionConflict)));
         assert!(after.contains(&None) && after.contains(&Some(Refusal::Throttling)));
     }
