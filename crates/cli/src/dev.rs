@@ -107,6 +107,7 @@ pub async fn run(target: &Target, args: DevArgs) -> anyhow::Result<()> {
     if target.prod {
         bail!("the local stack runs against DynamoDB Local only; drop --prod");
     }
+    let ws_timeouts = args.ws_timeouts();
     let keys = match (args.jwks_url, args.issuer, args.audience) {
         (Some(url), Some(issuer), Some(audience)) => TokenKeys::Jwks {
             url,
@@ -128,19 +129,6 @@ pub async fn run(target: &Target, args: DevArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|| LikeAwsRates::default().seed),
         })
     });
-    let default_timeouts = if like_aws.is_some() {
-        LIKE_AWS_WS_TIMEOUTS
-    } else {
-        WsTimeouts::API_GATEWAY
-    };
-    let ws_timeouts = WsTimeouts {
-        idle: args
-            .ws_idle_timeout
-            .map_or(default_timeouts.idle, Duration::from_secs),
-        max_duration: args
-            .ws_max_duration
-            .map_or(default_timeouts.max_duration, Duration::from_secs),
-    };
     if let Some(like_aws) = &like_aws {
         eprintln!(
             "--like-aws: {like_aws}; WebSockets close after {} s idle and {} s open; \
@@ -181,6 +169,25 @@ pub async fn run(target: &Target, args: DevArgs) -> anyhow::Result<()> {
         eprintln!("--like-aws played: {}", like_aws.injected());
     }
     Ok(())
+}
+
+impl DevArgs {
+    /// The WebSocket timeouts asked for; else API Gateway's, shortened with --like-aws.
+    fn ws_timeouts(&self) -> WsTimeouts {
+        let defaults = if self.like_aws {
+            LIKE_AWS_WS_TIMEOUTS
+        } else {
+            WsTimeouts::API_GATEWAY
+        };
+        WsTimeouts {
+            idle: self
+                .ws_idle_timeout
+                .map_or(defaults.idle, Duration::from_secs),
+            max_duration: self
+                .ws_max_duration
+                .map_or(defaults.max_duration, Duration::from_secs),
+        }
+    }
 }
 
 /// A share, from 0 (never) to 1 (always).
@@ -245,4 +252,59 @@ pub async fn mint_for_handle(
         );
     };
     signer.mint(&user.cognito_sub, user.handle.as_str(), valid_for)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Dev {
+        #[command(flatten)]
+        args: DevArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<DevArgs, clap::Error> {
+        Dev::try_parse_from(std::iter::once("dev").chain(args.iter().copied())).map(|d| d.args)
+    }
+
+    #[test]
+    fn like_aws_shortens_the_websocket_timeouts_unless_they_are_given() {
+        let secs = |t: WsTimeouts| (t.idle.as_secs(), t.max_duration.as_secs());
+        assert_eq!(secs(parse(&[]).unwrap().ws_timeouts()), (600, 7200));
+        assert_eq!(
+            secs(parse(&["--like-aws"]).unwrap().ws_timeouts()),
+            (60, 300)
+        );
+        let given = parse(&["--like-aws", "--ws-max-duration", "3"]).unwrap();
+        assert_eq!(secs(given.ws_timeouts()), (60, 3));
+        let given = parse(&["--ws-idle-timeout", "5"]).unwrap();
+        assert_eq!(secs(given.ws_timeouts()), (5, 7200));
+    }
+
+    #[test]
+    fn like_aws_rates_are_shares_and_need_like_aws() {
+        let args = parse(&["--like-aws", "--like-aws-conflict-rate", "0.5"]).unwrap();
+        assert_eq!(args.like_aws_conflict_rate, 0.5);
+        assert_eq!(
+            args.like_aws_throttle_rate,
+            LikeAwsRates::DEFAULT_THROTTLING
+        );
+        for wrong in ["1.5", "-0.1", "NaN", "often"] {
+            let flag = format!("--like-aws-throttle-rate={wrong}");
+            let error = parse(&["--like-aws", &flag]).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{wrong}"
+            );
+        }
+        let error = parse(&["--like-aws-index-lag-rate", "0.5"]).unwrap_err();
+        assert_eq!(
+            error.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+    }
 }
