@@ -14,8 +14,8 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 .PHONY: dev
-dev: ## The local stack: DynamoDB Local + schema + demo data + API on :4567 + stream pump (Ctrl-C stops)
-	DDB_PORT=$(DDB_PORT) DDB_DATA=$(DDB_DATA) scripts/dev.sh
+dev: ## The local stack: DynamoDB Local + schema + demo data + API on :4567 + stream pump (Ctrl-C stops); ARGS=--like-aws
+	DDB_PORT=$(DDB_PORT) DDB_DATA=$(DDB_DATA) scripts/dev.sh $(ARGS)
 
 .PHONY: seed
 seed: ddb-start cli ## DynamoDB Local (persistent) + schema + demo data, without the API

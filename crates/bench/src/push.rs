@@ -74,6 +74,7 @@ impl LocalStack {
                 ..PumpConfig::push()
             },
             ws_timeouts: local::websocket::WsTimeouts::default(),
+            like_aws: None,
         };
         let running = tokio::spawn(local::dev::run(
             options,

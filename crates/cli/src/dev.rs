@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use local::auth::{DEV_KEY_FILE_ENV, DevSigner, StackKeys, default_key_file, stack_keys};
 use local::dev::{DevOptions, TokenKeys, shutdown_signal};
+use local::like_aws::{LIKE_AWS_WS_TIMEOUTS, LikeAws, LikeAwsRates};
 use local::pump::PumpConfig;
 use local::websocket::WsTimeouts;
 use messaging::Store;
@@ -52,13 +53,36 @@ pub struct DevArgs {
     #[arg(long, default_value = ".dynamodb/push-dead-letter.jsonl")]
     push_dead_letter_file: PathBuf,
     /// Close a WebSocket after this many seconds without traffic, with close code 1001, as
-    /// API Gateway does after 10 minutes; shorten it to see clients reconnect.
-    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
-    ws_idle_timeout: u64,
+    /// API Gateway does after 10 minutes; shorten it to see clients reconnect [default: 600;
+    /// 60 with --like-aws].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    ws_idle_timeout: Option<u64>,
     /// Close every WebSocket this many seconds after it opened, with close code 1001, as API
-    /// Gateway does after 2 hours.
-    #[arg(long, value_name = "SECONDS", default_value_t = 7200, value_parser = clap::value_parser!(u64).range(1..))]
-    ws_max_duration: u64,
+    /// Gateway does after 2 hours [default: 7200; 300 with --like-aws].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    ws_max_duration: Option<u64>,
+    /// Behave like AWS where DynamoDB Local and the stand-ins are kinder: transaction
+    /// conflicts and throttling on a few requests, a group index that lags behind recent
+    /// writes, WebSocket timeouts shortened so they show. Counts of what was played: at
+    /// `GET /_dev/like-aws`, and on exit.
+    #[arg(long)]
+    like_aws: bool,
+    /// With --like-aws: the share (0 to 1) of writes refused because a transaction holds
+    /// their item.
+    #[arg(long, value_name = "RATE", requires = "like_aws", default_value_t = LikeAwsRates::DEFAULT_CONFLICTS, value_parser = rate)]
+    like_aws_conflict_rate: f64,
+    /// With --like-aws: the share (0 to 1) of DynamoDB requests throttled (the SDK retries
+    /// them with backoff).
+    #[arg(long, value_name = "RATE", requires = "like_aws", default_value_t = LikeAwsRates::DEFAULT_THROTTLING, value_parser = rate)]
+    like_aws_throttle_rate: f64,
+    /// With --like-aws: the share (0 to 1) of group index reads that lag, on the rows
+    /// written in the last second.
+    #[arg(long, value_name = "RATE", requires = "like_aws", default_value_t = LikeAwsRates::DEFAULT_INDEX_LAG, value_parser = rate)]
+    like_aws_index_lag_rate: f64,
+    /// With --like-aws: where the pseudo-random draws start [default: a random seed, printed
+    /// at start].
+    #[arg(long, value_name = "SEED", requires = "like_aws")]
+    like_aws_seed: Option<u64>,
     #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
 }
@@ -83,6 +107,7 @@ pub async fn run(target: &Target, args: DevArgs) -> anyhow::Result<()> {
     if target.prod {
         bail!("the local stack runs against DynamoDB Local only; drop --prod");
     }
+    let ws_timeouts = args.ws_timeouts();
     let keys = match (args.jwks_url, args.issuer, args.audience) {
         (Some(url), Some(issuer), Some(audience)) => TokenKeys::Jwks {
             url,
@@ -94,6 +119,24 @@ pub async fn run(target: &Target, args: DevArgs) -> anyhow::Result<()> {
             None => default_key_file()?,
         }),
     };
+    let like_aws = args.like_aws.then(|| {
+        LikeAws::new(LikeAwsRates {
+            conflicts: args.like_aws_conflict_rate,
+            throttling: args.like_aws_throttle_rate,
+            index_lag: args.like_aws_index_lag_rate,
+            seed: args
+                .like_aws_seed
+                .unwrap_or_else(|| LikeAwsRates::default().seed),
+        })
+    });
+    if let Some(like_aws) = &like_aws {
+        eprintln!(
+            "--like-aws: {like_aws}; WebSockets close after {} s idle and {} s open; \
+             counts at GET /_dev/like-aws",
+            ws_timeouts.idle.as_secs(),
+            ws_timeouts.max_duration.as_secs()
+        );
+    }
     let options = DevOptions {
         endpoint_url: target.endpoint_url.clone(),
         table: target.table.clone(),
@@ -108,10 +151,8 @@ pub async fn run(target: &Target, args: DevArgs) -> anyhow::Result<()> {
             dead_letter_file: args.push_dead_letter_file,
             ..PumpConfig::push()
         },
-        ws_timeouts: WsTimeouts {
-            idle: Duration::from_secs(args.ws_idle_timeout),
-            max_duration: Duration::from_secs(args.ws_max_duration),
-        },
+        ws_timeouts,
+        like_aws: like_aws.clone(),
     };
     let table = options.table.clone();
     let endpoint = options.endpoint_url.clone();
@@ -123,7 +164,42 @@ pub async fn run(target: &Target, args: DevArgs) -> anyhow::Result<()> {
         },
         shutdown_signal(),
     )
-    .await
+    .await?;
+    if let Some(like_aws) = like_aws {
+        eprintln!("--like-aws played: {}", like_aws.injected());
+    }
+    Ok(())
+}
+
+impl DevArgs {
+    /// The WebSocket timeouts asked for; else API Gateway's, shortened with --like-aws.
+    fn ws_timeouts(&self) -> WsTimeouts {
+        let defaults = if self.like_aws {
+            LIKE_AWS_WS_TIMEOUTS
+        } else {
+            WsTimeouts::API_GATEWAY
+        };
+        WsTimeouts {
+            idle: self
+                .ws_idle_timeout
+                .map_or(defaults.idle, Duration::from_secs),
+            max_duration: self
+                .ws_max_duration
+                .map_or(defaults.max_duration, Duration::from_secs),
+        }
+    }
+}
+
+/// A share, from 0 (never) to 1 (always).
+fn rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.0..=1.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!("{rate} is not between 0 and 1"))
+    }
 }
 
 pub async fn token(store: &Store, args: TokenArgs) -> anyhow::Result<()> {
@@ -176,4 +252,59 @@ pub async fn mint_for_handle(
         );
     };
     signer.mint(&user.cognito_sub, user.handle.as_str(), valid_for)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Dev {
+        #[command(flatten)]
+        args: DevArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<DevArgs, clap::Error> {
+        Dev::try_parse_from(std::iter::once("dev").chain(args.iter().copied())).map(|d| d.args)
+    }
+
+    #[test]
+    fn like_aws_shortens_the_websocket_timeouts_unless_they_are_given() {
+        let secs = |t: WsTimeouts| (t.idle.as_secs(), t.max_duration.as_secs());
+        assert_eq!(secs(parse(&[]).unwrap().ws_timeouts()), (600, 7200));
+        assert_eq!(
+            secs(parse(&["--like-aws"]).unwrap().ws_timeouts()),
+            (60, 300)
+        );
+        let given = parse(&["--like-aws", "--ws-max-duration", "3"]).unwrap();
+        assert_eq!(secs(given.ws_timeouts()), (60, 3));
+        let given = parse(&["--ws-idle-timeout", "5"]).unwrap();
+        assert_eq!(secs(given.ws_timeouts()), (5, 7200));
+    }
+
+    #[test]
+    fn like_aws_rates_are_shares_and_need_like_aws() {
+        let args = parse(&["--like-aws", "--like-aws-conflict-rate", "0.5"]).unwrap();
+        assert_eq!(args.like_aws_conflict_rate, 0.5);
+        assert_eq!(
+            args.like_aws_throttle_rate,
+            LikeAwsRates::DEFAULT_THROTTLING
+        );
+        for wrong in ["1.5", "-0.1", "NaN", "often"] {
+            let flag = format!("--like-aws-throttle-rate={wrong}");
+            let error = parse(&["--like-aws", &flag]).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{wrong}"
+            );
+        }
+        let error = parse(&["--like-aws-index-lag-rate", "0.5"]).unwrap_err();
+        assert_eq!(
+            error.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+    }
 }

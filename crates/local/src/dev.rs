@@ -1,7 +1,8 @@
 //! `cruddur dev`: the whole system on one machine. The API's routes on a local port with
 //! the JWT authorizer's checks, the WebSocket API and its Management API on the same port,
 //! and two stream pumps feeding `messaging-stream` and `messaging-push`, all over one
-//! DynamoDB (Local) table.
+//! DynamoDB (Local) table; with [`LikeAws`], over a client that meets DynamoDB's
+//! throttling, transaction conflicts and lagging index.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use messaging::connect::local_client;
 use tokio::sync::watch;
 
 use crate::auth::{Authorizer, DevSigner};
+use crate::like_aws::LikeAws;
 use crate::pump::{PumpConfig, StreamPump};
 use crate::server::router;
 use crate::stream_source::{StreamTail, local_streams_client};
@@ -50,6 +52,9 @@ pub struct DevOptions {
     /// When the WebSocket API closes a connection (API Gateway's 10 minutes idle and 2
     /// hours by default; shorter makes clients' reconnect code run).
     pub ws_timeouts: WsTimeouts,
+    /// DynamoDB's behaviours that DynamoDB Local lacks, played on every request of the
+    /// functions (`--like-aws`); its counts are served at `GET /_dev/like-aws`.
+    pub like_aws: Option<LikeAws>,
 }
 
 /// Runs the local stack until `shutdown` completes, then stops the server (letting
@@ -61,6 +66,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (store, stream_arn) = prepare_table(&options).await?;
+    // The table is made ready without refusals; the functions then meet them all.
+    let store = match &options.like_aws {
+        Some(like_aws) => Store::new(
+            like_aws.client(&options.endpoint_url),
+            options.table.clone(),
+        ),
+        None => store,
+    };
     let (authorizer, published_jwks) = authorizer_for(&options.keys).await?;
     let directory = Directory::new(
         store.clone(),
@@ -82,6 +95,10 @@ pub async fn run(
         &options.allowed_origins,
     )?
     .merge(crate::websocket::router(websocket_api));
+    let app = match &options.like_aws {
+        Some(like_aws) => app.merge(like_aws.router()),
+        None => app,
+    };
 
     let (stop_pump, pump_stopped) = watch::channel(false);
     let tail = StreamTail::new(

@@ -9,11 +9,14 @@
 //! - [`server`] serves the HTTP API's routes through the same handlers as the Lambdas;
 //! - [`websocket`] serves the WebSocket API (`/ws`) through the same authorizer and route
 //!   handlers, and plays its Management API (`POST /@connections/{id}`) for the push;
+//! - [`like_aws`] plays DynamoDB's documented behaviours in the running stack
+//!   (`cruddur dev --like-aws`);
 //! - [`dev`] runs all of it: `cruddur dev`.
 
 pub mod auth;
 pub mod dev;
 pub mod filter;
+pub mod like_aws;
 pub mod pump;
 pub mod server;
 pub mod stream_source;

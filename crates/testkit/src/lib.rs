@@ -1,4 +1,5 @@
-//! Test support for every crate's tests (and `make bench`), never for a Lambda: each test
+//! Test support for every crate's tests, `make bench` and `cruddur dev --like-aws`, never for
+//! a Lambda: each test
 //! gets its own table on one shared DynamoDB Local ([`TestTable`]), and where DynamoDB Local
 //! is kinder than DynamoDB, DynamoDB's documented behaviour is played:
 //!
@@ -9,7 +10,12 @@
 //! - [`RecordRequests`]: what the SDK sent, for assertions on the requests themselves;
 //! - [`RecordFunctionCalls`]: what each function asked of AWS, as IAM authorizes it, for
 //!   `scripts/check-iam.sh` (on every test table's client).
+//!
+//! The index and the refusals also play at a rate ([`LaggingIndex::at_rate`],
+//! [`RefusingClient::refuse_at_rate`], drawing from a seeded [`Chance`]): how `cruddur dev
+//! --like-aws` puts them into the running local stack.
 
+mod chance;
 mod failing_requests;
 mod iam_calls;
 mod index_lag;
@@ -18,6 +24,7 @@ mod refusals;
 mod table;
 mod transaction_rules;
 
+pub use chance::Chance;
 pub use failing_requests::{FailRequests, Failure};
 pub use iam_calls::{
     AsFunction, Authorization, CALLS_DIR_ENV, RecordFunctionCalls, as_function, current_function,

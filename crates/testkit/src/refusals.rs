@@ -21,6 +21,7 @@ use aws_smithy_types::body::SdkBody;
 use messaging::Store;
 use messaging::connect::local_config;
 
+use crate::chance::Chance;
 use crate::table::{TestTable, endpoint};
 
 /// How DynamoDB refuses a request.
@@ -44,6 +45,14 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    fn index(self) -> usize {
+        match self {
+            Self::Throttling => 0,
+            Self::TransactionConflict => 1,
+            Self::ItemInTransaction => 2,
+        }
+    }
+
     fn response(self) -> HttpResponse {
         let body = match self {
             Self::Throttling => serde_json::json!({
@@ -84,6 +93,11 @@ pub struct RefusingClient {
     inner: SharedHttpClient,
     rules: Arc<Mutex<HashMap<String, Rule>>>,
     refused: Arc<AtomicU64>,
+    /// Refusals at a rate, for requests no count rule refuses: each drawn on its own from
+    /// `chance`, in the order they were added; the first that hits refuses.
+    rates: Arc<Mutex<Vec<RateRule>>>,
+    chance: Chance,
+    refused_by_kind: Arc<[AtomicU64; 3]>,
 }
 
 impl Default for RefusingClient {
@@ -94,12 +108,40 @@ impl Default for RefusingClient {
 
 impl RefusingClient {
     pub fn new() -> Self {
+        Self::seeded(Chance::random_seed())
+    }
+
+    /// A client whose rate-based refusals ([`RefusingClient::refuse_at_rate`]) draw from
+    /// `seed`'s sequence.
+    pub fn seeded(seed: u64) -> Self {
         Self {
             // DynamoDB Local speaks plain HTTP on loopback.
             inner: aws_smithy_http_client::Builder::new().build_http(),
             rules: Arc::default(),
             refused: Arc::default(),
+            rates: Arc::default(),
+            chance: Chance::seeded(seed),
+            refused_by_kind: Arc::default(),
         }
+    }
+
+    /// From now on, refuse requests of `operation` with `refusal` at `rate` (0 to 1), as
+    /// DynamoDB does now and then under load or beside other writers, rather than at a
+    /// moment a test chose. Several rates on one operation draw each on its own.
+    pub fn refuse_at_rate(&self, operation: &str, refusal: Refusal, rate: f64) {
+        self.rates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(RateRule {
+                operation: operation.to_owned(),
+                refusal,
+                rate,
+            });
+    }
+
+    /// How many requests were refused with `refusal` (each SDK attempt counts).
+    pub fn refused_as(&self, refusal: Refusal) -> u64 {
+        self.refused_by_kind[refusal.index()].load(Ordering::SeqCst)
     }
 
     /// From now on, answer every `operation` (e.g. "GetItem") with `refusal`.
@@ -128,6 +170,7 @@ impl RefusingClient {
     /// From now on, let everything through.
     pub fn allow_all(&self) {
         self.lock().clear();
+        self.rates.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// How many requests were refused (each SDK attempt counts).
@@ -157,17 +200,43 @@ impl RefusingClient {
 
     /// The refusal for this request of `operation`, if any, counting it against its rule.
     fn refusal_for(&self, operation: &str) -> Option<Refusal> {
-        let mut rules = self.lock();
-        let rule = rules.get_mut(operation)?;
-        match &mut rule.remaining {
-            None => Some(rule.refusal),
-            Some(0) => None,
-            Some(remaining) => {
-                *remaining -= 1;
-                Some(rule.refusal)
-            }
-        }
+        let counted = {
+            let mut rules = self.lock();
+            rules
+                .get_mut(operation)
+                .and_then(|rule| match &mut rule.remaining {
+                    None => Some(rule.refusal),
+                    Some(0) => None,
+                    Some(remaining) => {
+                        *remaining -= 1;
+                        Some(rule.refusal)
+                    }
+                })
+        };
+        counted.or_else(|| self.refusal_at_rate(operation))
     }
+
+    fn refusal_at_rate(&self, operation: &str) -> Option<Refusal> {
+        let rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+        rates
+            .iter()
+            .filter(|rule| rule.operation == operation)
+            .find(|rule| self.chance.hits(rule.rate))
+            .map(|rule| rule.refusal)
+    }
+
+    fn count(&self, refusal: Refusal) {
+        self.refused.fetch_add(1, Ordering::SeqCst);
+        self.refused_by_kind[refusal.index()].fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// An operation refused at a rate.
+#[derive(Debug, Clone)]
+struct RateRule {
+    operation: String,
+    refusal: Refusal,
+    rate: f64,
 }
 
 /// How an operation is refused: always, or a number of times more.
@@ -206,10 +275,63 @@ impl HttpConnector for RefusingConnector {
             .and_then(|operation| self.client.refusal_for(operation));
         match refusal {
             Some(refusal) => {
-                self.client.refused.fetch_add(1, Ordering::SeqCst);
+                self.client.count(refusal);
                 HttpConnectorFuture::ready(Ok(refusal.response()))
             }
             None => self.inner.call(request),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_refuse_about_that_share_of_an_operations_requests_after_count_rules() {
+        let client = RefusingClient::seeded(1);
+        client.refuse_at_rate("UpdateItem", Refusal::Throttling, 0.1);
+        client.refuse_at_rate("UpdateItem", Refusal::ItemInTransaction, 0.2);
+        let refusals: Vec<Option<Refusal>> = (0..5000)
+            .map(|_| client.refusal_for("UpdateItem"))
+            .collect();
+        let throttled = refusals
+            .iter()
+            .filter(|r| **r == Some(Refusal::Throttling))
+            .count();
+        let conflicted = refusals
+            .iter()
+            .filter(|r| **r == Some(Refusal::ItemInTransaction))
+            .count();
+        // 10% throttled; of the rest, 20% conflicted (18% of all).
+        assert!((400..600).contains(&throttled), "{throttled}");
+        assert!((750..1050).contains(&conflicted), "{conflicted}");
+        assert_eq!(client.refusal_for("GetItem"), None, "no rule, no refusal");
+
+        // A count rule comes first; once spent, the rates apply again.
+        client.refuse_times("UpdateItem", Refusal::TransactionConflict, 3);
+        for _ in 0..3 {
+            assert_eq!(
+                client.refusal_for("UpdateItem"),
+                Some(Refusal::TransactionConflict)
+            );
+        }
+        let after: Vec<_> = (0..1000)
+            .map(|_| client.refusal_for("UpdateItem"))
+            .collect();
+        assert!(!after.contains(&Some(Refusal::TransactionConflict)));
+        assert!(after.contains(&None) && after.contains(&Some(Refusal::Throttling)));
+    }
+
+    #[test]
+    fn refusals_are_counted_by_kind() {
+        let client = RefusingClient::seeded(2);
+        client.count(Refusal::Throttling);
+        client.count(Refusal::ItemInTransaction);
+        client.count(Refusal::ItemInTransaction);
+        assert_eq!(client.refused(), 3);
+        assert_eq!(client.refused_as(Refusal::Throttling), 1);
+        assert_eq!(client.refused_as(Refusal::ItemInTransaction), 2);
+        assert_eq!(client.refused_as(Refusal::TransactionConflict), 0);
     }
 }
