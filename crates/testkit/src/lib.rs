@@ -1,7 +1,7 @@
-//! Test support for every crate's tests, `make bench` and `cruddur dev --like-aws`, never for
-//! a Lambda: each test
-//! gets its own table on one shared DynamoDB Local ([`TestTable`]), and where DynamoDB Local
-//! is kinder than DynamoDB, DynamoDB's documented behaviour is played:
+//! Test support for every crate's tests, `make bench` and `cruddur dev --like-aws`, never
+//! for a Lambda: each test gets its own table on one shared DynamoDB Local ([`TestTable`]),
+//! and where DynamoDB Local is kinder than DynamoDB, DynamoDB's documented behaviour is
+//! played:
 //!
 //! - [`LaggingIndex`]: an eventually consistent group index (an SDK interceptor);
 //! - [`RejectRepeatedKeys`]: transaction validation, on every test table's client;
