@@ -36,8 +36,8 @@ pub struct ListenArgs {
     #[arg(long)]
     api_url: Option<String>,
     /// Re-fetch this conversation after each (re)connection (repeat for several). Without
-    /// it: the conversations of the inbox's newest page that have news since the last
-    /// message printed for them. Either way, reading a conversation's newest page marks it
+    /// it: the conversations of the inbox's newest page with a message newer than their
+    /// last re-fetch (pushed or not: a push after a missed frame hides nothing). Either way, reading a conversation's newest page marks it
     /// read, as opening it in the frontend does.
     #[arg(long = "conversation", value_name = "UUID")]
     conversations: Vec<Uuid>,
@@ -119,7 +119,7 @@ pub async fn run(store: &Store, args: ListenArgs) -> anyhow::Result<()> {
                 // read now; the timeline prints each message once.
                 match catch_up(&api_url, &token, &args.conversations, &timeline).await {
                     Ok(missed) => {
-                        let missed = timeline.merge(missed);
+                        let missed = timeline.merge_fetched(missed);
                         if !missed.is_empty() {
                             eprintln!("re-fetched {} message(s) missed", missed.len());
                         }
@@ -296,8 +296,10 @@ fn frame_of(group: &str, message: &Value) -> Value {
 pub struct Timeline {
     since: String,
     seen: HashSet<String>,
-    /// The newest `created_at` taken, per conversation: what a re-fetch compares with.
-    newest: HashMap<String, String>,
+    /// Per conversation, the newest `created_at` of its last re-fetched page: every message
+    /// up to it has been taken. Pushed frames do not move it, since a frame that arrives
+    /// after a missed one would hide the gap from the next re-fetch.
+    covered: HashMap<String, String>,
 }
 
 impl Timeline {
@@ -329,27 +331,34 @@ impl Timeline {
             let uuid = frame["uuid"].as_str().unwrap_or_default();
             self.seen.insert(uuid.to_owned())
         });
-        for frame in &new {
+        new
+    }
+
+    /// [`merge`](Self::merge) for the newest pages of conversations read after a
+    /// (re)connection: each page covers its conversation up to its newest message.
+    pub fn merge_fetched(&mut self, frames: Vec<Value>) -> Vec<Value> {
+        for frame in &frames {
             if let (Some(group), Some(at)) = (
                 frame["message_group_uuid"].as_str(),
                 frame["created_at"].as_str(),
             ) {
-                let newest = self.newest.entry(group.to_owned()).or_default();
-                if at > newest.as_str() {
-                    *newest = at.to_owned();
+                let covered = self.covered.entry(group.to_owned()).or_default();
+                if at > covered.as_str() {
+                    *covered = at.to_owned();
                 }
             }
         }
-        new
+        self.merge(frames)
     }
 
-    /// Whether a conversation whose newest message is at `newest` has one not taken yet.
+    /// Whether a conversation whose newest message is at `newest` may hold one not taken
+    /// yet: anything newer than its last re-fetch (pushed or not) is read again.
     pub fn has_news(&self, group: &str, newest: &str) -> bool {
-        let taken = self
-            .newest
+        let covered = self
+            .covered
             .get(group)
             .map_or(self.since.as_str(), String::as_str);
-        newest > taken || (newest == taken && !self.newest.contains_key(group))
+        newest > covered || (newest == covered && !self.covered.contains_key(group))
     }
 }
 
@@ -488,11 +497,31 @@ mod tests {
         let mut timeline = Timeline::since("2026-11-23T18:14:00.000000+00:00".into());
         let at = |s: &str| format!("2026-11-23T18:14:{s}.000000+00:00");
         assert!(timeline.has_news("g", &at("05")), "newer than the start");
-        timeline.merge(vec![message("a", "10")]);
-        assert!(!timeline.has_news("g", &at("10")), "taken already");
+        timeline.merge_fetched(vec![message("a", "10")]);
+        assert!(
+            !timeline.has_news("g", &at("10")),
+            "re-fetched up to it already"
+        );
         assert!(timeline.has_news("g", &at("11")));
         assert!(timeline.has_news("other", &at("01")));
         assert!(!timeline.has_news("other", "2026-11-23T18:13:59.000000+00:00"));
+    }
+
+    #[test]
+    fn a_pushed_frame_after_a_missed_one_does_not_hide_the_gap() {
+        let mut timeline = Timeline::since("2026-11-23T18:14:00.000000+00:00".into());
+        let at = |s: &str| format!("2026-11-23T18:14:{s}.000000+00:00");
+        timeline.merge_fetched(vec![message("a", "10")]);
+        // "b" (at 20) was posted to a connection that was closing; "c" was pushed.
+        assert_eq!(uuids(&timeline.merge(vec![message("c", "30")])), ["c"]);
+        assert!(timeline.has_news("g", &at("30")), "b is still to be read");
+        let missed = timeline.merge_fetched(vec![
+            message("a", "10"),
+            message("b", "20"),
+            message("c", "30"),
+        ]);
+        assert_eq!(uuids(&missed), ["b"]);
+        assert!(!timeline.has_news("g", &at("30")));
     }
 
     #[test]
