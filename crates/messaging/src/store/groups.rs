@@ -15,6 +15,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update}
 use uuid::Uuid;
 
 use super::inbox_index::target_sort_key;
+use super::limits::{Charge, Limited};
 use super::requests::backoff;
 use super::{MAX_WRITE_ATTEMPTS, Store, StoreError, key_item};
 use crate::items::{GroupEndedItem, InboxRowItem, MembershipItem, MessageItem};
@@ -148,8 +149,9 @@ impl Store {
             text.into_string(),
             now.to_string(),
         );
+        let charge = self.charge(creator.uuid, Limited::GroupChange, now)?;
         let (state, at) = self
-            .write_founding_members(first, name, &mut message, now)
+            .write_founding_members(first, name, &mut message, now, charge)
             .await?;
         if !rest.is_empty() {
             let rest: Vec<User> = rest.iter().map(|user| (*user).clone()).collect();
@@ -160,6 +162,7 @@ impl Store {
                 at,
                 Some(state),
                 NewRows::Welcome(&message),
+                Charge::none(),
             )
             .await?;
         }
@@ -176,6 +179,7 @@ impl Store {
         name: &GroupName,
         message: &mut Message,
         now: Timestamp,
+        mut charge: Charge,
     ) -> Result<(GroupState, Timestamp), StoreError> {
         let group = message.group_uuid;
         let count = u32::try_from(first.len()).unwrap_or(u32::MAX);
@@ -198,6 +202,7 @@ impl Store {
                 items.push(self.put_new(row)?);
             }
             items.push(self.put_new(&MessageItem::new(message))?);
+            charge.add_to(&mut items);
             match self.transact("CreateGroup", items).await? {
                 Ok(()) => {
                     let state = GroupState {
@@ -207,6 +212,7 @@ impl Store {
                     };
                     return Ok((state, at));
                 }
+                Err(cancelled) if charge.refused(&cancelled) => return Err(charge.rate_limited()),
                 // A member's inbox already holds another conversation's row at exactly
                 // this microsecond (odd items are rows, the last is the message): the
                 // whole group takes the next one.
@@ -245,7 +251,8 @@ impl Store {
         if users.iter().any(|user| user.uuid == caller) {
             return Err(StoreError::SelfConversation);
         }
-        self.add_to_group(caller, group, users, now, None, NewRows::AtNewest)
+        let charge = self.charge(caller, Limited::GroupChange, now)?;
+        self.add_to_group(caller, group, users, now, None, NewRows::AtNewest, charge)
             .await
     }
 
@@ -257,6 +264,7 @@ impl Store {
         now: Timestamp,
         mut known: Option<GroupState>,
         new_rows: NewRows<'_>,
+        mut charge: Charge,
     ) -> Result<Added, StoreError> {
         // A new member whose inbox holds another conversation's row at exactly the new
         // row's microsecond gets the row a microsecond later.
@@ -286,7 +294,9 @@ impl Store {
                     max: MAX_GROUP_MEMBERS,
                 });
             }
-            let adding = self.adding_transaction(group, &state, &joining, new_rows, now, &bumps)?;
+            let mut adding =
+                self.adding_transaction(group, &state, &joining, new_rows, now, &bumps)?;
+            charge.add_to(&mut adding.items);
             match self.transact("AddGroupMembers", adding.items).await? {
                 Ok(()) => {
                     return Ok(Added {
@@ -294,6 +304,7 @@ impl Store {
                         members: total,
                     });
                 }
+                Err(cancelled) if charge.refused(&cancelled) => return Err(charge.rate_limited()),
                 Err(cancelled) => {
                     for (index, user) in &adding.row_puts {
                         if cancelled.condition_failed(*index) {

@@ -22,6 +22,7 @@ mod error;
 mod fanout;
 mod groups;
 mod inbox_index;
+mod limits;
 mod memberships;
 mod migration;
 mod reads;
@@ -40,6 +41,7 @@ pub use admin::{TableStatus, list_tables};
 pub use error::{FailureKind, StoreError};
 pub use fanout::{Advance, RowPositions};
 pub use groups::{Added, MEMBERS_IN_CREATING_TRANSACTION};
+pub use limits::{Limited, Limits, RateLimit, Window};
 pub use memberships::Member;
 pub use migration::{Applied, Outcomes, Wrote};
 pub use reads::{MarkedRead, ReadUpTo};
@@ -60,6 +62,8 @@ const MAX_WRITE_ATTEMPTS: u32 = 8;
 pub struct Store {
     client: Client,
     table: Arc<str>,
+    /// Per-user limits on sends and group changes (none unless set: `with_limits`).
+    limits: Limits,
 }
 
 impl Store {
@@ -67,6 +71,7 @@ impl Store {
         Self {
             client,
             table: Arc::from(table.into()),
+            limits: Limits::NONE,
         }
     }
 
