@@ -74,6 +74,9 @@ impl LocalStack {
                 ..PumpConfig::push()
             },
             ws_timeouts: local::websocket::WsTimeouts::default(),
+            // The bench measures the push; its senders are not to be rate limited.
+            limits: messaging::store::Limits::NONE,
+            max_connections_per_user: functions::limits::DEFAULT_MAX_CONNECTIONS_PER_USER,
         };
         let running = tokio::spawn(local::dev::run(
             options,

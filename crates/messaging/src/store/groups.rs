@@ -162,7 +162,6 @@ impl Store {
                 at,
                 Some(state),
                 NewRows::Welcome(&message),
-                Charge::none(),
             )
             .await?;
         }
@@ -251,8 +250,7 @@ impl Store {
         if users.iter().any(|user| user.uuid == caller) {
             return Err(StoreError::SelfConversation);
         }
-        let charge = self.charge(caller, Limited::GroupChange, now)?;
-        self.add_to_group(caller, group, users, now, None, NewRows::AtNewest, charge)
+        self.add_to_group(caller, group, users, now, None, NewRows::AtNewest)
             .await
     }
 
@@ -264,8 +262,13 @@ impl Store {
         now: Timestamp,
         mut known: Option<GroupState>,
         new_rows: NewRows<'_>,
-        mut charge: Charge,
     ) -> Result<Added, StoreError> {
+        // An add is a group change; a creation's 50th member is part of the creation, which
+        // was charged already.
+        let mut charge = match new_rows {
+            NewRows::AtNewest => self.charge(caller, Limited::GroupChange, now)?,
+            NewRows::Welcome(_) => Charge::none(),
+        };
         // A new member whose inbox holds another conversation's row at exactly the new
         // row's microsecond gets the row a microsecond later.
         let mut bumps: HashMap<Uuid, u32> = HashMap::new();

@@ -109,7 +109,8 @@ impl Window {
 /// What a user does that a limit counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limited {
-    /// Sending a message: into a conversation, to a user, or a group's first message.
+    /// Sending a message: into a conversation or to a user (starting a conversation). A
+    /// group's first message comes with its creation, a group change.
     Send,
     /// Creating a group or adding members to one: one bucket for both, since both put
     /// other people into conversations they did not ask for. Counted per request, whatever
@@ -274,9 +275,9 @@ fn epoch_millis(at: Timestamp) -> i64 {
     i64::try_from(at.as_datetime().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-// A group's creating transaction is full at 49 members (2 × 49 + 1 items); its charge must
-// still fit in DynamoDB's 100 items per transaction.
-const _: () = assert!(2 * super::MEMBERS_IN_CREATING_TRANSACTION + 1 + 1 <= 100);
+// A group's creating transaction holds 49 members (2 × 49 + 1 items); its charge must
+// still fit in DynamoDB's 100 items per transaction, so those must stay under 100.
+const _: () = assert!(2 * super::MEMBERS_IN_CREATING_TRANSACTION + 1 < 100);
 
 #[cfg(test)]
 mod tests {
