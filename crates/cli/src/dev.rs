@@ -70,8 +70,8 @@ pub struct DevArgs {
     #[arg(long, env = functions::limits::GROUP_CHANGES_PER_MINUTE_ENV, default_value_t = Limits::DEFAULT_GROUP_CHANGES_PER_MINUTE)]
     group_changes_per_minute: u32,
     /// Live WebSocket connections per user; a newer one closes the oldest.
-    #[arg(long, env = functions::limits::MAX_CONNECTIONS_PER_USER_ENV, default_value_t = functions::limits::DEFAULT_MAX_CONNECTIONS_PER_USER, value_parser = clap::value_parser!(u16).range(1..).map(usize::from))]
-    max_connections_per_user: usize,
+    #[arg(long, env = functions::limits::MAX_CONNECTIONS_PER_USER_ENV, default_value_t = functions::limits::DEFAULT_MAX_CONNECTIONS_PER_USER as u64, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    max_connections_per_user: u64,
     #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
 }
@@ -130,7 +130,8 @@ pub async fn run(target: &Target, args: DevArgs) -> anyhow::Result<()> {
             args.message_rate_per_second,
             args.group_changes_per_minute,
         ),
-        max_connections_per_user: args.max_connections_per_user,
+        max_connections_per_user: usize::try_from(args.max_connections_per_user)
+            .unwrap_or(usize::MAX),
     };
     let table = options.table.clone();
     let endpoint = options.endpoint_url.clone();
