@@ -1059,6 +1059,23 @@ async fn a_burst_of_sends_meets_the_rate_limit_and_the_refused_message_is_nowher
         }
     }
     let refused = refused.expect("a burst of 200 sends meets the limit");
+    // The frontend's scripts may read the wait: Retry-After is exposed through CORS.
+    let from_frontend = http
+        .call(
+            Method::GET,
+            "/api/message_groups",
+            &[
+                ("authorization", &format!("Bearer {andrew_token}")),
+                ("origin", "http://localhost:3000"),
+            ],
+            None,
+        )
+        .await;
+    let exposed = from_frontend.headers["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("retry-after"), "{exposed}");
     // The window that refused holds 20; the burst may have begun in the window before.
     let windows_touched = (started.elapsed().as_secs_f64() / 4.0).ceil() as usize + 1;
     assert!(

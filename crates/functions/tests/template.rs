@@ -705,6 +705,10 @@ fn api_verifies_cognito_tokens_and_allows_the_frontend() {
         lower(&cors["ExposeHeaders"]).contains("x-next-cursor"),
         "the page cursor header is readable by the frontend"
     );
+    assert!(
+        lower(&cors["ExposeHeaders"]).contains("retry-after"),
+        "a 429's wait is readable by the frontend"
+    );
 }
 
 #[test]
