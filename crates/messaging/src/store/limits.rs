@@ -8,7 +8,7 @@
 //! A token bucket or GCRA would need `max(stored, now)` in the update, which DynamoDB's
 //! update expressions lack (they have `+`, `-` and `if_not_exists`, no comparison; and a
 //! condition may compare but not compute,
-//! https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html),
+//! <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html>),
 //! so it would take a read first or a second conditional variant after a cancellation. A
 //! new window is a new item, which is the reset: nothing is read, nothing compared to the
 //! clock. Old windows' items expire by the table's TTL (`expires_at`).

@@ -14,6 +14,7 @@
 //! | mark read | [`Store::mark_read`], [`Store::read_messages`] (the newest page of A) | Query (GSI) + UpdateItem |
 //! | users | [`Store::register_user`], [`Store::user_by_sub`], [`Store::user_by_handle`], [`Store::handle_taken`], [`Store::users_by_handles`] | one each |
 //! | WebSocket connections | [`Store::put_connection`], [`Store::delete_connection`], [`Store::connections_of`] (a user's) | one each |
+//! | per-user rate limits | [`Store::with_limits`]: sends (C, D) and group changes (create, add) | none: one more item in their own transaction |
 
 mod admin;
 mod connections;
