@@ -2,7 +2,8 @@
 //!
 //! - stream: messages/s through `messaging-stream`'s handler and DynamoDB requests per
 //!   message, per conversation and per batch, over records read from the table's stream;
-//! - api: p50/p99 handler latency and requests per call, per route;
+//! - api: p50/p99 handler latency and requests per call, per route; what the per-user
+//!   limits cost a write (requests, transaction items, write units);
 //! - groups: creating a 50-member group, marking read, adding and leaving, and a 50-member
 //!   group's fan-out with unread counts, through the real handlers;
 //! - push: frame latency through the local stack after `POST /api/messages` answers,
@@ -17,6 +18,7 @@ mod api;
 mod events;
 mod groups;
 mod init;
+mod limits;
 mod push;
 mod stream;
 
@@ -68,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
     // The API first: DynamoDB Local slows down as the stream suite fills it.
     if matches!(args.suite, Suite::All | Suite::Api) {
         api::run(args.calls).await?;
+        limits::run(args.calls).await?;
     }
     if matches!(args.suite, Suite::All | Suite::Groups) {
         groups::run(args.calls).await?;

@@ -75,6 +75,9 @@ impl LocalStack {
             },
             ws_timeouts: local::websocket::WsTimeouts::default(),
             like_aws: None,
+            // The bench measures the push; its senders are not to be rate limited.
+            limits: messaging::store::Limits::NONE,
+            max_connections_per_user: functions::limits::DEFAULT_MAX_CONNECTIONS_PER_USER,
         };
         let running = tokio::spawn(local::dev::run(
             options,

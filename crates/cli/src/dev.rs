@@ -11,6 +11,7 @@ use local::like_aws::{LIKE_AWS_WS_TIMEOUTS, LikeAws, LikeAwsRates};
 use local::pump::PumpConfig;
 use local::websocket::WsTimeouts;
 use messaging::Store;
+use messaging::store::Limits;
 use messaging::validate::Handle;
 
 use crate::Target;
@@ -83,6 +84,18 @@ pub struct DevArgs {
     /// at start].
     #[arg(long, value_name = "SEED", requires = "like_aws")]
     like_aws_seed: Option<u64>,
+    /// Messages a user may send at once before the rate applies (0: no limit on sending).
+    #[arg(long, env = functions::limits::MESSAGE_RATE_BURST_ENV, default_value_t = Limits::DEFAULT_SEND_BURST)]
+    message_rate_burst: u32,
+    /// Messages per second a user may send after the burst (0: no limit on sending).
+    #[arg(long, env = functions::limits::MESSAGE_RATE_PER_SECOND_ENV, default_value_t = Limits::DEFAULT_SEND_PER_SECOND)]
+    message_rate_per_second: u32,
+    /// Groups a user may create plus member additions, per minute (0: no limit).
+    #[arg(long, env = functions::limits::GROUP_CHANGES_PER_MINUTE_ENV, default_value_t = Limits::DEFAULT_GROUP_CHANGES_PER_MINUTE)]
+    group_changes_per_minute: u32,
+    /// Live WebSocket connections per user; a newer one closes the oldest.
+    #[arg(long, env = functions::limits::MAX_CONNECTIONS_PER_USER_ENV, default_value_t = functions::limits::DEFAULT_MAX_CONNECTIONS_PER_USER as u64, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    max_connections_per_user: u64,
     #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
 }
@@ -153,6 +166,13 @@ pub async fn run(target: &Target, args: DevArgs) -> anyhow::Result<()> {
         },
         ws_timeouts,
         like_aws: like_aws.clone(),
+        limits: Limits::new(
+            args.message_rate_burst,
+            args.message_rate_per_second,
+            args.group_changes_per_minute,
+        ),
+        max_connections_per_user: usize::try_from(args.max_connections_per_user)
+            .unwrap_or(usize::MAX),
     };
     let table = options.table.clone();
     let endpoint = options.endpoint_url.clone();

@@ -987,3 +987,159 @@ async fn a_connection_ends_with_its_token() {
     assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A burst of sends by one user through `cruddur dev` meets `429 ["rate_limited"]` with
+/// `Retry-After`, and what a client reads (the conversation, the inbox) holds every
+/// accepted message and none of the refused one. A burst of 20, then 1 per second (windows
+/// of 20 s holding 20, set by `cruddur dev`'s flags): a loaded machine sending slower than
+/// the default 5 per second would never meet the default limit.
+#[tokio::test]
+async fn a_burst_of_sends_meets_the_rate_limit_and_the_refused_message_is_nowhere() {
+    let table = TestTable::new().await;
+    let andrew = table.user("andrewbrown").await;
+    let bayko = table.user("bayko").await;
+    let dir = std::env::temp_dir().join(format!("cruddur-dev-{}", uuid::Uuid::new_v4()));
+    let key_file = dir.join("key.pk8");
+    let signer = DevSigner::load_or_create(&key_file).unwrap();
+    let token = |user: &messaging::User| {
+        signer
+            .mint(
+                &user.cognito_sub,
+                user.handle.as_str(),
+                Duration::from_secs(600),
+            )
+            .unwrap()
+    };
+    let (andrew_token, bayko_token) = (token(&andrew), token(&bayko));
+    let mut stack = Stack::start_with(
+        table.store.table(),
+        &key_file,
+        &dir.join("dead-letter.jsonl"),
+        &[
+            "--message-rate-burst",
+            "20",
+            "--message-rate-per-second",
+            "1",
+        ],
+    );
+    let http = Http {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        base: stack.base.clone(),
+    };
+
+    let started = std::time::Instant::now();
+    let first = http
+        .post(
+            &andrew_token,
+            json!({"message": "burst 0", "handle": "bayko"}),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let group = first.body["message_group_uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut accepted = vec!["burst 0".to_owned()];
+    let mut refused = None;
+    for n in 1..200 {
+        let text = format!("burst {n}");
+        let answer = http
+            .post(
+                &andrew_token,
+                json!({"message": text, "message_group_uuid": group}),
+            )
+            .await;
+        match answer.status {
+            StatusCode::OK => accepted.push(text),
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_eq!(answer.body, json!(["rate_limited"]));
+                let retry_after: u64 = answer.headers["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=20).contains(&retry_after), "{retry_after}");
+                refused = Some(text);
+                break;
+            }
+            other => panic!("{other}: {}", answer.body),
+        }
+    }
+    let refused = refused.expect("a burst of 200 sends meets the limit");
+    // The frontend's scripts may read the wait: Retry-After is exposed through CORS.
+    let from_frontend = http
+        .call(
+            Method::GET,
+            "/api/message_groups",
+            &[
+                ("authorization", &format!("Bearer {andrew_token}")),
+                ("origin", "http://localhost:3000"),
+            ],
+            None,
+        )
+        .await;
+    let exposed = from_frontend.headers["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("retry-after"), "{exposed}");
+    // The window that refused holds 20; the burst may have begun in the window before.
+    let windows_touched = (started.elapsed().as_secs_f64() / 20.0).ceil() as usize + 1;
+    assert!(
+        (20..=20 * windows_touched).contains(&accepted.len()),
+        "{} accepted over {windows_touched} windows",
+        accepted.len()
+    );
+
+    // Both members read exactly the accepted messages, in order (every page, newest first).
+    for reader in [&bayko_token, &andrew_token] {
+        let mut texts: Vec<String> = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(cursor) => format!("/api/messages/{group}?limit=100&cursor={cursor}"),
+                None => format!("/api/messages/{group}?limit=100"),
+            };
+            let page = http.get(&path, reader).await;
+            assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+            let mut older: Vec<String> = page
+                .body
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|message| message["message"].as_str().unwrap().to_owned())
+                .collect();
+            older.append(&mut texts);
+            texts = older;
+            cursor = page
+                .headers
+                .get("x-next-cursor")
+                .map(|value| value.to_str().unwrap().to_owned());
+            if cursor.is_none() {
+                break;
+            }
+        }
+        assert_eq!(texts, accepted, "refused: {refused}");
+    }
+    // The inbox follows the last accepted message, never the refused one.
+    let last = accepted.last().unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let inbox = http.get("/api/message_groups", &bayko_token).await;
+        assert_eq!(inbox.status, StatusCode::OK);
+        assert_ne!(inbox.body[0]["message"], json!(refused));
+        if inbox.body[0]["message"] == json!(last) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "inbox never showed {last}: {}",
+            inbox.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let status = stack.interrupt();
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -262,7 +262,7 @@ async fn ws_authorizer() -> Result<(), lambda_runtime::Error> {
 
 async fn ws_connect() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let connections = &WsConnections::new(crate::store_from_env().await);
+    let connections = &crate::ws_connect_from_env().await?;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<WebSocketEvent>| async move {
             connections

@@ -42,6 +42,9 @@ pub enum ApiError {
     Page(PageError),
     #[error("not found: {0}")]
     NotFound(&'static str),
+    /// A per-user limit's window is full: `429 ["rate_limited"]` with `Retry-After`.
+    #[error("rate limited for {retry_after_seconds} s")]
+    RateLimited { retry_after_seconds: u64 },
 }
 
 impl ApiError {
@@ -54,6 +57,7 @@ impl ApiError {
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -67,11 +71,21 @@ impl ApiError {
             Self::Validation(codes) => codes.clone(),
             Self::Page(error) => vec![error.code()],
             Self::NotFound(code) => vec![code],
+            Self::RateLimited { .. } => vec!["rate_limited"],
         }
     }
 
     pub fn into_response(self) -> Response<Body> {
-        json_response(self.status(), &self.codes())
+        let mut response = json_response(self.status(), &self.codes());
+        if let Self::RateLimited {
+            retry_after_seconds,
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+        }
+        response
     }
 }
 
@@ -133,6 +147,13 @@ impl From<StoreError> for HandlerError {
                 ApiError::Validation(vec![ValidationError::GroupHandlesBlank.code()]).into()
             }
             StoreError::Page(error) => ApiError::Page(error).into(),
+            // Whole seconds, rounded up: a client waiting that long finds the next window.
+            StoreError::RateLimited { retry_after, .. } => ApiError::RateLimited {
+                retry_after_seconds: u64::try_from(retry_after.as_millis().div_ceil(1000))
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            }
+            .into(),
             // A group's rows not all visible in the index yet (a membership change needs
             // every one): moments of lag, answered like contention.
             busy @ (StoreError::Contention { .. } | StoreError::IndexLagging { .. }) => {

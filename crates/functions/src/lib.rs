@@ -30,6 +30,7 @@ pub mod http;
 pub mod https;
 pub mod inbox_rows;
 pub mod jwt;
+pub mod limits;
 pub mod push;
 pub mod routes;
 pub mod websocket;
@@ -48,10 +49,12 @@ pub async fn store_from_env() -> Store {
     Store::new(client_from_env(None).await, table_name_from_env())
 }
 
-/// The API with its user cache, configured from the environment.
+/// The API with its user cache and per-user limits, configured from the environment.
 pub async fn api_from_env() -> api::Api {
     let directory = directory::Directory::new(
-        store_from_env().await,
+        store_from_env()
+            .await
+            .with_limits(limits::limits_from_env()),
         directory::Directory::ttl_from_env(),
         std::sync::Arc::new(directory::SystemClock),
     );
@@ -90,4 +93,20 @@ pub async fn push_from_env() -> Result<push::PushHandler, String> {
         store_from_env().await,
         push::management_client(&sdk_config, &endpoint),
     ))
+}
+
+/// `ws-connect`: the store, and the cap on each user's live connections
+/// (`MAX_CONNECTIONS_PER_USER`), closed through the Management API of the stage named by
+/// `WEBSOCKET_API_ENDPOINT` with the push's client.
+pub async fn ws_connect_from_env() -> Result<websocket::WsConnections, String> {
+    let endpoint = std::env::var(push::ENDPOINT_ENV)
+        .ok()
+        .filter(|endpoint| !endpoint.trim().is_empty())
+        .ok_or_else(|| format!("{} is not set", push::ENDPOINT_ENV))?;
+    let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let cap = websocket::ConnectionCap::new(
+        limits::max_connections_from_env(),
+        push::management_client(&sdk_config, &endpoint),
+    );
+    Ok(websocket::WsConnections::new(store_from_env().await).with_cap(cap))
 }

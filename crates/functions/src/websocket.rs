@@ -5,7 +5,9 @@
 //! `?token=<jwt>`. The authorizer verifies it exactly as the HTTP API's JWT authorizer does
 //! ([`crate::jwt`]), finds the caller in the directory, and tells API Gateway who it is;
 //! API Gateway hands that context to every route of the connection, so `ws-connect` and
-//! `ws-disconnect` each cost one write of the connection item (`CONN#<user>`).
+//! `ws-disconnect` each cost one write of the connection item (`CONN#<user>`); `ws-connect`
+//! then reads the user's connections and closes the oldest beyond the cap
+//! ([`ConnectionCap`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,14 +17,17 @@ use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerResponse, ApiGatewayProxyResponse,
 };
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
+use aws_sdk_apigatewaymanagement::Client as ManagementClient;
 use messaging::model::Connection;
 use messaging::{Store, StoreError, Timestamp};
 use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::clock::{Clock, SystemClock};
 use crate::directory::Directory;
 use crate::jwt::{JwtVerifier, VerifyError};
+use crate::push::management::{self, Deleted};
 
 /// The query parameter carrying the token: the authorizer's identity source is
 /// `route.request.querystring.token`, so API Gateway itself answers 401 when it is absent.
@@ -277,15 +282,44 @@ fn epoch_seconds(text: &str) -> Option<i64> {
     })
 }
 
+/// At most `max` live connections per user: each push posts every frame once per
+/// connection, so one user's thousand sockets would cost every sender's messages a thousand
+/// posts. A `$connect` beyond the cap still succeeds (a user must never be locked out by
+/// sockets they lost track of); the oldest live connections are closed instead, through the
+/// Management API's `DeleteConnection` (the push's own client).
+#[derive(Debug, Clone)]
+pub struct ConnectionCap {
+    pub max: usize,
+    management: ManagementClient,
+}
+
+impl ConnectionCap {
+    /// `max` is at least 1: the connection being opened always stays.
+    pub fn new(max: usize, management: ManagementClient) -> Self {
+        Self {
+            max: max.max(1),
+            management,
+        }
+    }
+}
+
 /// `ws-connect` and `ws-disconnect`.
 #[derive(Debug, Clone)]
 pub struct WsConnections {
     store: Store,
+    cap: Option<ConnectionCap>,
 }
 
 impl WsConnections {
+    /// Without a cap (`ws-disconnect`, which only forgets).
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self { store, cap: None }
+    }
+
+    /// `$connect` closes a user's oldest connections beyond `cap`.
+    pub fn with_cap(mut self, cap: ConnectionCap) -> Self {
+        self.cap = Some(cap);
+        self
     }
 
     /// `$connect`: records the connection under its user, expiring at the earlier of API
@@ -306,7 +340,58 @@ impl WsConnections {
         };
         self.store.put_connection(&connection).await?;
         tracing::info!(user = %connection.user_uuid, "connected");
+        if let Some(cap) = &self.cap {
+            self.close_beyond_cap(&connection, cap).await;
+        }
         Ok(status(200))
+    }
+
+    /// Closes `connection`'s user's oldest live connections beyond the cap, the new one
+    /// counted and never closed: `DeleteConnection` (API Gateway closes the socket and runs
+    /// `$disconnect`), then the item, unless the close failed (the next `$connect` tries
+    /// again). One strongly consistent Query of `CONN#<user>`, so a connection recorded a
+    /// moment ago counts. Nothing here fails the new connection: it is recorded already,
+    /// and a cap enforced one `$connect` late is better than a user who cannot connect.
+    /// Two `$connect`s at the same instant may both close the same oldest one (the second
+    /// gets 410), leaving the user one over until the next.
+    async fn close_beyond_cap(&self, connection: &Connection, cap: &ConnectionCap) -> usize {
+        let user = connection.user_uuid;
+        let existing = match self.store.connections_of(user).await {
+            Ok(existing) => existing,
+            Err(error) => {
+                tracing::warn!(%user, %error, "could not read the connections to cap them");
+                return 0;
+            }
+        };
+        let now = i64::try_from(SystemClock.unix_seconds()).unwrap_or(i64::MAX);
+        let mut others: Vec<&Connection> = existing
+            .iter()
+            .filter(|other| other.connection_id != connection.connection_id)
+            .filter(|other| other.is_live_at(now))
+            .collect();
+        let excess = (others.len() + 1).saturating_sub(cap.max);
+        if excess == 0 {
+            return 0;
+        }
+        others.sort_by(|a, b| {
+            (&a.connected_at, &a.connection_id).cmp(&(&b.connected_at, &b.connection_id))
+        });
+        let mut closed = 0;
+        for oldest in others.into_iter().take(excess) {
+            let id = &oldest.connection_id;
+            match management::delete(&cap.management, id).await {
+                Deleted::Closed | Deleted::AlreadyGone => {
+                    closed += 1;
+                    // `$disconnect` deletes it too; this one does not wait for it.
+                    if let Err(error) = self.store.delete_connection(user, id).await {
+                        tracing::warn!(%user, connection = %id, %error, "closed, but its item stays until $disconnect or its TTL");
+                    }
+                }
+                Deleted::Failed => {}
+            }
+        }
+        tracing::info!(%user, closed, max = cap.max, "closed the oldest connections beyond the cap");
+        closed
     }
 
     /// `$disconnect`: forgets the connection. API Gateway does not wait for the answer and

@@ -66,12 +66,14 @@ const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 12] = [
             (TABLE, "dynamodb:UpdateItem"),
         ],
     ),
+    // The sender's rate-limit window is an Update in the send's transaction.
     (
         "create-message",
         &[
             (TABLE, "dynamodb:GetItem"),
             (TABLE, "dynamodb:PutItem"),
             (TABLE, "dynamodb:ConditionCheckItem"),
+            (TABLE, "dynamodb:UpdateItem"),
         ],
     ),
     ("get-user-short", &[(TABLE, "dynamodb:GetItem")]),
@@ -137,7 +139,15 @@ const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 12] = [
 /// its item families by `dynamodb:LeadingKeys` (checked below).
 const PUSH_DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 4] = [
     ("ws-authorizer", &[(TABLE, "dynamodb:GetItem")]),
-    ("ws-connect", &[(TABLE, "dynamodb:PutItem")]),
+    // The cap: the user's connections, and the items of the oldest it closes.
+    (
+        "ws-connect",
+        &[
+            (TABLE, "dynamodb:PutItem"),
+            (TABLE, "dynamodb:Query"),
+            (TABLE, "dynamodb:DeleteItem"),
+        ],
+    ),
     ("ws-disconnect", &[(TABLE, "dynamodb:DeleteItem")]),
     (
         "messaging-push",
@@ -695,6 +705,10 @@ fn api_verifies_cognito_tokens_and_allows_the_frontend() {
         lower(&cors["ExposeHeaders"]).contains("x-next-cursor"),
         "the page cursor header is readable by the frontend"
     );
+    assert!(
+        lower(&cors["ExposeHeaders"]).contains("retry-after"),
+        "a 429's wait is readable by the frontend"
+    );
 }
 
 #[test]
@@ -1079,13 +1093,49 @@ fn push_reads_the_same_messages_as_the_stream_and_gives_up_soon() {
             Some(on_connections("DELETE").as_str())
         ]
     );
+    // ws-connect closes the oldest connections beyond the cap: DELETE only, on the same
+    // stage (named, not referenced: see the template), and the same endpoint.
+    let (connect_role, _) =
+        get_att(&resource(&function_id("ws-connect"))["Properties"]["Role"]).unwrap();
+    let stage_name = resource(stage)["Properties"]["StageName"].as_str().unwrap();
+    let connect_env =
+        &resource(&function_id("ws-connect"))["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        sub_of(&connect_env[push::ENDPOINT_ENV]),
+        Some(
+            format!(
+                "https://${{{api}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{stage_name}"
+            )
+            .as_str()
+        )
+    );
+    let deletes: Vec<Option<&str>> = policy_statements()
+        .into_iter()
+        .filter(|(owner, statement)| {
+            *owner == connect_role
+                && one_or_many(&statement["Action"])
+                    .contains(&&json!("execute-api:ManageConnections"))
+        })
+        .flat_map(|(_, statement)| one_or_many(&statement["Resource"]))
+        .map(sub_of)
+        .collect();
+    assert_eq!(
+        deletes,
+        [Some(
+            format!(
+                "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{api}}}/{stage_name}/DELETE/@connections/*"
+            )
+            .as_str()
+        )]
+    );
     assert!(
         policy_statements()
             .iter()
             .all(|(owner, statement)| *owner == role
+                || *owner == connect_role
                 || !one_or_many(&statement["Action"])
                     .contains(&&json!("execute-api:ManageConnections"))),
-        "only messaging-push posts to connections"
+        "only messaging-push posts to connections, and ws-connect closes them"
     );
 }
 
@@ -1099,6 +1149,12 @@ fn push_functions_touch_only_their_item_families() {
     for (name, action, allowed) in [
         ("ws-authorizer", "dynamodb:GetItem", vec![users.clone()]),
         ("ws-connect", "dynamodb:PutItem", vec![connections.clone()]),
+        ("ws-connect", "dynamodb:Query", vec![connections.clone()]),
+        (
+            "ws-connect",
+            "dynamodb:DeleteItem",
+            vec![connections.clone()],
+        ),
         (
             "ws-disconnect",
             "dynamodb:DeleteItem",
@@ -1136,7 +1192,7 @@ fn push_functions_touch_only_their_item_families() {
 
 #[test]
 fn group_functions_write_only_the_item_families_they_change() {
-    use messaging::keys::{INBOX_PREFIX, MEMBERSHIP_PREFIX, MESSAGE_PREFIX};
+    use messaging::keys::{INBOX_PREFIX, LIMIT_PREFIX, MEMBERSHIP_PREFIX, MESSAGE_PREFIX};
     let (table, _) = the_table();
     let families =
         |prefixes: &[&str]| -> Value { prefixes.iter().map(|p| json!(format!("{p}*"))).collect() };
@@ -1149,7 +1205,7 @@ fn group_functions_write_only_the_item_families_they_change() {
         (
             "create-message-group",
             "dynamodb:UpdateItem",
-            families(&[INBOX_PREFIX]),
+            families(&[INBOX_PREFIX, LIMIT_PREFIX]),
         ),
         (
             "add-message-group-members",
@@ -1159,7 +1215,12 @@ fn group_functions_write_only_the_item_families_they_change() {
         (
             "add-message-group-members",
             "dynamodb:UpdateItem",
-            families(&[INBOX_PREFIX]),
+            families(&[INBOX_PREFIX, LIMIT_PREFIX]),
+        ),
+        (
+            "create-message",
+            "dynamodb:UpdateItem",
+            families(&[LIMIT_PREFIX]),
         ),
         (
             "leave-message-group",
@@ -1329,5 +1390,71 @@ fn a_logging_stage_waits_for_the_account_logs_role_the_stack_sets() {
                     .any(|dependency| dependency.as_str() == Some(account_id)),
             "{stage} is created after {account_id}"
         );
+    }
+}
+
+/// Every per-user limit is a parameter with the code's default, passed to exactly the
+/// functions that enforce it under the variable they read.
+#[test]
+fn limits_are_parameters_of_the_functions_that_enforce_them() {
+    use functions::limits::{
+        DEFAULT_MAX_CONNECTIONS_PER_USER, GROUP_CHANGES_PER_MINUTE_ENV,
+        MAX_CONNECTIONS_PER_USER_ENV, MESSAGE_RATE_BURST_ENV, MESSAGE_RATE_PER_SECOND_ENV,
+    };
+    use messaging::store::Limits;
+    for (parameter, default) in [
+        ("MessageRateBurst", u64::from(Limits::DEFAULT_SEND_BURST)),
+        (
+            "MessageRatePerSecond",
+            u64::from(Limits::DEFAULT_SEND_PER_SECOND),
+        ),
+        (
+            "GroupChangesPerMinute",
+            u64::from(Limits::DEFAULT_GROUP_CHANGES_PER_MINUTE),
+        ),
+        (
+            "MaxConnectionsPerUser",
+            DEFAULT_MAX_CONNECTIONS_PER_USER as u64,
+        ),
+    ] {
+        assert_eq!(TEMPLATE["Parameters"][parameter]["Type"], "Number");
+        assert_eq!(
+            parameter_default(parameter).as_u64(),
+            Some(default),
+            "{parameter}"
+        );
+    }
+    let passed = [
+        (
+            MESSAGE_RATE_BURST_ENV,
+            "MessageRateBurst",
+            &["create-message"][..],
+        ),
+        (
+            MESSAGE_RATE_PER_SECOND_ENV,
+            "MessageRatePerSecond",
+            &["create-message"],
+        ),
+        (
+            GROUP_CHANGES_PER_MINUTE_ENV,
+            "GroupChangesPerMinute",
+            &["create-message-group", "add-message-group-members"],
+        ),
+        (
+            MAX_CONNECTIONS_PER_USER_ENV,
+            "MaxConnectionsPerUser",
+            &["ws-connect"],
+        ),
+    ];
+    for (variable, parameter, functions) in passed {
+        for name in FUNCTION_NAMES {
+            let value = resource(&function_id(name))["Properties"]["Environment"]["Variables"]
+                .get(variable);
+            if functions.contains(&name) {
+                assert_eq!(value.and_then(ref_of), Some(parameter), "{name} {variable}");
+            } else {
+                assert!(value.is_none(), "{name} does not enforce {variable}");
+            }
+        }
     }
 }

@@ -522,3 +522,119 @@ async fn a_connection_expires_with_its_token_or_after_two_hours_whichever_comes_
         assert_eq!(items[0]["expires_at"], json!(expected), "{case}");
     }
 }
+
+/// `ws-connect`'s cap on a user's live connections, against the local Management API
+/// stand-in: the connection beyond the cap is accepted and the oldest closed.
+mod connection_cap {
+    use functions::push::local_management_client;
+    use local::websocket::{OpenConnections, management_router};
+
+    use super::*;
+
+    async fn management_api(open: OpenConnections) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, management_router(open)).await });
+        format!("http://{address}")
+    }
+
+    /// `$connect` of `user`'s connection `id`, opened `seconds_ago`, its token valid for an
+    /// hour more.
+    fn connect_event(user: &User, id: &str, seconds_ago: i64) -> WebSocketEvent {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let mut event = event_json("ws-connect.json");
+        let context = &mut event["requestContext"];
+        context["connectionId"] = json!(id);
+        context["connectedAt"] = json!((now - seconds_ago) * 1000);
+        context["authorizer"]["user_uuid"] = json!(user.uuid.to_string());
+        context["authorizer"]["exp"] = json!((now + 3600).to_string());
+        serde_json::from_value(event).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_connection_past_the_cap_is_accepted_and_the_oldest_closed() {
+        let table = TestTable::new().await;
+        let andrew = table.user("andrewbrown").await;
+        let bayko = table.user("bayko").await;
+        let open = OpenConnections::default();
+        let management = local_management_client(&management_api(open.clone()).await);
+        let connections = WsConnections::new(table.store.clone()).with_cap(3, management);
+
+        // An expired item (its $disconnect lost) is not a live connection: it neither
+        // counts nor is closed here (the push closes it).
+        let mut expired = connect_event(&andrew, "expired", 3 * 3600);
+        expired.request_context.authorizer.remove("exp");
+        WsConnections::new(table.store.clone())
+            .connect(&expired)
+            .await
+            .unwrap();
+        let mut sockets = Vec::new();
+        for (id, seconds_ago) in [("oldest", 30), ("older", 20), ("old", 10)] {
+            sockets.push(open.open(id));
+            let answer = connections
+                .connect(&connect_event(&andrew, id, seconds_ago))
+                .await
+                .unwrap();
+            assert_eq!(answer.status_code, 200);
+        }
+        open.open("bayko's");
+        connections
+            .connect(&connect_event(&bayko, "bayko's", 40))
+            .await
+            .unwrap();
+        assert!(open.is_open("oldest"), "three is the cap, not over it");
+
+        table.requests.reset();
+        open.open("newest");
+        let answer = connections
+            .connect(&connect_event(&andrew, "newest", 0))
+            .await
+            .unwrap();
+        assert_eq!(answer.status_code, 200, "the connection past the cap opens");
+        assert_eq!(
+            table.requests.snapshot().into_iter().collect::<Vec<_>>(),
+            [
+                ("DeleteItem".to_owned(), 1),
+                ("PutItem".to_owned(), 1),
+                ("Query".to_owned(), 1)
+            ]
+        );
+        assert!(!open.is_open("oldest"), "closed by DeleteConnection");
+        assert!(
+            sockets[0].recv().await.is_none(),
+            "its frames end: the socket closed"
+        );
+        for id in ["older", "old", "newest", "bayko's"] {
+            assert!(open.is_open(id), "{id}");
+        }
+        let mut left: Vec<String> = connection_items(&table, &andrew)
+            .await
+            .iter()
+            .map(|item| item["sk"].as_str().unwrap().to_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["expired", "newest", "old", "older"]);
+
+        // One already gone (410) is forgotten all the same.
+        WsConnections::new(table.store.clone())
+            .connect(&connect_event(&andrew, "ghost", 60))
+            .await
+            .unwrap();
+        open.open("latest");
+        connections
+            .connect(&connect_event(&andrew, "latest", 0))
+            .await
+            .unwrap();
+        let mut left: Vec<String> = connection_items(&table, &andrew)
+            .await
+            .iter()
+            .map(|item| item["sk"].as_str().unwrap().to_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["expired", "latest", "newest", "old"]);
+        assert!(open.is_open("old") && !open.is_open("older"));
+    }
+}

@@ -13,10 +13,11 @@ use functions::api::Api;
 use functions::directory::{Directory, SystemClock};
 use functions::inbox_rows::InboxRowMover;
 use functions::push::{PushHandler, local_management_client};
-use functions::websocket::{WsAuthorizer, WsConnections};
+use functions::websocket::{ConnectionCap, WsAuthorizer, WsConnections};
 use jsonwebtoken::jwk::JwkSet;
 use messaging::Store;
 use messaging::connect::local_client;
+use messaging::store::Limits;
 use tokio::sync::watch;
 
 use crate::auth::{Authorizer, DevSigner};
@@ -55,6 +56,12 @@ pub struct DevOptions {
     /// DynamoDB's behaviours that DynamoDB Local lacks, played on every request of the
     /// functions (`--like-aws`); its counts are served at `GET /_dev/like-aws`.
     pub like_aws: Option<LikeAws>,
+    /// The per-user limits the API enforces (the template's `MessageRateBurst`,
+    /// `MessageRatePerSecond`, `GroupChangesPerMinute`).
+    pub limits: Limits,
+    /// Live WebSocket connections per user; a newer one closes the oldest
+    /// (`MaxConnectionsPerUser`).
+    pub max_connections_per_user: usize,
 }
 
 /// Runs the local stack until `shutdown` completes, then stops the server (letting
@@ -75,8 +82,14 @@ pub async fn run(
         None => store,
     };
     let (authorizer, published_jwks) = authorizer_for(&options.keys).await?;
+    // Bound first: `ws-connect` closes connections beyond the cap through this stack's own
+    // Management API, as the deployed one does through its stage's.
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("listening on {}", options.listen))?;
+    let address = listener.local_addr()?;
     let directory = Directory::new(
-        store.clone(),
+        store.clone().with_limits(options.limits),
         Directory::ttl_from_env(),
         std::sync::Arc::new(SystemClock),
     );
@@ -85,7 +98,10 @@ pub async fn run(
         // The WebSocket API's authorizer runs `ws-authorizer`'s code over the HTTP API's
         // verifier: one key set, fetched and refreshed once for both.
         WsAuthorizer::new(authorizer.verifier().clone(), directory.clone()),
-        WsConnections::new(store.clone()),
+        WsConnections::new(store.clone()).with_cap(ConnectionCap::new(
+            options.max_connections_per_user,
+            local_management_client(&management_url(address)),
+        )),
         open_connections.clone(),
     );
     let app = router(
@@ -112,10 +128,6 @@ pub async fn run(
     );
     let pump_task = tokio::spawn(pump.run(pump_stopped.clone()));
 
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .with_context(|| format!("listening on {}", options.listen))?;
-    let address = listener.local_addr()?;
     let push_task = spawn_push_pump(store, stream_arn, address, &options, pump_stopped).await?;
 
     on_ready(address);
@@ -187,21 +199,24 @@ async fn spawn_push_pump(
     options: &DevOptions,
     stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let management_address = if address.ip().is_unspecified() {
-        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), address.port())
-    } else {
-        address
-    };
-    let push = PushHandler::new(
-        store,
-        local_management_client(&format!("http://{management_address}")),
-    );
+    let push = PushHandler::new(store, local_management_client(&management_url(address)));
     // Like the template's trigger (`StartingPosition: LATEST`): a frame is news or nothing,
     // so a restarted stack does not replay the stream's day of messages to its clients.
     let mut push_tail = StreamTail::new(local_streams_client(&options.endpoint_url), stream_arn);
     push_tail.start_at_latest().await?;
     let push_pump = StreamPump::new(push_tail, push, options.push_pump.clone());
     Ok(tokio::spawn(push_pump.run(stopped)))
+}
+
+/// This stack's Management API, served at `address` (on loopback when it listens on every
+/// address).
+fn management_url(address: SocketAddr) -> String {
+    let reachable = if address.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), address.port())
+    } else {
+        address
+    };
+    format!("http://{reachable}")
 }
 
 /// Completes on Ctrl-C or SIGTERM.

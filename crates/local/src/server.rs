@@ -54,7 +54,12 @@ pub fn router(
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .expose_headers([HeaderName::from_static(NEXT_CURSOR_HEADER)])
+        // Retry-After is not a CORS-safelisted response header: without this a 429's or a
+        // 503's wait is hidden from the frontend's scripts.
+        .expose_headers([
+            HeaderName::from_static(NEXT_CURSOR_HEADER),
+            header::RETRY_AFTER,
+        ])
         .max_age(std::time::Duration::from_secs(600));
     // One route per entry of the table the template is checked against; routes sharing a
     // path (GET and POST /api/message_groups) merge into one method router.

@@ -10,6 +10,7 @@
 //! | handle claim    | `HANDLE#<lowercased handle>`| `HANDLE`           |
 //! | Cognito sub     | `SUB#<sub>`                 | `SUB`              |
 //! | connection      | `CONN#<user>`               | `<connection id>`  |
+//! | rate-limit window | `LIMIT#<user>`            | `<limit>#<window ms>#<start ms>` |
 //!
 //! Only message items start with `MSG#`, which is what the stream filter keys on; only inbox
 //! rows carry a `message_group_uuid` attribute, which keeps the GSI sparse.
@@ -28,6 +29,8 @@ pub const SUB_PREFIX: &str = "SUB#";
 /// A user's open WebSocket connections: one partition per user, so fan-out finds all of a
 /// member's connections with one Query.
 pub const CONNECTION_PREFIX: &str = "CONN#";
+/// A user's rate-limit windows (`store/limits.rs`): one item per limit and window.
+pub const LIMIT_PREFIX: &str = "LIMIT#";
 
 pub const PAIR_SK: &str = "PAIR";
 pub const PROFILE_SK: &str = "PROFILE";
@@ -104,6 +107,11 @@ pub fn connections_pk(user: Uuid) -> String {
     format!("{CONNECTION_PREFIX}{user}")
 }
 
+/// One rate-limit window of `user` (`window`: the limit's name, length and start).
+pub fn rate_limit(user: Uuid, window: String) -> Key {
+    Key::new(format!("{LIMIT_PREFIX}{user}"), window)
+}
+
 /// The conversation id inside a message item's `pk`, if it is one.
 pub fn group_of_message_pk(pk: &str) -> Option<Result<Uuid, uuid::Error>> {
     pk.strip_prefix(MESSAGE_PREFIX).map(Uuid::parse_str)
@@ -169,6 +177,7 @@ mod tests {
             HANDLE_PREFIX,
             SUB_PREFIX,
             CONNECTION_PREFIX,
+            LIMIT_PREFIX,
         ];
         for a in prefixes {
             for b in prefixes {

@@ -129,7 +129,7 @@ pub(super) async fn post(
 
 /// How closing a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Deleted {
+pub(crate) enum Deleted {
     Closed,
     /// 410: API Gateway had closed it already.
     AlreadyGone,
@@ -137,8 +137,9 @@ pub(super) enum Deleted {
 }
 
 /// `DeleteConnection`, once: API Gateway closes the socket and runs `$disconnect`. A
-/// failure is left to the next batch that finds the connection (it gets no frame meanwhile).
-pub(super) async fn delete(management: &ManagementClient, connection_id: &str) -> Deleted {
+/// failure is left to the next batch that finds the connection (it gets no frame meanwhile),
+/// or to the user's next `$connect` when it closes the oldest beyond the cap.
+pub(crate) async fn delete(management: &ManagementClient, connection_id: &str) -> Deleted {
     match management
         .delete_connection()
         .connection_id(connection_id)
@@ -152,7 +153,7 @@ pub(super) async fn delete(management: &ManagementClient, connection_id: &str) -
             Deleted::AlreadyGone
         }
         Err(error) => {
-            tracing::warn!(connection = %connection_id, error = %aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&error), "could not close an expired connection");
+            tracing::warn!(connection = %connection_id, error = %aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&error), "could not close a connection");
             Deleted::Failed
         }
     }

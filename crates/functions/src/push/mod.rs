@@ -44,7 +44,7 @@ use crate::batch::{
 use crate::clock::{Clock, SystemClock};
 use crate::emf::{EmbeddedMetrics, Metric};
 
-mod management;
+pub(crate) mod management;
 
 use management::{Deleted, Posted, delete, post};
 pub use management::{

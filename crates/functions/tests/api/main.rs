@@ -6,6 +6,7 @@ mod access;
 mod errors;
 mod groups;
 mod inbox;
+mod limits;
 mod messages;
 mod sign_up;
 #[path = "../support/mod.rs"]

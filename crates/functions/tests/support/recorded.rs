@@ -96,14 +96,9 @@ pub struct PushHandler(functions::push::PushHandler);
 
 impl PushHandler {
     pub fn new(store: Store, management: ManagementClient) -> Self {
-        let recorded = management
-            .config()
-            .to_builder()
-            .interceptor(RecordFunctionCalls::new())
-            .build();
         Self(functions::push::PushHandler::new(
             store,
-            ManagementClient::from_conf(recorded),
+            recording(management),
         ))
     }
 
@@ -153,6 +148,12 @@ impl WsConnections {
         Self(functions::websocket::WsConnections::new(store))
     }
 
+    /// With the cap on live connections; its `DeleteConnection`s are recorded.
+    pub fn with_cap(self, max: usize, management: ManagementClient) -> Self {
+        let cap = functions::websocket::ConnectionCap::new(max, recording(management));
+        Self(self.0.with_cap(cap))
+    }
+
     pub async fn connect(
         &self,
         event: &WebSocketEvent,
@@ -184,4 +185,14 @@ pub async fn post_confirmation(
 ) -> Result<serde_json::Value, SignUpError> {
     let handled = functions::cognito::post_confirmation(store, event);
     as_function(Function::CognitoPostConfirmation.name(), handled).await
+}
+
+/// `management` with its posts and closes recorded for the IAM check.
+fn recording(management: ManagementClient) -> ManagementClient {
+    let recorded = management
+        .config()
+        .to_builder()
+        .interceptor(RecordFunctionCalls::new())
+        .build();
+    ManagementClient::from_conf(recorded)
 }

@@ -4,6 +4,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem}
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use super::limits::Limited;
 use super::requests::backoff;
 use super::{MAX_WRITE_ATTEMPTS, Store, StoreError, from_item, key_item};
 use crate::items::{InboxRowItem, MembershipItem, MessageItem, PairItem};
@@ -141,17 +142,20 @@ impl Store {
     ) -> Result<Message, StoreError> {
         let group = message.group_uuid;
         let mut at = now;
+        let mut charge = self.charge(sender, Limited::Send, now)?;
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             message.created_at = at.to_string();
-            let items = vec![
+            let mut items = vec![
                 self.member_check(group, sender)?,
                 self.put_new(&MessageItem::new(&message))?,
             ];
+            charge.add_to(&mut items);
             match self.transact("AppendMessage", items).await? {
                 Ok(()) => return Ok(message),
                 Err(cancelled) if cancelled.condition_failed(0) => {
                     return Err(StoreError::NotMember(group));
                 }
+                Err(cancelled) if charge.refused(&cancelled) => return Err(charge.rate_limited()),
                 Err(cancelled) if cancelled.condition_failed(1) => at = at.next_micro(),
                 Err(_) => backoff(attempt).await,
             }
@@ -205,11 +209,14 @@ impl Store {
             Message::new(group, sender.summary(), text.into_string(), now.to_string());
         let pair = keys::pair(sender.uuid, recipient.uuid);
         let mut at = now;
+        let mut charge = self.charge(sender.uuid, Limited::Send, now)?;
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             message.created_at = at.to_string();
-            let items = self.starting_items(&pair, sender, recipient, &message)?;
+            let mut items = self.starting_items(&pair, sender, recipient, &message)?;
+            charge.add_to(&mut items);
             match self.transact("StartConversation", items).await? {
                 Ok(()) => return Ok(message),
+                Err(cancelled) if charge.refused(&cancelled) => return Err(charge.rate_limited()),
                 Err(cancelled) if cancelled.condition_failed(0) => {
                     // Someone created it first (or the eventually consistent read above
                     // missed it): the pair now names the conversation to append to.

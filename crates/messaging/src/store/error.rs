@@ -28,6 +28,14 @@ pub enum StoreError {
     SubBlank,
     #[error(transparent)]
     Page(#[from] PageError),
+    /// The user's window of a limit is full: nothing was written. Not transient in the
+    /// sense of a retry: the same request fails until `retry_after` has passed.
+    #[error("user {user} has used up the {limit} limit; the window frees in {retry_after:?}")]
+    RateLimited {
+        user: Uuid,
+        limit: &'static str,
+        retry_after: std::time::Duration,
+    },
 
     #[error("item {pk} / {sk} does not match its schema: {message}")]
     CorruptItem {

@@ -15,6 +15,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update}
 use uuid::Uuid;
 
 use super::inbox_index::target_sort_key;
+use super::limits::{Charge, Limited};
 use super::requests::backoff;
 use super::{MAX_WRITE_ATTEMPTS, Store, StoreError, key_item};
 use crate::items::{GroupEndedItem, InboxRowItem, MembershipItem, MessageItem};
@@ -148,8 +149,9 @@ impl Store {
             text.into_string(),
             now.to_string(),
         );
+        let charge = self.charge(creator.uuid, Limited::GroupChange, now)?;
         let (state, at) = self
-            .write_founding_members(first, name, &mut message, now)
+            .write_founding_members(first, name, &mut message, now, charge)
             .await?;
         if !rest.is_empty() {
             let rest: Vec<User> = rest.iter().map(|user| (*user).clone()).collect();
@@ -176,6 +178,7 @@ impl Store {
         name: &GroupName,
         message: &mut Message,
         now: Timestamp,
+        mut charge: Charge,
     ) -> Result<(GroupState, Timestamp), StoreError> {
         let group = message.group_uuid;
         let count = u32::try_from(first.len()).unwrap_or(u32::MAX);
@@ -198,6 +201,7 @@ impl Store {
                 items.push(self.put_new(row)?);
             }
             items.push(self.put_new(&MessageItem::new(message))?);
+            charge.add_to(&mut items);
             match self.transact("CreateGroup", items).await? {
                 Ok(()) => {
                     let state = GroupState {
@@ -207,6 +211,7 @@ impl Store {
                     };
                     return Ok((state, at));
                 }
+                Err(cancelled) if charge.refused(&cancelled) => return Err(charge.rate_limited()),
                 // A member's inbox already holds another conversation's row at exactly
                 // this microsecond (odd items are rows, the last is the message): the
                 // whole group takes the next one.
@@ -258,6 +263,12 @@ impl Store {
         mut known: Option<GroupState>,
         new_rows: NewRows<'_>,
     ) -> Result<Added, StoreError> {
+        // An add is a group change; a creation's 50th member is part of the creation, which
+        // was charged already.
+        let mut charge = match new_rows {
+            NewRows::AtNewest => self.charge(caller, Limited::GroupChange, now)?,
+            NewRows::Welcome(_) => Charge::none(),
+        };
         // A new member whose inbox holds another conversation's row at exactly the new
         // row's microsecond gets the row a microsecond later.
         let mut bumps: HashMap<Uuid, u32> = HashMap::new();
@@ -286,7 +297,9 @@ impl Store {
                     max: MAX_GROUP_MEMBERS,
                 });
             }
-            let adding = self.adding_transaction(group, &state, &joining, new_rows, now, &bumps)?;
+            let mut adding =
+                self.adding_transaction(group, &state, &joining, new_rows, now, &bumps)?;
+            charge.add_to(&mut adding.items);
             match self.transact("AddGroupMembers", adding.items).await? {
                 Ok(()) => {
                     return Ok(Added {
@@ -294,6 +307,7 @@ impl Store {
                         members: total,
                     });
                 }
+                Err(cancelled) if charge.refused(&cancelled) => return Err(charge.rate_limited()),
                 Err(cancelled) => {
                     for (index, user) in &adding.row_puts {
                         if cancelled.condition_failed(*index) {

@@ -14,6 +14,7 @@
 //! | mark read | [`Store::mark_read`], [`Store::read_messages`] (the newest page of A) | Query (GSI) + UpdateItem |
 //! | users | [`Store::register_user`], [`Store::user_by_sub`], [`Store::user_by_handle`], [`Store::handle_taken`], [`Store::users_by_handles`] | one each |
 //! | WebSocket connections | [`Store::put_connection`], [`Store::delete_connection`], [`Store::connections_of`] (a user's) | one each |
+//! | per-user rate limits | [`Store::with_limits`]: sends (C, D) and group changes (create, add) | none: one more item in their own transaction |
 
 mod admin;
 mod connections;
@@ -22,6 +23,7 @@ mod error;
 mod fanout;
 mod groups;
 mod inbox_index;
+mod limits;
 mod memberships;
 mod migration;
 mod reads;
@@ -40,6 +42,7 @@ pub use admin::{TableStatus, list_tables};
 pub use error::{FailureKind, StoreError};
 pub use fanout::{Advance, RowPositions};
 pub use groups::{Added, MEMBERS_IN_CREATING_TRANSACTION};
+pub use limits::{Limited, Limits, RateLimit, Window};
 pub use memberships::Member;
 pub use migration::{Applied, Outcomes, Wrote};
 pub use reads::{MarkedRead, ReadUpTo};
@@ -60,6 +63,8 @@ const MAX_WRITE_ATTEMPTS: u32 = 8;
 pub struct Store {
     client: Client,
     table: Arc<str>,
+    /// Per-user limits on sends and group changes (none unless set: `with_limits`).
+    limits: Limits,
 }
 
 impl Store {
@@ -67,6 +72,7 @@ impl Store {
         Self {
             client,
             table: Arc::from(table.into()),
+            limits: Limits::NONE,
         }
     }
 

@@ -7,6 +7,7 @@ mod conversations;
 mod fanout;
 mod groups;
 mod inbox_rows;
+mod limits;
 mod migration;
 mod pages;
 mod reads;
