@@ -451,6 +451,47 @@ async fn a_five_second_budget_pushes_every_frame() {
     );
 }
 
+/// A Management API endpoint that takes connections and never answers (a stuck stage, a
+/// proxy) costs each post its bounded attempts, not the batch: the push answers, the post
+/// counted as failed, nothing reported for retry. What kept `make invoke FN=messaging-push`
+/// waiting was the function exiting at start without `WEBSOCKET_API_ENDPOINT`, not a post.
+#[tokio::test]
+async fn a_management_api_that_never_answers_fails_the_post_not_the_batch() {
+    let table = table_with_members().await;
+    connection(&table, ANDREW, "andrew-phone=", Duration::from_secs(3600)).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let held = accepted.clone();
+    tokio::spawn(async move {
+        let mut silent = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.fetch_add(1, Ordering::SeqCst);
+            silent.push(socket);
+        }
+    });
+    let handler = PushHandler::new(
+        table.store.clone(),
+        functions::push::local_management_client(&endpoint),
+    )
+    .with_retry(PostRetry {
+        attempts: 2,
+        base_backoff: Duration::from_millis(1),
+    });
+
+    let event = event_file("stream-insert-message.json");
+    // A guard against hanging, not a measurement: each attempt gives up on its own timeout.
+    let (response, summary) =
+        tokio::time::timeout(Duration::from_secs(60), handler.handle(&event))
+            .await
+            .expect("the push answers although the endpoint never does");
+
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(summary.failed_posts, 1, "{summary:?}");
+    assert_eq!(summary.frames_sent, 0);
+    assert!(accepted.load(Ordering::SeqCst) >= 1, "the post reached it");
+}
+
 #[tokio::test]
 async fn connection_items_never_reach_either_stream_function() {
     let event = event_file("stream-connection-items.json");
