@@ -100,7 +100,7 @@ wait_for "cruddur dev's keys at $dev_api" 60 "$dev_pid" curl -sf "$dev_api/.well
 export DDB_ENDPOINT="$ddb_endpoint" DEV_API="$dev_api" INVOKE_ADDRESS=127.0.0.1 INVOKE_PORT="$invoke_port"
 setsid scripts/watch.sh --ignore-changes >"$tmp/watch.log" 2>&1 &
 watch_pid=$!
-wait_for "cargo lambda watch on port $invoke_port" 60 "$watch_pid" answers_http "http://127.0.0.1:$invoke_port/"
+wait_for "cargo lambda watch on port $invoke_port" 120 "$watch_pid" answers_http "http://127.0.0.1:$invoke_port/"
 say "stack up in $((SECONDS - phase))s (DynamoDB Local :$ddb_port, cruddur dev :$api_port, watch :$invoke_port)"
 
 mapfile -t functions < <(sed -n 's/^ *Handler: *//p' template.yaml)
@@ -131,7 +131,7 @@ def expect(ok, what):
 
 if "Records" in event:
     expect(answer == {"batchItemFailures": []}, "no batchItemFailures")
-    print(raw.strip())
+    print(json.dumps(answer))
 elif event.get("routeKey", "").split(" ")[0] in ("GET", "POST", "PUT", "DELETE", "PATCH"):
     # The status README's API table documents for the function's route.
     row = next((line for line in open("README.md") if re.match(rf"^\| `[A-Z]+ [^`]*` \| `{re.escape(fn)}` \|", line)), None)

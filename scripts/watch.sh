@@ -15,10 +15,12 @@
 # but those two still works; ws-authorizer then fails to fetch keys, and the push fails its
 # posts (within seconds: every post has a 2 s connect timeout and at most 4 attempts).
 #
-# Listens on INVOKE_ADDRESS:INVOKE_PORT (::1 and 9000, where `cargo lambda invoke` sends by
-# default; cargo lambda watch would listen on every interface). An invocation waits at most
-# WATCH_TIMEOUT seconds (300: room for the first `cargo run` of a bin to compile), so one
-# sent to a function that exited at start answers 408 instead of hanging.
+# Builds every function's bin first (the dev profile, target/debug), so that no invocation
+# waits on a build. Listens on INVOKE_ADDRESS:INVOKE_PORT (::1 and 9000, where `cargo lambda
+# invoke` sends by default; cargo lambda watch would listen on every interface). An
+# invocation waits at most WATCH_TIMEOUT seconds (120: room to rebuild a bin after an edit),
+# so one sent to a function that exited at start (cargo lambda watch never answers it)
+# fails then instead of hanging.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -41,6 +43,7 @@ export JWT_AUDIENCE="cruddur-local-dev"
 export JWKS_URL="$dev_api/.well-known/jwks.json"
 export WEBSOCKET_API_ENDPOINT="$dev_api"
 
+cargo build --locked --bins --features functions/watch
 exec cargo lambda watch --locked --features functions/watch \
   --invoke-address "${INVOKE_ADDRESS:-::1}" --invoke-port "${INVOKE_PORT:-9000}" \
-  --timeout "${WATCH_TIMEOUT:-300}" "$@"
+  --timeout "${WATCH_TIMEOUT:-120}" "$@"
