@@ -481,10 +481,9 @@ async fn a_management_api_that_never_answers_fails_the_post_not_the_batch() {
 
     let event = event_file("stream-insert-message.json");
     // A guard against hanging, not a measurement: each attempt gives up on its own timeout.
-    let (response, summary) =
-        tokio::time::timeout(Duration::from_secs(60), handler.handle(&event))
-            .await
-            .expect("the push answers although the endpoint never does");
+    let (response, summary) = tokio::time::timeout(Duration::from_secs(60), handler.handle(&event))
+        .await
+        .expect("the push answers although the endpoint never does");
 
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!(summary.failed_posts, 1, "{summary:?}");
