@@ -73,9 +73,6 @@ LAMBDA_FUNCTIONS = $(shell sed -n 's/^ *Handler: *//p' template.yaml)
 # arm64 (the template's default) where the aarch64 Rust target is installed, else x86_64.
 LAMBDA_ARCH ?= $(if $(filter aarch64-unknown-linux-gnu,$(shell rustup target list --installed 2>/dev/null)),arm64,x86_64)
 LAMBDA_TRIPLE = $(if $(filter arm64,$(LAMBDA_ARCH)),aarch64,x86_64)-unknown-linux-gnu
-# `make invoke FN=list-messages` picks events/api-list-messages.json (or events/FN.json);
-# EVENT=name or EVENT=path picks another.
-INVOKE_EVENT = $(if $(EVENT),$(or $(wildcard $(EVENT)),events/$(EVENT:.json=).json),$(firstword $(wildcard events/$(FN).json events/api-$(FN).json) $(if $(filter messaging-stream messaging-push,$(FN)),events/stream-insert-message.json)))
 
 .PHONY: python-tools
 python-tools: ## Install pinned SAM CLI, cfn-lint, cargo-lambda (+zig) into .venv (once per machine)
@@ -103,14 +100,14 @@ deploy: template-check sam-build ## sam build && sam deploy --guided (needs AWS 
 	$(TOOLS_ENV) sam deploy --guided --parameter-overrides Architecture=$(LAMBDA_ARCH)
 
 .PHONY: invoke
-invoke: python-tools ## Send an event to FN in a running `cargo lambda watch` (FN=… [EVENT=…] [INVOKE_PORT=9000])
+invoke: python-tools ## Send FN its event from events/ in a running `make watch` (FN=… [EVENT=name or path] [INVOKE_PORT=9000])
 	@test -n "$(FN)" || { echo "usage: make invoke FN=<function> [EVENT=<name in events/ or path>]" >&2; exit 2; }
-	@test -f "$(INVOKE_EVENT)" || { echo "no event file for FN=$(FN) EVENT=$(EVENT); see events/" >&2; exit 2; }
-	$(TOOLS_ENV) cargo lambda invoke $(FN) --data-file $(INVOKE_EVENT) $(if $(INVOKE_PORT),--invoke-port $(INVOKE_PORT))
+	DDB_PORT=$(DDB_PORT) scripts/watch-invoke.sh "$(FN)" "$(EVENT)"
 
 .PHONY: watch
-watch: python-tools ## cargo lambda watch against the `make dev` DynamoDB Local, for `make invoke`
-	# Loopback only (cargo lambda watch listens on every interface by default); ::1 is where
-	# `cargo lambda invoke` sends by default.
-	$(TOOLS_ENV) TABLE_NAME=cruddur-messages AWS_ENDPOINT_URL=$(ENDPOINT) AWS_REGION=us-east-1 \
-	  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local cargo lambda watch --invoke-address ::1
+watch: python-tools ## cargo lambda watch against `make dev` (its DynamoDB Local, keys and Management API), for `make invoke`
+	DDB_PORT=$(DDB_PORT) scripts/watch.sh
+
+.PHONY: watch-check
+watch-check: python-tools ## Every function under cargo lambda watch, its default event, the documented answer (own stack, free ports)
+	scripts/watch-check.sh

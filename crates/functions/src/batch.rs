@@ -80,12 +80,16 @@ impl TryFrom<&EventRecord> for InsertedMessage {
 #[derive(Clone)]
 pub struct Deadline {
     at: Instant,
+    /// The time there was when the deadline was taken, at the invocation's start: what the
+    /// margins scale with ([`MarginRule::Scaled`]).
+    budget: Duration,
     clock: Arc<dyn Fn() -> Instant + Send + Sync>,
 }
 
 impl std::fmt::Debug for Deadline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deadline")
+            .field("budget", &self.budget)
             .field("remaining", &self.remaining())
             .finish()
     }
@@ -120,17 +124,24 @@ impl Deadline {
         Some(Self::from_system_time(deadline))
     }
 
-    /// A deadline read against another clock (tests move time by hand).
+    /// A deadline read against another clock (tests move time by hand). Its budget is
+    /// what remains by that clock now.
     pub fn with_clock(at: Instant, clock: Arc<dyn Fn() -> Instant + Send + Sync>) -> Self {
-        Self { at, clock }
+        let budget = at.saturating_duration_since(clock());
+        Self { at, budget, clock }
     }
 
     pub fn remaining(&self) -> Duration {
         self.at.saturating_duration_since((self.clock)())
     }
+
+    /// The time the invocation had when its deadline was taken.
+    pub fn budget(&self) -> Duration {
+        self.budget
+    }
 }
 
-/// How close to the deadline a consumer still works.
+/// How close to the deadline a consumer still works, in one invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeadlineMargins {
     /// No conversation starts with less time than this left: one inbox update is two
@@ -142,11 +153,50 @@ pub struct DeadlineMargins {
     pub finish: Duration,
 }
 
-impl Default for DeadlineMargins {
-    fn default() -> Self {
+impl DeadlineMargins {
+    /// The margins of an invocation that started with `budget` (its function's `Timeout`,
+    /// less what the environment's start took): a fifth of it to stop starting, a
+    /// twentieth to finish, each between a floor and a cap.
+    ///
+    /// Fixed margins only fit one timeout: 10 s to stop starting is right for a batch of a
+    /// 60-second function (a throttled conversation may need seconds of the SDK's and the
+    /// store's retries), but a function deployed with a timeout under 10 s would never
+    /// start anything and would report every batch for retry until its records expired.
+    /// A fifth scales the same judgement down: a conversation starts only while a fifth of
+    /// the time the whole batch had is left, which on a short budget is still tens of its
+    /// requests. The caps (10 s, 2 s) are the margins a long budget needs, and no more.
+    /// The floors (200 ms, 100 ms) are a request with a retry, and an answer to the
+    /// Runtime API: a budget too small for those starts nothing and reports the batch, so
+    /// that a fresh invocation retries it rather than this one timing out mid-work.
+    pub fn scaled_to(budget: Duration) -> Self {
         Self {
-            stop_starting: Duration::from_secs(10),
-            finish: Duration::from_secs(2),
+            stop_starting: (budget / 5).clamp(Self::STOP_STARTING_FLOOR, Self::STOP_STARTING_CAP),
+            finish: (budget / 20).clamp(Self::FINISH_FLOOR, Self::FINISH_CAP),
+        }
+    }
+
+    pub const STOP_STARTING_FLOOR: Duration = Duration::from_millis(200);
+    pub const STOP_STARTING_CAP: Duration = Duration::from_secs(10);
+    pub const FINISH_FLOOR: Duration = Duration::from_millis(100);
+    pub const FINISH_CAP: Duration = Duration::from_secs(2);
+}
+
+/// Which margins a consumer keeps to its invocations' deadlines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MarginRule {
+    /// Scaled to each invocation's budget ([`DeadlineMargins::scaled_to`]).
+    #[default]
+    Scaled,
+    /// The same whatever the budget (tests that place work around given margins).
+    Fixed(DeadlineMargins),
+}
+
+impl MarginRule {
+    /// The margins kept to `deadline`.
+    pub fn margins_for(self, deadline: &Deadline) -> DeadlineMargins {
+        match self {
+            Self::Scaled => DeadlineMargins::scaled_to(deadline.budget()),
+            Self::Fixed(margins) => margins,
         }
     }
 }
@@ -156,7 +206,7 @@ impl Default for DeadlineMargins {
 pub struct Pace {
     /// Conversations worked on at once.
     pub concurrency: usize,
-    pub margins: DeadlineMargins,
+    pub margins: MarginRule,
 }
 
 /// One conversation's messages in a batch, in stream order.
@@ -240,8 +290,8 @@ impl<'e> Batch<'e> {
 
     /// Runs `work` on every conversation, `pace.concurrency` at once. They are
     /// independent, so the result is the same as in order. With a deadline, no
-    /// conversation starts with less than `stop_starting` left, and work still running
-    /// `finish` before it is cut.
+    /// conversation starts with less than the margins' `stop_starting` left, and work
+    /// still running `finish` before it is cut.
     pub async fn run<T, F, Fut>(
         self,
         pace: Pace,
@@ -287,11 +337,12 @@ enum Outcome<T> {
 async fn within_deadline<T>(
     work: impl Future<Output = T>,
     deadline: Option<&Deadline>,
-    margins: DeadlineMargins,
+    margins: MarginRule,
 ) -> Outcome<T> {
     let Some(deadline) = deadline else {
         return Outcome::Finished(work.await);
     };
+    let margins = margins.margins_for(deadline);
     let remaining = deadline.remaining();
     if remaining < margins.stop_starting {
         return Outcome::NotStarted;
@@ -417,5 +468,60 @@ mod tests {
             remaining > Duration::from_secs(55) && remaining <= Duration::from_secs(60),
             "{remaining:?}"
         );
+    }
+
+    #[test]
+    fn margins_scale_with_the_budget_between_their_floors_and_caps() {
+        let ms = Duration::from_millis;
+        let margins = |budget| {
+            let DeadlineMargins {
+                stop_starting,
+                finish,
+            } = DeadlineMargins::scaled_to(budget);
+            (stop_starting, finish)
+        };
+        // A function deployed with a 5-second timeout starts work until 1 s is left.
+        assert_eq!(margins(Duration::from_secs(5)), (ms(1000), ms(250)));
+        assert_eq!(margins(Duration::from_secs(3)), (ms(600), ms(150)));
+        assert_eq!(margins(Duration::from_secs(30)), (ms(6000), ms(1500)));
+        // Long budgets keep the margins a slow batch needs, and no more.
+        assert_eq!(margins(Duration::from_secs(60)), (ms(10_000), ms(2000)));
+        assert_eq!(margins(Duration::from_secs(900)), (ms(10_000), ms(2000)));
+        // Tiny budgets: a request with a retry, an answer.
+        assert_eq!(margins(Duration::from_secs(1)), (ms(200), ms(100)));
+        assert_eq!(margins(ms(150)), (ms(200), ms(100)));
+        for budget in [ms(0), ms(150), ms(999), ms(7_777), ms(45_000), ms(900_000)] {
+            let (stop_starting, finish) = margins(budget);
+            assert!(
+                finish < stop_starting,
+                "{budget:?}: work that starts may run"
+            );
+        }
+    }
+
+    #[test]
+    fn the_budget_is_what_remained_when_the_deadline_was_taken() {
+        let start = Instant::now();
+        let elapsed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let clock = {
+            let elapsed = elapsed.clone();
+            Arc::new(move || {
+                start + Duration::from_secs(elapsed.load(std::sync::atomic::Ordering::SeqCst))
+            })
+        };
+        let deadline = Deadline::with_clock(start + Duration::from_secs(60), clock);
+        elapsed.store(59, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(deadline.budget(), Duration::from_secs(60));
+        assert_eq!(deadline.remaining(), Duration::from_secs(1));
+        // A nearly spent 60-second budget keeps the 10-second margin: nothing starts.
+        assert_eq!(
+            MarginRule::Scaled.margins_for(&deadline).stop_starting,
+            Duration::from_secs(10)
+        );
+        let fixed = DeadlineMargins {
+            stop_starting: Duration::ZERO,
+            finish: Duration::ZERO,
+        };
+        assert_eq!(MarginRule::Fixed(fixed).margins_for(&deadline), fixed);
     }
 }

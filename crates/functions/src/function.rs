@@ -417,4 +417,32 @@ mod tests {
             assert!(source.contains(&call), "{} runs {call}", path.display());
         }
     }
+
+    /// The bins named after functions are for `cargo lambda watch` only: each is declared
+    /// in Cargo.toml behind the `watch` feature, so that a release build of the workspace
+    /// links `cruddur-lambda` alone. A new function's bin left to cargo's discovery would
+    /// be linked (fat LTO, a minute or two) by every release build.
+    #[test]
+    fn function_bins_need_the_watch_feature_and_the_deployed_binary_does_not() {
+        let manifest =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+        let bins: Vec<&str> = manifest.split("[[bin]]").skip(1).collect();
+        let declared = |name: &str| {
+            bins.iter()
+                .find(|bin| bin.contains(&format!("name = \"{name}\"")))
+                .map(|bin| bin.split("\n[").next().unwrap_or(bin).to_owned())
+        };
+        for function in Function::ALL {
+            let bin = declared(function.name())
+                .unwrap_or_else(|| panic!("no [[bin]] for {function} in Cargo.toml"));
+            assert!(
+                bin.contains(&format!("path = \"src/bin/{function}.rs\""))
+                    && bin.contains("required-features = [\"watch\"]"),
+                "{function}: {bin}"
+            );
+        }
+        let deployed = declared("cruddur-lambda").expect("a [[bin]] for cruddur-lambda");
+        assert!(!deployed.contains("required-features"), "{deployed}");
+        assert_eq!(bins.len(), Function::ALL.len() + 1, "no other bins");
+    }
 }

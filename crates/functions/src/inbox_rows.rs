@@ -14,7 +14,8 @@ use messaging::store::{Advance, RowPositions, Store, StoreError};
 use serde::Serialize;
 
 use crate::batch::{
-    Batch, Conversation, Deadline, DeadlineMargins, Finished, Pace, RecordCounts, Settled,
+    Batch, Conversation, Deadline, DeadlineMargins, Finished, MarginRule, Pace, RecordCounts,
+    Settled,
 };
 use crate::emf::{EmbeddedMetrics, Metric};
 
@@ -134,7 +135,7 @@ impl InboxRowMover {
             store,
             pace: Pace {
                 concurrency: DEFAULT_CONCURRENCY,
-                margins: DeadlineMargins::default(),
+                margins: MarginRule::default(),
             },
             positions: Arc::new(RowPositions::default()),
         }
@@ -152,8 +153,9 @@ impl InboxRowMover {
         self
     }
 
+    /// Fixed margins instead of margins scaled to each invocation's budget.
     pub fn with_deadline_margins(mut self, margins: DeadlineMargins) -> Self {
-        self.pace.margins = margins;
+        self.pace.margins = MarginRule::Fixed(margins);
         self
     }
 

@@ -387,6 +387,20 @@ async fn unreadable_recipients_are_reported_for_retry_and_the_rest_is_pushed() {
     );
 }
 
+/// A deadline taken with `budget` to go (at the invocation's start), read when only `left`
+/// remains.
+fn nearly_spent(budget: Duration, left: Duration) -> Deadline {
+    let start = Instant::now();
+    let now = Arc::new(std::sync::Mutex::new(start));
+    let clock = {
+        let now = now.clone();
+        Arc::new(move || *now.lock().unwrap())
+    };
+    let deadline = Deadline::with_clock(start + budget, clock);
+    *now.lock().unwrap() = start + budget - left;
+    deadline
+}
+
 #[tokio::test]
 async fn near_the_deadline_nothing_starts_and_the_batch_is_reported_for_retry() {
     let table = table_with_members().await;
@@ -398,7 +412,9 @@ async fn near_the_deadline_nothing_starts_and_the_batch_is_reported_for_retry() 
     );
     table.requests.reset();
     let event = event_file("stream-batch.json");
-    let deadline = Deadline::at(Instant::now() + Duration::from_secs(5));
+    // The function's 30-second budget with 5 s left: margins scaled to it stop starting
+    // at 6 s.
+    let deadline = nearly_spent(Duration::from_secs(30), Duration::from_secs(5));
     let (response, summary) = handler.handle_until(&event, Some(deadline)).await;
     assert_eq!(summary.unstarted_conversations, 3);
     assert_eq!(table.requests.total(), 0);
@@ -406,6 +422,73 @@ async fn near_the_deadline_nothing_starts_and_the_batch_is_reported_for_retry() 
         response.batch_item_failures[0].item_identifier,
         event.records[0].change.sequence_number
     );
+}
+
+/// A function deployed with a 5-second timeout: fixed 10-second margins would push
+/// nothing, ever; margins scaled to the budget push every frame.
+#[tokio::test]
+async fn a_five_second_budget_pushes_every_frame() {
+    let table = table_with_members().await;
+    let open = OpenConnections::default();
+    let endpoint = management_api(open.clone()).await;
+    let hour = Duration::from_secs(3600);
+    connection(&table, ANDREW, "andrew-phone=", hour).await;
+    let mut andrew = open.open("andrew-phone=");
+    let handler = PushHandler::new(
+        table.store.clone(),
+        functions::push::local_management_client(&endpoint),
+    );
+    let event = event_file("stream-batch.json");
+    let deadline = Deadline::at(Instant::now() + Duration::from_secs(5));
+
+    let (response, summary) = handler.handle_until(&event, Some(deadline)).await;
+
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(summary.unstarted_conversations, 0, "{summary:?}");
+    assert_eq!(
+        frames(&mut andrew).len(),
+        stream_texts(&event, WITH_BAYKO).len() + stream_texts(&event, WITH_LONDO).len()
+    );
+}
+
+/// A Management API endpoint that takes connections and never answers (a stuck stage, a
+/// proxy) costs each post its bounded attempts, not the batch: the push answers, the post
+/// counted as failed, nothing reported for retry. What kept `make invoke FN=messaging-push`
+/// waiting was the function exiting at start without `WEBSOCKET_API_ENDPOINT`, not a post.
+#[tokio::test]
+async fn a_management_api_that_never_answers_fails_the_post_not_the_batch() {
+    let table = table_with_members().await;
+    connection(&table, ANDREW, "andrew-phone=", Duration::from_secs(3600)).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let held = accepted.clone();
+    tokio::spawn(async move {
+        let mut silent = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.fetch_add(1, Ordering::SeqCst);
+            silent.push(socket);
+        }
+    });
+    let handler = PushHandler::new(
+        table.store.clone(),
+        functions::push::local_management_client(&endpoint),
+    )
+    .with_retry(PostRetry {
+        attempts: 2,
+        base_backoff: Duration::from_millis(1),
+    });
+
+    let event = event_file("stream-insert-message.json");
+    // A guard against hanging, not a measurement: each attempt gives up on its own timeout.
+    let (response, summary) = tokio::time::timeout(Duration::from_secs(60), handler.handle(&event))
+        .await
+        .expect("the push answers although the endpoint never does");
+
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(summary.failed_posts, 1, "{summary:?}");
+    assert_eq!(summary.frames_sent, 0);
+    assert!(accepted.load(Ordering::SeqCst) >= 1, "the post reached it");
 }
 
 #[tokio::test]

@@ -39,7 +39,8 @@ use uuid::Uuid;
 
 use crate::api::CreatedMessage;
 use crate::batch::{
-    Batch, Conversation, Deadline, DeadlineMargins, Finished, Pace, RecordCounts, Settled,
+    Batch, Conversation, Deadline, DeadlineMargins, Finished, MarginRule, Pace, RecordCounts,
+    Settled,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::emf::{EmbeddedMetrics, Metric};
@@ -242,7 +243,7 @@ impl PushHandler {
             management,
             pace: Pace {
                 concurrency: DEFAULT_CONCURRENCY,
-                margins: DeadlineMargins::default(),
+                margins: MarginRule::default(),
             },
             retry: PostRetry::default(),
         }
@@ -256,8 +257,9 @@ impl PushHandler {
         self
     }
 
+    /// Fixed margins instead of margins scaled to each invocation's budget.
     pub fn with_deadline_margins(mut self, margins: DeadlineMargins) -> Self {
-        self.pace.margins = margins;
+        self.pace.margins = MarginRule::Fixed(margins);
         self
     }
 
@@ -389,7 +391,8 @@ impl PushHandler {
         if expired.is_empty() {
             return;
         }
-        if deadline.is_some_and(|d| d.remaining() < self.pace.margins.stop_starting) {
+        if deadline.is_some_and(|d| d.remaining() < self.pace.margins.margins_for(d).stop_starting)
+        {
             tracing::warn!(
                 expired = expired.len(),
                 "deadline near: expired connections left for a later batch"

@@ -36,6 +36,12 @@ impl SlowWrites {
         }
     }
 
+    /// Moves the clock on, as if `time` had passed since the deadline was taken.
+    fn pass(&self, time: Duration) {
+        self.elapsed_ms
+            .fetch_add(u64::try_from(time.as_millis()).unwrap(), Ordering::SeqCst);
+    }
+
     fn deadline_in(&self, remaining: Duration) -> Deadline {
         let (start, elapsed) = (self.start, self.elapsed_ms.clone());
         Deadline::with_clock(
@@ -94,7 +100,10 @@ async fn near_the_deadline_no_conversation_starts_and_all_are_reported() {
     let mut stream = Stream::of(&table).await;
     let ([first, ..], records) = three_conversations(&table, &cast, &mut stream).await;
     table.requests.reset();
-    let deadline = Deadline::at(std::time::Instant::now() + Duration::from_secs(1));
+    // A 60-second budget of which 1 s is left: the default margins stop starting at 10 s.
+    let clock = SlowWrites::new(Duration::ZERO);
+    let deadline = clock.deadline_in(Duration::from_secs(60));
+    clock.pass(Duration::from_secs(59));
 
     let (response, summary) = InboxRowMover::new(table.store.clone())
         .handle_until(&event(&records), Some(deadline))
@@ -170,5 +179,69 @@ async fn updates_still_running_at_the_deadline_are_cut_and_reported() {
     assert_eq!(
         response.batch_item_failures[0].item_identifier,
         first_record_of(&records, first[0].group_uuid)
+    );
+}
+
+/// A function deployed with a 5-second timeout: fixed 10-second margins would start
+/// nothing, ever; scaled ones start every conversation while a fifth of it is left.
+#[tokio::test]
+async fn a_five_second_budget_moves_every_conversation() {
+    let table = TestTable::new().await;
+    let cast = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    let ([first, second, third], records) = three_conversations(&table, &cast, &mut stream).await;
+    let deadline = Deadline::at(std::time::Instant::now() + Duration::from_secs(5));
+
+    let (response, summary) = InboxRowMover::new(table.store.clone())
+        .handle_until(&event(&records), Some(deadline))
+        .await;
+
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(summary.unstarted_conversations, 0, "{summary:?}");
+    assert_eq!(summary.rows_moved, 6);
+    for (member, conversation) in [
+        (&cast.bayko, &first),
+        (&cast.londo, &second),
+        (&cast.londo, &third),
+    ] {
+        assert_eq!(
+            rows_by_group(&table, member).await[&conversation[0].group_uuid],
+            last_of(conversation)
+        );
+    }
+}
+
+/// The same 5-second budget, nearly spent by slow updates: the third conversation would
+/// start with 0.6 s left, under a fifth of the budget, so it is reported instead.
+#[tokio::test]
+async fn a_five_second_budget_nearly_spent_reports_the_rest_for_retry() {
+    let table = TestTable::new().await;
+    let cast = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    let ([first, second, third], records) = three_conversations(&table, &cast, &mut stream).await;
+    let slow = SlowWrites::new(Duration::from_millis(2200));
+    let deadline = slow.deadline_in(Duration::from_secs(5));
+    let handler = InboxRowMover::new(table.store_with(slow.clone())).with_concurrency(1);
+
+    let (response, summary) = handler.handle_until(&event(&records), Some(deadline)).await;
+
+    assert_eq!(summary.unstarted_conversations, 1, "{summary:?}");
+    assert_eq!(summary.rows_moved, 4);
+    assert_eq!(
+        response.batch_item_failures[0].item_identifier,
+        first_record_of(&records, third[0].group_uuid),
+        "the unstarted conversation's first record"
+    );
+    assert_eq!(
+        rows_by_group(&table, &cast.bayko).await[&first[0].group_uuid],
+        last_of(&first)
+    );
+    assert_eq!(
+        rows_by_group(&table, &cast.londo).await[&second[0].group_uuid],
+        last_of(&second)
+    );
+    assert_eq!(
+        rows_by_group(&table, &cast.londo).await[&third[0].group_uuid],
+        first_of(&third)
     );
 }
