@@ -90,7 +90,12 @@ impl Store {
     #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
     pub async fn recipients(&self, group: Uuid) -> Result<Vec<Uuid>, StoreError> {
         let memberships = self.memberships(group).await?;
-        Ok(memberships.into_iter().map(|m| m.user_uuid).collect())
+        // A member who blocked the other member of a direct conversation gets no frames of it.
+        Ok(memberships
+            .into_iter()
+            .filter(|m| !m.blocks_partner())
+            .map(|m| m.user_uuid)
+            .collect())
     }
 
     /// Turns the table's time to live on for [`schema::TTL_ATTRIBUTE`] unless it is on

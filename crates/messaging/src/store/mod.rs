@@ -13,9 +13,11 @@
 //! | add members / leave | [`Store::add_members`], [`Store::leave_group`] | Query ‖ Query (GSI) ‖ Query, then TransactWriteItems |
 //! | mark read | [`Store::mark_read`], [`Store::read_messages`] (the newest page of A) | Query (GSI) + UpdateItem |
 //! | users | [`Store::register_user`], [`Store::user_by_sub`], [`Store::user_by_handle`], [`Store::handle_taken`], [`Store::users_by_handles`] | one each |
+//! | block, unblock, list blocks | [`Store::block`], [`Store::unblock`], [`Store::list_blocks`] | GetItem + TransactWriteItems; Query |
 //! | WebSocket connections | [`Store::put_connection`], [`Store::delete_connection`], [`Store::connections_of`] (a user's) | one each |
 
 mod admin;
+mod blocks;
 mod connections;
 mod conversations;
 mod error;
@@ -37,6 +39,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use admin::{TableStatus, list_tables};
+pub use blocks::{BlockedUser, Blocking, Unblocking};
 pub use error::{FailureKind, StoreError};
 pub use fanout::{Advance, RowPositions};
 pub use groups::{Added, MEMBERS_IN_CREATING_TRANSACTION};
