@@ -42,6 +42,12 @@ pub enum ApiError {
     Page(PageError),
     #[error("not found: {0}")]
     NotFound(&'static str),
+    /// A request that can never be right, whatever the data (blocking oneself).
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// A request the data forbids (one of two users blocked the other).
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
 }
 
 impl ApiError {
@@ -54,6 +60,8 @@ impl ApiError {
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -66,7 +74,7 @@ impl ApiError {
             Self::BodyTooLarge => vec!["body_too_large"],
             Self::Validation(codes) => codes.clone(),
             Self::Page(error) => vec![error.code()],
-            Self::NotFound(code) => vec![code],
+            Self::NotFound(code) | Self::BadRequest(code) | Self::Forbidden(code) => vec![code],
         }
     }
 
@@ -133,6 +141,9 @@ impl From<StoreError> for HandlerError {
                 ApiError::Validation(vec![ValidationError::GroupHandlesBlank.code()]).into()
             }
             StoreError::Page(error) => ApiError::Page(error).into(),
+            // The same code whichever of the two blocked: it says no more than needed.
+            StoreError::Blocked => ApiError::Forbidden("messaging_blocked").into(),
+            StoreError::SelfBlock => ApiError::BadRequest("user_blocks_self").into(),
             // A group's rows not all visible in the index yet (a membership change needs
             // every one): moments of lag, answered like contention.
             busy @ (StoreError::Contention { .. } | StoreError::IndexLagging { .. }) => {

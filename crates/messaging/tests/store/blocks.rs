@@ -3,7 +3,12 @@
 //! the blocker's inbox and push lose the direct conversation until the block is lifted.
 
 use std::collections::HashSet;
+use std::sync::Mutex;
 
+use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use messaging::keys;
 use messaging::store::{Blocking, Unblocking};
 use messaging::{PageRequest, StoreError, User};
@@ -441,4 +446,80 @@ async fn the_block_list_pages_with_cursors_of_its_own_partition() {
         .list_blocks(andrew.uuid, &PageRequest::new(2, Some(foreign)).unwrap())
         .await;
     assert!(matches!(refused, Err(StoreError::Page(_))), "{refused:?}");
+}
+
+/// Runs `hook` once, just before the first `TransactWriteItems` of the client it is on: a
+/// write of someone else landing between what the caller read and what it writes.
+struct BeforeFirstTransaction {
+    hook: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl std::fmt::Debug for BeforeFirstTransaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BeforeFirstTransaction")
+    }
+}
+
+impl Intercept for BeforeFirstTransaction {
+    fn name(&self) -> &'static str {
+        "BeforeFirstTransaction"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if context
+            .input()
+            .downcast_ref::<TransactWriteItemsInput>()
+            .is_some()
+        {
+            let hook = self.hook.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_conversation_started_while_a_block_is_written_is_still_closed_by_it() {
+    let table = TestTable::new().await;
+    let andrew = table.user("andrewbrown").await;
+    let bayko = table.user("bayko").await;
+    // Between the block's read of the pair (none yet) and its transaction, Andrew starts
+    // the conversation (another environment, its own client and runtime).
+    let other = table.store_with_own_client();
+    let (from, to) = (andrew.clone(), bayko.clone());
+    let start = move || {
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(other.send_to_user(&from, &to, text("Hello"), second(1)))
+                .unwrap();
+        })
+        .join()
+        .unwrap();
+    };
+    let blocking_store = table.store_with(BeforeFirstTransaction {
+        hook: Mutex::new(Some(Box::new(start))),
+    });
+
+    assert_eq!(
+        blocking_store.block(&bayko, &andrew, second(2)).await.unwrap(),
+        Blocking::Blocked
+    );
+    let group = table
+        .store
+        .conversation_between(andrew.uuid, bayko.uuid, true)
+        .await
+        .unwrap()
+        .expect("the start landed first");
+    // The block's check on the pair failed, it read the pair again and marked the
+    // memberships the start wrote: the new conversation is closed both ways.
+    assert_neither_can_message(&table, &andrew, &bayko, Some(group)).await;
 }
