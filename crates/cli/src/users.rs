@@ -95,7 +95,10 @@ pub async fn run(store: &Store, command: UsersCommand) -> anyhow::Result<()> {
         }
         UsersCommand::Blocks { blocker } => {
             let blocker = user(store, &blocker).await?;
-            println!("{:<36}  {:<16}  {:<24}  blocked at", "uuid", "handle", "display name");
+            println!(
+                "{:<36}  {:<16}  {:<24}  blocked at",
+                "uuid", "handle", "display name"
+            );
             let mut cursor = None;
             loop {
                 let page = store
@@ -104,7 +107,10 @@ pub async fn run(store: &Store, command: UsersCommand) -> anyhow::Result<()> {
                 for entry in page.items {
                     println!(
                         "{:<36}  {:<16}  {:<24}  {}",
-                        entry.user.uuid, entry.user.handle, entry.user.display_name, entry.blocked_at
+                        entry.user.uuid,
+                        entry.user.handle,
+                        entry.user.display_name,
+                        entry.blocked_at
                     );
                 }
                 match page.next_cursor {

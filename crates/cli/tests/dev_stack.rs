@@ -1019,14 +1019,22 @@ async fn a_block_refuses_sending_through_the_stack_until_it_is_lifted() {
     let as_bayko: Vec<(&str, &str)> = as_bayko.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
     let hello = http
-        .post(&andrew_token, json!({"message": "Hello", "handle": "bayko"}))
+        .post(
+            &andrew_token,
+            json!({"message": "Hello", "handle": "bayko"}),
+        )
         .await;
     assert_eq!(hello.status, StatusCode::OK, "{}", hello.body);
     let group = hello.body["message_group_uuid"].clone();
 
     // Bayko blocks Andrew: Andrew's next message is refused, and the CLI lists the block.
     let blocked = http
-        .call(Method::POST, "/api/users/@andrewbrown/block", &as_bayko, None)
+        .call(
+            Method::POST,
+            "/api/users/@andrewbrown/block",
+            &as_bayko,
+            None,
+        )
         .await;
     assert_eq!(blocked.status, StatusCode::NO_CONTENT, "{}", blocked.body);
     let refused = http
@@ -1071,9 +1079,19 @@ async fn a_block_refuses_sending_through_the_stack_until_it_is_lifted() {
             .contains("DELETE")
     );
     let unblocked = http
-        .call(Method::DELETE, "/api/users/@andrewbrown/block", &as_bayko, None)
+        .call(
+            Method::DELETE,
+            "/api/users/@andrewbrown/block",
+            &as_bayko,
+            None,
+        )
         .await;
-    assert_eq!(unblocked.status, StatusCode::NO_CONTENT, "{}", unblocked.body);
+    assert_eq!(
+        unblocked.status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        unblocked.body
+    );
     let sent = http
         .post(
             &andrew_token,

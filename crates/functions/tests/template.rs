@@ -1234,10 +1234,22 @@ fn block_functions_touch_only_blocks_memberships_and_pairs() {
     let family = |prefix: &str| json!([format!("{prefix}*")]);
     for (name, action, allowed) in [
         ("block-user", "dynamodb:PutItem", family(BLOCK_PREFIX)),
-        ("block-user", "dynamodb:UpdateItem", family(MEMBERSHIP_PREFIX)),
-        ("block-user", "dynamodb:ConditionCheckItem", family(PAIR_PREFIX)),
+        (
+            "block-user",
+            "dynamodb:UpdateItem",
+            family(MEMBERSHIP_PREFIX),
+        ),
+        (
+            "block-user",
+            "dynamodb:ConditionCheckItem",
+            family(PAIR_PREFIX),
+        ),
         ("unblock-user", "dynamodb:DeleteItem", family(BLOCK_PREFIX)),
-        ("unblock-user", "dynamodb:UpdateItem", family(MEMBERSHIP_PREFIX)),
+        (
+            "unblock-user",
+            "dynamodb:UpdateItem",
+            family(MEMBERSHIP_PREFIX),
+        ),
         // Its own list only: the caller is read by GetItem.
         ("list-blocks", "dynamodb:Query", family(BLOCK_PREFIX)),
     ] {

@@ -59,13 +59,20 @@ async fn assert_messaging_refused(w: &World, a: (&str, &User), b: (&str, &User),
             assert_eq!(codes(&answer), ["messaging_blocked"]);
         }
     }
-    assert_eq!(w.table.snapshot().await, before, "nothing refused is written");
+    assert_eq!(
+        w.table.snapshot().await,
+        before,
+        "nothing refused is written"
+    );
 }
 
 #[tokio::test]
 async fn a_block_from_its_event_refuses_both_sides_the_same_way_until_lifted() {
     let w = world().await;
-    let group = send(&w, &w.bayko, &w.andrew, "hi").await.group_uuid.to_string();
+    let group = send(&w, &w.bayko, &w.andrew, "hi")
+        .await
+        .group_uuid
+        .to_string();
 
     // The event: Andrew blocks @bayko.
     let (status, _, body) = serve(&w, Route::BlockUser, &event("api-block-user.json")).await;
@@ -73,14 +80,19 @@ async fn a_block_from_its_event_refuses_both_sides_the_same_way_until_lifted() {
     assert_messaging_refused(&w, (ANDREW_SUB, &w.andrew), (BAYKO_SUB, &w.bayko), &group).await;
 
     // Londo is not concerned.
-    let (status, _) = post_message(&w, LONDO_SUB, json!({"message": "hi", "handle": "bayko"})).await;
+    let (status, _) =
+        post_message(&w, LONDO_SUB, json!({"message": "hi", "handle": "bayko"})).await;
     assert_eq!(status, StatusCode::OK);
 
     let (status, _, _) = serve(&w, Route::UnblockUser, &event("api-unblock-user.json")).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     for sub in [ANDREW_SUB, BAYKO_SUB] {
-        let (status, answer) =
-            post_message(&w, sub, json!({"message": "back", "message_group_uuid": group})).await;
+        let (status, answer) = post_message(
+            &w,
+            sub,
+            json!({"message": "back", "message_group_uuid": group}),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{answer}");
     }
 }
@@ -88,10 +100,22 @@ async fn a_block_from_its_event_refuses_both_sides_the_same_way_until_lifted() {
 #[tokio::test]
 async fn the_blocked_side_blocking_back_and_lifting_changes_nothing_for_the_first_block() {
     let w = world().await;
-    let group = send(&w, &w.andrew, &w.bayko, "hi").await.group_uuid.to_string();
-    assert_eq!(block(&w, BAYKO_SUB, "@andrewbrown").await, StatusCode::NO_CONTENT);
-    assert_eq!(block(&w, ANDREW_SUB, "@Bayko").await, StatusCode::NO_CONTENT);
-    assert_eq!(unblock(&w, BAYKO_SUB, "@andrewbrown").await, StatusCode::NO_CONTENT);
+    let group = send(&w, &w.andrew, &w.bayko, "hi")
+        .await
+        .group_uuid
+        .to_string();
+    assert_eq!(
+        block(&w, BAYKO_SUB, "@andrewbrown").await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        block(&w, ANDREW_SUB, "@Bayko").await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        unblock(&w, BAYKO_SUB, "@andrewbrown").await,
+        StatusCode::NO_CONTENT
+    );
     // Andrew's block holds, for both.
     assert_messaging_refused(&w, (ANDREW_SUB, &w.andrew), (BAYKO_SUB, &w.bayko), &group).await;
 }
@@ -112,10 +136,19 @@ async fn a_block_refuses_starting_a_conversation_and_writes_nothing() {
 #[tokio::test]
 async fn blocking_twice_and_lifting_no_block_are_204_and_write_nothing() {
     let w = world().await;
-    assert_eq!(block(&w, ANDREW_SUB, "@bayko").await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        block(&w, ANDREW_SUB, "@bayko").await,
+        StatusCode::NO_CONTENT
+    );
     let before = w.table.snapshot().await;
-    assert_eq!(block(&w, ANDREW_SUB, "@bayko").await, StatusCode::NO_CONTENT);
-    assert_eq!(unblock(&w, ANDREW_SUB, "@londo").await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        block(&w, ANDREW_SUB, "@bayko").await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        unblock(&w, ANDREW_SUB, "@londo").await,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(w.table.snapshot().await, before);
 }
 
@@ -153,7 +186,10 @@ async fn groups_refuse_a_blocked_pair_whoever_creates_or_adds_and_leaving_still_
     let (status, _, created) = serve(&w, Route::CreateMessageGroup, &create).await;
     assert_eq!(status, StatusCode::OK, "{created}");
     let existing = created["message_group_uuid"].as_str().unwrap().to_owned();
-    assert_eq!(block(&w, LONDO_SUB, "@andrewbrown").await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        block(&w, LONDO_SUB, "@andrewbrown").await,
+        StatusCode::NO_CONTENT
+    );
 
     let before = w.table.snapshot().await;
     // Andrew (blocked) creates a group with Londo (the blocker) ...
@@ -168,7 +204,11 @@ async fn groups_refuse_a_blocked_pair_whoever_creates_or_adds_and_leaving_still_
     let (status, _, body) = serve(&w, Route::CreateMessageGroup, &by_londo).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(codes(&body), ["messaging_blocked"]);
-    assert_eq!(w.table.snapshot().await, before, "nothing refused is written");
+    assert_eq!(
+        w.table.snapshot().await,
+        before,
+        "nothing refused is written"
+    );
     // Bayko's group with Andrew alone is Bayko's business; Londo cannot add Andrew to it.
     let (status, _, bayko_group) = serve(
         &w,
@@ -190,13 +230,20 @@ async fn groups_refuse_a_blocked_pair_whoever_creates_or_adds_and_leaving_still_
     let (status, _, body) = serve(&w, Route::AddMessageGroupMembers, &add_londo).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(codes(&body), ["messaging_blocked"]);
-    assert_eq!(w.table.snapshot().await, after_bayko, "nothing refused is written");
+    assert_eq!(
+        w.table.snapshot().await,
+        after_bayko,
+        "nothing refused is written"
+    );
 
     // The group they already share stays: both post there, and Londo can leave.
     for sub in [ANDREW_SUB, LONDO_SUB] {
-        let (status, answer) =
-            post_message(&w, sub, json!({"message": "still here", "message_group_uuid": existing}))
-                .await;
+        let (status, answer) = post_message(
+            &w,
+            sub,
+            json!({"message": "still here", "message_group_uuid": existing}),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{answer}");
     }
     let leave = as_user(
@@ -216,9 +263,18 @@ fn in_members_path(mut event: Value, group: &str) -> Value {
 #[tokio::test]
 async fn the_block_list_is_the_callers_paged_with_a_cursor() {
     let w = world().await;
-    assert_eq!(block(&w, ANDREW_SUB, "@bayko").await, StatusCode::NO_CONTENT);
-    assert_eq!(block(&w, ANDREW_SUB, "@londo").await, StatusCode::NO_CONTENT);
-    assert_eq!(block(&w, BAYKO_SUB, "@andrewbrown").await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        block(&w, ANDREW_SUB, "@bayko").await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        block(&w, ANDREW_SUB, "@londo").await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        block(&w, BAYKO_SUB, "@andrewbrown").await,
+        StatusCode::NO_CONTENT
+    );
 
     let mut listed = Vec::new();
     let mut cursor: Option<String> = None;
@@ -238,7 +294,10 @@ async fn the_block_list_is_the_callers_paged_with_a_cursor() {
             None => break,
         }
     }
-    let mut handles: Vec<&str> = listed.iter().map(|e| e["handle"].as_str().unwrap()).collect();
+    let mut handles: Vec<&str> = listed
+        .iter()
+        .map(|e| e["handle"].as_str().unwrap())
+        .collect();
     handles.sort_unstable();
     assert_eq!(handles, ["bayko", "londo"], "Andrew's blocks only");
     let bayko = listed.iter().find(|e| e["handle"] == "bayko").unwrap();
@@ -249,17 +308,28 @@ async fn the_block_list_is_the_callers_paged_with_a_cursor() {
         "{bayko}"
     );
 
-    let bad = with_query(event("api-list-blocks.json"), &[("cursor", "bm90LWEtY3Vyc29y")]);
+    let bad = with_query(
+        event("api-list-blocks.json"),
+        &[("cursor", "bm90LWEtY3Vyc29y")],
+    );
     let (status, _, body) = serve(&w, Route::ListBlocks, &bad).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, _, _) = serve(&w, Route::ListBlocks, &anonymous(event("api-list-blocks.json"))).await;
+    let (status, _, _) = serve(
+        &w,
+        Route::ListBlocks,
+        &anonymous(event("api-list-blocks.json")),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn the_blockers_inbox_hides_the_direct_conversation_the_other_keeps_it() {
     let w = world().await;
-    let direct = send(&w, &w.bayko, &w.andrew, "hi").await.group_uuid.to_string();
+    let direct = send(&w, &w.bayko, &w.andrew, "hi")
+        .await
+        .group_uuid
+        .to_string();
     let inbox_of = |sub: &'static str| {
         let w = &w;
         async move {
@@ -277,14 +347,23 @@ async fn the_blockers_inbox_hides_the_direct_conversation_the_other_keeps_it() {
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(block(&w, ANDREW_SUB, "@bayko").await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        block(&w, ANDREW_SUB, "@bayko").await,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(inbox_of(ANDREW_SUB).await, Vec::<String>::new());
-    assert_eq!(inbox_of(BAYKO_SUB).await, [direct.clone()]);
+    assert_eq!(inbox_of(BAYKO_SUB).await, std::slice::from_ref(&direct));
     // The conversation itself can still be read by the blocker (its history is theirs).
-    let read = as_user(in_group(event("api-list-messages.json"), &direct), ANDREW_SUB);
+    let read = as_user(
+        in_group(event("api-list-messages.json"), &direct),
+        ANDREW_SUB,
+    );
     let (status, _, _) = serve(&w, Route::ListMessages, &read).await;
     assert_eq!(status, StatusCode::OK);
 
-    assert_eq!(unblock(&w, ANDREW_SUB, "@bayko").await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        unblock(&w, ANDREW_SUB, "@bayko").await,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(inbox_of(ANDREW_SUB).await, [direct]);
 }

@@ -45,7 +45,8 @@ use crate::timestamp::Timestamp;
 /// The condition appending puts on the sender's membership: the sender is a member and,
 /// in a direct conversation, neither member has blocked the other (a group membership
 /// never carries `blockers`).
-pub(super) const MEMBER_NOT_BLOCKED: &str = "attribute_exists(pk) AND attribute_not_exists(#blockers)";
+pub(super) const MEMBER_NOT_BLOCKED: &str =
+    "attribute_exists(pk) AND attribute_not_exists(#blockers)";
 
 /// `BatchGetItem` takes at most 100 keys.
 const MAX_BATCH_GET_KEYS: usize = 100;

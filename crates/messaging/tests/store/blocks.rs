@@ -71,7 +71,11 @@ async fn a_block_stops_both_members_of_a_direct_conversation_whoever_blocked() {
             (&bayko, &andrew)
         };
         assert_eq!(
-            table.store.block(blocker, blocked, second(5)).await.unwrap(),
+            table
+                .store
+                .block(blocker, blocked, second(5))
+                .await
+                .unwrap(),
             Blocking::Blocked
         );
         assert_neither_can_message(&table, &andrew, &bayko, Some(group)).await;
@@ -92,11 +96,7 @@ async fn a_block_before_any_conversation_refuses_starting_one_either_way() {
     let table = TestTable::new().await;
     let andrew = table.user("andrewbrown").await;
     let bayko = table.user("bayko").await;
-    table
-        .store
-        .block(&bayko, &andrew, second(1))
-        .await
-        .unwrap();
+    table.store.block(&bayko, &andrew, second(1)).await.unwrap();
     assert_neither_can_message(&table, &andrew, &bayko, None).await;
     assert_eq!(
         table
@@ -210,7 +210,13 @@ async fn a_blocked_pair_cannot_be_put_in_a_group_by_either_but_a_third_person_ca
     let londo = table.user("londo").await;
     let group = table
         .store
-        .create_group(&andrew, &name("Crew"), &[londo.clone()], text("Hi"), second(0))
+        .create_group(
+            &andrew,
+            &name("Crew"),
+            std::slice::from_ref(&londo),
+            text("Hi"),
+            second(0),
+        )
         .await
         .unwrap()
         .group_uuid;
@@ -232,7 +238,7 @@ async fn a_blocked_pair_cannot_be_put_in_a_group_by_either_but_a_third_person_ca
     }
     let added = table
         .store
-        .add_members(andrew.uuid, group, &[bayko.clone()], second(3))
+        .add_members(andrew.uuid, group, std::slice::from_ref(&bayko), second(3))
         .await;
     assert!(matches!(added, Err(StoreError::Blocked)), "{added:?}");
     assert_eq!(table.snapshot().await, before, "nothing refused is written");
@@ -241,7 +247,7 @@ async fn a_blocked_pair_cannot_be_put_in_a_group_by_either_but_a_third_person_ca
     // and once in it, both post there (existing shared groups stay).
     let added = table
         .store
-        .add_members(londo.uuid, group, &[bayko.clone()], second(4))
+        .add_members(londo.uuid, group, std::slice::from_ref(&bayko), second(4))
         .await
         .unwrap();
     assert_eq!(added.members, 3);
@@ -304,9 +310,10 @@ async fn posting_costs_no_extra_request_and_starting_one_transaction() {
         .append_message(&bayko, group, text("Reply"), second(1))
         .await
         .unwrap();
-    assert_eq!(table.requests.snapshot().into_iter().collect::<Vec<_>>(), [
-        ("TransactWriteItems".to_owned(), 1)
-    ]);
+    assert_eq!(
+        table.requests.snapshot().into_iter().collect::<Vec<_>>(),
+        [("TransactWriteItems".to_owned(), 1)]
+    );
 
     let londo = table.user("londo").await;
     table
@@ -325,7 +332,13 @@ async fn the_blockers_inbox_hides_the_direct_conversation_until_unblocked() {
     let londo = table.user("londo").await;
     let crew = table
         .store
-        .create_group(&andrew, &name("Crew"), &[bayko.clone(), londo.clone()], text("Hi"), second(1))
+        .create_group(
+            &andrew,
+            &name("Crew"),
+            &[bayko.clone(), londo.clone()],
+            text("Hi"),
+            second(1),
+        )
         .await
         .unwrap()
         .group_uuid;
@@ -375,7 +388,11 @@ async fn a_hidden_row_keeps_the_inbox_paging() {
         others.push(other);
     }
     // Londo's row is the newest but one: it would end the first page of two.
-    table.store.block(&andrew, &others[1], second(9)).await.unwrap();
+    table
+        .store
+        .block(&andrew, &others[1], second(9))
+        .await
+        .unwrap();
     let first = table
         .store
         .list_inbox(andrew.uuid, &PageRequest::new(2, None).unwrap())
@@ -385,7 +402,10 @@ async fn a_hidden_row_keeps_the_inbox_paging() {
     assert_eq!(first.items[0].other.uuid, others[2].uuid);
     let second_page = table
         .store
-        .list_inbox(andrew.uuid, &PageRequest::new(2, first.next_cursor).unwrap())
+        .list_inbox(
+            andrew.uuid,
+            &PageRequest::new(2, first.next_cursor).unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(second_page.items.len(), 1);
@@ -510,7 +530,10 @@ async fn a_conversation_started_while_a_block_is_written_is_still_closed_by_it()
     });
 
     assert_eq!(
-        blocking_store.block(&bayko, &andrew, second(2)).await.unwrap(),
+        blocking_store
+            .block(&bayko, &andrew, second(2))
+            .await
+            .unwrap(),
         Blocking::Blocked
     );
     let group = table
