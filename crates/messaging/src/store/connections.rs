@@ -83,7 +83,8 @@ impl Store {
         Ok(connections)
     }
 
-    /// Who a new message of `group` is pushed to: its members, read strongly consistently
+    /// Who a new message of `group` is pushed to: its members (but a direct conversation's
+    /// members who blocked the other, see `blocks.rs`), read strongly consistently
     /// (one Query of `MBR#<group>`), because the first message of a conversation is
     /// written in the same transaction as its memberships, and an eventually consistent
     /// read that soon after could miss them.

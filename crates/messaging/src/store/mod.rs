@@ -3,11 +3,11 @@
 //! | pattern | method | requests |
 //! |---|---|---|
 //! | A: messages of a conversation | [`Store::list_messages`] | GetItem ‖ Query (concurrent) |
-//! | B: a user's inbox | [`Store::list_inbox`] | Query |
+//! | B: a user's inbox | [`Store::list_inbox`] | Query ‖ Query (the owner's blocks: hidden direct rows) |
 //! | C: append to a conversation | [`Store::append_message`] | TransactWriteItems |
 //! | D: message a user by handle | [`Store::send_to_user`] | GetItem + TransactWriteItems |
 //! | E: inbox rows follow the newest message, unread counts | [`Store::advance_conversation`] | TransactWriteItems where this environment knows the rows ([`RowPositions`]), else Query (GSI) + TransactWriteItems |
-//! | create a group | [`Store::create_group`] | TransactWriteItems (+1 for a 50th member) |
+//! | create a group | [`Store::create_group`] | BatchGetItem (blocks) + TransactWriteItems (+1 for a 50th member) |
 //! | a conversation's members | [`Store::group_members`] | Query + BatchGetItem |
 //! | a conversation's memberships | [`Store::memberships`], [`Store::recipients`] (for push) | Query (consistent) |
 //! | add members / leave | [`Store::add_members`], [`Store::leave_group`] | Query ‖ Query (GSI) ‖ Query, then TransactWriteItems |
