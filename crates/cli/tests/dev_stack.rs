@@ -1143,3 +1143,135 @@ async fn a_burst_of_sends_meets_the_rate_limit_and_the_refused_message_is_nowher
     assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_block_refuses_sending_through_the_stack_until_it_is_lifted() {
+    let table = TestTable::new().await;
+    let andrew = table.user("andrewbrown").await;
+    let bayko = table.user("bayko").await;
+    let dir = std::env::temp_dir().join(format!("cruddur-dev-{}", uuid::Uuid::new_v4()));
+    let key_file = dir.join("key.pk8");
+    let signer = DevSigner::load_or_create(&key_file).unwrap();
+    let token = |user: &messaging::User| {
+        signer
+            .mint(
+                &user.cognito_sub,
+                user.handle.as_str(),
+                Duration::from_secs(600),
+            )
+            .unwrap()
+    };
+    let (andrew_token, bayko_token) = (token(&andrew), token(&bayko));
+    let mut stack = Stack::start(
+        table.store.table(),
+        &key_file,
+        &dir.join("dead-letter.jsonl"),
+    );
+    let http = Http {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        base: stack.base.clone(),
+    };
+    let as_bayko = [("authorization", format!("Bearer {bayko_token}"))];
+    let as_bayko: Vec<(&str, &str)> = as_bayko.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let hello = http
+        .post(
+            &andrew_token,
+            json!({"message": "Hello", "handle": "bayko"}),
+        )
+        .await;
+    assert_eq!(hello.status, StatusCode::OK, "{}", hello.body);
+    let group = hello.body["message_group_uuid"].clone();
+
+    // Bayko blocks Andrew: Andrew's next message is refused, and the CLI lists the block.
+    let blocked = http
+        .call(
+            Method::POST,
+            "/api/users/@andrewbrown/block",
+            &as_bayko,
+            None,
+        )
+        .await;
+    assert_eq!(blocked.status, StatusCode::NO_CONTENT, "{}", blocked.body);
+    let refused = http
+        .post(
+            &andrew_token,
+            json!({"message": "Still there?", "message_group_uuid": group}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(refused.body, json!(["messaging_blocked"]));
+    let listed = cruddur(table.store.table())
+        .args(["users", "blocks", "--as", "bayko"])
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("andrewbrown"),
+        "{listed:?}"
+    );
+    let list = http.get("/api/blocks", &bayko_token).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(list.body[0]["handle"], "andrewbrown");
+
+    // A browser may unblock: DELETE passes the CORS preflight.
+    let preflight = http
+        .call(
+            Method::OPTIONS,
+            "/api/users/@andrewbrown/block",
+            &[
+                ("origin", "http://localhost:3000"),
+                ("access-control-request-method", "DELETE"),
+                ("access-control-request-headers", "authorization"),
+            ],
+            None,
+        )
+        .await;
+    assert!(preflight.status.is_success());
+    assert!(
+        preflight.headers["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("DELETE")
+    );
+    let unblocked = http
+        .call(
+            Method::DELETE,
+            "/api/users/@andrewbrown/block",
+            &as_bayko,
+            None,
+        )
+        .await;
+    assert_eq!(
+        unblocked.status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        unblocked.body
+    );
+    let sent = http
+        .post(
+            &andrew_token,
+            json!({"message": "Still there?", "message_group_uuid": group}),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+
+    // The stream moves Bayko's row to it, as for any message.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let inbox = http.get("/api/message_groups", &bayko_token).await;
+        assert_eq!(inbox.status, StatusCode::OK);
+        if inbox.body[0]["message"] == "Still there?" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "inbox never updated: {}",
+            inbox.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = stack.interrupt();
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

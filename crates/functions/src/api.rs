@@ -15,7 +15,7 @@ use messaging::validate::{
 use messaging::{Store, StoreError, Timestamp, User};
 
 use self::json::{AddMembersBody, CreateGroupBody, CreateMessageBody};
-pub use self::json::{CreatedMessage, GroupMember, InboxItem, ListItem, UserShort};
+pub use self::json::{BlockedItem, CreatedMessage, GroupMember, InboxItem, ListItem, UserShort};
 use crate::directory::Directory;
 use crate::http::{
     ApiError, HandlerError, caller_sub, json_body, json_response, page_response, path_parameter,
@@ -60,6 +60,9 @@ impl Api {
             Route::AddMessageGroupMembers => self.add_message_group_members(&request).await,
             Route::LeaveMessageGroup => self.leave_message_group(&request).await,
             Route::MarkMessageGroupRead => self.mark_message_group_read(&request).await,
+            Route::BlockUser => self.block_user(&request).await,
+            Route::UnblockUser => self.unblock_user(&request).await,
+            Route::ListBlocks => self.list_blocks(&request).await,
         };
         respond(&request, outcome)
     }
@@ -245,6 +248,54 @@ impl Api {
         Ok(json_response(StatusCode::OK, &UserShort::from(user)))
     }
 
+    /// `POST /api/users/@{handle}/block` (route `/api/users/{handle}/block`): until lifted,
+    /// neither the caller nor that user can message the other directly or make a group
+    /// with the other. `204`, also when already blocked (nothing changes).
+    async fn block_user(&self, request: &Request) -> Result<Response<Body>, HandlerError> {
+        let sub = caller_sub(request)?;
+        let handle = handle_in_path(request)?;
+        let caller = self.registered(&sub).await?;
+        let blocked = self.block_target(&caller, &handle).await?;
+        self.store()
+            .block(&caller, &blocked, Timestamp::now())
+            .await?;
+        Ok(no_content())
+    }
+
+    /// `DELETE /api/users/@{handle}/block`: lifts the caller's block (the other's, if
+    /// any, stays). `204`, also when there was none.
+    async fn unblock_user(&self, request: &Request) -> Result<Response<Body>, HandlerError> {
+        let sub = caller_sub(request)?;
+        let handle = handle_in_path(request)?;
+        let caller = self.registered(&sub).await?;
+        let blocked = self.block_target(&caller, &handle).await?;
+        self.store().unblock(caller.uuid, blocked.uuid).await?;
+        Ok(no_content())
+    }
+
+    /// `GET /api/blocks`: the users the caller blocked, paged like every list.
+    async fn list_blocks(&self, request: &Request) -> Result<Response<Body>, HandlerError> {
+        let sub = caller_sub(request)?;
+        let page = page_request(request)?;
+        let caller = self.registered(&sub).await?;
+        let blocks = self.store().list_blocks(caller.uuid, &page).await?;
+        let items: Vec<BlockedItem> = blocks.items.into_iter().map(BlockedItem::from).collect();
+        Ok(page_response(&items, blocks.next_cursor.as_deref()))
+    }
+
+    /// The user a block names: not the caller (400 before any lookup), and known (404
+    /// `user_not_found`, as the user card answers).
+    async fn block_target(&self, caller: &User, handle: &Handle) -> Result<User, HandlerError> {
+        if handle.same_as(&caller.handle) {
+            return Err(ApiError::BadRequest("user_blocks_self").into());
+        }
+        Ok(self
+            .directory
+            .by_handle(handle)
+            .await?
+            .ok_or(ApiError::NotFound("user_not_found"))?)
+    }
+
     /// The users `handles` name, none of them `caller`; an unknown handle is a 404.
     async fn users_to_add(
         &self,
@@ -322,6 +373,15 @@ enum Target {
 
 fn group_in_path(request: &Request) -> Result<uuid::Uuid, ValidationError> {
     parse_group_uuid(path_parameter(request, "message_group_uuid").unwrap_or(""))
+}
+
+/// The `@handle` path segment of the user routes. Without the `@` it is not the route, and
+/// a handle that cannot exist is nobody: both are 404 `user_not_found`, as the card answers.
+fn handle_in_path(request: &Request) -> Result<Handle, ApiError> {
+    path_parameter(request, "handle")
+        .and_then(|segment| segment.strip_prefix('@'))
+        .and_then(|handle| Handle::parse(handle).ok())
+        .ok_or(ApiError::NotFound("user_not_found"))
 }
 
 fn no_content() -> Response<Body> {

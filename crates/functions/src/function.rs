@@ -54,7 +54,7 @@ pub enum Function {
 
 impl Function {
     /// Every function, in the template's order.
-    pub const ALL: [Function; 16] = [
+    pub const ALL: [Function; 19] = [
         Self::MessagingStream,
         Self::Api(Route::ListMessageGroups),
         Self::Api(Route::ListMessages),
@@ -65,6 +65,9 @@ impl Function {
         Self::Api(Route::AddMessageGroupMembers),
         Self::Api(Route::LeaveMessageGroup),
         Self::Api(Route::MarkMessageGroupRead),
+        Self::Api(Route::BlockUser),
+        Self::Api(Route::UnblockUser),
+        Self::Api(Route::ListBlocks),
         Self::CognitoPreSignup,
         Self::CognitoPostConfirmation,
         Self::WsAuthorizer,

@@ -45,6 +45,12 @@ pub enum ApiError {
     /// A per-user limit's window is full: `429 ["rate_limited"]` with `Retry-After`.
     #[error("rate limited for {retry_after_seconds} s")]
     RateLimited { retry_after_seconds: u64 },
+    /// A request that can never be right, whatever the data (blocking oneself).
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// A request the data forbids (one of two users blocked the other).
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
 }
 
 impl ApiError {
@@ -58,6 +64,8 @@ impl ApiError {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -70,7 +78,7 @@ impl ApiError {
             Self::BodyTooLarge => vec!["body_too_large"],
             Self::Validation(codes) => codes.clone(),
             Self::Page(error) => vec![error.code()],
-            Self::NotFound(code) => vec![code],
+            Self::NotFound(code) | Self::BadRequest(code) | Self::Forbidden(code) => vec![code],
             Self::RateLimited { .. } => vec!["rate_limited"],
         }
     }
@@ -154,6 +162,9 @@ impl From<StoreError> for HandlerError {
                     .max(1),
             }
             .into(),
+            // The same code whichever of the two blocked: it says no more than needed.
+            StoreError::Blocked => ApiError::Forbidden("messaging_blocked").into(),
+            StoreError::SelfBlock => ApiError::BadRequest("user_blocks_self").into(),
             // A group's rows not all visible in the index yet (a membership change needs
             // every one): moments of lag, answered like contention.
             busy @ (StoreError::Contention { .. } | StoreError::IndexLagging { .. }) => {

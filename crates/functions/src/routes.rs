@@ -25,10 +25,13 @@ pub enum Route {
     AddMessageGroupMembers,
     LeaveMessageGroup,
     MarkMessageGroupRead,
+    BlockUser,
+    UnblockUser,
+    ListBlocks,
 }
 
 impl Route {
-    pub const ALL: [Route; 9] = [
+    pub const ALL: [Route; 12] = [
         Self::ListMessageGroups,
         Self::ListMessages,
         Self::CreateMessage,
@@ -38,6 +41,9 @@ impl Route {
         Self::AddMessageGroupMembers,
         Self::LeaveMessageGroup,
         Self::MarkMessageGroupRead,
+        Self::BlockUser,
+        Self::UnblockUser,
+        Self::ListBlocks,
     ];
 
     /// The table: route key, function, access.
@@ -75,6 +81,10 @@ impl Route {
                 "mark-message-group-read",
                 Jwt,
             ),
+            // `handle` arrives with its `@`, as in `GetUserShort`.
+            Self::BlockUser => ("POST /api/users/{handle}/block", "block-user", Jwt),
+            Self::UnblockUser => ("DELETE /api/users/{handle}/block", "unblock-user", Jwt),
+            Self::ListBlocks => ("GET /api/blocks", "list-blocks", Jwt),
         }
     }
 
@@ -123,7 +133,11 @@ mod tests {
     #[test]
     fn every_key_is_a_method_and_a_path() {
         for route in Route::ALL {
-            assert!(["GET", "POST"].contains(&route.method()), "{}", route.key());
+            assert!(
+                ["GET", "POST", "DELETE"].contains(&route.method()),
+                "{}",
+                route.key()
+            );
             assert!(route.path().starts_with("/api/"), "{}", route.key());
             assert_eq!(format!("{} {}", route.method(), route.path()), route.key());
         }

@@ -707,3 +707,57 @@ async fn the_50th_member_of_a_50_member_group_gets_its_first_message() {
         assert_eq!(texts(&frames(socket)), ["Welcome, all 50"], "{handle}");
     }
 }
+
+#[tokio::test]
+async fn a_member_who_blocked_the_other_gets_no_frames_of_their_direct_conversation() {
+    let table = TestTable::new().await;
+    // Bayko blocked Andrew: both memberships of their conversation name Bayko.
+    for (group, a, b, blockers) in [
+        (WITH_BAYKO, ANDREW, BAYKO, vec![uuid(BAYKO)]),
+        (WITH_LONDO, ANDREW, LONDO, Vec::new()),
+        (BAYKO_LONDO, BAYKO, LONDO, Vec::new()),
+    ] {
+        for member in [a, b] {
+            let membership = MembershipItem {
+                blockers: blockers.clone(),
+                ..MembershipItem::new(
+                    uuid(group),
+                    uuid(member),
+                    "2026-11-01T00:00:00.000000+00:00",
+                )
+            };
+            put(&table.store, &membership).await;
+        }
+    }
+    let open = OpenConnections::default();
+    let endpoint = management_api(open.clone()).await;
+    let mut sockets: HashMap<&str, UnboundedReceiver<Bytes>> = HashMap::new();
+    for (user, id) in [(ANDREW, "andrew-phone="), (BAYKO, "bayko-tablet=")] {
+        connection(&table, user, id, Duration::from_secs(3600)).await;
+        sockets.insert(id, open.open(id));
+    }
+    let event = event_file("stream-batch.json");
+    let handler = PushHandler::new(
+        table.store.clone(),
+        functions::push::local_management_client(&endpoint),
+    );
+    let (response, _) = handler.handle(&event).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+
+    let groups_of = |frames: Vec<PushFrame>| -> std::collections::BTreeSet<String> {
+        frames
+            .into_iter()
+            .map(|frame| frame.message.message_group_uuid)
+            .collect()
+    };
+    assert_eq!(
+        groups_of(frames(sockets.get_mut("andrew-phone=").unwrap())),
+        [WITH_BAYKO.to_owned(), WITH_LONDO.to_owned()].into(),
+        "the blocked one still gets the frames"
+    );
+    assert_eq!(
+        groups_of(frames(sockets.get_mut("bayko-tablet=").unwrap())),
+        [BAYKO_LONDO.to_owned()].into(),
+        "the blocker gets none of the direct conversation's"
+    );
+}

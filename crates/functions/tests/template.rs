@@ -38,7 +38,7 @@ const TEMPLATE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template
 const TABLE: &str = "table";
 const INDEX: &str = "index";
 const STREAM: &str = "stream";
-const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 12] = [
+const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 15] = [
     (
         "messaging-stream",
         &[
@@ -126,6 +126,28 @@ const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 12] = [
             (INDEX, "dynamodb:Query"),
             (TABLE, "dynamodb:UpdateItem"),
         ],
+    ),
+    // Blocking: the block item, and a shared direct conversation's memberships.
+    (
+        "block-user",
+        &[
+            (TABLE, "dynamodb:GetItem"),
+            (TABLE, "dynamodb:PutItem"),
+            (TABLE, "dynamodb:UpdateItem"),
+            (TABLE, "dynamodb:ConditionCheckItem"),
+        ],
+    ),
+    (
+        "unblock-user",
+        &[
+            (TABLE, "dynamodb:GetItem"),
+            (TABLE, "dynamodb:DeleteItem"),
+            (TABLE, "dynamodb:UpdateItem"),
+        ],
+    ),
+    (
+        "list-blocks",
+        &[(TABLE, "dynamodb:GetItem"), (TABLE, "dynamodb:Query")],
     ),
     // Reads only: it checks a handle claim; the claim is written after confirmation.
     ("cognito-pre-signup", &[(TABLE, "dynamodb:GetItem")]),
@@ -1247,6 +1269,50 @@ fn group_functions_write_only_the_item_families_they_change() {
             "dynamodb:UpdateItem",
             families(&[INBOX_PREFIX]),
         ),
+    ] {
+        let (role, _) = get_att(&resource(&function_id(name))["Properties"]["Role"]).unwrap();
+        let statements: Vec<&Value> = policy_statements()
+            .into_iter()
+            .filter(|(owner, statement)| {
+                *owner == role
+                    && one_or_many(&statement["Action"]).contains(&&json!(action))
+                    && get_att(&statement["Resource"]) == Some((table.to_owned(), "Arn".to_owned()))
+            })
+            .map(|(_, statement)| statement)
+            .collect();
+        assert_eq!(statements.len(), 1, "{name} {action}");
+        assert_eq!(
+            statements[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"], allowed,
+            "{name} {action}"
+        );
+    }
+}
+
+#[test]
+fn block_functions_touch_only_blocks_memberships_and_pairs() {
+    use messaging::keys::{BLOCK_PREFIX, MEMBERSHIP_PREFIX, PAIR_PREFIX};
+    let (table, _) = the_table();
+    let family = |prefix: &str| json!([format!("{prefix}*")]);
+    for (name, action, allowed) in [
+        ("block-user", "dynamodb:PutItem", family(BLOCK_PREFIX)),
+        (
+            "block-user",
+            "dynamodb:UpdateItem",
+            family(MEMBERSHIP_PREFIX),
+        ),
+        (
+            "block-user",
+            "dynamodb:ConditionCheckItem",
+            family(PAIR_PREFIX),
+        ),
+        ("unblock-user", "dynamodb:DeleteItem", family(BLOCK_PREFIX)),
+        (
+            "unblock-user",
+            "dynamodb:UpdateItem",
+            family(MEMBERSHIP_PREFIX),
+        ),
+        // Its own list only: the caller is read by GetItem.
+        ("list-blocks", "dynamodb:Query", family(BLOCK_PREFIX)),
     ] {
         let (role, _) = get_att(&resource(&function_id(name))["Properties"]["Role"]).unwrap();
         let statements: Vec<&Value> = policy_statements()

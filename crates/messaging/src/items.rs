@@ -237,9 +237,27 @@ pub struct MembershipItem {
     /// read from the caller's own membership.
     #[serde(default, skip_serializing_if = "ConversationKind::is_direct")]
     pub kind: ConversationKind,
+    /// Only on a direct conversation's two memberships: who of the two blocked the other
+    /// (a string set, [`BLOCKERS_ATTRIBUTE`]). While it is there, appending's membership
+    /// check fails and the push skips the blockers. DynamoDB has no empty set: removing
+    /// the last blocker removes the attribute.
+    #[serde(
+        default,
+        with = "serde_dynamo::string_set",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub blockers: Vec<Uuid>,
 }
 
+/// The membership attribute naming a direct conversation's blockers.
+pub const BLOCKERS_ATTRIBUTE: &str = "blockers";
+
 impl MembershipItem {
+    /// Whether this member blocked the conversation's other member.
+    pub fn blocks_partner(&self) -> bool {
+        self.blockers.contains(&self.user_uuid)
+    }
+
     pub fn new(group_uuid: Uuid, member: Uuid, joined_at: &str) -> Self {
         let key = keys::membership(group_uuid, member);
         Self {
@@ -249,6 +267,7 @@ impl MembershipItem {
             user_uuid: member,
             joined_at: joined_at.to_owned(),
             kind: ConversationKind::Direct,
+            blockers: Vec::new(),
         }
     }
 
@@ -324,6 +343,43 @@ impl UserItem {
             handle: self.handle,
             display_name: self.display_name,
             cognito_sub: self.cognito_sub,
+        }
+    }
+}
+
+/// `BLOCK#<blocker>` / `USER#<blocked>`: one direction of a block, with the blocked user's
+/// handle and display name copied (profiles never change), so the blocker's list is one
+/// Query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockItem {
+    pub pk: String,
+    pub sk: String,
+    pub blocker_uuid: Uuid,
+    pub user_uuid: Uuid,
+    pub user_handle: String,
+    pub user_display_name: String,
+    pub blocked_at: String,
+}
+
+impl BlockItem {
+    pub fn new(blocker: Uuid, blocked: &UserSummary, blocked_at: &str) -> Self {
+        let key = keys::block(blocker, blocked.uuid);
+        Self {
+            pk: key.pk,
+            sk: key.sk,
+            blocker_uuid: blocker,
+            user_uuid: blocked.uuid,
+            user_handle: blocked.handle.clone(),
+            user_display_name: blocked.display_name.clone(),
+            blocked_at: blocked_at.to_owned(),
+        }
+    }
+
+    pub fn blocked(&self) -> UserSummary {
+        UserSummary {
+            uuid: self.user_uuid,
+            handle: self.user_handle.clone(),
+            display_name: self.user_display_name.clone(),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! | handle claim    | `HANDLE#<lowercased handle>`| `HANDLE`           |
 //! | Cognito sub     | `SUB#<sub>`                 | `SUB`              |
 //! | connection      | `CONN#<user>`               | `<connection id>`  |
+//! | block           | `BLOCK#<blocker>`           | `USER#<blocked>`   |
 //! | rate-limit window | `LIMIT#<user>`            | `<limit>#<window ms>#<start ms>` |
 //!
 //! Only message items start with `MSG#`, which is what the stream filter keys on; only inbox
@@ -31,6 +32,9 @@ pub const SUB_PREFIX: &str = "SUB#";
 pub const CONNECTION_PREFIX: &str = "CONN#";
 /// A user's rate-limit windows (`store/limits.rs`): one item per limit and window.
 pub const LIMIT_PREFIX: &str = "LIMIT#";
+/// The users one user blocked: one partition per blocker, so their list is one Query and
+/// each direction of a pair is one key a transaction can `ConditionCheck`.
+pub const BLOCK_PREFIX: &str = "BLOCK#";
 
 pub const PAIR_SK: &str = "PAIR";
 pub const PROFILE_SK: &str = "PROFILE";
@@ -112,6 +116,21 @@ pub fn rate_limit(user: Uuid, window: String) -> Key {
     Key::new(format!("{LIMIT_PREFIX}{user}"), window)
 }
 
+/// `blocker` blocked `blocked` (one direction; the other is `block(blocked, blocker)`).
+pub fn block(blocker: Uuid, blocked: Uuid) -> Key {
+    Key::new(blocks_pk(blocker), format!("{USER_PREFIX}{blocked}"))
+}
+
+pub fn blocks_pk(blocker: Uuid) -> String {
+    format!("{BLOCK_PREFIX}{blocker}")
+}
+
+/// The blocked user's id inside a block item's `sk`, if it is one.
+pub fn blocked_of_sk(sk: &str) -> Option<Uuid> {
+    sk.strip_prefix(USER_PREFIX)
+        .and_then(|uuid| Uuid::parse_str(uuid).ok())
+}
+
 /// The conversation id inside a message item's `pk`, if it is one.
 pub fn group_of_message_pk(pk: &str) -> Option<Result<Uuid, uuid::Error>> {
     pk.strip_prefix(MESSAGE_PREFIX).map(Uuid::parse_str)
@@ -167,6 +186,21 @@ mod tests {
     }
 
     #[test]
+    fn a_block_is_one_key_per_direction() {
+        assert_eq!(
+            block(A, B),
+            Key::new(
+                "BLOCK#11111111-1111-4111-8111-111111111111",
+                "USER#22222222-2222-4222-8222-222222222222"
+            )
+        );
+        assert_ne!(block(A, B), block(B, A));
+        assert_eq!(block(A, B).pk, blocks_pk(A));
+        assert_eq!(blocked_of_sk(&block(A, B).sk), Some(B));
+        assert_eq!(blocked_of_sk("USER#not-a-uuid"), None);
+    }
+
+    #[test]
     fn key_families_never_share_a_prefix() {
         let prefixes = [
             MESSAGE_PREFIX,
@@ -178,6 +212,7 @@ mod tests {
             SUB_PREFIX,
             CONNECTION_PREFIX,
             LIMIT_PREFIX,
+            BLOCK_PREFIX,
         ];
         for a in prefixes {
             for b in prefixes {

@@ -2,7 +2,7 @@
 //! keep the original frontend's field names.
 
 use messaging::model::ConversationKind;
-use messaging::store::Member;
+use messaging::store::{BlockedUser, Member};
 use messaging::{InboxEntry, Message, User};
 use serde::{Deserialize, Serialize};
 
@@ -127,6 +127,26 @@ impl From<User> for UserShort {
             uuid: user.uuid.to_string(),
             handle: user.handle.to_string(),
             display_name: user.display_name.to_string(),
+        }
+    }
+}
+
+/// One user the caller blocked, as `GET /api/blocks` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedItem {
+    pub uuid: String,
+    pub handle: String,
+    pub display_name: String,
+    pub blocked_at: String,
+}
+
+impl From<BlockedUser> for BlockedItem {
+    fn from(blocked: BlockedUser) -> Self {
+        Self {
+            uuid: blocked.user.uuid.to_string(),
+            handle: blocked.user.handle,
+            display_name: blocked.user.display_name,
+            blocked_at: blocked.blocked_at,
         }
     }
 }

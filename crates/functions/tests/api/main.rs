@@ -3,6 +3,7 @@
 //! a module per subject; here the world every test starts from and the event helpers.
 
 mod access;
+mod blocks;
 mod errors;
 mod groups;
 mod inbox;

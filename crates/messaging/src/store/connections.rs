@@ -83,14 +83,20 @@ impl Store {
         Ok(connections)
     }
 
-    /// Who a new message of `group` is pushed to: its members, read strongly consistently
+    /// Who a new message of `group` is pushed to: its members (but a direct conversation's
+    /// members who blocked the other, see `blocks.rs`), read strongly consistently
     /// (one Query of `MBR#<group>`), because the first message of a conversation is
     /// written in the same transaction as its memberships, and an eventually consistent
     /// read that soon after could miss them.
     #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
     pub async fn recipients(&self, group: Uuid) -> Result<Vec<Uuid>, StoreError> {
         let memberships = self.memberships(group).await?;
-        Ok(memberships.into_iter().map(|m| m.user_uuid).collect())
+        // A member who blocked the other member of a direct conversation gets no frames of it.
+        Ok(memberships
+            .into_iter()
+            .filter(|m| !m.blocks_partner())
+            .map(|m| m.user_uuid)
+            .collect())
     }
 
     /// Turns the table's time to live on for [`schema::TTL_ATTRIBUTE`] unless it is on

@@ -4,10 +4,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem}
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use super::blocks;
 use super::limits::Limited;
 use super::requests::backoff;
 use super::{MAX_WRITE_ATTEMPTS, Store, StoreError, from_item, key_item};
-use crate::items::{InboxRowItem, MembershipItem, MessageItem, PairItem};
+use crate::items::{BLOCKERS_ATTRIBUTE, InboxRowItem, MembershipItem, MessageItem, PairItem};
 use crate::keys;
 use crate::model::{InboxEntry, Message, User};
 use crate::page::{Page, PageRequest, decode_cursor, encode_cursor};
@@ -105,13 +106,18 @@ impl Store {
     ) -> Result<Page<InboxEntry>, StoreError> {
         let pk = keys::inbox_pk(owner);
         let start_after = page.cursor().map(|c| decode_cursor(c, &pk)).transpose()?;
-        let rows = self
-            .query_newest_first::<InboxRowItem>(&pk, start_after, page.limit())
-            .await?;
+        // The owner's blocks, read alongside: a direct conversation with someone they
+        // blocked is hidden (the page may come out short; its cursor is unchanged).
+        let (rows, blocked) = tokio::join!(
+            self.query_newest_first::<InboxRowItem>(&pk, start_after, page.limit()),
+            self.blocked_users(owner),
+        );
+        let (rows, blocked) = (rows?, blocked?);
         Ok(Page {
             items: rows
                 .items
                 .into_iter()
+                .filter(|row| !blocks::hidden_from_blocker(&blocked, row))
                 .map(InboxRowItem::into_entry)
                 .collect(),
             next_cursor: rows.next_cursor,
@@ -153,7 +159,7 @@ impl Store {
             match self.transact("AppendMessage", items).await? {
                 Ok(()) => return Ok(message),
                 Err(cancelled) if cancelled.condition_failed(0) => {
-                    return Err(StoreError::NotMember(group));
+                    return Err(self.refused_append(group, sender).await?);
                 }
                 Err(cancelled) if charge.refused(&cancelled) => return Err(charge.rate_limited()),
                 Err(cancelled) if cancelled.condition_failed(1) => at = at.next_micro(),
@@ -213,9 +219,13 @@ impl Store {
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             message.created_at = at.to_string();
             let mut items = self.starting_items(&pair, sender, recipient, &message)?;
+            let block_checks = self.add_block_checks(&mut items, sender.uuid, recipient.uuid)?;
             charge.add_to(&mut items);
             match self.transact("StartConversation", items).await? {
                 Ok(()) => return Ok(message),
+                Err(cancelled) if block_checks.refused(&cancelled) => {
+                    return Err(StoreError::Blocked);
+                }
                 Err(cancelled) if charge.refused(&cancelled) => return Err(charge.rate_limited()),
                 Err(cancelled) if cancelled.condition_failed(0) => {
                     // Someone created it first (or the eventually consistent read above
@@ -330,7 +340,8 @@ impl Store {
         let check = ConditionCheck::builder()
             .table_name(self.table())
             .set_key(Some(key_item(&keys::membership(group, user))))
-            .condition_expression("attribute_exists(pk)")
+            .condition_expression(blocks::MEMBER_NOT_BLOCKED)
+            .expression_attribute_names("#blockers", BLOCKERS_ATTRIBUTE)
             .build()
             .map_err(|err| StoreError::build("TransactWriteItems", err))?;
         Ok(TransactWriteItem::builder().condition_check(check).build())

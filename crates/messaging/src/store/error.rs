@@ -26,6 +26,11 @@ pub enum StoreError {
     SubRegistered { sub: String, handle: String },
     #[error("Cognito sub is blank")]
     SubBlank,
+    /// One of two users blocked the other; which one is deliberately not said.
+    #[error("one of the two users blocked the other")]
+    Blocked,
+    #[error("a user cannot block themself")]
+    SelfBlock,
     #[error(transparent)]
     Page(#[from] PageError),
     /// The user's window of a limit is full: nothing was written. Not transient in the

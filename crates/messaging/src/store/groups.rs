@@ -142,6 +142,8 @@ impl Store {
         group: Uuid,
     ) -> Result<Message, StoreError> {
         let members = distinct_members(creator, others)?;
+        self.refuse_blocked(creator.uuid, others.iter().map(|user| user.uuid))
+            .await?;
         let (first, rest) = members.split_at(members.len().min(MEMBERS_IN_CREATING_TRANSACTION));
         let mut message = Message::new(
             group,
@@ -250,6 +252,8 @@ impl Store {
         if users.iter().any(|user| user.uuid == caller) {
             return Err(StoreError::SelfConversation);
         }
+        self.refuse_blocked(caller, users.iter().map(|user| user.uuid))
+            .await?;
         self.add_to_group(caller, group, users, now, None, NewRows::AtNewest)
             .await
     }

@@ -3,20 +3,22 @@
 //! | pattern | method | requests |
 //! |---|---|---|
 //! | A: messages of a conversation | [`Store::list_messages`] | GetItem ‖ Query (concurrent) |
-//! | B: a user's inbox | [`Store::list_inbox`] | Query |
+//! | B: a user's inbox | [`Store::list_inbox`] | Query ‖ Query (the owner's blocks: hidden direct rows) |
 //! | C: append to a conversation | [`Store::append_message`] | TransactWriteItems |
 //! | D: message a user by handle | [`Store::send_to_user`] | GetItem + TransactWriteItems |
 //! | E: inbox rows follow the newest message, unread counts | [`Store::advance_conversation`] | TransactWriteItems where this environment knows the rows ([`RowPositions`]), else Query (GSI) + TransactWriteItems |
-//! | create a group | [`Store::create_group`] | TransactWriteItems (+1 for a 50th member) |
+//! | create a group | [`Store::create_group`] | BatchGetItem (blocks) + TransactWriteItems (+1 for a 50th member) |
 //! | a conversation's members | [`Store::group_members`] | Query + BatchGetItem |
 //! | a conversation's memberships | [`Store::memberships`], [`Store::recipients`] (for push) | Query (consistent) |
 //! | add members / leave | [`Store::add_members`], [`Store::leave_group`] | Query ‖ Query (GSI) ‖ Query, then TransactWriteItems |
 //! | mark read | [`Store::mark_read`], [`Store::read_messages`] (the newest page of A) | Query (GSI) + UpdateItem |
 //! | users | [`Store::register_user`], [`Store::user_by_sub`], [`Store::user_by_handle`], [`Store::handle_taken`], [`Store::users_by_handles`] | one each |
+//! | block, unblock, list blocks | [`Store::block`], [`Store::unblock`], [`Store::list_blocks`] | GetItem + TransactWriteItems; Query |
 //! | WebSocket connections | [`Store::put_connection`], [`Store::delete_connection`], [`Store::connections_of`] (a user's) | one each |
 //! | per-user rate limits | [`Store::with_limits`]: sends (C, D) and group changes (create, add) | none: one more item in their own transaction |
 
 mod admin;
+mod blocks;
 mod connections;
 mod conversations;
 mod error;
@@ -39,6 +41,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use admin::{TableStatus, list_tables};
+pub use blocks::{BlockedUser, Blocking, Unblocking};
 pub use error::{FailureKind, StoreError};
 pub use fanout::{Advance, RowPositions};
 pub use groups::{Added, MEMBERS_IN_CREATING_TRANSACTION};

@@ -2,6 +2,7 @@
 //! DynamoDB's behaviour DynamoDB Local lacks played where it matters. One test binary, a
 //! module per subject (as in `src/store/`); here the helpers they share.
 
+mod blocks;
 mod connections;
 mod conversations;
 mod fanout;
