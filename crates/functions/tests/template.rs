@@ -671,6 +671,12 @@ fn api_verifies_cognito_tokens_and_allows_the_frontend() {
     assert_eq!(resource(pool)["Type"], "AWS::Cognito::UserPool");
     let client = ref_of(&jwt["audience"][0]).expect("audience is the app client");
     assert_eq!(resource(client)["Type"], "AWS::Cognito::UserPoolClient");
+    // Access tokens only: every route requires the scope the verifier of ws-authorizer and
+    // of the local stack requires (ID tokens lack it).
+    assert_eq!(
+        auth["Authorizers"][default]["AuthorizationScopes"],
+        json!([functions::jwt::REQUIRED_SCOPE])
+    );
 
     let cors = &api["Properties"]["CorsConfiguration"];
     assert_eq!(cors["AllowOrigins"], json!([{ "Ref": "FrontendOrigin" }]));

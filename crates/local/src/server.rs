@@ -107,6 +107,14 @@ async fn dispatch(
                     AuthError::Invalid(_) => {
                         tracing::info!(reason = %error, "bearer token refused")
                     }
+                    AuthError::Forbidden(_) => {
+                        tracing::info!(reason = %error, "bearer token refused");
+                        return (
+                            StatusCode::FORBIDDEN,
+                            axum::Json(json!({"message": "Forbidden"})),
+                        )
+                            .into_response();
+                    }
                 }
                 // API Gateway's answer, before any function runs.
                 return (

@@ -129,7 +129,7 @@ impl DevSigner {
             "iss": DEV_ISSUER,
             "client_id": DEV_CLIENT_ID,
             "token_use": "access",
-            "scope": "aws.cognito.signin.user.admin",
+            "scope": functions::jwt::REQUIRED_SCOPE,
             "username": username,
             "auth_time": now,
             "iat": now,
