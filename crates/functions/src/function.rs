@@ -201,7 +201,7 @@ impl fmt::Debug for UnknownFunction {
 impl std::error::Error for UnknownFunction {}
 
 async fn messaging_stream() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init();
     // One handler per execution environment: it remembers where it put each
     // conversation's rows, so the next batch usually moves them in one request.
     let handler = &InboxRowMover::new(crate::store_from_env().await);
@@ -216,7 +216,7 @@ async fn messaging_stream() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn cognito_pre_signup() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init();
     let store = &crate::store_from_env().await;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
@@ -230,7 +230,7 @@ async fn cognito_pre_signup() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn cognito_post_confirmation() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init();
     let store = &crate::store_from_env().await;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
@@ -244,7 +244,7 @@ async fn cognito_post_confirmation() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn ws_authorizer() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init();
     // The user pool's key set is fetched on first use and kept for the environment's life.
     let verifier = std::sync::Arc::new(JwtVerifier::from_env()?);
     let authorizer = &WsAuthorizer::new(verifier, crate::directory_from_env().await);
@@ -261,7 +261,7 @@ async fn ws_authorizer() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn ws_connect() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init();
     let connections = &WsConnections::new(crate::store_from_env().await);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<WebSocketEvent>| async move {
@@ -275,7 +275,7 @@ async fn ws_connect() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn ws_disconnect() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init();
     let connections = &WsConnections::new(crate::store_from_env().await);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<WebSocketEvent>| async move {
@@ -289,7 +289,7 @@ async fn ws_disconnect() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn messaging_push() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init();
     let handler = &crate::push_from_env().await?;
     let metrics = &MetricsLog::from_env("messaging-push");
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {

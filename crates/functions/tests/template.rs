@@ -466,7 +466,31 @@ fn every_function_logs_json_to_its_own_group_with_retention() {
             !group["Properties"]["RetentionInDays"].is_null(),
             "{group_id} has a retention"
         );
+        // The application level is LogLevel; the runtime's own lines stay at INFO.
+        assert_eq!(
+            ref_of(&logging["ApplicationLogLevel"]),
+            Some("LogLevel"),
+            "{name}"
+        );
+        assert_eq!(logging["SystemLogLevel"], "INFO", "{name}");
     }
+}
+
+/// No LogLevel lets the runtime or the SDK log raw events (bearer tokens, `?token=`,
+/// message text): they do at TRACE, and the functions' filter holds them at INFO anyway
+/// (`functions::logging`, tested in tests/logging.rs).
+#[test]
+fn log_level_stops_at_debug() {
+    let parameter = &TEMPLATE["Parameters"]["LogLevel"];
+    assert_eq!(
+        parameter["AllowedValues"],
+        json!(["DEBUG", "INFO", "WARN", "ERROR", "FATAL"])
+    );
+    assert_eq!(parameter["Default"], "INFO");
+    assert_eq!(
+        functions::logging::PAYLOAD_TARGETS_CEILING,
+        tracing::level_filters::LevelFilter::INFO
+    );
 }
 
 #[test]
