@@ -125,11 +125,22 @@ const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 12] = [
             (TABLE, "dynamodb:UpdateItem"),
         ],
     ),
-    // Reads only: it checks a handle claim; the claim is written after confirmation.
-    ("cognito-pre-signup", &[(TABLE, "dynamodb:GetItem")]),
+    // Checks the handle's claim and reserves the handle (HANDLE# only, checked below); the
+    // claim is written after confirmation.
+    (
+        "cognito-pre-signup",
+        &[
+            (TABLE, "dynamodb:ConditionCheckItem"),
+            (TABLE, "dynamodb:PutItem"),
+        ],
+    ),
     (
         "cognito-post-confirmation",
-        &[(TABLE, "dynamodb:GetItem"), (TABLE, "dynamodb:PutItem")],
+        &[
+            (TABLE, "dynamodb:GetItem"),
+            (TABLE, "dynamodb:PutItem"),
+            (TABLE, "dynamodb:DeleteItem"),
+        ],
     ),
 ];
 
@@ -782,6 +793,32 @@ fn cognito_triggers_are_wired() {
         writable,
         BTreeSet::from(["email", "name", "preferred_username"])
     );
+}
+
+/// The sign-up triggers touch handle reservations in the handle's partition only: the pre
+/// sign-up trigger writes nothing else, and the confirmation deletes nothing else.
+#[test]
+fn sign_up_triggers_reserve_and_clear_only_handles() {
+    let handles = json!([format!("{}*", messaging::keys::HANDLE_PREFIX)]);
+    for (name, action) in [
+        ("cognito-pre-signup", "dynamodb:PutItem"),
+        ("cognito-pre-signup", "dynamodb:ConditionCheckItem"),
+        ("cognito-post-confirmation", "dynamodb:DeleteItem"),
+    ] {
+        let (role, _) = get_att(&resource(&function_id(name))["Properties"]["Role"]).unwrap();
+        let statements: Vec<&Value> = policy_statements()
+            .into_iter()
+            .filter(|(owner, statement)| {
+                *owner == role && one_or_many(&statement["Action"]).contains(&&json!(action))
+            })
+            .map(|(_, statement)| statement)
+            .collect();
+        assert_eq!(statements.len(), 1, "{name} {action}");
+        assert_eq!(
+            statements[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"], handles,
+            "{name} {action}"
+        );
+    }
 }
 
 /// Every statement of every policy in the stack: (owner, statement).

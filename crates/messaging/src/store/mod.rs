@@ -43,7 +43,7 @@ pub use groups::{Added, MEMBERS_IN_CREATING_TRANSACTION};
 pub use memberships::Member;
 pub use migration::{Applied, Outcomes, Wrote};
 pub use reads::{MarkedRead, ReadUpTo};
-pub use users::{NewUser, Registration};
+pub use users::{HANDLE_RESERVATION_SECONDS, HandleReservation, NewUser, Registration};
 
 use crate::keys::Key;
 use crate::schema::{PARTITION_KEY, SORT_KEY};
