@@ -5,18 +5,21 @@
 //! sockets, answering `410 Gone` for a connection that is not open (its `$connect` has not
 //! returned yet, or it closed), as API Gateway does; `DELETE /@connections/{id}` closes one.
 //! Sockets close as API Gateway closes them: after an idle timeout and a maximum duration
-//! ([`WsTimeouts`]).
+//! ([`WsTimeouts`]). The Management API takes requests from loopback peers only: the stack
+//! may listen beyond loopback (`cruddur dev --host`), and its only caller is the push pump.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -243,7 +246,8 @@ pub fn router(api: WebSocketApi) -> Router {
 }
 
 /// The Management API alone, `POST` and `DELETE /@connections/{id}`, over `open`
-/// connections.
+/// connections. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: a
+/// request whose peer it cannot tell is refused like one from beyond loopback.
 pub fn management_router(open: OpenConnections) -> Router {
     Router::new()
         .route(
@@ -494,13 +498,20 @@ async fn disconnected(api: &WebSocketApi, event: &Value) {
     api.open.session_ended();
 }
 
+/// The peer of a request, as `into_make_service_with_connect_info::<SocketAddr>()` records it.
+type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
 /// `POST /@connections/{id}`: the Management API's `PostToConnection`.
 async fn post_to_connection(
     State(open): State<OpenConnections>,
+    peer: Peer,
     Path(connection_id): Path<String>,
     headers: HeaderMap,
     data: Bytes,
 ) -> Response {
+    if let Some(refusal) = refuse_remote(peer) {
+        return refusal;
+    }
     if let Some(refusal) = refuse_unsigned(&headers) {
         return refusal;
     }
@@ -523,9 +534,13 @@ async fn post_to_connection(
 /// and its `$disconnect` runs, as with API Gateway; 410 if it is not open.
 async fn delete_connection(
     State(open): State<OpenConnections>,
+    peer: Peer,
     Path(connection_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(refusal) = refuse_remote(peer) {
+        return refusal;
+    }
     if let Some(refusal) = refuse_unsigned(&headers) {
         return refusal;
     }
@@ -535,6 +550,25 @@ async fn delete_connection(
     } else {
         gone()
     }
+}
+
+/// Anyone who reaches the Management API can write into every open socket and close it;
+/// the stand-in checks no signature's key, so only this machine may call it: a loopback
+/// peer (IPv4-mapped IPv6 included), or refused with 403 before anything else.
+fn refuse_remote(peer: Peer) -> Option<Response> {
+    let peer = peer.map(|Extension(ConnectInfo(address))| address);
+    if peer.is_some_and(|address| address.ip().to_canonical().is_loopback()) {
+        return None;
+    }
+    tracing::warn!(
+        ?peer,
+        "Management API request refused: the peer is not loopback"
+    );
+    Some(error(
+        StatusCode::FORBIDDEN,
+        "ForbiddenException",
+        "Forbidden",
+    ))
 }
 
 /// The real API takes only SigV4-signed requests (the push function's role); the stand-in
@@ -731,6 +765,52 @@ fn epoch_millis() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_management_api_answers_loopback_peers_only() {
+        let open = OpenConnections::default();
+        let mut frames = open.open("L0SM9cOFvHcCIhw=");
+        let mut signed = HeaderMap::new();
+        signed.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=local/…"),
+        );
+        let peer = |address: &str| Some(Extension(ConnectInfo(address.parse().unwrap())));
+        let post = |peer: Peer| {
+            post_to_connection(
+                State(open.clone()),
+                peer,
+                Path("L0SM9cOFvHcCIhw=".to_owned()),
+                signed.clone(),
+                Bytes::from_static(b"{}"),
+            )
+        };
+        for refused in [
+            peer("10.0.0.5:51234"),
+            peer("192.168.1.20:51234"),
+            peer("[2001:db8::1]:51234"),
+            // Not served with the peer's address: it cannot be told, so it is refused.
+            None,
+        ] {
+            let response = post(refused.clone()).await;
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{refused:?}");
+            let response = delete_connection(
+                State(open.clone()),
+                refused.clone(),
+                Path("L0SM9cOFvHcCIhw=".to_owned()),
+                signed.clone(),
+            )
+            .await;
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{refused:?}");
+        }
+        assert!(frames.try_recv().is_err(), "nothing reached the socket");
+        assert!(open.is_open("L0SM9cOFvHcCIhw="), "nor closed it");
+
+        for local in ["127.0.0.1:51234", "[::1]:51234", "[::ffff:127.0.0.1]:51234"] {
+            assert_eq!(post(peer(local)).await.status(), StatusCode::OK, "{local}");
+            assert_eq!(frames.try_recv().unwrap(), Bytes::from_static(b"{}"));
+        }
+    }
 
     #[test]
     fn connection_ids_look_like_api_gateways() {
