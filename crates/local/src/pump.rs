@@ -220,7 +220,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cruddur-pump-{}", uuid::Uuid::new_v4()));
         let path = dir.join(".dynamodb/dead-letter.jsonl");
         let record = EventRecord::default();
-        append_dead_letters(&path, &[record.clone()]).unwrap();
+        append_dead_letters(&path, std::slice::from_ref(&record)).unwrap();
         append_dead_letters(&path, &[record]).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         let lines = std::fs::read_to_string(&path).unwrap().lines().count();

@@ -792,11 +792,11 @@ mod tests {
             // Not served with the peer's address: it cannot be told, so it is refused.
             None,
         ] {
-            let response = post(refused.clone()).await;
+            let response = post(refused).await;
             assert_eq!(response.status(), StatusCode::FORBIDDEN, "{refused:?}");
             let response = delete_connection(
                 State(open.clone()),
-                refused.clone(),
+                refused,
                 Path("L0SM9cOFvHcCIhw=".to_owned()),
                 signed.clone(),
             )
