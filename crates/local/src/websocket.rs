@@ -773,7 +773,7 @@ mod tests {
         let mut signed = HeaderMap::new();
         signed.insert(
             header::AUTHORIZATION,
-            HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=local/…"),
+            HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=local/test"),
         );
         let peer = |address: &str| Some(Extension(ConnectInfo(address.parse().unwrap())));
         let post = |peer: Peer| {
