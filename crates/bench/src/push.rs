@@ -384,7 +384,7 @@ async fn measure_cost(scenario: &CostScenario) -> anyhow::Result<()> {
         let open = open.clone();
         async move {
             let management = management_router(open)
-                .into_make_service_with_connect_info::<std::net::SocketAddr>();
+                .into_make_service_with_connect_info::<local::websocket::Peer>();
             axum::serve(listener, management).await
         }
     });

@@ -38,7 +38,7 @@ async fn management_api(open: OpenConnections) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let management =
-        management_router(open).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        management_router(open).into_make_service_with_connect_info::<local::websocket::Peer>();
     tokio::spawn(async move { axum::serve(listener, management).await });
     format!("http://{address}")
 }
