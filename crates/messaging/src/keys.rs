@@ -152,6 +152,23 @@ mod tests {
     }
 
     #[test]
+    fn a_handle_reservation_sits_beside_its_claim() {
+        let mixed = Handle::parse("AndrewBrown").unwrap();
+        let reservation = handle_reservation(&mixed);
+        assert_eq!(
+            reservation.pk,
+            handle_claim(&mixed).pk,
+            "one LeadingKeys grant"
+        );
+        assert_eq!(reservation.sk, "RESERVATION");
+        assert_ne!(
+            reservation,
+            handle_claim(&mixed),
+            "two items of one transaction"
+        );
+    }
+
+    #[test]
     fn group_is_read_back_from_message_pk() {
         assert_eq!(group_of_message_pk(&message_pk(A)).unwrap().unwrap(), A);
         assert!(group_of_message_pk("MSG#not-a-uuid").unwrap().is_err());
