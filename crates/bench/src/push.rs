@@ -386,7 +386,11 @@ async fn measure_cost(scenario: &CostScenario) -> anyhow::Result<()> {
     let endpoint = format!("http://{}", listener.local_addr()?);
     let server = tokio::spawn({
         let open = open.clone();
-        async move { axum::serve(listener, management_router(open)).await }
+        async move {
+            let management = management_router(open)
+                .into_make_service_with_connect_info::<local::websocket::Peer>();
+            axum::serve(listener, management).await
+        }
     });
     let hub = table.user("hub").await;
     let mut sockets = Vec::new();

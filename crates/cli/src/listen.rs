@@ -377,9 +377,13 @@ fn backoff(failures: u32) -> Duration {
     base + base * jitter_percent / 100
 }
 
+/// A page of 100 messages of 1024 characters, each escaped at worst to 6 bytes, is under
+/// 1 MiB; a longer answer is not one of the API's pages.
+const MAX_PAGE_BYTES: usize = 4 << 20;
+
 /// `GET url` with the bearer token, as JSON.
 async fn get_json(url: &str, token: &str) -> anyhow::Result<Value> {
-    let (status, body) = functions::https::get(url, Some(token), HTTP_TIMEOUT)
+    let (status, body) = functions::https::get(url, Some(token), HTTP_TIMEOUT, MAX_PAGE_BYTES)
         .await
         .map_err(|reason| anyhow::anyhow!("GET {url}: {reason}"))?;
     if !status.is_success() {

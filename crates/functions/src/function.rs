@@ -204,7 +204,7 @@ impl fmt::Debug for UnknownFunction {
 impl std::error::Error for UnknownFunction {}
 
 async fn messaging_stream() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init();
     // One handler per execution environment: it remembers where it put each
     // conversation's rows, so the next batch usually moves them in one request.
     let handler = &InboxRowMover::new(crate::store_from_env().await);
@@ -219,7 +219,7 @@ async fn messaging_stream() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn cognito_pre_signup() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init();
     let store = &crate::store_from_env().await;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
@@ -233,7 +233,7 @@ async fn cognito_pre_signup() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn cognito_post_confirmation() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init();
     let store = &crate::store_from_env().await;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
@@ -247,7 +247,7 @@ async fn cognito_post_confirmation() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn ws_authorizer() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init();
     // The user pool's key set is fetched on first use and kept for the environment's life.
     let verifier = std::sync::Arc::new(JwtVerifier::from_env()?);
     let authorizer = &WsAuthorizer::new(verifier, crate::directory_from_env().await);
@@ -264,7 +264,7 @@ async fn ws_authorizer() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn ws_connect() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init();
     let connections = &crate::ws_connect_from_env().await?;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<WebSocketEvent>| async move {
@@ -278,7 +278,7 @@ async fn ws_connect() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn ws_disconnect() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init();
     let connections = &WsConnections::new(crate::store_from_env().await);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<WebSocketEvent>| async move {
@@ -292,7 +292,7 @@ async fn ws_disconnect() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn messaging_push() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init();
     let handler = &crate::push_from_env().await?;
     let metrics = &MetricsLog::from_env("messaging-push");
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {

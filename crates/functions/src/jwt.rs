@@ -1,6 +1,16 @@
 //! Verifying Cognito tokens as API Gateway's JWT authorizer does: the signature against the
 //! user pool's key set (JWKS), `exp`, `nbf` and `iat` without leeway, `iss`, the audience
-//! (`aud`, or `client_id` in Cognito access tokens) and `token_use`.
+//! (`aud`, or `client_id` in Cognito access tokens), and the route's scope
+//! ([`REQUIRED_SCOPE`]); `token_use` must be `access`.
+//!
+//! Access tokens only: the HTTP API's routes require [`REQUIRED_SCOPE`]
+//! (`AuthorizationScopes` in template.yaml), which Cognito writes into access tokens only,
+//! so API Gateway refuses ID tokens, and so does this verifier (for the WebSocket API and
+//! the local stack). API Gateway's own guide recommends scopes for exactly this: nothing
+//! else tells an access token from an ID token signed by the same pool ("Control access to
+//! HTTP APIs with JWT authorizers"). The original frontend sends the access token
+//! (`signInUserSession.accessToken.jwtToken`, stored as `access_token`), and so does
+//! `cruddur token`.
 //!
 //! The HTTP API has that authorizer built in; the WebSocket API does not, so `ws-authorizer`
 //! runs [`JwtVerifier`]. The local stack runs the same verifier for both APIs (its stand-in
@@ -20,8 +30,15 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::Value;
 
-pub use keys::{JwksFetchError, JwksUrl, KeySource, KeysFuture, KeysUnavailable, fetch_jwks};
+pub use keys::{
+    InsecureJwksUrl, JwksFetchError, JwksUrl, KeySource, KeysFuture, KeysUnavailable,
+    MAX_JWKS_BYTES, fetch_jwks,
+};
 pub use verifier::{AUDIENCE_ENV, ISSUER_ENV, JWKS_URL_ENV, JwtVerifier, VerifyError};
+
+/// The scope every route requires: the one Cognito writes into the access tokens of a user
+/// pool client's own sign-in (SRP, refresh), and never into an ID token.
+pub const REQUIRED_SCOPE: &str = "aws.cognito.signin.user.admin";
 
 /// Verified claims as strings: the shape API Gateway puts in
 /// `requestContext.authorizer.jwt.claims`.
@@ -35,6 +52,10 @@ pub enum TokenError {
     UnknownKey(Option<String>),
     #[error("{0}")]
     Invalid(String),
+    /// A valid token of the pool and client without the routes' scope (an ID token, say):
+    /// API Gateway answers 403 where an invalid token gets 401.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 /// Checks `token` against `keys`, the expected issuer and the app client id, at `now`
@@ -64,7 +85,7 @@ pub fn verify(
         .map_err(|e| invalid(&e.to_string()))?
         .claims;
     check_times(&claims, now).map_err(invalid)?;
-    check_client(&claims, audience).map_err(invalid)?;
+    check_client(&claims, audience)?;
     Ok(claims
         .into_iter()
         .map(|(name, value)| {
@@ -87,25 +108,41 @@ fn signing_key<'a>(keys: &'a JwkSet, kid: Option<&str>) -> Result<&'a Jwk, Token
     .ok_or_else(|| TokenError::UnknownKey(kid.map(str::to_owned)))
 }
 
-/// The app client is `aud` (ID tokens) or `client_id` (access tokens); refresh tokens and
-/// anything else Cognito might sign are not for calling APIs.
-fn check_client(
-    claims: &serde_json::Map<String, Value>,
-    audience: &str,
-) -> Result<(), &'static str> {
+/// The app client is `aud` or `client_id` (access tokens), as API Gateway reads it; the
+/// token carries [`REQUIRED_SCOPE`] and is an access token. ID tokens, refresh tokens and
+/// anything else Cognito might sign are not for calling these APIs.
+fn check_client(claims: &serde_json::Map<String, Value>, audience: &str) -> Result<(), TokenError> {
     let audience_matches = ["aud", "client_id"]
         .iter()
         .any(|name| claims.get(*name).and_then(Value::as_str) == Some(audience));
     if !audience_matches {
-        return Err("wrong audience");
+        return Err(TokenError::Invalid("wrong audience".into()));
     }
-    if !matches!(
-        claims.get("token_use").and_then(Value::as_str),
-        Some("access" | "id")
-    ) {
-        return Err("token_use is neither access nor id");
+    let token_use = claims.get("token_use").and_then(Value::as_str);
+    if !scopes(claims).any(|scope| scope == REQUIRED_SCOPE) {
+        let reason = match token_use {
+            Some("id") => "an ID token: the API takes access tokens",
+            _ => "the token lacks the scope the routes require",
+        };
+        return Err(TokenError::Forbidden(reason.into()));
+    }
+    if token_use != Some("access") {
+        return Err(TokenError::Invalid("token_use is not access".into()));
     }
     Ok(())
+}
+
+/// The token's scopes, where API Gateway looks for them: `scope` (space-separated, as
+/// Cognito writes it) or `scp` (a string or a list).
+fn scopes(claims: &serde_json::Map<String, Value>) -> impl Iterator<Item = &str> {
+    ["scope", "scp"]
+        .into_iter()
+        .filter_map(|name| claims.get(name))
+        .flat_map(|value| match value {
+            Value::String(text) => text.split_whitespace().collect::<Vec<_>>(),
+            Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        })
 }
 
 /// `exp` must be after `now`; `nbf` and `iat`, when present, not after it. No leeway.

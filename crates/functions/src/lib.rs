@@ -31,6 +31,7 @@ pub mod https;
 pub mod inbox_rows;
 pub mod jwt;
 pub mod limits;
+pub mod logging;
 pub mod push;
 pub mod routes;
 pub mod websocket;
@@ -64,7 +65,7 @@ pub async fn api_from_env() -> api::Api {
 /// What an HTTP API function runs: the API, built once per execution
 /// environment, answering every invocation as `route`.
 pub async fn run_route(route: Route) -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    crate::logging::init();
     let api = &api_from_env().await;
     lambda_http::run(service_fn(move |request: Request| {
         api.serve(route, request)

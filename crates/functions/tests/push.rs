@@ -37,7 +37,9 @@ const MALLORY: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
 async fn management_api(open: OpenConnections) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, management_router(open)).await });
+    let management =
+        management_router(open).into_make_service_with_connect_info::<local::websocket::Peer>();
+    tokio::spawn(async move { axum::serve(listener, management).await });
     format!("http://{address}")
 }
 

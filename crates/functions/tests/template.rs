@@ -149,11 +149,22 @@ const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 15] = [
         "list-blocks",
         &[(TABLE, "dynamodb:GetItem"), (TABLE, "dynamodb:Query")],
     ),
-    // Reads only: it checks a handle claim; the claim is written after confirmation.
-    ("cognito-pre-signup", &[(TABLE, "dynamodb:GetItem")]),
+    // Checks the handle's claim and reserves the handle (HANDLE# only, checked below); the
+    // claim is written after confirmation.
+    (
+        "cognito-pre-signup",
+        &[
+            (TABLE, "dynamodb:ConditionCheckItem"),
+            (TABLE, "dynamodb:PutItem"),
+        ],
+    ),
     (
         "cognito-post-confirmation",
-        &[(TABLE, "dynamodb:GetItem"), (TABLE, "dynamodb:PutItem")],
+        &[
+            (TABLE, "dynamodb:GetItem"),
+            (TABLE, "dynamodb:PutItem"),
+            (TABLE, "dynamodb:DeleteItem"),
+        ],
     ),
 ];
 
@@ -498,7 +509,31 @@ fn every_function_logs_json_to_its_own_group_with_retention() {
             !group["Properties"]["RetentionInDays"].is_null(),
             "{group_id} has a retention"
         );
+        // The application level is LogLevel; the runtime's own lines stay at INFO.
+        assert_eq!(
+            ref_of(&logging["ApplicationLogLevel"]),
+            Some("LogLevel"),
+            "{name}"
+        );
+        assert_eq!(logging["SystemLogLevel"], "INFO", "{name}");
     }
+}
+
+/// No LogLevel lets the runtime or the SDK log raw events (bearer tokens, `?token=`,
+/// message text): they do at TRACE, and the functions' filter holds them at INFO anyway
+/// (`functions::logging`, tested in tests/logging.rs).
+#[test]
+fn log_level_stops_at_debug() {
+    let parameter = &TEMPLATE["Parameters"]["LogLevel"];
+    assert_eq!(
+        parameter["AllowedValues"],
+        json!(["DEBUG", "INFO", "WARN", "ERROR", "FATAL"])
+    );
+    assert_eq!(parameter["Default"], "INFO");
+    assert_eq!(
+        functions::logging::PAYLOAD_TARGETS_CEILING,
+        tracing::level_filters::LevelFilter::INFO
+    );
 }
 
 #[test]
@@ -703,6 +738,12 @@ fn api_verifies_cognito_tokens_and_allows_the_frontend() {
     assert_eq!(resource(pool)["Type"], "AWS::Cognito::UserPool");
     let client = ref_of(&jwt["audience"][0]).expect("audience is the app client");
     assert_eq!(resource(client)["Type"], "AWS::Cognito::UserPoolClient");
+    // Access tokens only: every route requires the scope the verifier of ws-authorizer and
+    // of the local stack requires (ID tokens lack it).
+    assert_eq!(
+        auth["Authorizers"][default]["AuthorizationScopes"],
+        json!([functions::jwt::REQUIRED_SCOPE])
+    );
 
     let cors = &api["Properties"]["CorsConfiguration"];
     assert_eq!(cors["AllowOrigins"], json!([{ "Ref": "FrontendOrigin" }]));
@@ -788,6 +829,32 @@ fn cognito_triggers_are_wired() {
         writable,
         BTreeSet::from(["email", "name", "preferred_username"])
     );
+}
+
+/// The sign-up triggers touch handle reservations in the handle's partition only: the pre
+/// sign-up trigger writes nothing else, and the confirmation deletes nothing else.
+#[test]
+fn sign_up_triggers_reserve_and_clear_only_handles() {
+    let handles = json!([format!("{}*", messaging::keys::HANDLE_PREFIX)]);
+    for (name, action) in [
+        ("cognito-pre-signup", "dynamodb:PutItem"),
+        ("cognito-pre-signup", "dynamodb:ConditionCheckItem"),
+        ("cognito-post-confirmation", "dynamodb:DeleteItem"),
+    ] {
+        let (role, _) = get_att(&resource(&function_id(name))["Properties"]["Role"]).unwrap();
+        let statements: Vec<&Value> = policy_statements()
+            .into_iter()
+            .filter(|(owner, statement)| {
+                *owner == role && one_or_many(&statement["Action"]).contains(&&json!(action))
+            })
+            .map(|(_, statement)| statement)
+            .collect();
+        assert_eq!(statements.len(), 1, "{name} {action}");
+        assert_eq!(
+            statements[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"], handles,
+            "{name} {action}"
+        );
+    }
 }
 
 /// Every statement of every policy in the stack: (owner, statement).

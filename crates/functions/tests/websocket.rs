@@ -11,7 +11,7 @@ use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
 use aws_lambda_events::iam::IamPolicyEffect;
 use functions::clock::SystemClock;
 use functions::directory::Directory;
-use functions::jwt::{JwtVerifier, KeySource, KeysFuture, KeysUnavailable};
+use functions::jwt::{JwtVerifier, KeySource, KeysFuture, KeysUnavailable, REQUIRED_SCOPE};
 use functions::websocket::{AuthorizerError, WebSocketEvent, allows};
 use jsonwebtoken::jwk::JwkSet;
 use local::auth::{DEV_CLIENT_ID, DEV_ISSUER, DevSigner};
@@ -127,7 +127,7 @@ async fn missing_expired_foreign_and_forged_tokens_are_unauthorized() {
     let claims = |exp: u64, overrides: Value| {
         let mut claims = json!({
             "sub": andrew.cognito_sub, "iss": DEV_ISSUER, "client_id": DEV_CLIENT_ID,
-            "token_use": "access", "exp": exp,
+            "token_use": "access", "scope": REQUIRED_SCOPE, "exp": exp,
         });
         for (name, value) in overrides.as_object().unwrap() {
             claims[name] = value.clone();
@@ -139,6 +139,13 @@ async fn missing_expired_foreign_and_forged_tokens_are_unauthorized() {
     let expired = keys.sign(&claims(now - 3600, json!({})));
     let other_client = keys.sign(&claims(now + 600, json!({"client_id": "someone-else"})));
     let refresh = keys.sign(&claims(now + 600, json!({"token_use": "refresh"})));
+    // An ID token of the same pool and client: the HTTP API's routes require a scope that
+    // only access tokens carry, and the WebSocket API refuses what the HTTP API refuses.
+    let id_token = keys.sign(&claims(
+        now + 600,
+        json!({"token_use": "id", "aud": DEV_CLIENT_ID, "client_id": null, "scope": null}),
+    ));
+    let unscoped = keys.sign(&claims(now + 600, json!({"scope": "openid"})));
     let foreign = stranger.token_for(&andrew);
     let mut tampered = keys.token_for(&andrew);
     tampered.replace_range(tampered.len() - 4.., "AAAA");
@@ -147,6 +154,8 @@ async fn missing_expired_foreign_and_forged_tokens_are_unauthorized() {
         ("expired", expired),
         ("another app client", other_client),
         ("a refresh token", refresh),
+        ("an ID token", id_token),
+        ("an access token without the routes' scope", unscoped),
         ("signed by another key", foreign),
         ("tampered", tampered),
         ("not a JWT", "not.a.jwt".to_owned()),
@@ -182,7 +191,7 @@ async fn a_good_token_of_someone_not_in_the_directory_is_denied() {
     let now = jsonwebtoken::get_current_timestamp();
     let token = keys.sign(&json!({
         "sub": "not-registered", "iss": DEV_ISSUER, "client_id": DEV_CLIENT_ID,
-        "token_use": "access", "exp": now + 600,
+        "token_use": "access", "scope": REQUIRED_SCOPE, "exp": now + 600,
     }));
     let response = authorizer(&table, keys.jwks())
         .authorize(&connect_attempt(&token))

@@ -6,7 +6,9 @@
 //! The rules are API Gateway's JWT authorizer's ("Control access to HTTP APIs with JWT
 //! authorizers", API Gateway developer guide): signature against a JWKS, issuer, audience
 //! (`aud`, or `client_id` in Cognito access tokens), `exp` after the current time, `nbf` and
-//! `iat` (when present) not after it, with no leeway; `token_use` must be `access` or `id`.
+//! `iat` (when present) not after it, with no leeway; and, as the deployed routes require
+//! the scope `aws.cognito.signin.user.admin`, an access token carrying it (`token_use`
+//! `access`): ID tokens are refused ([`functions::jwt::REQUIRED_SCOPE`]).
 //!
 //! The keys come either from a real Cognito user pool's JWKS URL (https; plain http only on
 //! loopback), fetched at start and, like API Gateway, again when a token names a key the set
@@ -16,13 +18,10 @@ mod dev_key;
 #[cfg(test)]
 mod tests;
 
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use axum::http::Uri;
 use functions::clock::{Clock, SystemClock};
 use functions::jwt::{Claims, JwksUrl, JwtVerifier, TokenError, VerifyError};
 
@@ -41,6 +40,10 @@ pub enum AuthError {
     Missing,
     #[error("token refused: {0}")]
     Invalid(String),
+    /// A valid token without the scope the routes require (an ID token): API Gateway
+    /// answers 403 `{"message":"Forbidden"}` rather than 401.
+    #[error("token refused: {0}")]
+    Forbidden(String),
     /// The token's key is not among the keys this stack trusts: the usual reason is a token
     /// minted with another development key than the stack's.
     #[error(
@@ -54,25 +57,10 @@ pub enum AuthError {
 }
 
 /// A JWKS URL the authorizer may fetch: `https`, or `http` to a loopback address (a local
-/// stack or a test server). Keys fetched in the clear from elsewhere could be anyone's.
-pub fn jwks_url(url: &str) -> anyhow::Result<Uri> {
-    let uri: Uri = url
-        .parse()
-        .with_context(|| format!("{url:?} is not a URL"))?;
-    let host = uri.host().unwrap_or("");
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    match uri.scheme_str() {
-        Some("https") if !host.is_empty() => Ok(uri),
-        Some("http") if loopback => Ok(uri),
-        _ => anyhow::bail!(
-            "refusing JWKS URL {url}: keys must come over https (plain http only from a loopback address)"
-        ),
-    }
+/// stack or a test server): the rule the deployed `ws-authorizer` applies
+/// ([`JwksUrl::parse`]).
+pub fn jwks_url(url: &str) -> anyhow::Result<JwksUrl> {
+    Ok(JwksUrl::parse(url)?)
 }
 
 /// Verifies bearer tokens like the HTTP API's JWT authorizer.
@@ -109,12 +97,13 @@ impl Authorizer {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         let url = jwks_url(url)?;
-        let verifier = JwtVerifier::new(Arc::new(JwksUrl(url.to_string())), issuer, audience)
+        let trusted_from = describe_user_pool(&url);
+        let verifier = JwtVerifier::new(Arc::new(url), issuer, audience)
             .with_min_refetch(JWKS_REFRESH_INTERVAL)
             .with_clock(clock);
         // Now rather than at the first request: a wrong URL stops `cruddur dev` at start.
         verifier.fetch_keys().await?;
-        Ok(Self::new(Arc::new(verifier), describe_user_pool(&url)))
+        Ok(Self::new(Arc::new(verifier), trusted_from))
     }
 
     fn new(verifier: Arc<JwtVerifier>, trusted_from: String) -> Self {
@@ -137,6 +126,9 @@ impl Authorizer {
             Ok(claims) => Ok(claims),
             Err(VerifyError::Refused(TokenError::Invalid(reason))) => {
                 Err(AuthError::Invalid(reason))
+            }
+            Err(VerifyError::Refused(TokenError::Forbidden(reason))) => {
+                Err(AuthError::Forbidden(reason))
             }
             Err(VerifyError::Refused(TokenError::UnknownKey(kid))) => Err(self.unknown_key(kid)),
             // Only a refetch for an unknown key can fail (the first fetch was at start): the
@@ -174,7 +166,7 @@ fn describe_dev_key(path: &Path) -> String {
     )
 }
 
-fn describe_user_pool(url: &Uri) -> String {
+fn describe_user_pool(url: &JwksUrl) -> String {
     format!(
         "{url} (fetched again on an unknown key, at most once per {}s)",
         JWKS_REFRESH_INTERVAL.as_secs()

@@ -138,6 +138,8 @@ pub async fn run(
         shutdown.await;
         sessions.close_all();
     };
+    // With each request's peer: the Management API answers loopback peers only.
+    let app = app.into_make_service_with_connect_info::<crate::websocket::Peer>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

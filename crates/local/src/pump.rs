@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
@@ -187,17 +187,45 @@ impl<H: BatchHandler> StreamPump<H> {
     }
 
     fn dead_letter(&self, records: &[EventRecord]) -> std::io::Result<()> {
-        if let Some(parent) = self.config.dead_letter_file.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.config.dead_letter_file)?;
-        for record in records {
-            serde_json::to_writer(&mut file, record)?;
-            file.write_all(b"\n")?;
-        }
-        file.flush()
+        append_dead_letters(&self.config.dead_letter_file, records)
+    }
+}
+
+/// Appends `records` to the dead-letter file at `path`, one JSON line each, creating the
+/// file readable by its owner only: the records are message items, text included.
+fn append_dead_letters(path: &Path, records: &[EventRecord]) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    for record in records {
+        serde_json::to_writer(&mut file, record)?;
+        file.write_all(b"\n")?;
+    }
+    file.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn dead_letter_files_are_created_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("cruddur-pump-{}", uuid::Uuid::new_v4()));
+        let path = dir.join(".dynamodb/dead-letter.jsonl");
+        let record = EventRecord::default();
+        append_dead_letters(&path, std::slice::from_ref(&record)).unwrap();
+        append_dead_letters(&path, &[record]).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(mode, 0o600);
+        assert_eq!(lines, 2, "appended, not replaced");
     }
 }

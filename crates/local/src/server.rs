@@ -112,6 +112,14 @@ async fn dispatch(
                     AuthError::Invalid(_) => {
                         tracing::info!(reason = %error, "bearer token refused")
                     }
+                    AuthError::Forbidden(_) => {
+                        tracing::info!(reason = %error, "bearer token refused");
+                        return (
+                            StatusCode::FORBIDDEN,
+                            axum::Json(json!({"message": "Forbidden"})),
+                        )
+                            .into_response();
+                    }
                 }
                 // API Gateway's answer, before any function runs.
                 return (
@@ -350,6 +358,49 @@ mod tests {
             405
         );
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// A valid ID token of the pool and client lacks the scope every deployed route requires:
+    /// API Gateway answers 403 `{"message":"Forbidden"}` (an invalid token gets 401).
+    #[tokio::test]
+    async fn an_id_token_is_forbidden_as_api_gateway_answers_a_token_without_the_scope() {
+        let (address, access_token, dir) = serve().await;
+        let key_file = dir.join("key.pk8");
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(
+            crate::auth::DevSigner::load(&key_file)
+                .unwrap()
+                .key_id()
+                .to_owned(),
+        );
+        let now = jsonwebtoken::get_current_timestamp();
+        let id_token = jsonwebtoken::encode(
+            &header,
+            &serde_json::json!({
+                "sub": "sub-1", "iss": crate::auth::DEV_ISSUER, "aud": crate::auth::DEV_CLIENT_ID,
+                "token_use": "id", "iat": now, "exp": now + 60,
+            }),
+            &jsonwebtoken::EncodingKey::from_ed_der(&std::fs::read(&key_file).unwrap()),
+        )
+        .unwrap();
+        let get = |token: &str| {
+            format!(
+                "GET /api/message_groups HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-length: 0\r\n\r\n"
+            )
+        };
+        let (status, body) = answer_while_uploading(address, &get(&id_token), b"").await;
+        assert_eq!(
+            (status, body),
+            (403, serde_json::json!({"message": "Forbidden"}))
+        );
+        let (status, _) = answer_while_uploading(address, &get("not.a.jwt"), b"").await;
+        assert_eq!(status, 401);
+        // The access token of the same user gets past the authorizer (to a store that is
+        // never reached).
+        let (status, _) = answer_while_uploading(address, &get(&access_token), b"").await;
+        assert_ne!(status, 401);
+        assert_ne!(status, 403);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

@@ -5,18 +5,23 @@
 //! sockets, answering `410 Gone` for a connection that is not open (its `$connect` has not
 //! returned yet, or it closed), as API Gateway does; `DELETE /@connections/{id}` closes one.
 //! Sockets close as API Gateway closes them: after an idle timeout and a maximum duration
-//! ([`WsTimeouts`]).
+//! ([`WsTimeouts`]). The Management API takes requests from this machine only ([`Peer`]):
+//! the stack may listen beyond loopback (`cruddur dev --host`), and its only caller is the
+//! push pump.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::connect_info::Connected;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -243,7 +248,8 @@ pub fn router(api: WebSocketApi) -> Router {
 }
 
 /// The Management API alone, `POST` and `DELETE /@connections/{id}`, over `open`
-/// connections.
+/// connections. Serve it with `into_make_service_with_connect_info::<Peer>()`: a request
+/// whose peer it cannot tell is refused like one from another machine.
 pub fn management_router(open: OpenConnections) -> Router {
     Router::new()
         .route(
@@ -494,13 +500,51 @@ async fn disconnected(api: &WebSocketApi, event: &Value) {
     api.open.session_ended();
 }
 
+/// Both ends of a connection to the stack, as `into_make_service_with_connect_info::<Peer>()`
+/// records them for each request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub remote: SocketAddr,
+    /// The stack's own address on this connection.
+    pub local: Option<SocketAddr>,
+}
+
+impl Peer {
+    /// A loopback peer (IPv4-mapped IPv6 included), or one whose address is the stack's own
+    /// address on the connection: this machine, connecting to a stack that listens on
+    /// another interface (`--host`), as the push pump then does.
+    pub fn is_this_machine(&self) -> bool {
+        let remote = self.remote.ip().to_canonical();
+        remote.is_loopback()
+            || self
+                .local
+                .is_some_and(|local| local.ip().to_canonical() == remote)
+    }
+}
+
+impl Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Self {
+            remote: *stream.remote_addr(),
+            local: stream.io().local_addr().ok(),
+        }
+    }
+}
+
+/// A request's [`Peer`], if the server recorded it.
+type PeerInfo = Option<Extension<ConnectInfo<Peer>>>;
+
 /// `POST /@connections/{id}`: the Management API's `PostToConnection`.
 async fn post_to_connection(
     State(open): State<OpenConnections>,
+    peer: PeerInfo,
     Path(connection_id): Path<String>,
     headers: HeaderMap,
     data: Bytes,
 ) -> Response {
+    if let Some(refusal) = refuse_remote(peer) {
+        return refusal;
+    }
     if let Some(refusal) = refuse_unsigned(&headers) {
         return refusal;
     }
@@ -523,9 +567,13 @@ async fn post_to_connection(
 /// and its `$disconnect` runs, as with API Gateway; 410 if it is not open.
 async fn delete_connection(
     State(open): State<OpenConnections>,
+    peer: PeerInfo,
     Path(connection_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(refusal) = refuse_remote(peer) {
+        return refusal;
+    }
     if let Some(refusal) = refuse_unsigned(&headers) {
         return refusal;
     }
@@ -535,6 +583,25 @@ async fn delete_connection(
     } else {
         gone()
     }
+}
+
+/// Anyone who reaches the Management API can write into every open socket and close it;
+/// the stand-in checks no signature's key, so only this machine may call it
+/// ([`Peer::is_this_machine`]); anyone else is refused with 403 before anything else.
+fn refuse_remote(peer: PeerInfo) -> Option<Response> {
+    let peer = peer.map(|Extension(ConnectInfo(peer))| peer);
+    if peer.is_some_and(|peer| peer.is_this_machine()) {
+        return None;
+    }
+    tracing::warn!(
+        ?peer,
+        "Management API request refused: the peer is not this machine"
+    );
+    Some(error(
+        StatusCode::FORBIDDEN,
+        "ForbiddenException",
+        "Forbidden",
+    ))
 }
 
 /// The real API takes only SigV4-signed requests (the push function's role); the stand-in
@@ -731,6 +798,69 @@ fn epoch_millis() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_management_api_answers_loopback_peers_only() {
+        let open = OpenConnections::default();
+        let mut frames = open.open("L0SM9cOFvHcCIhw=");
+        let mut signed = HeaderMap::new();
+        signed.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=local/test"),
+        );
+        let listening_on = |local: &str| {
+            let local = local.parse().unwrap();
+            move |remote: &str| {
+                Some(Extension(ConnectInfo(Peer {
+                    remote: remote.parse().unwrap(),
+                    local: Some(local),
+                })))
+            }
+        };
+        let peer = listening_on("127.0.0.1:4567");
+        let post = |peer: PeerInfo| {
+            post_to_connection(
+                State(open.clone()),
+                peer,
+                Path("L0SM9cOFvHcCIhw=".to_owned()),
+                signed.clone(),
+                Bytes::from_static(b"{}"),
+            )
+        };
+        for refused in [
+            peer("10.0.0.5:51234"),
+            peer("192.168.1.20:51234"),
+            peer("[2001:db8::1]:51234"),
+            // Listening on a LAN address: another machine on that network.
+            listening_on("192.168.1.5:4567")("192.168.1.9:51234"),
+            // Not served with the peer's address: it cannot be told, so it is refused.
+            None,
+        ] {
+            let response = post(refused).await;
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{refused:?}");
+            let response = delete_connection(
+                State(open.clone()),
+                refused,
+                Path("L0SM9cOFvHcCIhw=".to_owned()),
+                signed.clone(),
+            )
+            .await;
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{refused:?}");
+        }
+        assert!(frames.try_recv().is_err(), "nothing reached the socket");
+        assert!(open.is_open("L0SM9cOFvHcCIhw="), "nor closed it");
+
+        for local in [
+            peer("127.0.0.1:51234"),
+            peer("[::1]:51234"),
+            peer("[::ffff:127.0.0.1]:51234"),
+            // This machine, through the LAN address the stack listens on (`--host`).
+            listening_on("192.168.1.5:4567")("192.168.1.5:51234"),
+        ] {
+            assert_eq!(post(local).await.status(), StatusCode::OK, "{local:?}");
+            assert_eq!(frames.try_recv().unwrap(), Bytes::from_static(b"{}"));
+        }
+    }
 
     #[test]
     fn connection_ids_look_like_api_gateways() {

@@ -48,7 +48,9 @@ impl Stack {
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router(api)).await });
+        // With each request's peer, as `cruddur dev` serves it (the Management API checks it).
+        let app = router(api).into_make_service_with_connect_info::<local::websocket::Peer>();
+        tokio::spawn(async move { axum::serve(listener, app).await });
         Self {
             base: format!("127.0.0.1:{}", address.port()),
             open,

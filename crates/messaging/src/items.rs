@@ -384,6 +384,21 @@ impl BlockItem {
     }
 }
 
+/// `HANDLE#<handle>` / `RESERVATION`: a sign-up in progress holds the handle, written by
+/// the pre sign-up trigger and deleted when the confirmed user claims the handle; DynamoDB's
+/// TTL (`expires_at`) removes one whose sign-up was never confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandleReservationItem {
+    pub pk: String,
+    pub sk: String,
+    pub handle: Handle,
+    /// The Cognito user name of the sign-up (`userName` of the trigger events).
+    pub cognito_username: String,
+    pub reserved_at: String,
+    /// Epoch seconds; the table's TTL attribute ([`crate::schema::TTL_ATTRIBUTE`]).
+    pub expires_at: i64,
+}
+
 /// `CONN#<user>` / `<connection id>`: one open WebSocket connection of a user, written by
 /// `ws-connect`, removed by `ws-disconnect`, by the push consumer when API Gateway answers
 /// 410 Gone, or by DynamoDB's TTL (`expires_at`).

@@ -8,6 +8,7 @@
 //! | pair (1:1 dedup)| `PAIR#<lower uuid>#<higher>`| `PAIR`             |
 //! | user profile    | `USER#<uuid>`               | `PROFILE`          |
 //! | handle claim    | `HANDLE#<lowercased handle>`| `HANDLE`           |
+//! | handle reserved | `HANDLE#<lowercased handle>`| `RESERVATION`      |
 //! | Cognito sub     | `SUB#<sub>`                 | `SUB`              |
 //! | connection      | `CONN#<user>`               | `<connection id>`  |
 //! | block           | `BLOCK#<blocker>`           | `USER#<blocked>`   |
@@ -39,6 +40,9 @@ pub const BLOCK_PREFIX: &str = "BLOCK#";
 pub const PAIR_SK: &str = "PAIR";
 pub const PROFILE_SK: &str = "PROFILE";
 pub const HANDLE_SK: &str = "HANDLE";
+/// Beside a handle's claim: a sign-up in progress holds the handle until it is confirmed
+/// (or its reservation expires).
+pub const HANDLE_RESERVATION_SK: &str = "RESERVATION";
 pub const SUB_SK: &str = "SUB";
 /// Beside a group's memberships: the group's last member left, so nobody will ever be a
 /// member again (adding takes a member).
@@ -96,6 +100,14 @@ pub fn user_profile(user: Uuid) -> Key {
 
 pub fn handle_claim(handle: &Handle) -> Key {
     Key::new(format!("{HANDLE_PREFIX}{}", handle.normalized()), HANDLE_SK)
+}
+
+/// In the claim's partition, so one `dynamodb:LeadingKeys` grant covers both.
+pub fn handle_reservation(handle: &Handle) -> Key {
+    Key::new(
+        format!("{HANDLE_PREFIX}{}", handle.normalized()),
+        HANDLE_RESERVATION_SK,
+    )
 }
 
 pub fn cognito_sub(sub: &str) -> Key {
@@ -164,6 +176,23 @@ mod tests {
         let mixed = Handle::parse("AndrewBrown").unwrap();
         assert_eq!(handle_claim(&lower), handle_claim(&mixed));
         assert_eq!(handle_claim(&mixed).pk, "HANDLE#andrewbrown");
+    }
+
+    #[test]
+    fn a_handle_reservation_sits_beside_its_claim() {
+        let mixed = Handle::parse("AndrewBrown").unwrap();
+        let reservation = handle_reservation(&mixed);
+        assert_eq!(
+            reservation.pk,
+            handle_claim(&mixed).pk,
+            "one LeadingKeys grant"
+        );
+        assert_eq!(reservation.sk, "RESERVATION");
+        assert_ne!(
+            reservation,
+            handle_claim(&mixed),
+            "two items of one transaction"
+        );
     }
 
     #[test]

@@ -1,9 +1,16 @@
 //! The user pool's triggers. Cognito owns identities; the directory owns handles.
 //!
-//! - [`pre_signup`] (`cognito-pre-signup`) refuses a sign-up whose handle is invalid or taken
-//!   *before* Cognito creates the account, so nobody ends up confirmed without a profile;
+//! - [`pre_signup`] (`cognito-pre-signup`) refuses a sign-up whose handle is invalid, taken,
+//!   or held by another sign-up in progress *before* Cognito creates the account, and
+//!   reserves the handle for this sign-up's Cognito user name (expiring after
+//!   [`messaging::store::HANDLE_RESERVATION_SECONDS`]);
 //! - [`post_confirmation`] (`cognito-post-confirmation`) registers the confirmed user in the
-//!   directory, on `PostConfirmation_ConfirmSignUp` only.
+//!   directory, claiming the handle its sign-up reserved, on `PostConfirmation_ConfirmSignUp`
+//!   only.
+//!
+//! So of two people signing up for one handle at the same moment, exactly one gets past the
+//! form, and nobody ends up confirmed without a profile (unless a confirmation comes more
+//! than a day late and someone else reserved the handle meanwhile).
 //!
 //! A trigger's error message is what the person signing up sees: Cognito answers the sign-up
 //! with "PreSignUp failed with error <message>." (and likewise for PostConfirmation), so
@@ -38,6 +45,7 @@ pub enum SignUpError {
         attribute: &'static str,
         reason: String,
     },
+    /// Taken, or held by another sign-up in progress: the person is told the same either way.
     #[error("the handle {0:?} is already taken, choose another one")]
     HandleTaken(String),
     /// The directory could not answer (throttling, network). The details go to the log; the
@@ -82,6 +90,19 @@ fn invalid(attribute: &'static str) -> impl Fn(ValidationError) -> SignUpError {
         attribute,
         reason: error.to_string(),
     }
+}
+
+/// The Cognito user name of a trigger's event (with email as the username attribute, the
+/// generated one, which is also the `sub`): what a handle's reservation is tied to.
+fn user_name(header_user_name: Option<&str>, trigger: &'static str) -> Result<String, SignUpError> {
+    header_user_name
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| SignUpError::NotAnEvent {
+            trigger,
+            reason: "no userName".into(),
+        })
 }
 
 /// The event's `triggerSource`, read before the event is typed: each trigger's typed event

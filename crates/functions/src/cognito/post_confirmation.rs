@@ -4,7 +4,7 @@ use aws_lambda_events::cognito::CognitoEventUserPoolsPostConfirmation;
 use messaging::store::{NewUser, Registration};
 use messaging::{Store, StoreError, Timestamp};
 
-use super::{Profile, SignUpError, attribute, trigger_source};
+use super::{Profile, SignUpError, attribute, trigger_source, user_name};
 
 /// The only trigger source this function acts on. The same trigger also fires on
 /// `PostConfirmation_ConfirmForgotPassword` (a password reset): that user is registered
@@ -32,8 +32,9 @@ impl TryFrom<&CognitoEventUserPoolsPostConfirmation> for SignUp {
     }
 }
 
-/// Registers the user of a confirmed sign-up and gives back the event exactly as received,
-/// as Cognito requires. Replays of the same confirmation succeed without writing twice. Any
+/// Registers the user of a confirmed sign-up, claiming the handle its pre sign-up reserved
+/// for the event's Cognito user name, and gives back the event exactly as received, as
+/// Cognito requires. Replays of the same confirmation succeed without writing twice. Any
 /// other trigger source (a password reset) is given back untouched, without a read.
 #[tracing::instrument(skip_all, fields(trigger = trigger_source(&event).unwrap_or("?")))]
 pub async fn post_confirmation(
@@ -50,7 +51,14 @@ pub async fn post_confirmation(
             reason: error.to_string(),
         })?;
     let SignUp(new_user) = SignUp::try_from(&typed)?;
-    match store.register_user(new_user, Timestamp::now()).await {
+    let username = user_name(
+        typed.cognito_event_user_pools_header.user_name.as_deref(),
+        "post-confirmation",
+    )?;
+    match store
+        .register_signed_up_user(new_user, &username, Timestamp::now())
+        .await
+    {
         Ok(Registration::Created(user)) => {
             tracing::info!(user = %user.uuid, handle = %user.handle, "user registered");
         }
@@ -58,8 +66,9 @@ pub async fn post_confirmation(
             tracing::info!(user = %user.uuid, handle = %user.handle, "user already registered");
         }
         Err(StoreError::HandleTaken(handle)) | Err(StoreError::SubRegistered { handle, .. }) => {
-            // The pre sign-up check makes this rare (two sign-ups racing for one handle); the
-            // account exists now and needs an operator: README, "Users without a profile".
+            // Only a confirmation more than a day late, after another sign-up reserved the
+            // handle its reservation no longer held, gets here: the account exists now and
+            // needs an operator (README, "Users without a profile").
             tracing::warn!(%handle, "confirmed user not registered: handle taken");
             return Err(SignUpError::HandleTaken(handle));
         }

@@ -1,16 +1,20 @@
-//! `cognito-pre-signup`: refuses a sign-up whose handle is invalid or taken, before Cognito
-//! creates the account. Cognito does not keep `preferred_username` unique; the directory
-//! does, and until now it was asked only after the account was confirmed, too late to say no.
+//! `cognito-pre-signup`: refuses a sign-up whose handle is invalid, taken or held by another
+//! sign-up in progress, before Cognito creates the account, and reserves the handle for this
+//! one. Cognito does not keep `preferred_username` unique; the directory does, and asked
+//! only after the account was confirmed, it would be too late to say no.
 
 use aws_lambda_events::cognito::CognitoEventUserPoolsPreSignup;
-use messaging::Store;
+use messaging::store::HandleReservation;
+use messaging::{Store, Timestamp};
 
-use super::{Profile, SignUpError, trigger_source};
+use super::{Profile, SignUpError, trigger_source, user_name};
 
 /// Checks the profile a sign-up asks for (every source: self sign-up, an administrator's
-/// `AdminCreateUser`, a federated first sign-in) and gives back the event exactly as
-/// received, so Cognito's own confirmation and verification flow is unchanged. Only reads:
-/// the handle is claimed by the post-confirmation trigger.
+/// `AdminCreateUser`, a federated first sign-in), reserves its handle for the event's
+/// Cognito user name, and gives back the event exactly as received, so Cognito's own
+/// confirmation and verification flow is unchanged. The post-confirmation trigger claims
+/// the handle; a sign-up never confirmed lets it go when the reservation expires. Cognito
+/// retrying this trigger finds its own reservation and passes.
 #[tracing::instrument(skip_all, fields(trigger = trigger_source(&event).unwrap_or("?")))]
 pub async fn pre_signup(
     store: &Store,
@@ -28,13 +32,24 @@ pub async fn pre_signup(
             return Err(refusal);
         }
     };
-    match store.handle_taken(&profile.handle).await {
-        Ok(false) => {
-            tracing::info!(handle = %profile.handle, "sign-up allowed");
+    let username = user_name(
+        typed.cognito_event_user_pools_header.user_name.as_deref(),
+        "pre sign-up",
+    )?;
+    match store
+        .reserve_handle(&profile.handle, &username, Timestamp::now())
+        .await
+    {
+        Ok(HandleReservation::Reserved) => {
+            tracing::info!(handle = %profile.handle, %username, "sign-up allowed: handle reserved");
             Ok(event)
         }
-        Ok(true) => {
+        Ok(HandleReservation::Taken) => {
             tracing::info!(handle = %profile.handle, "sign-up refused: handle taken");
+            Err(SignUpError::HandleTaken(profile.handle.to_string()))
+        }
+        Ok(HandleReservation::ReservedByAnother) => {
+            tracing::info!(handle = %profile.handle, "sign-up refused: another sign-up holds the handle");
             Err(SignUpError::HandleTaken(profile.handle.to_string()))
         }
         Err(error) => {

@@ -36,8 +36,10 @@ struct Fetched {
 /// A verifier for one user pool and app client. The key set is fetched on first use and
 /// fetched again when a token names a key it does not hold (the pool rotated its keys), at
 /// most once per [`JwtVerifier::MIN_REFETCH`] (or [`JwtVerifier::with_min_refetch`]) so
-/// that forged `kid`s cannot turn every request into a fetch. Failed fetches count: an
-/// unreachable key server is not asked again sooner either.
+/// that forged `kid`s cannot turn every request into a fetch. Failed fetches count, the
+/// first one included: an unreachable key server is not asked again sooner, and until it
+/// answers, every token is refused with the last failure (a 500, not a verdict) without a
+/// fetch of its own.
 pub struct JwtVerifier {
     source: Arc<dyn KeySource>,
     issuer: String,
@@ -46,8 +48,14 @@ pub struct JwtVerifier {
     clock: Arc<dyn Clock>,
     /// Read by every verification; written only after a fetch, never held across one.
     cached: RwLock<Option<Fetched>>,
-    /// One fetch at a time; holds when the last one started.
-    fetching: tokio::sync::Mutex<Option<Instant>>,
+    /// One fetch at a time; holds when the last one started and how it failed, if it did.
+    fetching: tokio::sync::Mutex<LastFetch>,
+}
+
+#[derive(Debug, Default)]
+struct LastFetch {
+    started: Option<Instant>,
+    failure: Option<KeysUnavailable>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -75,7 +83,7 @@ impl JwtVerifier {
             min_refetch: Self::MIN_REFETCH,
             clock: Arc::new(SystemClock),
             cached: RwLock::new(None),
-            fetching: tokio::sync::Mutex::new(None),
+            fetching: tokio::sync::Mutex::new(LastFetch::default()),
         }
     }
 
@@ -93,9 +101,14 @@ impl JwtVerifier {
 
     /// A user pool's verifier from `JWT_ISSUER`, `JWT_AUDIENCE` and optionally `JWKS_URL`.
     pub fn from_env() -> Result<Self, String> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`JwtVerifier::from_env`] over any source of variables. A JWKS URL that is not
+    /// https (or http to loopback) is refused here, at start, not at the first token.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let var = |name: &str| {
-            std::env::var(name)
-                .ok()
+            var(name)
                 .filter(|value| !value.trim().is_empty())
                 .ok_or_else(|| format!("{name} is not set"))
         };
@@ -103,7 +116,8 @@ impl JwtVerifier {
         let audience = var(AUDIENCE_ENV)?;
         let url = var(JWKS_URL_ENV)
             .unwrap_or_else(|_| format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')));
-        Ok(Self::new(Arc::new(JwksUrl(url)), issuer, audience))
+        let url = JwksUrl::parse(&url).map_err(|error| error.to_string())?;
+        Ok(Self::new(Arc::new(url), issuer, audience))
     }
 
     /// The token's verified claims.
@@ -154,8 +168,9 @@ impl JwtVerifier {
             .clone()
     }
 
-    /// The cached key set, fetched if there is none (however recently a fetch failed: with
-    /// no keys at all, nothing can be verified).
+    /// The cached key set, fetched if there is none; if the last fetch failed less than
+    /// `min_refetch` ago, that failure (callers waiting on one failed fetch do not each
+    /// fetch again, and neither does a flood of tokens while the key server is down).
     async fn current_keys(&self) -> Result<Fetched, KeysUnavailable> {
         if let Some(fetched) = self.cached() {
             return Ok(fetched);
@@ -165,7 +180,20 @@ impl JwtVerifier {
         if let Some(fetched) = self.cached() {
             return Ok(fetched);
         }
+        if self.too_soon(&last_fetch)
+            && let Some(failure) = &last_fetch.failure
+        {
+            return Err(failure.clone());
+        }
         self.fetch(&mut last_fetch).await
+    }
+
+    /// Whether the last fetch started less than `min_refetch` ago.
+    fn too_soon(&self, last_fetch: &LastFetch) -> bool {
+        let now = self.clock.now();
+        last_fetch
+            .started
+            .is_some_and(|at| now.saturating_duration_since(at) < self.min_refetch)
     }
 
     /// A key set newer than `seen`: the one another caller fetched meanwhile, or a new
@@ -177,17 +205,24 @@ impl JwtVerifier {
         {
             return Ok(Some(current));
         }
-        let now = self.clock.now();
-        if last_fetch.is_some_and(|at| now.saturating_duration_since(at) < self.min_refetch) {
+        if self.too_soon(&last_fetch) {
             return Ok(None);
         }
         self.fetch(&mut last_fetch).await.map(Some)
     }
 
-    /// Fetches and caches the key set; `last_fetch` is the guard of `fetching`.
-    async fn fetch(&self, last_fetch: &mut Option<Instant>) -> Result<Fetched, KeysUnavailable> {
-        *last_fetch = Some(self.clock.now());
-        let keys = Arc::new(self.source.fetch().await?);
+    /// Fetches and caches the key set; `last_fetch` is the guard of `fetching`. The start
+    /// is recorded before the fetch, so a failed one counts against `min_refetch` too.
+    async fn fetch(&self, last_fetch: &mut LastFetch) -> Result<Fetched, KeysUnavailable> {
+        last_fetch.started = Some(self.clock.now());
+        let keys = match self.source.fetch().await {
+            Ok(keys) => Arc::new(keys),
+            Err(failure) => {
+                last_fetch.failure = Some(failure.clone());
+                return Err(failure);
+            }
+        };
+        last_fetch.failure = None;
         let mut cached = self.cached.write().unwrap_or_else(PoisonError::into_inner);
         let generation = cached
             .as_ref()

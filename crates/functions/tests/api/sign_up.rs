@@ -1,7 +1,7 @@
 //! The user pool's triggers: pre sign-up refuses a handle, post confirmation registers.
 
 use messaging::validate::Handle;
-use serde_json::json;
+use serde_json::{Value, json};
 use testkit::{Refusal, RefusingClient};
 
 use crate::{event, world};
@@ -130,17 +130,34 @@ async fn pre_signup_refuses_an_invalid_or_taken_handle_before_the_account_exists
         "{error}"
     );
 
-    // It only reads, one handle claim per sign-up; nothing was written.
+    // One request per sign-up that gets to the directory (the handle checked and reserved
+    // together); the two allowed sign-ups hold their handles now, nothing else was written.
     assert_eq!(
         w.table.requests.snapshot().into_iter().collect::<Vec<_>>(),
-        vec![("GetItem".to_owned(), 3)]
+        vec![("TransactWriteItems".to_owned(), 3)]
     );
-    assert_eq!(w.table.store.scan_all().await.unwrap().len(), items_before);
+    assert_eq!(
+        w.table.store.scan_all().await.unwrap().len(),
+        items_before + 2
+    );
+    for (handle, username) in [
+        ("vir", "5f8e3b52-0b4c-4d8e-9b0a-6f2a1c9d7e06"),
+        ("lennier", "5f8e3b52-0b4c-4d8e-9b0a-6f2a1c9d7e09"),
+    ] {
+        let reservation = w
+            .table
+            .store
+            .handle_reservation(&Handle::parse(handle).unwrap())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{handle} is reserved"));
+        assert_eq!(reservation.cognito_username, username);
+    }
 
     // A directory that does not answer refuses the sign-up with a message to try again,
     // rather than letting an account through unchecked.
     let dynamodb = RefusingClient::new();
-    dynamodb.refuse("GetItem", Refusal::Throttling);
+    dynamodb.refuse("TransactWriteItems", Refusal::Throttling);
     let error = pre_signup(
         &dynamodb.store_for(&w.table),
         event("cognito-pre-signup.json"),
@@ -185,4 +202,138 @@ async fn post_confirmation_registers_only_on_confirm_sign_up() {
             .unwrap();
     }
     assert_eq!(w.table.store.list_users().await.unwrap().len(), 4);
+}
+
+/// A pre sign-up event of `user_name` asking for `handle`.
+fn sign_up(handle: &str, user_name: &str) -> Value {
+    let mut event = event("cognito-pre-signup.json");
+    event["userName"] = json!(user_name);
+    event["request"]["userAttributes"]["preferred_username"] = json!(handle);
+    event
+}
+
+/// The post-confirmation event of the same sign-up (with email as the username attribute,
+/// Cognito's user name is the `sub`).
+fn confirmation(handle: &str, user_name: &str) -> Value {
+    let mut event = event("cognito-post-confirmation.json");
+    event["userName"] = json!(user_name);
+    event["request"]["userAttributes"]["sub"] = json!(user_name);
+    event["request"]["userAttributes"]["preferred_username"] = json!(handle);
+    event
+}
+
+/// Both orders of two people signing up for one free handle, at the same moment: the first
+/// to reach pre sign-up holds the handle, the second is refused on the form (before Cognito
+/// creates an account), so whoever confirms is registered, and nobody is confirmed without
+/// a profile. Before reservations, both passed pre sign-up and the second confirmation
+/// failed after the account was confirmed.
+#[tokio::test]
+async fn of_two_sign_ups_for_one_handle_the_second_is_refused_before_its_account_exists() {
+    use functions::cognito::{post_confirmation, pre_signup};
+    let w = world().await;
+    let store = &w.table.store;
+    let (ann, bob) = (
+        "0a000000-0000-4000-8000-00000000000a",
+        "0b000000-0000-4000-8000-00000000000b",
+    );
+    for (first, second, handle) in [(ann, bob, "kosh"), (bob, ann, "Delenn")] {
+        pre_signup(store, sign_up(handle, first)).await.unwrap();
+        // Either case of the handle is the same handle.
+        let refused = pre_signup(store, sign_up(&handle.to_uppercase(), second))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            format!(
+                "the handle {:?} is already taken, choose another one",
+                handle.to_uppercase()
+            ),
+            "{handle}"
+        );
+        // Cognito retries a trigger: the same sign-up finds its own reservation.
+        pre_signup(store, sign_up(handle, first)).await.unwrap();
+        // The first confirms: registered. The second never had an account to confirm.
+        post_confirmation(store, confirmation(handle, first))
+            .await
+            .unwrap();
+        let user = store
+            .user_by_handle(&Handle::parse(handle).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(user.cognito_sub, first, "{handle}");
+        // The claim replaced the reservation: a later sign-up is refused as taken.
+        assert!(
+            store
+                .handle_reservation(&Handle::parse(handle).unwrap())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(pre_signup(store, sign_up(handle, second)).await.is_err());
+    }
+}
+
+/// Truly at once: of two pre sign-ups running concurrently, exactly one holds the handle;
+/// confirming it registers that one.
+#[tokio::test]
+async fn concurrent_sign_ups_for_one_handle_let_exactly_one_through() {
+    use functions::cognito::{post_confirmation, pre_signup};
+    let w = world().await;
+    let store = &w.table.store;
+    for round in 0..5 {
+        let handle = format!("lyta{round}");
+        let names = [
+            format!("0a000000-0000-4000-8000-0000000000{round:02}"),
+            format!("0b000000-0000-4000-8000-0000000000{round:02}"),
+        ];
+        let (a, b) = tokio::join!(
+            pre_signup(store, sign_up(&handle, &names[0])),
+            pre_signup(store, sign_up(&handle, &names[1])),
+        );
+        let allowed: Vec<&String> = [(a.is_ok(), &names[0]), (b.is_ok(), &names[1])]
+            .into_iter()
+            .filter_map(|(ok, name)| ok.then_some(name))
+            .collect();
+        assert_eq!(allowed.len(), 1, "round {round}: {allowed:?}");
+        post_confirmation(store, confirmation(&handle, allowed[0]))
+            .await
+            .unwrap();
+        let user = store
+            .user_by_handle(&Handle::parse(&handle).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&user.cognito_sub, allowed[0]);
+    }
+}
+
+/// A confirmation whose handle another sign-up holds (possible only once this one's
+/// reservation expired, a day after it signed up) is refused rather than taking the handle
+/// from under the sign-up that holds it now.
+#[tokio::test]
+async fn a_confirmation_cannot_claim_a_handle_another_sign_up_holds() {
+    use functions::cognito::{post_confirmation, pre_signup};
+    let w = world().await;
+    let store = &w.table.store;
+    let (late, holder) = (
+        "0c000000-0000-4000-8000-00000000000c",
+        "0d000000-0000-4000-8000-00000000000d",
+    );
+    pre_signup(store, sign_up("marcus", holder)).await.unwrap();
+    let error = post_confirmation(store, confirmation("marcus", late))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("already taken"), "{error}");
+    assert!(
+        store
+            .user_by_handle(&Handle::parse("marcus").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The holder's confirmation goes through.
+    post_confirmation(store, confirmation("marcus", holder))
+        .await
+        .unwrap();
 }

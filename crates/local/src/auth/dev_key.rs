@@ -66,8 +66,8 @@ impl DevSigner {
     /// Reads the key at `path`, creating it (and its folder) on first use. For the stack,
     /// which owns the key; a token issuer uses [`DevSigner::load`].
     pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
-        let pkcs8 = match std::fs::read(path) {
-            Ok(bytes) => bytes,
+        let pkcs8 = match read_private(path) {
+            Ok(bytes) => bytes?,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let document = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
                     .map_err(|_| anyhow::anyhow!("could not generate a key pair"))?;
@@ -86,8 +86,8 @@ impl DevSigner {
     /// Reads the key at `path`; never creates one. A token signed with a key nobody trusts
     /// is worse than no token: it fails later, at the stack, with a bare 401.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let pkcs8 = match std::fs::read(path) {
-            Ok(bytes) => bytes,
+        let pkcs8 = match read_private(path) {
+            Ok(bytes) => bytes?,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
                 "no development key at {}: `cruddur dev` (or `make dev`) creates it on first \
                  run; a stack started with --key-file uses that file, so pass the same --key-file \
@@ -129,7 +129,7 @@ impl DevSigner {
             "iss": DEV_ISSUER,
             "client_id": DEV_CLIENT_ID,
             "token_use": "access",
-            "scope": "aws.cognito.signin.user.admin",
+            "scope": functions::jwt::REQUIRED_SCOPE,
             "username": username,
             "auth_time": now,
             "iat": now,
@@ -165,6 +165,34 @@ impl DevSigner {
             }],
         }
     }
+}
+
+/// The key file's bytes, or why it must not be used: whoever can read it can mint tokens
+/// every stack that trusts it accepts, for any user, so a file other users may read (or
+/// write) is refused, as ssh refuses such a private key. The outer error is reading; the
+/// inner one, the file's permissions.
+#[cfg(unix)]
+fn read_private(path: &Path) -> std::io::Result<anyhow::Result<Vec<u8>>> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = std::fs::File::open(path)?;
+    let mode = file.metadata()?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Ok(Err(anyhow::anyhow!(
+            "refusing the development key {path}: its permissions {mode:04o} let other users \
+             read it, and whoever reads it can sign in as anyone on a stack that trusts it; \
+             run `chmod 600 {path}` (or delete it: `cruddur dev` creates a new one, and \
+             tokens minted with the old one stop working)",
+            path = path.display()
+        )));
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut &file, &mut bytes)?;
+    Ok(Ok(bytes))
+}
+
+#[cfg(not(unix))]
+fn read_private(path: &Path) -> std::io::Result<anyhow::Result<Vec<u8>>> {
+    std::fs::read(path).map(Ok)
 }
 
 #[cfg(unix)]
@@ -240,6 +268,36 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_key_file_other_users_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = Dir::new();
+        let path = dir.path().join("key.pk8");
+        let created = DevSigner::load_or_create(&path).unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600, "created private");
+        for open in [0o644, 0o640, 0o604, 0o660] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(open)).unwrap();
+            for error in [
+                DevSigner::load_or_create(&path).err(),
+                DevSigner::load(&path).err(),
+            ] {
+                let message = format!("{:#}", error.expect("refused"));
+                assert!(
+                    message.contains(&format!("chmod 600 {}", path.display()))
+                        && message.contains(&format!("{open:04o}")),
+                    "{message}"
+                );
+            }
+        }
+        // Refused, not replaced: the key is still the one tokens were minted with.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(DevSigner::load(&path).unwrap().key_id(), created.key_id());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert_eq!(DevSigner::load(&path).unwrap().key_id(), created.key_id());
     }
 
     #[test]

@@ -77,7 +77,8 @@ pub(super) fn bearer(token: &str) -> String {
 fn token_with(signer: &DevSigner, overrides: Value) -> String {
     let mut claims = serde_json::json!({
         "sub": "sub-1", "iss": DEV_ISSUER, "client_id": DEV_CLIENT_ID,
-        "token_use": "access", "exp": jsonwebtoken::get_current_timestamp() + 60,
+        "token_use": "access", "scope": functions::jwt::REQUIRED_SCOPE,
+        "exp": jsonwebtoken::get_current_timestamp() + 60,
     });
     for (name, value) in overrides.as_object().unwrap() {
         claims[name] = value.clone();
@@ -111,7 +112,7 @@ async fn bad_tokens_are_refused() {
     let expired = token_with(&signer, serde_json::json!({"exp": 1_000_000_000u64}));
     let id_token = token_with(
         &signer,
-        serde_json::json!({"token_use": "id", "aud": DEV_CLIENT_ID}),
+        serde_json::json!({"token_use": "id", "aud": DEV_CLIENT_ID, "scope": null}),
     );
     let refresh_like = token_with(&signer, serde_json::json!({"token_use": "refresh"}));
     let mut tampered = good.clone();
@@ -125,7 +126,26 @@ async fn bad_tokens_are_refused() {
         authorizer.verify(Some(&format!("Basic {good}"))).await,
         Err(AuthError::Missing)
     );
-    assert!(authorizer.verify(Some(&bearer(&id_token))).await.is_ok());
+    // The deployed routes require a scope only access tokens carry: an ID token of the same
+    // pool and client is refused, with the reason in the log.
+    assert_eq!(
+        authorizer.verify(Some(&bearer(&id_token))).await,
+        Err(AuthError::Forbidden(
+            "an ID token: the API takes access tokens".into()
+        ))
+    );
+    let unscoped = token_with(&signer, serde_json::json!({"scope": "openid email"}));
+    assert_eq!(
+        authorizer.verify(Some(&bearer(&unscoped))).await,
+        Err(AuthError::Forbidden(
+            "the token lacks the scope the routes require".into()
+        ))
+    );
+    let scp_list = token_with(
+        &signer,
+        serde_json::json!({"scope": null, "scp": ["openid", functions::jwt::REQUIRED_SCOPE]}),
+    );
+    assert!(authorizer.verify(Some(&bearer(&scp_list))).await.is_ok());
     for bad in [expired, tampered, refresh_like, "not.a.jwt".to_owned()] {
         assert!(
             matches!(

@@ -49,7 +49,7 @@ pub use limits::{Limited, Limits, RateLimit, Window};
 pub use memberships::Member;
 pub use migration::{Applied, Outcomes, Wrote};
 pub use reads::{MarkedRead, ReadUpTo};
-pub use users::{NewUser, Registration};
+pub use users::{HANDLE_RESERVATION_SECONDS, HandleReservation, NewUser, Registration};
 
 use crate::keys::Key;
 use crate::schema::{PARTITION_KEY, SORT_KEY};

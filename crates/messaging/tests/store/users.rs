@@ -130,3 +130,114 @@ async fn users_are_looked_up_by_many_handles_at_once() {
     assert_eq!(found["bayko"].uuid, bayko.uuid);
     assert_eq!(found["londo"].uuid, londo.uuid);
 }
+
+/// `now` moved by `seconds`.
+fn later(now: Timestamp, seconds: i64) -> Timestamp {
+    Timestamp::from_datetime(now.as_datetime() + time::Duration::seconds(seconds))
+}
+
+#[tokio::test]
+async fn a_handle_reservation_holds_for_its_sign_up_until_it_expires() {
+    use messaging::store::{HANDLE_RESERVATION_SECONDS, HandleReservation};
+    let table = TestTable::new().await;
+    let store = &table.store;
+    let handle = Handle::parse("Zathras").unwrap();
+    let t0 = Timestamp::now();
+
+    table.requests.reset();
+    assert_eq!(
+        store.reserve_handle(&handle, "user-a", t0).await.unwrap(),
+        HandleReservation::Reserved
+    );
+    assert_eq!(
+        table.requests.snapshot().into_iter().collect::<Vec<_>>(),
+        [("TransactWriteItems".to_owned(), 1)],
+        "checked and reserved in one request"
+    );
+    let reservation = store.handle_reservation(&handle).await.unwrap().unwrap();
+    assert_eq!(
+        reservation.expires_at,
+        t0.as_datetime().unix_timestamp() + HANDLE_RESERVATION_SECONDS,
+        "expires by the table's TTL"
+    );
+    // Its own sign-up again (Cognito retries triggers), any case of the handle: held.
+    let lower = Handle::parse("zathras").unwrap();
+    assert_eq!(
+        store
+            .reserve_handle(&lower, "user-a", later(t0, 60))
+            .await
+            .unwrap(),
+        HandleReservation::Reserved
+    );
+    // Another sign-up, until the reservation expires.
+    let almost = later(t0, HANDLE_RESERVATION_SECONDS - 60);
+    assert_eq!(
+        store
+            .reserve_handle(&handle, "user-b", almost)
+            .await
+            .unwrap(),
+        HandleReservation::ReservedByAnother
+    );
+    // The late first sign-up can no longer claim it once another holds it...
+    let expired = later(t0, HANDLE_RESERVATION_SECONDS + 61);
+    assert_eq!(
+        store
+            .reserve_handle(&handle, "user-b", expired)
+            .await
+            .unwrap(),
+        HandleReservation::Reserved
+    );
+    let error = store
+        .register_signed_up_user(new_user("Zathras", "user-a"), "user-a", expired)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::HandleTaken(_)), "{error:?}");
+    assert!(store.user_by_handle(&handle).await.unwrap().is_none());
+    // ...and the holder's claim registers it and clears the reservation.
+    let registered = store
+        .register_signed_up_user(new_user("Zathras", "user-b"), "user-b", expired)
+        .await
+        .unwrap();
+    assert!(matches!(registered, Registration::Created(_)));
+    assert!(store.handle_reservation(&handle).await.unwrap().is_none());
+    // Claimed: no sign-up can reserve it any more, whoever it is.
+    for name in ["user-a", "user-b"] {
+        assert_eq!(
+            store.reserve_handle(&handle, name, expired).await.unwrap(),
+            HandleReservation::Taken
+        );
+    }
+    // A replayed confirmation is still idempotent.
+    let again = store
+        .register_signed_up_user(new_user("Zathras", "user-b"), "user-b", expired)
+        .await
+        .unwrap();
+    assert!(matches!(again, Registration::AlreadyRegistered(_)));
+}
+
+#[tokio::test]
+async fn a_confirmation_without_a_live_reservation_claims_a_free_handle() {
+    let table = TestTable::new().await;
+    let store = &table.store;
+    // Signed up before reservations existed, or confirmed after its reservation expired
+    // and TTL removed it: nobody else holds the handle, so the claim goes through.
+    let registered = store
+        .register_signed_up_user(new_user("Ivanova", "user-i"), "user-i", Timestamp::now())
+        .await
+        .unwrap();
+    assert!(matches!(registered, Registration::Created(_)));
+    let t0 = Timestamp::now();
+    store
+        .reserve_handle(&Handle::parse("Lennier").unwrap(), "user-l", t0)
+        .await
+        .unwrap();
+    let expired = later(t0, messaging::store::HANDLE_RESERVATION_SECONDS + 1);
+    let registered = store
+        .register_signed_up_user(new_user("Lennier", "user-m"), "user-m", expired)
+        .await
+        .unwrap();
+    assert!(
+        matches!(registered, Registration::Created(_)),
+        "an expired hold is no hold"
+    );
+}
