@@ -8,6 +8,7 @@
 //! - [`FailRequests`]: chosen requests failing as the network or DynamoDB would fail them;
 //! - [`RecordRequests`]: what the SDK sent, for assertions on the requests themselves.
 
+pub mod consumed_capacity;
 mod failing_requests;
 mod index_lag;
 mod recording;
