@@ -1,7 +1,6 @@
 //! `testkit::consumed_capacity::CapacityMeter` against DynamoDB Local: the units it reports
 //! are DynamoDB's for the requests the store makes, including what DynamoDB Local itself
-//! does not count. If a DynamoDB Local upgrade changes its accounting (it doubles
-//! transactional writes today), these fail instead of the cost figures drifting.
+//! gets wrong (a transaction's units) or does not count (an empty Query's minimum).
 
 use messaging::model::Connection;
 use messaging::validate::MessageText;
@@ -70,13 +69,41 @@ async fn a_transaction_is_charged_twice_per_item_condition_checks_included() {
         )
         .await
         .unwrap();
-    // Pattern C: a ConditionCheck on the membership (DynamoDB Local counts nothing; the
-    // meter charges a transactional write of a small item, 2) and the message Put (small,
-    // in no index: 1 unit, doubled by the transaction; DynamoDB Local doubles it itself).
+    // Pattern C: a ConditionCheck on the membership (its size known from the conversation's
+    // start, through the same meter) and the message Put (small, in no index): 1 unit
+    // each, doubled by the transaction.
     let append = meter.by_operation()["TransactWriteItems"];
     assert_eq!(append.table_write, 4.0, "{append:?}");
     assert_eq!(append.index_write, 0.0, "{append:?}");
+    assert_eq!(meter.assumed(), 0);
     assert_eq!(meter.unpriced(), 0);
+}
+
+#[tokio::test]
+async fn a_transaction_counts_every_item_where_dynamodb_local_counts_one() {
+    let (table, store, meter) = metered().await;
+    let creator = table.user("andrewbrown").await;
+    let mut others = Vec::new();
+    for i in 0..9 {
+        others.push(table.user(&format!("member{i}")).await);
+    }
+    meter.reset();
+    store
+        .create_group(
+            &creator,
+            &messaging::validate::GroupName::parse("Ten").unwrap(),
+            &others,
+            MessageText::parse("welcome").unwrap(),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    // 10 memberships, 10 inbox rows and the message, each under 1 KB and new: 21 items at
+    // 2 units each; the 10 rows also enter the group index, 1 unit each. (DynamoDB Local
+    // itself answers 4 units for the whole transaction.)
+    let create = meter.by_operation()["TransactWriteItems"];
+    assert_eq!(create.table_write, 42.0, "{create:?}");
+    assert_eq!(create.index_write, 10.0, "{create:?}");
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! What each request would cost on DynamoDB, in read and write request units, measured on
-//! DynamoDB Local: every request is sent with `ReturnConsumedCapacity: INDEXES` and the
-//! reply's `ConsumedCapacity` is added up per operation, table and index apart, with
-//! DynamoDB's rules played where DynamoDB Local reports less (see [`CapacityMeter`]).
+//! DynamoDB Local: every request is sent with `ReturnConsumedCapacity: INDEXES`, the
+//! reply's `ConsumedCapacity` is added up per operation, table and index apart, and
+//! DynamoDB's rules are played where DynamoDB Local reports otherwise (see
+//! [`CapacityMeter`]).
 //!
 //! The rules (AWS, "DynamoDB read and write operations",
 //! https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html;
@@ -9,10 +10,10 @@
 //! https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-capacity-handling):
 //! a read is one unit per 4 KB (strongly consistent) or half of it (eventually consistent),
 //! a Query's items summed before rounding up; a write is one unit per 1 KB of the larger of
-//! the item before and after; every write also writes each index the item is (or was) in;
+//! the item before and after; a write also writes each index the item is (or was) in;
 //! a transaction reads or writes every item twice (prepare and commit).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::config::interceptors::{
@@ -31,9 +32,10 @@ use aws_sdk_dynamodb::operation::transact_write_items::{
     TransactWriteItemsInput, TransactWriteItemsOutput,
 };
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemInput, UpdateItemOutput};
-use aws_sdk_dynamodb::types::{ConsumedCapacity, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::{AttributeValue, ConsumedCapacity, ReturnConsumedCapacity};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
+use messaging::schema::{GROUP_INDEX_PARTITION_KEY, PARTITION_KEY, SORT_KEY};
 
 /// Request units, table and indexes apart (on-demand: read and write request units; the
 /// same numbers are provisioned capacity units per second).
@@ -74,37 +76,66 @@ impl Units {
 
 /// An SDK interceptor adding up the request units each operation consumes.
 ///
-/// DynamoDB Local (3.3.0, checked by this module's tests) reports the units of every
-/// successful request, table and each index apart, and already doubles a transaction's
-/// puts, updates and deletes. Where it reports less than DynamoDB charges, the meter adds:
+/// DynamoDB Local (3.3.0, checked by `crates/bench/tests/consumed_capacity.rs`) reports
+/// right the units of single-item writes (the larger of the item before and after, and
+/// each index the item is in), of `GetItem`, `BatchGetItem` and of `Query`s that find
+/// something. Where it does not, the meter plays DynamoDB's rules:
 ///
-/// - a `ConditionCheck` in `TransactWriteItems`: Local counts nothing; DynamoDB reads or
-///   writes every item of a transaction twice, so it is charged as a transactional write of
-///   an item up to 1 KB (2 units; the items checked here, memberships and pairs, are a few
-///   hundred bytes);
-/// - a `Query` or `Scan` that matches nothing: Local reports 0; DynamoDB's minimum is one
-///   4 KB read (0.5 eventually consistent, 1 strongly consistent), as for a `GetItem` of a
-///   missing item, which Local does charge.
+/// - `TransactWriteItems`: DynamoDB Local reports one item's units whatever the number of
+///   items, so the meter computes them from the request: per item, 2 units per KB
+///   (rounded up) of the larger of the item before and after (prepare and commit), a
+///   `ConditionCheck` included; per item in the group index (it carries
+///   `message_group_uuid`), 1 more unit per KB for the index, a standard write: indexes
+///   are not part of a transaction, its changes propagate to them after it completes. An
+///   item's size before is the size this meter last saw of it (written or read through
+///   it); an item it never saw is taken as up to 1 KB and outside the index, and counted
+///   in [`CapacityMeter::assumed`]. Sizes follow "Item sizes and formats" (attribute
+///   names and values, UTF-8).
+/// - A `Query` or `Scan` that matches nothing: DynamoDB Local reports 0; DynamoDB's
+///   minimum is one 4 KB read (0.5 eventually consistent, 1 strongly consistent), as for a
+///   `GetItem` of a missing item, which DynamoDB Local does charge.
 ///
 /// A request refused with an error (a failed condition, a cancelled transaction, a
-/// throttle) carries no `ConsumedCapacity` on DynamoDB Local; DynamoDB charges a failed
-/// conditional write all the same. Those attempts are counted in [`Self::unpriced`], not
-/// guessed.
+/// throttle) carries no `ConsumedCapacity`; DynamoDB charges a failed conditional write
+/// all the same. Those attempts are counted in [`CapacityMeter::unpriced`], not guessed.
 #[derive(Debug, Clone, Default)]
 pub struct CapacityMeter {
     state: Arc<Mutex<Meter>>,
+}
+
+/// (table, partition key, sort key).
+type ItemKey = (String, String, String);
+
+/// What the meter knows of an item: its size, and whether the group index holds it.
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    bytes: usize,
+    indexed: bool,
 }
 
 #[derive(Debug, Default)]
 struct Meter {
     by_operation: BTreeMap<String, Units>,
     unpriced: u64,
+    assumed: u64,
+    items: HashMap<ItemKey, Known>,
 }
 
-/// What the reply's units need added, known from the request.
+/// A write's effect on what the meter knows, applied once the write succeeded.
+#[derive(Debug, Clone)]
+enum Effect {
+    Put(ItemKey, Known),
+    Delete(ItemKey),
+}
+
+/// What the request says that the reply does not.
 #[derive(Debug, Clone, Default)]
 struct Pending {
-    condition_checks: usize,
+    table: String,
+    /// A transaction's units, computed from its items.
+    transaction: Option<Units>,
+    assumed: u64,
+    effects: Vec<Effect>,
     /// A Query or Scan: its minimum charge, and whether it reads an index.
     minimum_read: Option<(f64, bool)>,
 }
@@ -136,14 +167,150 @@ impl CapacityMeter {
         self.lock().unpriced
     }
 
+    /// Transaction items whose size the meter had not seen (taken as up to 1 KB).
+    pub fn assumed(&self) -> u64 {
+        self.lock().assumed
+    }
+
+    /// Forgets the units counted so far (not the item sizes seen).
     pub fn reset(&self) {
         let mut meter = self.lock();
         meter.by_operation.clear();
         meter.unpriced = 0;
+        meter.assumed = 0;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Meter> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// An item's size by "Item sizes and formats"
+/// (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html):
+/// each attribute's name plus its value.
+pub fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum()
+}
+
+fn value_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(s) => s.len(),
+        // Up to 38 significant digits, about one byte per two, plus one.
+        AttributeValue::N(n) => n.trim_start_matches('-').len().div_ceil(2) + 1,
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
+        AttributeValue::Ns(set) => set.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+        AttributeValue::Bs(set) => set.iter().map(|b| b.as_ref().len()).sum(),
+        AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(name, v)| 1 + name.len() + value_size(v))
+                .sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
+fn key_of(table: &str, attributes: &HashMap<String, AttributeValue>) -> Option<ItemKey> {
+    let text = |name: &str| match attributes.get(name) {
+        Some(AttributeValue::S(s)) => Some(s.clone()),
+        _ => None,
+    };
+    Some((table.to_owned(), text(PARTITION_KEY)?, text(SORT_KEY)?))
+}
+
+fn known(item: &HashMap<String, AttributeValue>) -> Known {
+    Known {
+        bytes: item_size(item),
+        indexed: item.contains_key(GROUP_INDEX_PARTITION_KEY),
+    }
+}
+
+/// Write units of `bytes`: one per KB, rounded up, at least one.
+fn per_kb(bytes: usize) -> f64 {
+    bytes.div_ceil(1024).max(1) as f64
+}
+
+impl Meter {
+    fn before(&self, key: Option<&ItemKey>) -> Option<Known> {
+        key.and_then(|key| self.items.get(key)).copied()
+    }
+
+    /// A transaction's units and effects, from its items (see [`CapacityMeter`]).
+    fn transaction(&self, input: &TransactWriteItemsInput, pending: &mut Pending) {
+        const UNSEEN: Known = Known {
+            bytes: 1024,
+            indexed: false,
+        };
+        let mut units = Units::default();
+        for action in input.transact_items() {
+            if let Some(put) = action.put() {
+                let key = key_of(put.table_name(), put.item());
+                let after = known(put.item());
+                let before = self.before(key.as_ref());
+                let larger = before.map_or(after.bytes, |b| b.bytes.max(after.bytes));
+                units.table_write += 2.0 * per_kb(larger);
+                if after.indexed {
+                    units.index_write += per_kb(after.bytes);
+                } else if let Some(before) = before.filter(|b| b.indexed) {
+                    units.index_write += per_kb(before.bytes);
+                }
+                if let Some(key) = key {
+                    pending.effects.push(Effect::Put(key, after));
+                }
+                continue;
+            }
+            let (key, deletes) = if let Some(delete) = action.delete() {
+                (key_of(delete.table_name(), delete.key()), true)
+            } else if let Some(update) = action.update() {
+                (key_of(update.table_name(), update.key()), false)
+            } else if let Some(check) = action.condition_check() {
+                (key_of(check.table_name(), check.key()), false)
+            } else {
+                continue;
+            };
+            let before = self.before(key.as_ref()).unwrap_or_else(|| {
+                pending.assumed += 1;
+                UNSEEN
+            });
+            units.table_write += 2.0 * per_kb(before.bytes);
+            if before.indexed && action.condition_check().is_none() {
+                units.index_write += per_kb(before.bytes);
+            }
+            if let (true, Some(key)) = (deletes, key) {
+                pending.effects.push(Effect::Delete(key));
+            }
+        }
+        pending.transaction = Some(units);
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Put(key, known) => {
+                    self.items.insert(key, known);
+                }
+                Effect::Delete(key) => {
+                    self.items.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn saw<'a>(
+        &mut self,
+        table: &str,
+        items: impl IntoIterator<Item = &'a HashMap<String, AttributeValue>>,
+    ) {
+        for item in items {
+            if let Some(key) = key_of(table, item) {
+                self.items.insert(key, known(item));
+            }
+        }
     }
 }
 
@@ -187,23 +354,39 @@ impl Intercept for CapacityMeter {
             ScanInput
         );
         let mut pending = Pending::default();
+        let meter = self.lock();
         if let Some(transaction) = input.downcast_ref::<TransactWriteItemsInput>() {
-            pending.condition_checks = transaction
-                .transact_items()
-                .iter()
-                .filter(|item| item.condition_check().is_some())
-                .count();
+            meter.transaction(transaction, &mut pending);
         } else if let Some(query) = input.downcast_ref::<QueryInput>() {
+            pending.table = query.table_name.clone().unwrap_or_default();
             pending.minimum_read = Some((
                 eventual_or_strong(query.consistent_read),
                 query.index_name.is_some(),
             ));
         } else if let Some(scan) = input.downcast_ref::<ScanInput>() {
+            pending.table = scan.table_name.clone().unwrap_or_default();
             pending.minimum_read = Some((
                 eventual_or_strong(scan.consistent_read),
                 scan.index_name.is_some(),
             ));
+        } else if let Some(get) = input.downcast_ref::<GetItemInput>() {
+            pending.table = get.table_name.clone().unwrap_or_default();
+        } else if let Some(put) = input.downcast_ref::<PutItemInput>() {
+            let table = put.table_name.clone().unwrap_or_default();
+            if let Some((item, key)) = put
+                .item
+                .as_ref()
+                .and_then(|item| Some((item, key_of(&table, item)?)))
+            {
+                pending.effects.push(Effect::Put(key, known(item)));
+            }
+        } else if let Some(delete) = input.downcast_ref::<DeleteItemInput>() {
+            let table = delete.table_name.clone().unwrap_or_default();
+            if let Some(key) = delete.key.as_ref().and_then(|k| key_of(&table, k)) {
+                pending.effects.push(Effect::Delete(key));
+            }
         }
+        drop(meter);
         cfg.interceptor_state().store_put(pending);
         Ok(())
     }
@@ -223,14 +406,22 @@ impl Intercept for CapacityMeter {
             meter.unpriced += 1;
             return Ok(());
         };
+        let table = pending.table.as_str();
         let (reported, writes): (Vec<&ConsumedCapacity>, bool) =
             if let Some(o) = output.downcast_ref::<GetItemOutput>() {
+                meter.saw(table, o.item());
                 (o.consumed_capacity().into_iter().collect(), false)
             } else if let Some(o) = output.downcast_ref::<QueryOutput>() {
+                meter.saw(table, o.items());
                 (o.consumed_capacity().into_iter().collect(), false)
             } else if let Some(o) = output.downcast_ref::<ScanOutput>() {
                 (o.consumed_capacity().into_iter().collect(), false)
             } else if let Some(o) = output.downcast_ref::<BatchGetItemOutput>() {
+                if let Some(responses) = o.responses() {
+                    for (table, items) in responses {
+                        meter.saw(table, items);
+                    }
+                }
                 (o.consumed_capacity().iter().collect(), false)
             } else if let Some(o) = output.downcast_ref::<PutItemOutput>() {
                 (o.consumed_capacity().into_iter().collect(), true)
@@ -240,27 +431,22 @@ impl Intercept for CapacityMeter {
                 (o.consumed_capacity().into_iter().collect(), true)
             } else if let Some(o) = output.downcast_ref::<BatchWriteItemOutput>() {
                 (o.consumed_capacity().iter().collect(), true)
-            } else if let Some(o) = output.downcast_ref::<TransactWriteItemsOutput>() {
-                (o.consumed_capacity().iter().collect(), true)
+            } else if output.downcast_ref::<TransactWriteItemsOutput>().is_some() {
+                (Vec::new(), true)
             } else {
                 // Table administration and the like: not part of any access pattern.
                 return Ok(());
             };
         let mut units = Units::default();
         for capacity in reported {
-            let table = capacity
-                .table()
-                .and_then(|t| t.capacity_units())
-                .unwrap_or_default();
             let index: f64 = capacity
                 .global_secondary_indexes()
                 .map(|indexes| indexes.values().filter_map(|c| c.capacity_units()).sum())
                 .unwrap_or_default();
             // Without a breakdown (TOTAL only), all of it is the table's.
-            let table = if capacity.table().is_none() {
-                capacity.capacity_units().unwrap_or_default() - index
-            } else {
-                table
+            let table = match capacity.table() {
+                Some(table) => table.capacity_units().unwrap_or_default(),
+                None => capacity.capacity_units().unwrap_or_default() - index,
             };
             if writes {
                 units.table_write += table;
@@ -270,7 +456,9 @@ impl Intercept for CapacityMeter {
                 units.index_read += index;
             }
         }
-        units.table_write += 2.0 * pending.condition_checks as f64;
+        if let Some(transaction) = pending.transaction {
+            units = transaction;
+        }
         if let Some((minimum, on_index)) = pending.minimum_read {
             if on_index && units.index_read == 0.0 {
                 units.index_read = minimum;
@@ -278,6 +466,8 @@ impl Intercept for CapacityMeter {
                 units.table_read = minimum;
             }
         }
+        meter.assumed += pending.assumed;
+        meter.apply(pending.effects);
         meter.by_operation.entry(operation).or_default().add(&units);
         Ok(())
     }
