@@ -490,4 +490,22 @@ mod tests {
         assert_eq!(units.write(), 12.0);
         assert_eq!(units.per(4.0).write(), 3.0);
     }
+
+    #[test]
+    fn an_item_is_sized_by_its_names_and_values() {
+        let item: HashMap<String, AttributeValue> = [
+            ("pk".to_owned(), AttributeValue::S("MSG#1".into())),
+            ("unread".to_owned(), AttributeValue::N("123".into())),
+            (
+                "unread_at".to_owned(),
+                AttributeValue::L(vec![AttributeValue::S("ab".into())]),
+            ),
+        ]
+        .into();
+        // 2 + 5, 6 + (2 + 1), 9 + (3 + 1 + 2).
+        assert_eq!(item_size(&item), 7 + 9 + 15);
+        assert_eq!(per_kb(0), 1.0);
+        assert_eq!(per_kb(1024), 1.0);
+        assert_eq!(per_kb(1025), 2.0);
+    }
 }
