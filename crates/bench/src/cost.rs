@@ -355,7 +355,7 @@ async fn reads(world: &World, calls: usize) -> anyhow::Result<Vec<Measured>> {
     for _ in 0..20 {
         world.conversation(3).await?;
     }
-    let unread = |i: usize| async move {
+    let unread = |_: usize| async move {
         let message = world
             .table
             .store
@@ -369,7 +369,6 @@ async fn reads(world: &World, calls: usize) -> anyhow::Result<Vec<Measured>> {
                 &RowPositions::disabled(),
             )
             .await?;
-        let _ = i;
         Ok(Value::Null)
     };
     let inbox = event("api-list-message-groups.json", reader);
