@@ -27,7 +27,7 @@ test: ## Every test (starts and stops its own in-memory DynamoDB Local)
 	scripts/test.sh
 
 .PHONY: bench
-bench: ## Throughput, latency and DynamoDB requests per operation (see docs/BENCHMARKS.md)
+bench: ## Throughput, latency, DynamoDB requests and request units per operation (docs/BENCHMARKS.md); then scripts/capacity.py: $ and capacity plan (docs/CAPACITY.md)
 	scripts/bench.sh
 
 .PHONY: lint

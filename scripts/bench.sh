@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: builds the benchmark with the `measure` profile (optimised), starts a fresh
 # in-memory DynamoDB Local, prints the figures (Markdown) and stops it. Extra arguments go
-# to cruddur-bench (e.g. --suite stream). Init times need `make build` first.
+# to cruddur-bench (e.g. --suite stream). Init times need `make build` first. The cost
+# suite also writes target/bench/costs.json, which scripts/capacity.py reads.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

@@ -301,7 +301,7 @@ async fn fan_out(table: &TestTable, members: &[User], group: Uuid) -> anyhow::Re
     ))
 }
 
-async fn register(table: &TestTable, i: usize) -> anyhow::Result<User> {
+pub(crate) async fn register(table: &TestTable, i: usize) -> anyhow::Result<User> {
     let new = NewUser {
         handle: Handle::parse(&format!("member{i:02}"))?,
         display_name: DisplayName::parse(&format!("Member {i}"))?,
@@ -315,21 +315,21 @@ async fn register(table: &TestTable, i: usize) -> anyhow::Result<User> {
         .clone())
 }
 
-fn event(name: &str, caller: &User) -> Value {
+pub(crate) fn event(name: &str, caller: &User) -> Value {
     let mut event = crate::events::event_json(name);
     event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(caller.cognito_sub);
     event
 }
 
-fn retarget(event: &mut Value, group: Uuid) {
+pub(crate) fn retarget(event: &mut Value, group: Uuid) {
     event["pathParameters"]["message_group_uuid"] = json!(group.to_string());
 }
 
-fn request(event: &Value) -> lambda_http::Request {
+pub(crate) fn request(event: &Value) -> lambda_http::Request {
     lambda_http::request::from_str(&event.to_string()).expect("a payload-2.0 event")
 }
 
-fn ok(response: Result<Response<Body>, lambda_http::Error>) -> anyhow::Result<()> {
+pub(crate) fn ok(response: Result<Response<Body>, lambda_http::Error>) -> anyhow::Result<()> {
     let response = response.map_err(|err| anyhow::anyhow!(err))?;
     anyhow::ensure!(
         matches!(response.status(), StatusCode::OK | StatusCode::NO_CONTENT),

@@ -8,6 +8,10 @@
 //!   group's fan-out with unread counts, through the real handlers;
 //! - push: frame latency through the local stack after `POST /api/messages` answers,
 //!   frames to non-members and duplicates, and requests per pushed message;
+//! - cost: DynamoDB read and write request units per operation (AWS's rules: testkit's
+//!   `CapacityMeter`), handler time and frames, for a direct, a 10- and a 50-member group
+//!   message (send, inbox rows, push), reads, group changes, connections; also written as
+//!   JSON (`--costs-json`) for `scripts/capacity.py`;
 //! - init: process start until the runtime asks for its first event, per function
 //!   (needs the release binary: `make build`), plus binary and zip sizes.
 //!
@@ -15,6 +19,7 @@
 //! are exact and are what carries over to AWS.
 
 mod api;
+mod cost;
 mod events;
 mod groups;
 mod init;
@@ -32,6 +37,9 @@ enum Suite {
     Groups,
     Push,
     Init,
+    /// Request units, handler time and frames per operation; its JSON feeds
+    /// `scripts/capacity.py`.
+    Cost,
 }
 
 #[derive(Debug, Parser)]
@@ -52,6 +60,9 @@ struct Args {
     /// Messages sent one at a time for the push latency.
     #[arg(long, default_value_t = 100)]
     sends: usize,
+    /// Where `--suite cost` writes its figures for `scripts/capacity.py`.
+    #[arg(long, default_value = "target/bench/costs.json")]
+    costs_json: std::path::PathBuf,
 }
 
 #[tokio::main]
@@ -80,6 +91,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(args.suite, Suite::All | Suite::Stream) {
         stream::run().await?;
+    }
+    if matches!(args.suite, Suite::All | Suite::Cost) {
+        cost::run(args.calls.min(100), &args.costs_json).await?;
     }
     if matches!(args.suite, Suite::All | Suite::Init) {
         init::run(&args.release_dir, &args.lambda_dir, &endpoint).await?;

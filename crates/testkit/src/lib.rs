@@ -16,6 +16,7 @@
 //! --like-aws` puts them into the running local stack.
 
 mod chance;
+pub mod consumed_capacity;
 mod failing_requests;
 mod iam_calls;
 mod index_lag;
