@@ -20,7 +20,7 @@ use axum::body::Bytes;
 use functions::batch::Deadline;
 use functions::push::{PostRetry, PushFrame, local_management_config};
 use local::filter::EventFilter;
-use local::websocket::{OpenConnections, management_router};
+use local::websocket::OpenConnections;
 use messaging::items::MembershipItem;
 use messaging::model::Connection;
 use messaging::{Store, Timestamp, keys};
@@ -29,19 +29,11 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 mod support;
 use support::recorded::{InboxRowMover, PushHandler};
-use support::{ANDREW, BAYKO, BAYKO_LONDO, LONDO, WITH_BAYKO, WITH_LONDO, event_file, uuid};
+use support::{
+    ANDREW, BAYKO, BAYKO_LONDO, LONDO, WITH_BAYKO, WITH_LONDO, event_file, management_api, uuid,
+};
 
 const MALLORY: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
-
-/// The Management API stand-in on a free loopback port, over `open` connections.
-async fn management_api(open: OpenConnections) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let management =
-        management_router(open).into_make_service_with_connect_info::<local::websocket::Peer>();
-    tokio::spawn(async move { axum::serve(listener, management).await });
-    format!("http://{address}")
-}
 
 /// The memberships of the three conversations the stream events are about.
 async fn table_with_members() -> TestTable {

@@ -21,7 +21,7 @@ use testkit::TestTable;
 
 mod support;
 use support::recorded::{WsAuthorizer, WsConnections};
-use support::{ManualClock, event_json};
+use support::{ManualClock, event_json, management_api};
 
 /// A development key pair in a scratch folder, and tokens signed with it.
 struct Keys {
@@ -536,16 +536,9 @@ async fn a_connection_expires_with_its_token_or_after_two_hours_whichever_comes_
 /// stand-in: the connection beyond the cap is accepted and the oldest closed.
 mod connection_cap {
     use functions::push::local_management_client;
-    use local::websocket::{OpenConnections, management_router};
+    use local::websocket::OpenConnections;
 
     use super::*;
-
-    async fn management_api(open: OpenConnections) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, management_router(open)).await });
-        format!("http://{address}")
-    }
 
     /// `$connect` of `user`'s connection `id`, opened `seconds_ago`, its token valid for an
     /// hour more.

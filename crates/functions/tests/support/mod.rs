@@ -115,3 +115,13 @@ pub async fn logs_of<F: std::future::Future>(run: F) -> (F::Output, String) {
     let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
     (output, text)
 }
+
+/// The Management API stand-in on a free loopback port, over `open` connections.
+pub async fn management_api(open: local::websocket::OpenConnections) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let management = local::websocket::management_router(open)
+        .into_make_service_with_connect_info::<local::websocket::Peer>();
+    tokio::spawn(async move { axum::serve(listener, management).await });
+    format!("http://{address}")
+}
