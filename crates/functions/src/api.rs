@@ -198,7 +198,9 @@ impl Api {
         let sub = caller_sub(request)?;
         let group = group_in_path(request)?;
         let caller = self.registered(&sub).await?;
-        self.store().leave_group(caller.uuid, group).await?;
+        self.store()
+            .leave_group(caller.uuid, group, Timestamp::now())
+            .await?;
         Ok(no_content())
     }
 

@@ -297,7 +297,7 @@ async fn adding_is_refused_to_strangers_to_direct_conversations_and_past_fifty()
     assert!(matches!(refused, Err(StoreError::DirectConversation(_))));
     let refused = table
         .store
-        .leave_group(stranger.uuid, direct.group_uuid)
+        .leave_group(stranger.uuid, direct.group_uuid, second(9))
         .await;
     assert!(matches!(refused, Err(StoreError::DirectConversation(_))));
     assert_eq!(memberships(&table, group).await.len(), 48);
@@ -324,7 +324,7 @@ async fn leaving_keeps_every_remaining_rows_count_so_fan_outs_never_wait_for_a_g
 
     table
         .store
-        .leave_group(members[2].uuid, group)
+        .leave_group(members[2].uuid, group, second(9))
         .await
         .unwrap();
 
@@ -340,7 +340,7 @@ async fn leaving_keeps_every_remaining_rows_count_so_fan_outs_never_wait_for_a_g
         .list_messages(members[2].uuid, group, &page)
         .await;
     assert!(matches!(refused, Err(StoreError::NotMember(_))));
-    let refused = table.store.leave_group(members[2].uuid, group).await;
+    let refused = table.store.leave_group(members[2].uuid, group, second(9)).await;
     assert!(matches!(refused, Err(StoreError::NotMember(_))));
 
     // The hint remembers three rows; the index shows two, and two are expected: one
@@ -355,12 +355,12 @@ async fn leaving_keeps_every_remaining_rows_count_so_fan_outs_never_wait_for_a_g
     // The last two leave; nothing remains but the messages.
     table
         .store
-        .leave_group(members[0].uuid, group)
+        .leave_group(members[0].uuid, group, second(9))
         .await
         .unwrap();
     table
         .store
-        .leave_group(members[1].uuid, group)
+        .leave_group(members[1].uuid, group, second(9))
         .await
         .unwrap();
     assert!(memberships(&table, group).await.is_empty());
@@ -377,7 +377,7 @@ async fn membership_changes_wait_for_a_lagging_index_to_show_every_row() {
         .then(IndexFault::Hide(2), 1);
     let store = table.store_with(index.clone());
 
-    store.leave_group(members[3].uuid, group).await.unwrap();
+    store.leave_group(members[3].uuid, group, second(9)).await.unwrap();
 
     assert_eq!(index.reads(), 3, "two short views re-read, never acted on");
     for member in &members[..3] {
@@ -407,7 +407,7 @@ async fn membership_changes_wait_for_a_lagging_index_to_show_every_row() {
     );
     // An index that never catches up is a transient failure that changes nothing.
     let stuck = table.store_with(LaggingIndex::new().then(IndexFault::Hide(1), 100));
-    let error = stuck.leave_group(members[1].uuid, group).await.unwrap_err();
+    let error = stuck.leave_group(members[1].uuid, group, second(9)).await.unwrap_err();
     assert!(matches!(error, StoreError::IndexLagging { .. }), "{error}");
     assert!(error.is_transient());
     assert_eq!(memberships(&table, group).await.len(), 4);
@@ -429,7 +429,7 @@ async fn a_group_whose_last_member_left_ends_and_its_last_message_moves_nothing(
             "not ended while {} member(s) remain",
             members.len() - left
         );
-        table.store.leave_group(member.uuid, group).await.unwrap();
+        table.store.leave_group(member.uuid, group, second(9)).await.unwrap();
     }
     assert_eq!(
         raw_items_with_prefix(&table, "MBR#").await,
