@@ -602,6 +602,7 @@ async fn a_group_whose_last_member_left_ends_and_its_last_message_moves_nothing(
     );
     assert!(table.store.memberships(group).await.unwrap().is_empty());
 
+    table.requests.reset();
     let advance = table
         .store
         .advance_conversation(&Newest::of([last_words]).unwrap(), &cold())
@@ -610,6 +611,8 @@ async fn a_group_whose_last_member_left_ends_and_its_last_message_moves_nothing(
 
     assert!(advance.ended, "{advance:?}");
     assert_eq!(advance.moved, 0);
+    // The index, then one read of MBR#<group>: no member, and the end marker.
+    assert_eq!(table.requests.of("Query"), 2, "{:?}", table.requests.snapshot());
 
     // A conversation that never had members is still what it was: data that is wrong.
     let orphan = Message::new(
