@@ -140,7 +140,7 @@ impl Api {
         let ((name, handles), text) =
             Inputs::check(GroupName::parse(body.name.as_deref().unwrap_or("")))
                 .and(group_handles(
-                    body.handles.as_deref().unwrap_or(&[]),
+                    body.handles.as_ref().map_or(&[][..], |handles| &handles.0),
                     None,
                     MAX_OTHERS,
                 ))
@@ -179,7 +179,7 @@ impl Api {
         let body: AddMembersBody = json_body(request)?;
         let (group, handles) = Inputs::check(group_in_path(request))
             .and(group_handles(
-                body.handles.as_deref().unwrap_or(&[]),
+                body.handles.as_ref().map_or(&[][..], |handles| &handles.0),
                 None,
                 MAX_OTHERS,
             ))

@@ -174,6 +174,30 @@ async fn every_invalid_group_gets_its_codes_and_writes_nothing() {
             StatusCode::BAD_REQUEST,
             vec!["json_invalid"],
         ),
+        // A little too long: validation's answer. Far too long: refused once the bound is
+        // read (3,000 entries fit the 16 KiB body limit; 100,000 do not, and get 413).
+        (
+            create(
+                &json!({
+                    "name": "G",
+                    "handles": (0..55).map(|i| format!("guest{i:02}")).collect::<Vec<_>>(),
+                    "message": "hi",
+                })
+                .to_string(),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["group_too_large"],
+        ),
+        (
+            create(&json!({"name": "G", "handles": vec!["b"; 3_000], "message": "hi"}).to_string()),
+            StatusCode::BAD_REQUEST,
+            vec!["group_handles_too_many"],
+        ),
+        (
+            create(&json!({"name": "G", "handles": vec!["b"; 100_000], "message": "hi"}).to_string()),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            vec!["body_too_large"],
+        ),
     ];
     for (case, expected_status, expected_codes) in cases {
         let (status, _, body) = parts(
