@@ -131,7 +131,7 @@ async fn a_non_member_reads_nothing_of_the_message_partition() {
     let recorder = RecordRequests::new();
     let api = api_over(w.table.store_with(recorder.clone()));
     let message_pk = json!(messaging::keys::message_pk(group));
-    let names_the_messages = |body: &Value| body.to_string().contains(&*message_pk.as_str().unwrap());
+    let names_the_messages = |body: &Value| body.to_string().contains(message_pk.as_str().unwrap());
     // The newest page (which also looks for the reader's row to mark it read) and a later
     // page (with a cursor).
     let cursor = {
