@@ -222,7 +222,10 @@ mod tests {
         // past the bound would be a different error.
         let mut entries = vec!["\"h\"".to_owned(); MAX_HANDLES_READ];
         entries.push("5".to_owned());
-        entries.extend(std::iter::repeat_n("\"h\"".to_owned(), 100_000 - entries.len()));
+        entries.extend(std::iter::repeat_n(
+            "\"h\"".to_owned(),
+            100_000 - entries.len(),
+        ));
         let body = format!("{{\"handles\": [{}]}}", entries.join(","));
 
         let error = serde_json::from_str::<AddMembersBody>(&body).unwrap_err();

@@ -148,7 +148,10 @@ async fn a_non_member_reads_nothing_of_the_message_partition() {
     };
     for query in [None, Some(cursor.as_str())] {
         recorder.clear();
-        let mut read = as_user(in_group(event("api-list-messages.json"), &group.to_string()), LONDO_SUB);
+        let mut read = as_user(
+            in_group(event("api-list-messages.json"), &group.to_string()),
+            LONDO_SUB,
+        );
         if let Some(cursor) = query {
             read = crate::with_query(read, &[("cursor", cursor)]);
         }
@@ -163,7 +166,9 @@ async fn a_non_member_reads_nothing_of_the_message_partition() {
         );
         let gate = recorder.of("GetItem");
         assert!(
-            gate.iter().any(|sent| sent.body["Key"]["pk"]["S"] == json!(messaging::keys::membership_pk(group))),
+            gate.iter()
+                .any(|sent| sent.body["Key"]["pk"]["S"]
+                    == json!(messaging::keys::membership_pk(group))),
             "the membership was checked: {gate:?}"
         );
         for operation in ["Query", "GetItem", "BatchGetItem"] {

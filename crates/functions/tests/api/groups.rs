@@ -194,7 +194,9 @@ async fn every_invalid_group_gets_its_codes_and_writes_nothing() {
             vec!["group_handles_too_many"],
         ),
         (
-            create(&json!({"name": "G", "handles": vec!["b"; 100_000], "message": "hi"}).to_string()),
+            create(
+                &json!({"name": "G", "handles": vec!["b"; 100_000], "message": "hi"}).to_string(),
+            ),
             StatusCode::PAYLOAD_TOO_LARGE,
             vec!["body_too_large"],
         ),
@@ -622,8 +624,8 @@ async fn marking_read_while_transactions_hold_the_row_is_busy_never_a_fault() {
 /// Another member still leaves on the first or second request.
 #[tokio::test]
 async fn a_member_who_keeps_posting_cannot_stop_another_from_leaving() {
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
     use messaging::store::RowPositions;

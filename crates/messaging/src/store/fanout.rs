@@ -336,7 +336,9 @@ impl Store {
                 expected: members.len(),
             });
         }
-        Ok(Census::Members(u32::try_from(members.len()).unwrap_or(u32::MAX)))
+        Ok(Census::Members(
+            u32::try_from(members.len()).unwrap_or(u32::MAX),
+        ))
     }
 
     /// Writes the changes planned from an index read, [`ROWS_PER_TRANSACTION`] rows per

@@ -409,7 +409,9 @@ impl Store {
             let row_item = items.len();
             match &row {
                 Some(row) => items.push(self.delete_own_row(row, last)?),
-                None => tracing::warn!(%group, %member, "member without an inbox row; leaving anyway"),
+                None => {
+                    tracing::warn!(%group, %member, "member without an inbox row; leaving anyway")
+                }
             }
             match self.transact("LeaveGroup", items).await? {
                 Ok(()) => return Ok(()),
@@ -595,11 +597,8 @@ impl Store {
         read: Option<u64>,
         now: &Timestamp,
     ) -> Result<TransactWriteItem, StoreError> {
-        let marker = GroupDeparturesItem::new(
-            group,
-            read.unwrap_or(0).saturating_add(1),
-            &now.to_string(),
-        );
+        let marker =
+            GroupDeparturesItem::new(group, read.unwrap_or(0).saturating_add(1), &now.to_string());
         let put = Put::builder()
             .table_name(self.table())
             .set_item(Some(to_item(&marker)?));

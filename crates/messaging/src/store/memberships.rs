@@ -72,7 +72,9 @@ impl Store {
             let item = item.map_err(|err| StoreError::from_sdk("Query", err))?;
             match item.get(SORT_KEY) {
                 Some(AttributeValue::S(sk)) if sk.starts_with(keys::USER_PREFIX) => {
-                    partition.memberships.push(from_item::<MembershipItem>(item)?);
+                    partition
+                        .memberships
+                        .push(from_item::<MembershipItem>(item)?);
                 }
                 Some(AttributeValue::S(sk)) if sk == keys::GROUP_DEPARTURES_SK => {
                     partition.departures = Some(from_item::<GroupDeparturesItem>(item)?);
@@ -80,7 +82,9 @@ impl Store {
                 Some(AttributeValue::S(sk)) if sk == keys::GROUP_ENDED_SK => {
                     partition.ended = true;
                 }
-                other => tracing::warn!(%group, sk = ?other, "unknown item among the memberships; ignored"),
+                other => {
+                    tracing::warn!(%group, sk = ?other, "unknown item among the memberships; ignored")
+                }
             }
         }
         Ok(partition)

@@ -36,7 +36,11 @@ async fn memberships(table: &TestTable, group: Uuid) -> Vec<MembershipItem> {
         .filter(|item| item["pk"] == keys::membership_pk(group))
         // Beside the memberships, the partition holds the group's markers (ENDED,
         // DEPARTURES).
-        .filter(|item| item["sk"].as_str().is_some_and(|sk| sk.starts_with("USER#")))
+        .filter(|item| {
+            item["sk"]
+                .as_str()
+                .is_some_and(|sk| sk.starts_with("USER#"))
+        })
         .map(|item| serde_json::from_value(item).unwrap())
         .collect()
 }
@@ -476,7 +480,12 @@ async fn concurrent_adds_after_a_leave_never_pass_fifty() {
         .zip(&extra)
         .enumerate()
         .map(|(i, (store, user))| {
-            store.add_members(members[i].uuid, group, std::slice::from_ref(user), second(2))
+            store.add_members(
+                members[i].uuid,
+                group,
+                std::slice::from_ref(user),
+                second(2),
+            )
         });
     let outcomes = futures_util::future::join_all(adds).await;
 
@@ -511,7 +520,10 @@ async fn two_last_members_leaving_at_once_end_the_group_once() {
     assert_eq!(
         markers,
         vec![
-            (keys::membership_pk(group), keys::GROUP_DEPARTURES_SK.to_owned()),
+            (
+                keys::membership_pk(group),
+                keys::GROUP_DEPARTURES_SK.to_owned()
+            ),
             (keys::membership_pk(group), keys::GROUP_ENDED_SK.to_owned()),
         ]
     );
@@ -590,12 +602,19 @@ async fn a_group_whose_last_member_left_ends_and_its_last_message_moves_nothing(
             "not ended while {} member(s) remain",
             members.len() - left
         );
-        table.store.leave_group(member.uuid, group, second(9)).await.unwrap();
+        table
+            .store
+            .leave_group(member.uuid, group, second(9))
+            .await
+            .unwrap();
     }
     assert_eq!(
         raw_items_with_prefix(&table, "MBR#").await,
         vec![
-            (keys::membership_pk(group), keys::GROUP_DEPARTURES_SK.to_owned()),
+            (
+                keys::membership_pk(group),
+                keys::GROUP_DEPARTURES_SK.to_owned()
+            ),
             (keys::membership_pk(group), keys::GROUP_ENDED_SK.to_owned()),
         ],
         "only the markers are left"
@@ -612,7 +631,12 @@ async fn a_group_whose_last_member_left_ends_and_its_last_message_moves_nothing(
     assert!(advance.ended, "{advance:?}");
     assert_eq!(advance.moved, 0);
     // The index, then one read of MBR#<group>: no member, and the end marker.
-    assert_eq!(table.requests.of("Query"), 2, "{:?}", table.requests.snapshot());
+    assert_eq!(
+        table.requests.of("Query"),
+        2,
+        "{:?}",
+        table.requests.snapshot()
+    );
 
     // A conversation that never had members is still what it was: data that is wrong.
     let orphan = Message::new(
