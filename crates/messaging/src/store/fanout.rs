@@ -317,7 +317,8 @@ impl Store {
         };
         if partition.memberships.is_empty() {
             return Ok(match (view.owners, partition.ended) {
-                (0, true) => Census::Ended,
+                // Whatever a lagging index still shows of the last rows.
+                (_, true) => Census::Ended,
                 // No membership and no row: nothing will ever show up to move.
                 (0, false) => return Err(StoreError::NoMembers(group)),
                 // An original conversation that was never migrated: what the index shows is
@@ -419,7 +420,7 @@ enum Census {
     Unmigrated,
     /// Not every member's row is visible yet.
     Lagging { seen: usize, expected: usize },
-    /// No member and no row, and the group's last member left: nothing left to move.
+    /// No member, and the group's last member left: nothing left to move.
     Ended,
 }
 
