@@ -143,7 +143,7 @@ impl Api {
         let ((name, handles), text) =
             Inputs::check(GroupName::parse(body.name.as_deref().unwrap_or("")))
                 .and(group_handles(
-                    body.handles.as_deref().unwrap_or(&[]),
+                    body.handles.as_ref().map_or(&[][..], |handles| &handles.0),
                     None,
                     MAX_OTHERS,
                 ))
@@ -182,7 +182,7 @@ impl Api {
         let body: AddMembersBody = json_body(request)?;
         let (group, handles) = Inputs::check(group_in_path(request))
             .and(group_handles(
-                body.handles.as_deref().unwrap_or(&[]),
+                body.handles.as_ref().map_or(&[][..], |handles| &handles.0),
                 None,
                 MAX_OTHERS,
             ))
@@ -201,7 +201,9 @@ impl Api {
         let sub = caller_sub(request)?;
         let group = group_in_path(request)?;
         let caller = self.registered(&sub).await?;
-        self.store().leave_group(caller.uuid, group).await?;
+        self.store()
+            .leave_group(caller.uuid, group, Timestamp::now())
+            .await?;
         Ok(no_content())
     }
 

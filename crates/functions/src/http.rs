@@ -22,6 +22,13 @@ pub const SERVICE_BUSY_RETRY_AFTER_SECONDS: u32 = 1;
 /// escaped) stays well below it.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// A `handles` array longer than any group allows (plus a margin), refused while the body
+/// is read (`api::json::Handles`).
+pub const HANDLES_TOO_MANY: &str = "group_handles_too_many";
+/// The codes a request body's own `Deserialize` refuses with (`serde::de::Error::custom`
+/// with the code as its message) before reading the rest: each answered 400 with itself.
+const BODY_REFUSALS: [&str; 1] = [HANDLES_TOO_MANY];
+
 /// A request that gets a 4xx answer. Infrastructure failures are not here: they travel as
 /// `Err` so Lambda reports them (and API Gateway answers 500).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +43,8 @@ pub enum ApiError {
     FieldTypeInvalid,
     #[error("request body is larger than {MAX_BODY_BYTES} bytes")]
     BodyTooLarge,
+    #[error("request body refused while reading it: {0}")]
+    BodyRefused(&'static str),
     #[error("invalid input: {0:?}")]
     Validation(Vec<&'static str>),
     #[error("invalid paging: {0}")]
@@ -57,9 +66,11 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Self::JsonInvalid | Self::JsonNotObject | Self::FieldTypeInvalid | Self::Page(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::JsonInvalid
+            | Self::JsonNotObject
+            | Self::FieldTypeInvalid
+            | Self::BodyRefused(_)
+            | Self::Page(_) => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -76,6 +87,7 @@ impl ApiError {
             Self::JsonNotObject => vec!["json_not_object"],
             Self::FieldTypeInvalid => vec!["json_field_type_invalid"],
             Self::BodyTooLarge => vec!["body_too_large"],
+            Self::BodyRefused(code) => vec![code],
             Self::Validation(codes) => codes.clone(),
             Self::Page(error) => vec![error.code()],
             Self::NotFound(code) | Self::BadRequest(code) | Self::Forbidden(code) => vec![code],
@@ -250,12 +262,26 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> 
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::BodyTooLarge);
     }
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|_| ApiError::JsonInvalid)?;
-    if !value.is_object() {
-        return Err(ApiError::JsonNotObject);
+    if !bytes.trim_ascii_start().starts_with(b"{") {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Ok(_) => ApiError::JsonNotObject,
+                Err(_) => ApiError::JsonInvalid,
+            },
+        );
     }
-    serde_json::from_value(value).map_err(|_| ApiError::FieldTypeInvalid)
+    // Straight into `T`, not through a `serde_json::Value`, so that a body's own
+    // `Deserialize` (a bounded list) refuses what it must before the rest is read.
+    serde_json::from_slice(bytes).map_err(|err| {
+        if !err.is_data() {
+            return ApiError::JsonInvalid;
+        }
+        let message = err.to_string();
+        BODY_REFUSALS
+            .into_iter()
+            .find(|code| message.starts_with(code))
+            .map_or(ApiError::FieldTypeInvalid, ApiError::BodyRefused)
+    })
 }
 
 pub fn path_parameter<'r>(request: &'r Request, name: &str) -> Option<&'r str> {

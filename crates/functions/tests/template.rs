@@ -115,7 +115,6 @@ const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 15] = [
             (TABLE, "dynamodb:Query"),
             (INDEX, "dynamodb:Query"),
             (TABLE, "dynamodb:DeleteItem"),
-            (TABLE, "dynamodb:UpdateItem"),
             (TABLE, "dynamodb:PutItem"),
         ],
     ),
@@ -1315,11 +1314,6 @@ fn group_functions_write_only_the_item_families_they_change() {
             "leave-message-group",
             "dynamodb:DeleteItem",
             families(&[MEMBERSHIP_PREFIX, INBOX_PREFIX]),
-        ),
-        (
-            "leave-message-group",
-            "dynamodb:UpdateItem",
-            families(&[INBOX_PREFIX]),
         ),
         (
             "leave-message-group",

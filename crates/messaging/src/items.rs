@@ -302,6 +302,33 @@ impl GroupEndedItem {
     }
 }
 
+/// `MBR#<group>` / `DEPARTURES`: the leaves a group has seen, rewritten by every leave on
+/// the condition that it still holds the value read. Leaves touch no other member's item
+/// (a member who keeps posting keeps moving the others' rows), so this is where two
+/// leaves meet: of two members leaving at once, the second re-reads and, if it is now the
+/// last, ends the group. Posting and adding never touch it. Absent until the first leave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupDeparturesItem {
+    pub pk: String,
+    pub sk: String,
+    pub group_uuid: Uuid,
+    pub departures: u64,
+    pub last_departed_at: String,
+}
+
+impl GroupDeparturesItem {
+    pub fn new(group_uuid: Uuid, departures: u64, last_departed_at: &str) -> Self {
+        let key = keys::group_departures(group_uuid);
+        Self {
+            pk: key.pk,
+            sk: key.sk,
+            group_uuid,
+            departures,
+            last_departed_at: last_departed_at.to_owned(),
+        }
+    }
+}
+
 /// `PAIR#<a>#<b>` / `PAIR`: the one conversation two users share.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PairItem {

@@ -47,6 +47,10 @@ pub const SUB_SK: &str = "SUB";
 /// Beside a group's memberships: the group's last member left, so nobody will ever be a
 /// member again (adding takes a member).
 pub const GROUP_ENDED_SK: &str = "ENDED";
+/// Beside a group's memberships: how many leaves the group has seen. Every leave rewrites
+/// it, conditioned on the value it read, so two leaves never both decide on one reading
+/// of who remains (the last member's leave ends the group).
+pub const GROUP_DEPARTURES_SK: &str = "DEPARTURES";
 
 /// A primary key of the table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -81,6 +85,10 @@ pub fn membership(group: Uuid, member: Uuid) -> Key {
 
 pub fn group_ended(group: Uuid) -> Key {
     Key::new(membership_pk(group), GROUP_ENDED_SK)
+}
+
+pub fn group_departures(group: Uuid) -> Key {
+    Key::new(membership_pk(group), GROUP_DEPARTURES_SK)
 }
 
 pub fn membership_pk(group: Uuid) -> String {

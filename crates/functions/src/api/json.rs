@@ -1,10 +1,16 @@
 //! The API's JSON: the bodies the routes read and the shapes they answer with. The answers
 //! keep the original frontend's field names.
 
+use std::fmt;
+
 use messaging::model::ConversationKind;
 use messaging::store::{BlockedUser, Member};
+use messaging::validate::MAX_GROUP_MEMBERS;
 use messaging::{InboxEntry, Message, User};
-use serde::{Deserialize, Serialize};
+use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::http::HANDLES_TOO_MANY;
 
 /// A message of a conversation, in the original frontend's shape (`uuid` is the
 /// message's).
@@ -169,7 +175,7 @@ pub(super) struct CreateGroupBody {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
-    pub handles: Option<Vec<String>>,
+    pub handles: Option<Handles>,
     #[serde(default)]
     pub message: Option<String>,
 }
@@ -178,5 +184,87 @@ pub(super) struct CreateGroupBody {
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct AddMembersBody {
     #[serde(default)]
-    pub handles: Option<Vec<String>>,
+    pub handles: Option<Handles>,
+}
+
+/// Most entries a `handles` array may have and still be read: the others a group can hold
+/// plus a margin, so a list a little too long (or with duplicates, which collapse) still
+/// gets validation's precise answer, and a list far too long is refused once this many
+/// entries are read, however many follow.
+pub(crate) const MAX_HANDLES_READ: usize = MAX_GROUP_MEMBERS + 10;
+
+/// The `handles` of a group request, read at most [`MAX_HANDLES_READ`] entries far: one
+/// more and the body is refused (`400 ["group_handles_too_many"]`) without reading the rest.
+#[derive(Debug, Default)]
+pub(super) struct Handles(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Handles {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(BoundedHandles)
+    }
+}
+
+struct BoundedHandles;
+
+impl<'de> Visitor<'de> for BoundedHandles {
+    type Value = Handles;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        write!(formatter, "an array of at most {MAX_HANDLES_READ} handles")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Handles, A::Error> {
+        if seq.size_hint().is_some_and(|len| len > MAX_HANDLES_READ) {
+            return Err(de::Error::custom(HANDLES_TOO_MANY));
+        }
+        let mut handles = Vec::new();
+        while handles.len() < MAX_HANDLES_READ {
+            match seq.next_element::<String>()? {
+                Some(handle) => handles.push(handle),
+                None => return Ok(Handles(handles)),
+            }
+        }
+        // One entry past the bound, skipped unread, says the list is too long.
+        match seq.next_element::<IgnoredAny>()? {
+            Some(_) => Err(de::Error::custom(HANDLES_TOO_MANY)),
+            None => Ok(Handles(handles)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_handles_array_is_refused_once_the_bound_is_read() {
+        // 100,000 entries; the one after the bound is not even a string, so reading on
+        // past the bound would be a different error.
+        let mut entries = vec!["\"h\"".to_owned(); MAX_HANDLES_READ];
+        entries.push("5".to_owned());
+        entries.extend(std::iter::repeat_n(
+            "\"h\"".to_owned(),
+            100_000 - entries.len(),
+        ));
+        let body = format!("{{\"handles\": [{}]}}", entries.join(","));
+
+        let error = serde_json::from_str::<AddMembersBody>(&body).unwrap_err();
+
+        assert!(error.is_data(), "{error}");
+        assert!(error.to_string().starts_with(HANDLES_TOO_MANY), "{error}");
+        // Where it stopped: right after the bound, far from the end.
+        assert!(error.column() < body.len() / 100, "{error}");
+    }
+
+    #[test]
+    fn handles_up_to_the_bound_are_read() {
+        let entries = vec!["\"h\""; MAX_HANDLES_READ].join(",");
+        let body: AddMembersBody =
+            serde_json::from_str(&format!("{{\"handles\": [{entries}]}}")).unwrap();
+        assert_eq!(body.handles.unwrap().0.len(), MAX_HANDLES_READ);
+        let body: AddMembersBody = serde_json::from_str(r#"{"handles": null}"#).unwrap();
+        assert!(body.handles.is_none());
+        let wrong = serde_json::from_str::<AddMembersBody>(r#"{"handles": [1]}"#).unwrap_err();
+        assert!(!wrong.to_string().starts_with(HANDLES_TOO_MANY));
+    }
 }

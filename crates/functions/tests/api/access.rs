@@ -123,3 +123,60 @@ async fn the_membership_gate_is_a_strongly_consistent_read() {
     // ago can be missed: the conversation the caller has just created would answer 404.
     assert_eq!(gates[0]["ConsistentRead"], json!(true), "{}", gates[0]);
 }
+
+#[tokio::test]
+async fn a_non_member_reads_nothing_of_the_message_partition() {
+    let w = world().await;
+    let group = send(&w, &w.andrew, &w.bayko, "private").await.group_uuid;
+    let recorder = RecordRequests::new();
+    let api = api_over(w.table.store_with(recorder.clone()));
+    let message_pk = json!(messaging::keys::message_pk(group));
+    let names_the_messages = |body: &Value| body.to_string().contains(message_pk.as_str().unwrap());
+    // The newest page (which also looks for the reader's row to mark it read) and a later
+    // page (with a cursor).
+    let cursor = {
+        let page = w
+            .table
+            .store
+            .conversation_messages(group, &Default::default())
+            .await
+            .unwrap();
+        messaging::page::encode_cursor(
+            &messaging::keys::message_pk(group),
+            &page.items[0].created_at,
+        )
+    };
+    for query in [None, Some(cursor.as_str())] {
+        recorder.clear();
+        let mut read = as_user(
+            in_group(event("api-list-messages.json"), &group.to_string()),
+            LONDO_SUB,
+        );
+        if let Some(cursor) = query {
+            read = crate::with_query(read, &[("cursor", cursor)]);
+        }
+        let (status, _, body) = parts(
+            api.serve(Route::ListMessages, request(&read))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            (status, codes(&body)),
+            (StatusCode::NOT_FOUND, vec!["message_group_not_found"])
+        );
+        let gate = recorder.of("GetItem");
+        assert!(
+            gate.iter()
+                .any(|sent| sent.body["Key"]["pk"]["S"]
+                    == json!(messaging::keys::membership_pk(group))),
+            "the membership was checked: {gate:?}"
+        );
+        for operation in ["Query", "GetItem", "BatchGetItem"] {
+            let read = recorder.of(operation);
+            assert!(
+                !read.iter().any(|sent| names_the_messages(&sent.body)),
+                "{operation} of the message partition for a non-member: {read:?}"
+            );
+        }
+    }
+}

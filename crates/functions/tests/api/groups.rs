@@ -174,6 +174,32 @@ async fn every_invalid_group_gets_its_codes_and_writes_nothing() {
             StatusCode::BAD_REQUEST,
             vec!["json_invalid"],
         ),
+        // A little too long: validation's answer. Far too long: refused once the bound is
+        // read (3,000 entries fit the 16 KiB body limit; 100,000 do not, and get 413).
+        (
+            create(
+                &json!({
+                    "name": "G",
+                    "handles": (0..55).map(|i| format!("guest{i:02}")).collect::<Vec<_>>(),
+                    "message": "hi",
+                })
+                .to_string(),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["group_too_large"],
+        ),
+        (
+            create(&json!({"name": "G", "handles": vec!["b"; 3_000], "message": "hi"}).to_string()),
+            StatusCode::BAD_REQUEST,
+            vec!["group_handles_too_many"],
+        ),
+        (
+            create(
+                &json!({"name": "G", "handles": vec!["b"; 100_000], "message": "hi"}).to_string(),
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            vec!["body_too_large"],
+        ),
     ];
     for (case, expected_status, expected_codes) in cases {
         let (status, _, body) = parts(
@@ -353,6 +379,34 @@ async fn members_are_listed_to_members_added_by_members_and_groups_can_be_left()
         (status, codes(&body)),
         (StatusCode::NOT_FOUND, vec!["message_group_not_found"])
     );
+    // The others' rows keep the count until the stream next moves them (the leave touches
+    // nobody else's row); the members list is right at once.
+    let items = inbox_json(&w, ANDREW_SUB).await;
+    assert_eq!(item_of(&items, &group).unwrap()["member_count"], 4);
+    let (_, _, body) = parts(
+        w.api
+            .serve(Route::ListMessageGroupMembers, request(&list(BAYKO_SUB)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(body.as_array().unwrap().len(), 3);
+    let group_uuid: uuid::Uuid = group.parse().unwrap();
+    let next = w
+        .table
+        .store
+        .append_message(
+            &w.bayko,
+            group_uuid,
+            messaging::validate::MessageText::parse("one fewer").unwrap(),
+            messaging::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    w.table
+        .store
+        .advance_inbox_rows(&next, &messaging::store::RowPositions::disabled())
+        .await
+        .unwrap();
     let items = inbox_json(&w, ANDREW_SUB).await;
     assert_eq!(item_of(&items, &group).unwrap()["member_count"], 3);
 
@@ -558,4 +612,98 @@ async fn marking_read_while_transactions_hold_the_row_is_busy_never_a_fault() {
     );
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(unread(&inbox_json(&w, LONDO_SUB).await), 0);
+}
+
+/// One member posting continuously while the stream moves every row after each message,
+/// and the group index behind the moves (each read shows the rows where they were before
+/// they last moved, as DynamoDB's can under a steady stream of writes: GSIs are eventually
+/// consistent, https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.Reads),
+/// and the leave's first transaction cancelled for a conflict with the stream's (DynamoDB
+/// cancels a transaction that meets another on an item; DynamoDB Local serialises them,
+/// https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html).
+/// Another member still leaves on the first or second request.
+#[tokio::test]
+async fn a_member_who_keeps_posting_cannot_stop_another_from_leaving() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use messaging::store::RowPositions;
+    use messaging::validate::MessageText;
+    use testkit::{IndexFault, LaggingIndex};
+
+    let w = world().await;
+    let group = bootcamp(&w).await.message_group_uuid;
+    let group_uuid: uuid::Uuid = group.parse().unwrap();
+    let lag = LaggingIndex::new().then(IndexFault::OldPositions, 100_000);
+    // The stream consumer's client learns the rows' positions from its own moves.
+    let mover = w.table.store_with(lag.clone());
+    let poster = w.table.store_with_own_client();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (posted, mut posts) = tokio::sync::watch::channel(0usize);
+    let andrew = w.andrew.clone();
+    let posting = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let positions = RowPositions::default();
+            let mut sent = 0usize;
+            while !stop.load(Ordering::SeqCst) {
+                let text = MessageText::parse(format!("again {sent}")).unwrap();
+                let message = poster
+                    .append_message(&andrew, group_uuid, text, messaging::Timestamp::now())
+                    .await
+                    .unwrap();
+                // Once Londo has left, the stream may find the index behind and retry
+                // later; what matters here is that it kept moving Londo's row before.
+                let _ = mover.advance_inbox_rows(&message, &positions).await;
+                sent += 1;
+                posted.send_replace(sent);
+            }
+            sent
+        }
+    });
+    // Londo's row has moved at least twice before Londo asks.
+    tokio::time::timeout(Duration::from_secs(30), posts.wait_for(|sent| *sent >= 2))
+        .await
+        .expect("the poster posts")
+        .unwrap();
+
+    let dynamodb = RefusingClient::new();
+    dynamodb.refuse_times("TransactWriteItems", Refusal::TransactionConflict, 1);
+    let config = messaging::connect::local_config(&testkit::endpoint())
+        .http_client(dynamodb.clone())
+        .interceptor(lag.clone())
+        .build();
+    let api = api_over(messaging::Store::new(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        w.table.store.table(),
+    ));
+    let leave = as_user(
+        at_group(event("api-leave-message-group.json"), &group),
+        LONDO_SUB,
+    );
+    let before = *posts.borrow();
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let response = api
+            .serve(Route::LeaveMessageGroup, request(&leave))
+            .await
+            .unwrap();
+        answers.push(response.status());
+        if response.status() == StatusCode::NO_CONTENT {
+            break;
+        }
+    }
+    let during = *posts.borrow() - before;
+    stop.store(true, Ordering::SeqCst);
+    let sent = posting.await.unwrap();
+
+    assert_eq!(answers.last(), Some(&StatusCode::NO_CONTENT), "{answers:?}");
+    assert!(during > 0, "the member kept posting while the other left");
+    assert_eq!(dynamodb.refused(), 1, "the conflict was played");
+    assert!(sent >= 2);
+    let members = w.table.store.memberships(group_uuid).await.unwrap();
+    assert!(members.iter().all(|m| m.user_uuid != w.londo.uuid));
+    assert!(item_of(&inbox_json(&w, LONDO_SUB).await, &group).is_none());
+    assert!(item_of(&inbox_json(&w, BAYKO_SUB).await, &group).is_some());
 }

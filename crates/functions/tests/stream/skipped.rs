@@ -275,7 +275,11 @@ async fn a_group_whose_last_member_left_is_a_normal_end_not_an_incident() {
         .unwrap();
     // Everyone leaves before the stream delivers the two messages.
     for member in [&andrew, &bayko, &londo] {
-        table.store.leave_group(member.uuid, group).await.unwrap();
+        table
+            .store
+            .leave_group(member.uuid, group, Timestamp::now())
+            .await
+            .unwrap();
     }
     let records: Vec<EventRecord> = stream
         .next_records("MSG#", 2)

@@ -18,8 +18,9 @@ use crate::validate::MessageText;
 
 impl Store {
     /// Pattern A: a page of a conversation, newest page first, oldest first within the
-    /// page. The membership check and the query run concurrently (one round trip of
-    /// latency); the page is discarded unless `reader` is a member.
+    /// page. The membership check comes first and the page is read only for a member: a
+    /// non-member's request reads nothing of the conversation (one round trip more than
+    /// running both at once, the price of never touching a partition one may not read).
     #[tracing::instrument(skip(self, page), fields(table = %self.table), err(level = "debug"))]
     pub async fn list_messages(
         &self,
@@ -29,16 +30,10 @@ impl Store {
     ) -> Result<Page<Message>, StoreError> {
         // Validate the cursor before reading anything.
         let start_after = decode_message_cursor(group, page)?;
-        let (member, page) = tokio::join!(
-            self.is_member(group, reader),
-            self.message_page(group, start_after, page.limit()),
-        );
-        // Membership decides first: a non-member learns nothing, not even that reading the
-        // conversation failed.
-        if !member? {
+        if !self.is_member(group, reader).await? {
             return Err(StoreError::NotMember(group));
         }
-        page
+        self.message_page(group, start_after, page.limit()).await
     }
 
     /// A page of a conversation with no membership check: for operators' tools only.

@@ -13,7 +13,7 @@
 //!   every write is conditioned on the row being exactly as read, so a stale view is
 //!   re-read, never written from.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +22,7 @@ use lru::LruCache;
 use uuid::Uuid;
 
 use super::inbox_index::{IndexView, Unchanged, non_empty, target_sort_key};
+use super::memberships::GroupPartition;
 use super::requests::backoff;
 use super::{FailureKind, MAX_WRITE_ATTEMPTS, Store, StoreError, key_item, to_item};
 use crate::coalesce::Newest;
@@ -213,48 +214,62 @@ impl Store {
         // microsecond gets this row a microsecond later (keys must differ); the row still
         // counts as at-or-past the message for later replays.
         let mut bumps: HashMap<String, u32> = HashMap::new();
-        let mut members: Option<usize> = None;
+        // The group's partition, read at most once per update.
+        let mut census: Option<GroupPartition> = None;
+        let mut shortfalls = 0;
         let mut moved = 0;
         let mut last_failure = None;
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             if attempt > 0 {
                 backoff(attempt - 1).await;
             }
-            let view = self.index_view(group).await?;
-            let expected = self.expected_rows(group, &view, &mut members).await?;
-            if view.owners == 0 && expected == 0 {
-                // No membership and no row: nothing will ever show up to move. Normal when
-                // the group's last member left since; otherwise the data is wrong.
-                if self.group_has_ended(group).await? {
-                    tracing::info!(%group, "the group ended before its message was fanned out");
-                    return Ok((
-                        Advance {
-                            ended: true,
-                            index_reads: attempt + 1,
-                            ..Advance::default()
-                        },
-                        Vec::new(),
-                    ));
+            let mut view = self.index_view(group).await?;
+            let count_for_rows = match view.member_count {
+                Some(count) if view.owners >= count as usize => None,
+                // Fewer owners than the rows' count: usually an index that catches up
+                // within one re-read; if not, a leave may have left the count too high,
+                // and the memberships decide.
+                Some(count) if shortfalls == 0 => {
+                    shortfalls += 1;
+                    tracing::debug!(seen = view.owners, count, "index lagging; re-reading");
+                    last_failure = Some(StoreError::IndexLagging {
+                        group,
+                        seen: view.owners,
+                        expected: count as usize,
+                    });
+                    continue;
                 }
-                return Err(StoreError::NoMembers(group));
-            }
-            if view.owners < expected {
-                // The index has not caught up: missing rows would silently keep their old
-                // message. Never take "not visible" for "nothing to move".
-                tracing::debug!(seen = view.owners, expected, "index lagging; re-reading");
-                last_failure = Some(StoreError::IndexLagging {
-                    group,
-                    seen: view.owners,
-                    expected,
-                });
-                continue;
-            }
+                _ => match self.rows_of_members(group, &mut view, &mut census).await? {
+                    Census::Members(count) => Some(count),
+                    Census::Unmigrated => None,
+                    Census::Lagging { seen, expected } => {
+                        // Missing rows would silently keep their old message. Never take
+                        // "not visible" for "nothing to move".
+                        tracing::debug!(seen, expected, "index lagging; re-reading");
+                        last_failure = Some(StoreError::IndexLagging {
+                            group,
+                            seen,
+                            expected,
+                        });
+                        continue;
+                    }
+                    Census::Ended => {
+                        tracing::info!(%group, "the group ended before its message was fanned out");
+                        return Ok((
+                            Advance {
+                                ended: true,
+                                index_reads: attempt + 1,
+                                ..Advance::default()
+                            },
+                            Vec::new(),
+                        ));
+                    }
+                },
+            };
 
-            // The original system's rows gain the count the memberships gave, so the next
-            // update of the conversation needs no membership read.
-            let count_for_rows = members
-                .filter(|&count| count > 0)
-                .and_then(|count| u32::try_from(count).ok());
+            // Moved rows carry the count the memberships gave (the original system's rows
+            // gain one, rows a leave left one too high are corrected), so the next update of
+            // the conversation needs no membership read.
             let (changes, mut rows) = plan_changes(view.rows.iter(), batch, count_for_rows);
             let current = rows.len();
             let written = self
@@ -283,22 +298,48 @@ impl Store {
         }))
     }
 
-    /// How many rows the index must show of `group`. Rows written here carry it; the
-    /// original system's rows do not, and an index that shows nothing shows no count
-    /// either: then the memberships, counted strongly consistently once per update, say.
-    async fn expected_rows(
+    /// Who the rows must belong to, when the rows the index shows cannot say: none is
+    /// visible, the original system's rows carry no count, the index lags, or members left
+    /// since the rows last moved (a leave lowers no one else's count, see `groups.rs`). One
+    /// strongly consistent Query of `MBR#<group>` answers (once per update, kept in
+    /// `census`), the end marker included. Rows of
+    /// people who are not members (a leaver's row the index still shows) are dropped from
+    /// `view`: they are not moved, so no new message reaches someone who left.
+    async fn rows_of_members(
         &self,
         group: Uuid,
-        view: &IndexView,
-        members: &mut Option<usize>,
-    ) -> Result<usize, StoreError> {
-        if let Some(count) = view.member_count {
-            return Ok(count as usize);
+        view: &mut IndexView,
+        census: &mut Option<GroupPartition>,
+    ) -> Result<Census, StoreError> {
+        let partition = match census {
+            Some(partition) => partition,
+            None => census.insert(self.group_partition(group).await?),
+        };
+        if partition.memberships.is_empty() {
+            return Ok(match (view.owners, partition.ended) {
+                // Whatever a lagging index still shows of the last rows.
+                (_, true) => Census::Ended,
+                // No membership and no row: nothing will ever show up to move.
+                (0, false) => return Err(StoreError::NoMembers(group)),
+                // An original conversation that was never migrated: what the index shows is
+                // the best that can be known.
+                _ => Census::Unmigrated,
+            });
         }
-        match members {
-            Some(count) => Ok(*count),
-            None => Ok(*members.insert(self.member_count(group).await?)),
+        let members: HashSet<Uuid> = partition.memberships.iter().map(|m| m.user_uuid).collect();
+        let corrupt_owners = view.owners - view.rows.len();
+        view.rows
+            .retain(|row| row.owner().is_some_and(|owner| members.contains(&owner)));
+        let seen = view.rows.len() + corrupt_owners;
+        if seen < members.len() {
+            return Ok(Census::Lagging {
+                seen,
+                expected: members.len(),
+            });
         }
+        Ok(Census::Members(
+            u32::try_from(members.len()).unwrap_or(u32::MAX),
+        ))
     }
 
     /// Writes the changes planned from an index read, [`ROWS_PER_TRANSACTION`] rows per
@@ -370,6 +411,19 @@ enum Hinted {
     Missed { moved: usize },
 }
 
+/// What the memberships say about the rows an index read showed.
+enum Census {
+    /// Every member's row is in the view (only members' rows are left in it); this many.
+    Members(u32),
+    /// A conversation the original system wrote, never migrated (no memberships): move
+    /// what the index shows.
+    Unmigrated,
+    /// Not every member's row is visible yet.
+    Lagging { seen: usize, expected: usize },
+    /// No member, and the group's last member left: nothing left to move.
+    Ended,
+}
+
 /// What each row of a conversation becomes for `batch`: the rows to write (as read, and
 /// as they will be), and the rows left as they are.
 fn plan_changes<'r>(
@@ -402,7 +456,7 @@ fn advanced_row(
     if row.last_message_at() < message.created_at.as_str() {
         next.message = message.text.clone();
         next.last_message_at = Some(message.created_at.clone());
-        next.member_count = row.member_count.or(member_count);
+        next.member_count = member_count.or(row.member_count);
         if next.kind == ConversationKind::Group {
             // A group's row shows who spoke last.
             next.user_uuid = message.sender.uuid;
@@ -442,6 +496,9 @@ impl MovePlan {
                 next.sk = target_sort_key(message, bumps.get(&row.pk).copied().unwrap_or(0));
             }
             if next.sk == row.sk {
+                // A count only ever falls where the row's key changes: an add conditioned
+                // on the count it read at this key must never see that value come back.
+                next.member_count = row.member_count.or(next.member_count);
                 // Recounted in place, or a row moved a microsecond on earlier already sits
                 // at this key: rewrite it (a transaction cannot name one item twice).
                 plan.items.push(store.put_row(&next, Some(row))?);

@@ -1,27 +1,37 @@
 //! Group membership changes: creating a group with its first message, adding members,
 //! leaving. (Listing members is `memberships.rs`; marking read is `reads.rs`.)
 //!
-//! Every membership change rewrites `member_count` on every remaining inbox row in the
-//! transaction that changes the memberships, each update conditioned on the count it
-//! replaces. The count is what the fan-out waits for in the lagging index, so it must never
-//! say more rows than exist (or fewer); and as every change replaces it, two concurrent
-//! changes of one group cannot both succeed on what they read: the second re-reads.
-//! Changing the rows also breaks every stream environment's hint for the conversation (its
-//! conditions include the count), so the next fan-out reads the index and finds new rows.
+//! Every row's `member_count` is an upper bound of the group's rows, never below it: the
+//! fan-out waits in the lagging index until it sees that many owners, or (seeing fewer)
+//! asks the memberships, so a count too high costs one Query and a count too low would
+//! leave a hidden row behind. Adding raises the count on every existing row in the
+//! transaction that adds, each update conditioned on the count it replaces and always to a
+//! higher value, so two adds never both succeed on one reading and every stream
+//! environment's hint (whose conditions include the count) is broken, sending the next
+//! fan-out to the index, where it finds the new rows.
+//!
+//! Leaving touches only the leaver's own items and the group's departures marker: a member
+//! who keeps posting keeps moving every other row, so a leave conditioned on those rows
+//! could be held off for good. The remaining rows keep their count, one too high, until
+//! the fan-out next moves them: it sees fewer owners than the count, reads the memberships
+//! and writes their number. A count only falls where a row's key changes, so no add can be
+//! fooled by a count that went down and back up at the key it read.
 
 use std::collections::{HashMap, HashSet};
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use uuid::Uuid;
 
 use super::inbox_index::target_sort_key;
 use super::limits::{Charge, Limited};
 use super::requests::backoff;
-use super::{MAX_WRITE_ATTEMPTS, Store, StoreError, key_item};
-use crate::items::{GroupEndedItem, InboxRowItem, MembershipItem, MessageItem};
+use super::{MAX_WRITE_ATTEMPTS, Store, StoreError, from_item, key_item, to_item};
+use crate::items::{
+    GroupDeparturesItem, GroupEndedItem, InboxRowItem, MembershipItem, MessageItem,
+};
 use crate::keys::{self, Key};
 use crate::model::{ConversationKind, Message, User};
-use crate::schema::GROUP_INDEX_PARTITION_KEY;
+use crate::schema::{GROUP_INDEX_PARTITION_KEY, PARTITION_KEY, SORT_KEY};
 use crate::timestamp::Timestamp;
 use crate::validate::{GroupName, MAX_GROUP_MEMBERS, MessageText};
 
@@ -344,12 +354,17 @@ impl Store {
             .position(state)
             .ok_or(StoreError::NoMembers(group))?;
         let members = state.member_uuids().len();
-        let (old_count, new_count) = (count_of(members), count_of(members + joining.len()));
+        let new_count = count_of(members + joining.len());
         let name = state.name();
         let joined_at = now.to_string();
         let mut items = Vec::with_capacity(state.rows.len() + 2 * joining.len());
         for row in &state.rows {
-            items.push(self.set_member_count(row, old_count, new_count)?);
+            // A row a leave left too high keeps rising, by one at least: an add must always
+            // change the count it conditions on (see the module's comment).
+            let raised = row
+                .member_count
+                .map_or(new_count, |count| new_count.max(count.saturating_add(1)));
+            items.push(self.set_member_count(row, row.member_count, raised)?);
         }
         let mut row_puts = Vec::with_capacity(joining.len());
         for user in joining {
@@ -362,35 +377,78 @@ impl Store {
         Ok(Adding { items, row_puts })
     }
 
-    /// Removes `member` from a group: the membership, the member's inbox row, and one from
-    /// `member_count` on every other row, in one transaction (at most 51 items); the last
-    /// member's leave also marks the group ended. A direct conversation cannot be left.
-    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
-    pub async fn leave_group(&self, member: Uuid, group: Uuid) -> Result<(), StoreError> {
+    /// Removes `member` from a group: the membership and the member's inbox row, in one
+    /// transaction with the group's departures marker; the last member's leave also marks
+    /// the group ended. A direct conversation cannot be left.
+    ///
+    /// Nothing else is read or written: the other rows keep their `member_count` (the
+    /// fan-out corrects it when it next moves them), so no other member's activity can
+    /// hold a leave off. What can cancel one: the leaver's own row moving between the read
+    /// and the write (a message fanned out meanwhile; the row is then read again from the
+    /// table, strongly consistent, from where it was seen, and the leave retried at once)
+    /// and another membership change landing meanwhile (re-read after a backoff).
+    #[tracing::instrument(skip(self, now), fields(table = %self.table), err(level = "debug"))]
+    pub async fn leave_group(
+        &self,
+        member: Uuid,
+        group: Uuid,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        // The leaver's row as last seen. Rows only move forward, so it is there or later.
+        let mut seen: Option<InboxRowItem> = None;
+        let mut wait = false;
         for attempt in 0..MAX_WRITE_ATTEMPTS {
-            if attempt > 0 {
+            if wait {
                 backoff(attempt - 1).await;
             }
-            let state = self.group_state(group, member).await?;
-            let count = count_of(state.memberships.len());
-            let mut items = vec![self.delete_existing(&keys::membership(group, member))?];
-            for row in &state.rows {
-                if row.owner() == Some(member) {
-                    items.push(self.delete_row_of_count(row, count)?);
-                } else {
-                    items.push(self.set_member_count(row, count, count - 1)?);
-                }
+            let (partition, row) = tokio::join!(
+                self.group_partition(group),
+                self.leaver_row(member, group, seen.as_ref())
+            );
+            let partition = partition?;
+            let Some(own) = partition.memberships.iter().find(|m| m.user_uuid == member) else {
+                return Err(StoreError::NotMember(group));
+            };
+            if own.kind == ConversationKind::Direct {
+                return Err(StoreError::DirectConversation(group));
             }
-            if state.memberships.len() == 1 {
-                // The last member: the group ends for good, and says so to a fan-out of a
-                // message posted just before.
-                items.push(
-                    self.put_new(&GroupEndedItem::new(group, &Timestamp::now().to_string()))?,
-                );
+            let row = row?;
+            let last = partition.memberships.len() == 1;
+            let departures = partition.departures.as_ref().map(|d| d.departures);
+            let mut items = vec![
+                self.delete_existing(&keys::membership(group, member))?,
+                self.put_departures(group, departures, &now)?,
+            ];
+            if last {
+                // The group ends for good, and says so to a fan-out of a message posted
+                // just before.
+                items.push(self.put_new(&GroupEndedItem::new(group, &now.to_string()))?);
+            }
+            let row_item = items.len();
+            match &row {
+                Some(row) => items.push(self.delete_own_row(row, last)?),
+                None => {
+                    tracing::warn!(%group, %member, "member without an inbox row; leaving anyway")
+                }
             }
             match self.transact("LeaveGroup", items).await? {
                 Ok(()) => return Ok(()),
-                Err(_) => tracing::debug!(attempt, "group changed while leaving; re-reading"),
+                Err(cancelled) => {
+                    // The row moved on (or, for the last member, someone was added), or a
+                    // fan-out is moving it right now: the index is behind, so the row is
+                    // read again from the table, at once unless another writer holds it.
+                    if row.is_some() && cancelled.condition_failed(row_item) {
+                        tracing::debug!(attempt, "the leaver's row moved; reading it again");
+                        seen = row;
+                        wait = false;
+                    } else {
+                        tracing::debug!(attempt, "group changed while leaving; re-reading");
+                        if row.is_some() && cancelled.conflicted(row_item) {
+                            seen = row;
+                        }
+                        wait = true;
+                    }
+                }
             }
         }
         Err(StoreError::Contention {
@@ -398,6 +456,49 @@ impl Store {
             attempts: MAX_WRITE_ATTEMPTS,
         })
     }
+
+    /// The leaver's row: from the index the first time (cheap, and usually right), and
+    /// when the index shows none or a row it showed has moved, from the table itself
+    /// (strongly consistent): the owner's inbox from where the row was seen onwards, newest
+    /// first, which for a group that keeps moving is a few items.
+    async fn leaver_row(
+        &self,
+        owner: Uuid,
+        group: Uuid,
+        seen: Option<&InboxRowItem>,
+    ) -> Result<Option<InboxRowItem>, StoreError> {
+        if seen.is_none()
+            && let Some(row) = self.indexed_row_of(owner, group).await?
+        {
+            return Ok(Some(row));
+        }
+        let mut query = self
+            .client
+            .query()
+            .table_name(self.table())
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .expression_attribute_names("#group", GROUP_INDEX_PARTITION_KEY)
+            .expression_attribute_values(":pk", AttributeValue::S(keys::inbox_pk(owner)))
+            .expression_attribute_values(":group", AttributeValue::S(group.to_string()))
+            .filter_expression("#group = :group")
+            .scan_index_forward(false)
+            .consistent_read(true);
+        query = match seen {
+            Some(row) => query
+                .key_condition_expression("#pk = :pk AND #sk >= :seen")
+                .expression_attribute_names("#sk", SORT_KEY)
+                .expression_attribute_values(":seen", AttributeValue::S(row.sk.clone())),
+            None => query.key_condition_expression("#pk = :pk"),
+        };
+        let mut pages = query.into_paginator().items().send();
+        // Newest first: the first match is the row (one per owner and conversation).
+        if let Some(item) = pages.next().await {
+            let item = item.map_err(|err| StoreError::from_sdk("Query", err))?;
+            return Ok(Some(from_item::<InboxRowItem>(item)?));
+        }
+        Ok(None)
+    }
+
     /// The group as one change needs it, for `caller`: refuses a non-member and a direct
     /// conversation at once; re-reads (bounded) until the index shows exactly one row per
     /// member, since every row must be rewritten.
@@ -445,51 +546,90 @@ impl Store {
             attempts: MAX_WRITE_ATTEMPTS,
         }))
     }
-    /// Sets a row's member count, if it still carries the count the change was read with.
+    /// Sets a row's member count, if it still carries the count the change was read with
+    /// (none: the original system's row, never moved since).
     fn set_member_count(
         &self,
         row: &InboxRowItem,
-        from: u32,
+        from: Option<u32>,
         to: u32,
     ) -> Result<TransactWriteItem, StoreError> {
         let update = Update::builder()
             .table_name(self.table())
             .set_key(Some(key_item(&Key::new(&row.pk, &row.sk))))
             .update_expression("SET #count = :to")
-            .condition_expression("#count = :from AND #group = :group")
             .expression_attribute_names("#count", "member_count")
             .expression_attribute_names("#group", GROUP_INDEX_PARTITION_KEY)
             .expression_attribute_values(":to", AttributeValue::N(to.to_string()))
-            .expression_attribute_values(":from", AttributeValue::N(from.to_string()))
             .expression_attribute_values(
                 ":group",
                 AttributeValue::S(row.message_group_uuid.to_string()),
-            )
-            .build()
-            .map_err(|err| StoreError::build("TransactWriteItems", err))?;
+            );
+        let update = match from {
+            Some(from) => update
+                .condition_expression("#count = :from AND #group = :group")
+                .expression_attribute_values(":from", AttributeValue::N(from.to_string())),
+            None => update.condition_expression("attribute_not_exists(#count) AND #group = :group"),
+        }
+        .build()
+        .map_err(|err| StoreError::build("TransactWriteItems", err))?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// Deletes a leaving member's row, if it is still there with the count read.
-    fn delete_row_of_count(
+    /// Deletes the leaver's row, if it is still at the key read. The last member's also
+    /// needs the count read: every add raises it on every row, so an add that landed since
+    /// (the group is then not ending) cancels the leave.
+    fn delete_own_row(
         &self,
         row: &InboxRowItem,
-        count: u32,
+        last: bool,
     ) -> Result<TransactWriteItem, StoreError> {
         let delete = Delete::builder()
             .table_name(self.table())
             .set_key(Some(key_item(&Key::new(&row.pk, &row.sk))))
-            .condition_expression("#count = :count AND #group = :group")
-            .expression_attribute_names("#count", "member_count")
             .expression_attribute_names("#group", GROUP_INDEX_PARTITION_KEY)
-            .expression_attribute_values(":count", AttributeValue::N(count.to_string()))
             .expression_attribute_values(
                 ":group",
                 AttributeValue::S(row.message_group_uuid.to_string()),
-            )
-            .build()
-            .map_err(|err| StoreError::build("TransactWriteItems", err))?;
+            );
+        let delete = match (last, row.member_count) {
+            (false, _) => delete.condition_expression("#group = :group"),
+            (true, Some(count)) => delete
+                .condition_expression("#group = :group AND #count = :count")
+                .expression_attribute_names("#count", "member_count")
+                .expression_attribute_values(":count", AttributeValue::N(count.to_string())),
+            (true, None) => delete
+                .condition_expression("#group = :group AND attribute_not_exists(#count)")
+                .expression_attribute_names("#count", "member_count"),
+        }
+        .build()
+        .map_err(|err| StoreError::build("TransactWriteItems", err))?;
         Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// One more departure on the group's marker, if it still holds the number read (none:
+    /// the first leave). Two leaves of one group never both land on one reading.
+    fn put_departures(
+        &self,
+        group: Uuid,
+        read: Option<u64>,
+        now: &Timestamp,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let marker =
+            GroupDeparturesItem::new(group, read.unwrap_or(0).saturating_add(1), &now.to_string());
+        let put = Put::builder()
+            .table_name(self.table())
+            .set_item(Some(to_item(&marker)?));
+        let put = match read {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(read) => put
+                .condition_expression("#departures = :read")
+                .expression_attribute_names("#departures", "departures")
+                .expression_attribute_values(":read", AttributeValue::N(read.to_string())),
+        }
+        .build()
+        .map_err(|err| StoreError::build("TransactWriteItems", err))?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     fn delete_existing(&self, key: &Key) -> Result<TransactWriteItem, StoreError> {

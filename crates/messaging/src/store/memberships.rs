@@ -6,14 +6,24 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
 
 use super::{Store, StoreError, from_item};
-use crate::items::{MembershipItem, UserItem};
+use crate::items::{GroupDeparturesItem, MembershipItem, UserItem};
 use crate::keys::{self, Key};
 use crate::model::User;
 use crate::schema::{PARTITION_KEY, SORT_KEY};
+
+/// Everything `MBR#<group>` holds, read at one instant.
+#[derive(Debug, Clone, Default)]
+pub(super) struct GroupPartition {
+    pub(super) memberships: Vec<MembershipItem>,
+    /// The leaves seen ([`GroupDeparturesItem`]); absent before the first.
+    pub(super) departures: Option<GroupDeparturesItem>,
+    /// The last member left ([`crate::items::GroupEndedItem`]).
+    pub(super) ended: bool,
+}
 
 /// One member of a conversation, as `GET /api/message_groups/{id}/members` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,19 +51,43 @@ impl Store {
         Ok(memberships)
     }
 
-    /// How many members `group` has, strongly consistent (counted, not read).
-    pub(super) async fn member_count(&self, group: Uuid) -> Result<usize, StoreError> {
+    /// The whole `MBR#<group>` partition in one strongly consistent Query (all pages): the
+    /// memberships, the leaves seen and whether the group ended. A group has at most 50
+    /// members, so this is one small page; the fan-out reads it only when the rows it sees
+    /// cannot say how many members there are, and a leave reads it every time.
+    pub(super) async fn group_partition(&self, group: Uuid) -> Result<GroupPartition, StoreError> {
         let mut pages = self
-            .memberships_query(group)
-            .select(Select::Count)
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .expression_attribute_values(":pk", AttributeValue::S(keys::membership_pk(group)))
+            .consistent_read(true)
             .into_paginator()
+            .items()
             .send();
-        let mut count = 0;
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| StoreError::from_sdk("Query", err))?;
-            count += usize::try_from(page.count()).unwrap_or(0);
+        let mut partition = GroupPartition::default();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|err| StoreError::from_sdk("Query", err))?;
+            match item.get(SORT_KEY) {
+                Some(AttributeValue::S(sk)) if sk.starts_with(keys::USER_PREFIX) => {
+                    partition
+                        .memberships
+                        .push(from_item::<MembershipItem>(item)?);
+                }
+                Some(AttributeValue::S(sk)) if sk == keys::GROUP_DEPARTURES_SK => {
+                    partition.departures = Some(from_item::<GroupDeparturesItem>(item)?);
+                }
+                Some(AttributeValue::S(sk)) if sk == keys::GROUP_ENDED_SK => {
+                    partition.ended = true;
+                }
+                other => {
+                    tracing::warn!(%group, sk = ?other, "unknown item among the memberships; ignored")
+                }
+            }
         }
-        Ok(count)
+        Ok(partition)
     }
 
     /// The members' items only: the partition also holds the group's end marker.
@@ -67,27 +101,6 @@ impl Store {
             .expression_attribute_values(":pk", AttributeValue::S(keys::membership_pk(group)))
             .expression_attribute_values(":member", AttributeValue::S(keys::USER_PREFIX.into()))
             .consistent_read(true)
-    }
-
-    /// Whether `group`'s last member left ([`crate::items::GroupEndedItem`]). A Query, not a
-    /// `GetItem`, so that the stream function's role (Queries of `MBR#` only) covers it.
-    pub(super) async fn group_has_ended(&self, group: Uuid) -> Result<bool, StoreError> {
-        let ended = keys::group_ended(group);
-        let output = self
-            .client
-            .query()
-            .table_name(self.table())
-            .key_condition_expression("#pk = :pk AND #sk = :ended")
-            .expression_attribute_names("#pk", PARTITION_KEY)
-            .expression_attribute_names("#sk", SORT_KEY)
-            .expression_attribute_values(":pk", AttributeValue::S(ended.pk))
-            .expression_attribute_values(":ended", AttributeValue::S(ended.sk))
-            .select(Select::Count)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|err| StoreError::from_sdk("Query", err))?;
-        Ok(output.count() > 0)
     }
 
     /// The members of a conversation `reader` belongs to (direct or group), oldest member

@@ -21,6 +21,11 @@ impl Cancelled {
     pub(crate) fn condition_failed(&self, index: usize) -> bool {
         self.reasons.get(index).and_then(Option::as_deref) == Some("ConditionalCheckFailed")
     }
+
+    /// Whether item `index` was held by another transaction (`TransactionConflict`).
+    pub(crate) fn conflicted(&self, index: usize) -> bool {
+        self.reasons.get(index).and_then(Option::as_deref) == Some("TransactionConflict")
+    }
 }
 
 impl Store {

@@ -259,7 +259,11 @@ async fn a_blocked_pair_cannot_be_put_in_a_group_by_either_but_a_third_person_ca
             .unwrap();
     }
     // And leaving still works.
-    table.store.leave_group(bayko.uuid, group).await.unwrap();
+    table
+        .store
+        .leave_group(bayko.uuid, group, messaging::Timestamp::now())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -133,8 +133,9 @@ async fn a_partial_view_is_re_read_not_taken_for_the_whole() {
 
     assert_eq!(advance.moved, 2, "{advance:?}");
     assert_eq!(advance.index_reads, 3);
-    // The visible row carries the count: no membership read.
-    assert_eq!(pair.table.requests.of("Query"), 3);
+    // The visible row carries the count; a second short view might be a count a leave
+    // left too high, so the memberships are read once, and say the index lags.
+    assert_eq!(pair.table.requests.of("Query"), 4);
     assert_rows_at(&pair.table.store, &pair.members(), &reply).await;
 }
 

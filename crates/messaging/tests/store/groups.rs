@@ -1,6 +1,7 @@
-//! Group conversations: creating (one transaction, two for 50 members), members added and
-//! leaving (every row's `member_count` kept right, so fan-outs never wait for a row that
-//! will not come), waiting for a lagging index to show every row.
+//! Group conversations: creating (one transaction, two for 50 members), members added
+//! (every row's `member_count` raised with them, so fan-outs never miss a new row) and
+//! leaving (the leaver's own items only; the fan-out corrects the count it leaves too high),
+//! adds waiting for a lagging index to show every row.
 
 use messaging::coalesce::Newest;
 use messaging::items::MembershipItem;
@@ -33,8 +34,13 @@ async fn memberships(table: &TestTable, group: Uuid) -> Vec<MembershipItem> {
         .iter()
         .map(|json| serde_json::from_str::<serde_json::Value>(json).unwrap())
         .filter(|item| item["pk"] == keys::membership_pk(group))
-        // Beside the memberships, the partition holds the group's end marker.
-        .filter(|item| item["sk"] != keys::GROUP_ENDED_SK)
+        // Beside the memberships, the partition holds the group's markers (ENDED,
+        // DEPARTURES).
+        .filter(|item| {
+            item["sk"]
+                .as_str()
+                .is_some_and(|sk| sk.starts_with("USER#"))
+        })
         .map(|item| serde_json::from_value(item).unwrap())
         .collect()
 }
@@ -299,7 +305,7 @@ async fn adding_is_refused_to_strangers_to_direct_conversations_and_past_fifty()
     assert!(matches!(refused, Err(StoreError::DirectConversation(_))));
     let refused = table
         .store
-        .leave_group(stranger.uuid, direct.group_uuid)
+        .leave_group(stranger.uuid, direct.group_uuid, second(9))
         .await;
     assert!(matches!(refused, Err(StoreError::DirectConversation(_))));
     assert_eq!(memberships(&table, group).await.len(), 48);
@@ -313,7 +319,7 @@ async fn adding_is_refused_to_strangers_to_direct_conversations_and_past_fifty()
 }
 
 #[tokio::test]
-async fn leaving_keeps_every_remaining_rows_count_so_fan_outs_never_wait_for_a_gone_row() {
+async fn leaving_touches_only_the_leavers_items_and_the_next_fan_out_corrects_the_count() {
     let table = TestTable::new().await;
     let (members, first) = group_of(&table, 3).await;
     let group = first.group_uuid;
@@ -323,46 +329,71 @@ async fn leaving_keeps_every_remaining_rows_count_so_fan_outs_never_wait_for_a_g
         .advance_inbox_rows(&first, &positions)
         .await
         .unwrap();
+    let others_before = [
+        row_of(&table.store, members[0].uuid, group).await,
+        row_of(&table.store, members[1].uuid, group).await,
+    ];
+    table.requests.reset();
 
     table
         .store
-        .leave_group(members[2].uuid, group)
+        .leave_group(members[2].uuid, group, second(1))
         .await
         .unwrap();
 
     assert!(inbox_rows(&table.store, members[2].uuid).await.is_empty());
     assert_eq!(memberships(&table, group).await.len(), 2);
-    for member in &members[..2] {
-        let row = row_of(&table.store, member.uuid, group).await;
-        assert_eq!(row.member_count, Some(2));
+    // Nobody else's row was touched: a member who keeps moving them cannot hold it off.
+    for (member, before) in members[..2].iter().zip(&others_before) {
+        assert_eq!(&row_of(&table.store, member.uuid, group).await, before);
     }
+    // One write: the leaver's membership and row, and the group's departures marker.
+    assert_eq!(table.requests.of("TransactWriteItems"), 1);
     let page = PageRequest::new(20, None).unwrap();
     let refused = table
         .store
         .list_messages(members[2].uuid, group, &page)
         .await;
     assert!(matches!(refused, Err(StoreError::NotMember(_))));
-    let refused = table.store.leave_group(members[2].uuid, group).await;
+    let refused = table
+        .store
+        .leave_group(members[2].uuid, group, second(2))
+        .await;
     assert!(matches!(refused, Err(StoreError::NotMember(_))));
 
-    // The hint remembers three rows; the index shows two, and two are expected: one
-    // index read, no waiting.
-    let reply = say(&table, &members[1], group, 1, "bye then").await;
+    // The hint remembers three rows (one gone); the index shows two under a count of
+    // three; re-read, the memberships say two: the rows move and carry that count.
+    let reply = say(&table, &members[1], group, 3, "bye then").await;
     let advance = table
         .store
         .advance_inbox_rows(&reply, &positions)
         .await
         .unwrap();
-    assert_eq!((advance.moved, advance.index_reads), (2, 1), "{advance:?}");
+    assert_eq!((advance.moved, advance.index_reads), (2, 2), "{advance:?}");
+    for member in &members[..2] {
+        let row = row_of(&table.store, member.uuid, group).await;
+        assert_eq!(row.member_count, Some(2), "{}", member.handle);
+        assert_eq!(row.last_message_at(), reply.created_at);
+    }
+    // Corrected: the next message is one transaction again, no read.
+    let next = say(&table, &members[0], group, 4, "still here").await;
+    let advance = table
+        .store
+        .advance_inbox_rows(&next, &positions)
+        .await
+        .unwrap();
+    assert!(advance.hinted, "{advance:?}");
+    assert_eq!(table.requests.of("Query"), 0);
+
     // The last two leave; nothing remains but the messages.
     table
         .store
-        .leave_group(members[0].uuid, group)
+        .leave_group(members[0].uuid, group, second(5))
         .await
         .unwrap();
     table
         .store
-        .leave_group(members[1].uuid, group)
+        .leave_group(members[1].uuid, group, second(6))
         .await
         .unwrap();
     assert!(memberships(&table, group).await.is_empty());
@@ -370,7 +401,138 @@ async fn leaving_keeps_every_remaining_rows_count_so_fan_outs_never_wait_for_a_g
 }
 
 #[tokio::test]
-async fn membership_changes_wait_for_a_lagging_index_to_show_every_row() {
+async fn adds_after_a_leave_raise_every_count_and_the_limit_holds() {
+    let table = TestTable::new().await;
+    let (members, first) = group_of(&table, 50).await;
+    let group = first.group_uuid;
+    table
+        .store
+        .leave_group(members[49].uuid, group, second(1))
+        .await
+        .unwrap();
+    // The rows still say 50 (nothing has moved them since); 49 members.
+    assert_eq!(
+        row_of(&table.store, members[0].uuid, group)
+            .await
+            .member_count,
+        Some(50)
+    );
+    let extra = users_named(&table, "extra", 2).await;
+
+    let added = table
+        .store
+        .add_members(members[0].uuid, group, &extra[..1], second(2))
+        .await
+        .unwrap();
+
+    assert_eq!(added.members, 50);
+    // Raised past the 50 it read (an add always changes the count it conditions on), so
+    // never below the rows that exist; the newcomer's row says what the memberships say.
+    assert_eq!(
+        row_of(&table.store, members[0].uuid, group)
+            .await
+            .member_count,
+        Some(51)
+    );
+    assert_eq!(
+        row_of(&table.store, extra[0].uuid, group)
+            .await
+            .member_count,
+        Some(50)
+    );
+    let refused = table
+        .store
+        .add_members(members[1].uuid, group, &extra[1..], second(3))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::GroupTooLarge { members: 51, .. })),
+        "{refused:?}"
+    );
+    // The next fan-out sees 50 owners under a count of 51 and writes the memberships' 50.
+    let reply = say(&table, &extra[0], group, 4, "hello").await;
+    table
+        .store
+        .advance_inbox_rows(&reply, &cold())
+        .await
+        .unwrap();
+    for member in [&members[0], &extra[0]] {
+        let row = row_of(&table.store, member.uuid, group).await;
+        assert_eq!(row.member_count, Some(50), "{}", member.handle);
+        assert_eq!(row.last_message_at(), reply.created_at);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_adds_after_a_leave_never_pass_fifty() {
+    let table = TestTable::new().await;
+    let (members, first) = group_of(&table, 50).await;
+    let group = first.group_uuid;
+    table
+        .store
+        .leave_group(members[49].uuid, group, second(1))
+        .await
+        .unwrap();
+    let extra = users_named(&table, "extra", 4).await;
+    // The rows say 50 and there are 49 members: four members each add one newcomer at once
+    // (each from its own client, as four Lambdas would). Whatever the interleaving, one
+    // lands and the others re-read and find the group full.
+    let stores: Vec<Store> = (0..4).map(|_| table.store_with_own_client()).collect();
+    let adds = stores
+        .iter()
+        .zip(&extra)
+        .enumerate()
+        .map(|(i, (store, user))| {
+            store.add_members(
+                members[i].uuid,
+                group,
+                std::slice::from_ref(user),
+                second(2),
+            )
+        });
+    let outcomes = futures_util::future::join_all(adds).await;
+
+    let landed = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    assert_eq!(landed, 1, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .filter_map(|outcome| outcome.as_ref().err())
+            .all(|error| matches!(error, StoreError::GroupTooLarge { .. })),
+        "{outcomes:?}"
+    );
+    assert_eq!(memberships(&table, group).await.len(), 50);
+}
+
+#[tokio::test]
+async fn two_last_members_leaving_at_once_end_the_group_once() {
+    let table = TestTable::new().await;
+    let (members, first) = group_of(&table, 2).await;
+    let group = first.group_uuid;
+    let (a, b) = (table.store_with_own_client(), table.store_with_own_client());
+
+    let (left_a, left_b) = tokio::join!(
+        a.leave_group(members[0].uuid, group, second(1)),
+        b.leave_group(members[1].uuid, group, second(1))
+    );
+
+    left_a.unwrap();
+    left_b.unwrap();
+    // Whichever landed second saw itself last (the departures marker made it re-read).
+    let markers = raw_items_with_prefix(&table, "MBR#").await;
+    assert_eq!(
+        markers,
+        vec![
+            (
+                keys::membership_pk(group),
+                keys::GROUP_DEPARTURES_SK.to_owned()
+            ),
+            (keys::membership_pk(group), keys::GROUP_ENDED_SK.to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn adds_wait_for_a_lagging_index_to_show_every_row_and_leaves_do_not() {
     let table = TestTable::new().await;
     let (members, first) = group_of(&table, 4).await;
     let group = first.group_uuid;
@@ -378,41 +540,52 @@ async fn membership_changes_wait_for_a_lagging_index_to_show_every_row() {
         .then(IndexFault::ShowNothing, 1)
         .then(IndexFault::Hide(2), 1);
     let store = table.store_with(index.clone());
+    let newcomers = users_named(&table, "newcomer", 2).await;
 
-    store.leave_group(members[3].uuid, group).await.unwrap();
+    store
+        .add_members(members[0].uuid, group, &newcomers[..1], second(1))
+        .await
+        .unwrap();
 
     assert_eq!(index.reads(), 3, "two short views re-read, never acted on");
-    for member in &members[..3] {
+    for member in members.iter().chain(&newcomers[..1]) {
         let row = row_of(&table.store, member.uuid, group).await;
-        assert_eq!(row.member_count, Some(3));
+        assert_eq!(row.member_count, Some(5), "{}", member.handle);
     }
     // Ghosts of moved rows are one row each, not a reason to refuse.
-    let reply = say(&table, &members[0], group, 1, "moved").await;
+    let reply = say(&table, &members[0], group, 2, "moved").await;
     store.advance_inbox_rows(&reply, &cold()).await.unwrap();
     let index = index.then(IndexFault::Ghosts, 1);
-    let newcomer = table.user("newcomer").await;
     store
-        .add_members(
-            members[0].uuid,
-            group,
-            std::slice::from_ref(&newcomer),
-            second(2),
-        )
+        .add_members(members[0].uuid, group, &newcomers[1..], second(3))
         .await
         .unwrap();
     assert_eq!(index.pending(), 0);
     assert_eq!(
-        row_of(&table.store, newcomer.uuid, group)
+        row_of(&table.store, newcomers[1].uuid, group)
             .await
             .member_count,
-        Some(4)
+        Some(6)
     );
     // An index that never catches up is a transient failure that changes nothing.
     let stuck = table.store_with(LaggingIndex::new().then(IndexFault::Hide(1), 100));
-    let error = stuck.leave_group(members[1].uuid, group).await.unwrap_err();
+    let stranger = table.user("stranger").await;
+    let error = stuck
+        .add_members(members[1].uuid, group, &[stranger], second(4))
+        .await
+        .unwrap_err();
     assert!(matches!(error, StoreError::IndexLagging { .. }), "{error}");
     assert!(error.is_transient());
-    assert_eq!(memberships(&table, group).await.len(), 4);
+    assert_eq!(memberships(&table, group).await.len(), 6);
+    // A leave needs only the leaver's own row, and finds it in the table when the index
+    // shows nothing.
+    let blind = table.store_with(LaggingIndex::new().then(IndexFault::ShowNothing, 100));
+    blind
+        .leave_group(members[1].uuid, group, second(5))
+        .await
+        .unwrap();
+    assert!(inbox_rows(&table.store, members[1].uuid).await.is_empty());
+    assert_eq!(memberships(&table, group).await.len(), 5);
 }
 
 #[tokio::test]
@@ -431,15 +604,26 @@ async fn a_group_whose_last_member_left_ends_and_its_last_message_moves_nothing(
             "not ended while {} member(s) remain",
             members.len() - left
         );
-        table.store.leave_group(member.uuid, group).await.unwrap();
+        table
+            .store
+            .leave_group(member.uuid, group, second(9))
+            .await
+            .unwrap();
     }
     assert_eq!(
         raw_items_with_prefix(&table, "MBR#").await,
-        vec![(keys::membership_pk(group), keys::GROUP_ENDED_SK.to_owned())],
-        "only the end marker is left"
+        vec![
+            (
+                keys::membership_pk(group),
+                keys::GROUP_DEPARTURES_SK.to_owned()
+            ),
+            (keys::membership_pk(group), keys::GROUP_ENDED_SK.to_owned()),
+        ],
+        "only the markers are left"
     );
     assert!(table.store.memberships(group).await.unwrap().is_empty());
 
+    table.requests.reset();
     let advance = table
         .store
         .advance_conversation(&Newest::of([last_words]).unwrap(), &cold())
@@ -448,6 +632,13 @@ async fn a_group_whose_last_member_left_ends_and_its_last_message_moves_nothing(
 
     assert!(advance.ended, "{advance:?}");
     assert_eq!(advance.moved, 0);
+    // The index, then one read of MBR#<group>: no member, and the end marker.
+    assert_eq!(
+        table.requests.of("Query"),
+        2,
+        "{:?}",
+        table.requests.snapshot()
+    );
 
     // A conversation that never had members is still what it was: data that is wrong.
     let orphan = Message::new(

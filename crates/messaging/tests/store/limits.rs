@@ -231,7 +231,11 @@ async fn group_changes_share_ten_a_minute_and_a_refused_one_writes_nothing() {
     assert_eq!(retry_after(refused), Duration::from_secs(30));
     // The block check's one BatchGetItem (store/blocks.rs), then one cancelled transaction.
     assert_eq!(table.requests.of("BatchGetItem"), 1, "the block check");
-    assert_eq!(table.requests.of("TransactWriteItems"), 1, "one cancelled transaction");
+    assert_eq!(
+        table.requests.of("TransactWriteItems"),
+        1,
+        "one cancelled transaction"
+    );
     assert_eq!(table.requests.total(), 2);
     let refused = store
         .add_members(people[0].uuid, groups[5], &people[2..3], in_window(31.0))
