@@ -421,6 +421,23 @@ impl ConnectionItem {
     }
 }
 
+/// `IDEM#<sender>` / `<client_message_id>`: a send the client named, and what it answered,
+/// so a repeat answers the same (`store/idempotency.rs`). Put in the send's own
+/// transaction; removed by DynamoDB's TTL (`expires_at`) a day later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendRecordItem {
+    pub pk: String,
+    pub sk: String,
+    /// What the request asked for (SHA-256 of its fields, base64url): a repeat asking for
+    /// something else is refused.
+    pub request_hash: String,
+    pub message_group_uuid: Uuid,
+    pub message_uuid: Uuid,
+    pub created_at: String,
+    /// Epoch seconds; the table's TTL attribute ([`crate::schema::TTL_ATTRIBUTE`]).
+    pub expires_at: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
 use uuid::Uuid;
 
+use super::idempotency::{ClientMessageId, Once, Repeat};
 use super::inbox_index::target_sort_key;
 use super::limits::{Charge, Limited};
 use super::requests::backoff;
@@ -141,20 +142,58 @@ impl Store {
         now: Timestamp,
         group: Uuid,
     ) -> Result<Message, StoreError> {
+        self.create_group_named(creator, name, others, text, now, group, None)
+            .await
+    }
+
+    /// [`Store::create_group_as`], with the send record of a creation the client named.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn create_group_named(
+        &self,
+        creator: &User,
+        name: &GroupName,
+        others: &[User],
+        text: MessageText,
+        now: Timestamp,
+        group: Uuid,
+        client_message_id: Option<&ClientMessageId>,
+    ) -> Result<Message, StoreError> {
         let members = distinct_members(creator, others)?;
-        self.refuse_blocked(creator.uuid, others.iter().map(|user| user.uuid))
-            .await?;
-        let (first, rest) = members.split_at(members.len().min(MEMBERS_IN_CREATING_TRANSACTION));
         let mut message = Message::new(
             group,
             creator.summary(),
             text.into_string(),
             now.to_string(),
         );
+        let once = self.once(creator.uuid, client_message_id, now);
+        match self
+            .refuse_blocked(creator.uuid, others.iter().map(|user| user.uuid))
+            .await
+        {
+            // A block placed since the first creation does not change its answer.
+            Err(StoreError::Blocked) if once.is_named() => {
+                return match self.repeated_send(&once, &message).await? {
+                    Repeat::Answer(first) => Ok(first),
+                    Repeat::Gone => Err(StoreError::Blocked),
+                };
+            }
+            checked => checked?,
+        }
+        // The send record takes an item of the creating transaction: one member fewer.
+        let founding = if once.is_named() {
+            MEMBERS_IN_CREATING_TRANSACTION - 1
+        } else {
+            MEMBERS_IN_CREATING_TRANSACTION
+        };
+        let (first, rest) = members.split_at(members.len().min(founding));
         let charge = self.charge(creator.uuid, Limited::GroupChange, now)?;
-        let (state, at) = self
-            .write_founding_members(first, name, &mut message, now, charge)
-            .await?;
+        let (state, at) = match self
+            .write_founding_members(first, name, &mut message, now, charge, once)
+            .await?
+        {
+            Founded::Written(state, at) => (state, at),
+            Founded::Repeated(first) => return Ok(first),
+        };
         if !rest.is_empty() {
             let rest: Vec<User> = rest.iter().map(|user| (*user).clone()).collect();
             self.add_to_group(
@@ -181,7 +220,8 @@ impl Store {
         message: &mut Message,
         now: Timestamp,
         mut charge: Charge,
-    ) -> Result<(GroupState, Timestamp), StoreError> {
+        mut once: Once,
+    ) -> Result<Founded, StoreError> {
         let group = message.group_uuid;
         let count = u32::try_from(first.len()).unwrap_or(u32::MAX);
         let mut at = now;
@@ -204,6 +244,7 @@ impl Store {
             }
             items.push(self.put_new(&MessageItem::new(message))?);
             charge.add_to(&mut items);
+            once.add_to(&mut items, message)?;
             match self.transact("CreateGroup", items).await? {
                 Ok(()) => {
                     let state = GroupState {
@@ -211,7 +252,13 @@ impl Store {
                         rows,
                         newest: Some(message.clone()),
                     };
-                    return Ok((state, at));
+                    return Ok(Founded::Written(state, at));
+                }
+                Err(cancelled) if once.repeated(&cancelled) => {
+                    match self.repeated_send(&once, message).await? {
+                        Repeat::Answer(first) => return Ok(Founded::Repeated(first)),
+                        Repeat::Gone => backoff(attempt).await,
+                    }
                 }
                 Err(cancelled) if charge.refused(&cancelled) => return Err(charge.rate_limited()),
                 // A member's inbox already holds another conversation's row at exactly
@@ -501,6 +548,14 @@ impl Store {
             .map_err(|err| StoreError::build("TransactWriteItems", err))?;
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
+}
+
+/// What the creating transaction did.
+enum Founded {
+    /// Wrote the group: as written, and at what time.
+    Written(GroupState, Timestamp),
+    /// Found the creation named by the client done before: its first answer.
+    Repeated(Message),
 }
 
 /// The transaction that adds members.
