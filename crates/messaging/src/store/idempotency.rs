@@ -272,7 +272,10 @@ mod tests {
     fn the_hash_is_of_the_fields_and_their_bounds() {
         let id = Uuid::from_u128(7);
         let a = ClientMessageId::new(id, &["message", "group:1", "hello"]);
-        assert_eq!(a, ClientMessageId::new(id, &["message", "group:1", "hello"]));
+        assert_eq!(
+            a,
+            ClientMessageId::new(id, &["message", "group:1", "hello"])
+        );
         assert_ne!(
             a.request_hash,
             ClientMessageId::new(id, &["message", "group:1", "hellO"]).request_hash
