@@ -431,11 +431,17 @@ pub struct SendRecordItem {
     /// What the request asked for (SHA-256 of its fields, base64url): a repeat asking for
     /// something else is refused.
     pub request_hash: String,
-    pub message_group_uuid: Uuid,
+    /// The conversation (not `message_group_uuid`: that attribute puts an item in the group
+    /// index, which holds inbox rows only).
+    pub group_uuid: Uuid,
     pub message_uuid: Uuid,
     pub created_at: String,
     /// Epoch seconds; the table's TTL attribute ([`crate::schema::TTL_ATTRIBUTE`]).
     pub expires_at: i64,
+    /// A group creation whose last members (its second transaction) are not added yet: a
+    /// repeat adds them. Removed by that second transaction.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unfinished: bool,
 }
 
 #[cfg(test)]

@@ -165,7 +165,7 @@ impl Store {
                 // A repeat first: whatever else refused it, it answers what the first did.
                 Err(cancelled) if once.repeated(&cancelled) => {
                     match self.repeated_send(&once, &message).await? {
-                        Repeat::Answer(first) => return Ok(first),
+                        Repeat::Answer(first) | Repeat::Unfinished(first) => return Ok(first),
                         Repeat::Gone => backoff(attempt).await,
                     }
                 }
@@ -255,7 +255,7 @@ impl Store {
                 Ok(()) => return Ok(message),
                 Err(cancelled) if once.repeated(&cancelled) => {
                     match self.repeated_send(&once, &message).await? {
-                        Repeat::Answer(first) => return Ok(first),
+                        Repeat::Answer(first) | Repeat::Unfinished(first) => return Ok(first),
                         Repeat::Gone => backoff(attempt).await,
                     }
                 }

@@ -165,7 +165,7 @@ impl Store {
             text.into_string(),
             now.to_string(),
         );
-        let once = self.once(creator.uuid, client_message_id, now);
+        let mut once = self.once(creator.uuid, client_message_id, now);
         match self
             .refuse_blocked(creator.uuid, others.iter().map(|user| user.uuid))
             .await
@@ -173,7 +173,7 @@ impl Store {
             // A block placed since the first creation does not change its answer.
             Err(StoreError::Blocked) if once.is_named() => {
                 return match self.repeated_send(&once, &message).await? {
-                    Repeat::Answer(first) => Ok(first),
+                    Repeat::Answer(first) | Repeat::Unfinished(first) => Ok(first),
                     Repeat::Gone => Err(StoreError::Blocked),
                 };
             }
@@ -186,23 +186,32 @@ impl Store {
             MEMBERS_IN_CREATING_TRANSACTION
         };
         let (first, rest) = members.split_at(members.len().min(founding));
+        let rest: Vec<User> = rest.iter().map(|user| (*user).clone()).collect();
+        once.unfinished = !rest.is_empty();
         let charge = self.charge(creator.uuid, Limited::GroupChange, now)?;
-        let (state, at) = match self
-            .write_founding_members(first, name, &mut message, now, charge, once)
+        let (known, at) = match self
+            .write_founding_members(first, name, &mut message, now, charge, &mut once)
             .await?
         {
-            Founded::Written(state, at) => (state, at),
-            Founded::Repeated(first) => return Ok(first),
+            Founded::Written(state, at) => (Some(state), at),
+            Founded::Repeated(first, false) => return Ok(first),
+            // The first's second transaction never landed (it answered 503): this repeat
+            // adds the last members, read afresh, and only then answers.
+            Founded::Repeated(first, true) => {
+                message = first;
+                (None, now)
+            }
         };
         if !rest.is_empty() {
-            let rest: Vec<User> = rest.iter().map(|user| (*user).clone()).collect();
+            let finishing = once.finishing()?;
             self.add_to_group(
                 creator.uuid,
-                group,
+                message.group_uuid,
                 &rest,
                 at,
-                Some(state),
+                known,
                 NewRows::Welcome(&message),
+                finishing,
             )
             .await?;
         }
@@ -220,7 +229,7 @@ impl Store {
         message: &mut Message,
         now: Timestamp,
         mut charge: Charge,
-        mut once: Once,
+        once: &mut Once,
     ) -> Result<Founded, StoreError> {
         let group = message.group_uuid;
         let count = u32::try_from(first.len()).unwrap_or(u32::MAX);
@@ -255,8 +264,9 @@ impl Store {
                     return Ok(Founded::Written(state, at));
                 }
                 Err(cancelled) if once.repeated(&cancelled) => {
-                    match self.repeated_send(&once, message).await? {
-                        Repeat::Answer(first) => return Ok(Founded::Repeated(first)),
+                    match self.repeated_send(once, message).await? {
+                        Repeat::Answer(first) => return Ok(Founded::Repeated(first, false)),
+                        Repeat::Unfinished(first) => return Ok(Founded::Repeated(first, true)),
                         Repeat::Gone => backoff(attempt).await,
                     }
                 }
@@ -301,7 +311,7 @@ impl Store {
         }
         self.refuse_blocked(caller, users.iter().map(|user| user.uuid))
             .await?;
-        self.add_to_group(caller, group, users, now, None, NewRows::AtNewest)
+        self.add_to_group(caller, group, users, now, None, NewRows::AtNewest, None)
             .await
     }
 
@@ -313,6 +323,7 @@ impl Store {
         now: Timestamp,
         mut known: Option<GroupState>,
         new_rows: NewRows<'_>,
+        finishing: Option<TransactWriteItem>,
     ) -> Result<Added, StoreError> {
         // An add is a group change; a creation's 50th member is part of the creation, which
         // was charged already.
@@ -336,6 +347,13 @@ impl Store {
             let current = state.member_uuids();
             let joining = newcomers(users, &current);
             if joining.is_empty() {
+                if let Some(finish) = &finishing {
+                    // Someone added them meanwhile: only the record is left to finish (a
+                    // cancellation means it is gone, which finishes it as well).
+                    let _ = self
+                        .transact("FinishCreateGroup", vec![finish.clone()])
+                        .await?;
+                }
                 return Ok(Added {
                     added: 0,
                     members: current.len(),
@@ -351,6 +369,8 @@ impl Store {
             let mut adding =
                 self.adding_transaction(group, &state, &joining, new_rows, now, &bumps)?;
             charge.add_to(&mut adding.items);
+            // A named creation's record learns, with the last members, that it is finished.
+            adding.items.extend(finishing.clone());
             match self.transact("AddGroupMembers", adding.items).await? {
                 Ok(()) => {
                     return Ok(Added {
@@ -554,8 +574,9 @@ impl Store {
 enum Founded {
     /// Wrote the group: as written, and at what time.
     Written(GroupState, Timestamp),
-    /// Found the creation named by the client done before: its first answer.
-    Repeated(Message),
+    /// Found the creation named by the client done before: its first answer, and whether
+    /// its second transaction is still to come.
+    Repeated(Message, bool),
 }
 
 /// The transaction that adds members.

@@ -19,14 +19,14 @@
 
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::requests::Cancelled;
-use super::{MEMBERS_IN_CREATING_TRANSACTION, Store, StoreError, from_item, to_item};
+use super::{MEMBERS_IN_CREATING_TRANSACTION, Store, StoreError, from_item, key_item, to_item};
 use crate::items::SendRecordItem;
 use crate::keys::{self, Key};
 use crate::model::{Message, User};
@@ -71,6 +71,8 @@ pub(crate) struct Once {
     record: Option<Record>,
     /// Where the put sits in the transaction last built.
     index: Option<usize>,
+    /// The send (a group creation) has a second transaction still to come.
+    pub(crate) unfinished: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +89,7 @@ impl Once {
         Self {
             record: None,
             index: None,
+            unfinished: false,
         }
     }
 
@@ -108,10 +111,11 @@ impl Once {
             pk: record.key.pk.clone(),
             sk: record.key.sk.clone(),
             request_hash: record.request_hash.clone(),
-            message_group_uuid: message.group_uuid,
+            group_uuid: message.group_uuid,
             message_uuid: message.uuid,
             created_at: message.created_at.clone(),
             expires_at: record.now + SEND_RECORD_SECONDS,
+            unfinished: self.unfinished,
         };
         let put = Put::builder()
             .table_name(&*record.table)
@@ -131,12 +135,33 @@ impl Once {
         self.index
             .is_some_and(|index| cancelled.condition_failed(index))
     }
+
+    /// For the second transaction of a group creation: the record says it is finished.
+    pub(crate) fn finishing(&self) -> Result<Option<TransactWriteItem>, StoreError> {
+        let Some(record) = self.record.as_ref().filter(|_| self.unfinished) else {
+            return Ok(None);
+        };
+        let update = Update::builder()
+            .table_name(&*record.table)
+            .set_key(Some(key_item(&record.key)))
+            .update_expression("REMOVE #unfinished")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#unfinished", UNFINISHED_ATTRIBUTE)
+            .build()
+            .map_err(|err| StoreError::build("TransactWriteItems", err))?;
+        Ok(Some(TransactWriteItem::builder().update(update).build()))
+    }
 }
+
+const UNFINISHED_ATTRIBUTE: &str = "unfinished";
 
 /// What a send named by a client found.
 pub(crate) enum Repeat {
     /// The same request: its first answer.
     Answer(Message),
+    /// The same request, a group creation whose second transaction has not landed: its
+    /// answer once the repeat has finished it.
+    Unfinished(Message),
     /// No live record any more (it expired meanwhile): send again.
     Gone,
 }
@@ -221,6 +246,7 @@ impl Store {
                 now: epoch_seconds(now),
             }),
             index: None,
+            unfinished: false,
         }
     }
 
@@ -246,14 +272,19 @@ impl Store {
         if stored.request_hash != record.request_hash {
             return Err(StoreError::ClientMessageIdReused);
         }
-        tracing::info!(message_uuid = %stored.message_uuid, "a repeated send: the first answer");
-        Ok(Repeat::Answer(Message {
-            group_uuid: stored.message_group_uuid,
+        tracing::info!(message_uuid = %stored.message_uuid, unfinished = stored.unfinished, "a repeated send: the first answer");
+        let first = Message {
+            group_uuid: stored.group_uuid,
             uuid: stored.message_uuid,
             text: attempted.text.clone(),
             created_at: stored.created_at,
             sender: attempted.sender.clone(),
-        }))
+        };
+        Ok(if stored.unfinished {
+            Repeat::Unfinished(first)
+        } else {
+            Repeat::Answer(first)
+        })
     }
 }
 

@@ -14,7 +14,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use messaging::keys;
 use messaging::store::{ClientMessageId, Limits, RateLimit, SEND_RECORD_SECONDS};
 use messaging::{Store, StoreError, Timestamp, User};
-use testkit::TestTable;
+use testkit::{FailRequests, Failure, TestTable};
 use uuid::Uuid;
 
 use crate::{name, raw_items_with_prefix, text, users};
@@ -410,4 +410,55 @@ async fn a_group_creation_repeated_after_a_block_answers_the_creation() {
         .await
         .unwrap_err();
     assert!(matches!(refused, StoreError::Blocked), "{refused:?}");
+}
+
+#[tokio::test]
+async fn a_repeat_finishes_a_named_creation_whose_second_transaction_failed() {
+    let table = TestTable::new().await;
+    let members = users(&table, 50).await;
+    // The second transaction (the last two members) fails as the network would.
+    let fail = FailRequests::mentioning(
+        "TransactWriteItems",
+        members[49].uuid.to_string(),
+        Failure::Network,
+    );
+    let store = table.store_with(fail.clone());
+    let id = id_for(Uuid::new_v4(), "Everyone");
+    let everyone = name("Everyone");
+    let create = |at| {
+        store.create_group_once(
+            &members[0],
+            &everyone,
+            &members[1..],
+            text("Welcome"),
+            at,
+            &id,
+        )
+    };
+    create(soon(0))
+        .await
+        .expect_err("the second transaction fails");
+    let memberships = raw_items_with_prefix(&table, "MBR#").await;
+    assert_eq!(memberships.len(), 48, "a whole group of 48 meanwhile");
+    let group = memberships[0].0.trim_start_matches("MBR#").to_owned();
+
+    fail.heal();
+    let finished = create(soon(5)).await.unwrap();
+    assert_eq!(finished.group_uuid.to_string(), group);
+    assert_eq!(
+        finished.created_at,
+        soon(0).to_string(),
+        "the first's message"
+    );
+    assert_eq!(raw_items_with_prefix(&table, "MBR#").await.len(), 50);
+    for member in &members {
+        let row = crate::row_of(&table.store, member.uuid, finished.group_uuid).await;
+        assert_eq!(row.member_count, Some(50));
+        assert_eq!(row.message, "Welcome");
+    }
+    assert_eq!(messages_of(&table, finished.group_uuid).await.len(), 1);
+    // Finished: a further repeat reads and writes nothing else.
+    let snapshot = table.snapshot().await;
+    assert_eq!(create(soon(9)).await.unwrap(), finished);
+    assert_eq!(table.snapshot().await, snapshot);
 }
