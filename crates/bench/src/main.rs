@@ -17,6 +17,7 @@
 mod api;
 mod events;
 mod groups;
+mod idempotency;
 mod init;
 mod limits;
 mod push;
@@ -71,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
     if matches!(args.suite, Suite::All | Suite::Api) {
         api::run(args.calls).await?;
         limits::run(args.calls).await?;
+        idempotency::run(args.calls).await?;
     }
     if matches!(args.suite, Suite::All | Suite::Groups) {
         groups::run(args.calls).await?;
