@@ -315,6 +315,7 @@ impl Store {
             .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn add_to_group(
         &self,
         caller: Uuid,
