@@ -22,6 +22,7 @@ mod api;
 mod cost;
 mod events;
 mod groups;
+mod idempotency;
 mod init;
 mod limits;
 mod push;
@@ -82,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
     if matches!(args.suite, Suite::All | Suite::Api) {
         api::run(args.calls).await?;
         limits::run(args.calls).await?;
+        idempotency::run(args.calls).await?;
     }
     if matches!(args.suite, Suite::All | Suite::Groups) {
         groups::run(args.calls).await?;

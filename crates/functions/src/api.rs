@@ -7,7 +7,7 @@ mod json;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use messaging::page::{PageError, PageRequest};
-use messaging::store::{MarkedRead, ReadUpTo};
+use messaging::store::{ClientMessageId, MarkedRead, ReadUpTo};
 use messaging::validate::{
     GroupName, Handle, MAX_GROUP_MEMBERS, MessageText, ValidationError, group_handles,
     parse_group_uuid,
@@ -104,26 +104,45 @@ impl Api {
             (None, Some(handle)) => Handle::parse(handle).map(Target::User),
             (None, None) => Err(ValidationError::HandleBlank),
         };
-        let (text, target) = Inputs::check(MessageText::parse(body.message.unwrap_or_default()))
-            .and(target)
-            .valid()?;
+        let ((text, target), client_id) =
+            Inputs::check(MessageText::parse(body.message.unwrap_or_default()))
+                .and(target)
+                .and_code(client_message_id(body.client_message_id.as_deref()))
+                .valid()?;
+        // What a repeat must ask for again: the target as named and the text.
+        let client_id = client_id.map(|id| {
+            let target = match &target {
+                Target::Conversation(group) => format!("message_group_uuid:{group}"),
+                Target::User(handle) => format!("handle:{}", handle.normalized()),
+            };
+            ClientMessageId::new(id, &["POST /api/messages", &target, text.as_str()])
+        });
         let sender = self.registered(&sub).await?;
         let now = Timestamp::now();
-        let message = match target {
-            Target::Conversation(group) => {
-                self.store()
-                    .append_message(&sender, group, text, now)
+        let store = self.store();
+        let message = match (target, &client_id) {
+            (Target::Conversation(group), None) => {
+                store.append_message(&sender, group, text, now).await?
+            }
+            (Target::Conversation(group), Some(id)) => {
+                store
+                    .append_message_once(&sender, group, text, now, id)
                     .await?
             }
-            Target::User(handle) => {
+            (Target::User(handle), client_id) => {
                 let recipient = self
                     .directory
                     .by_handle(&handle)
                     .await?
                     .ok_or(ApiError::NotFound("user_reciever_not_found"))?;
-                self.store()
-                    .send_to_user(&sender, &recipient, text, now)
-                    .await?
+                match client_id {
+                    None => store.send_to_user(&sender, &recipient, text, now).await?,
+                    Some(id) => {
+                        store
+                            .send_to_user_once(&sender, &recipient, text, now, id)
+                            .await?
+                    }
+                }
             }
         };
         Ok(json_response(
@@ -140,7 +159,7 @@ impl Api {
     ) -> Result<Response<Body>, HandlerError> {
         let sub = caller_sub(request)?;
         let body: CreateGroupBody = json_body(request)?;
-        let ((name, handles), text) =
+        let (((name, handles), text), client_id) =
             Inputs::check(GroupName::parse(body.name.as_deref().unwrap_or("")))
                 .and(group_handles(
                     body.handles.as_ref().map_or(&[][..], |handles| &handles.0),
@@ -148,13 +167,36 @@ impl Api {
                     MAX_OTHERS,
                 ))
                 .and(MessageText::parse(body.message.unwrap_or_default()))
+                .and_code(client_message_id(body.client_message_id.as_deref()))
                 .valid()?;
+        // What a repeat must ask for again: the name, the people (as listed) and the text.
+        let client_id = client_id.map(|id| {
+            let handles: Vec<String> = handles.iter().map(Handle::normalized).collect();
+            ClientMessageId::new(
+                id,
+                &[
+                    "POST /api/message_groups",
+                    name.as_str(),
+                    &handles.join(" "),
+                    text.as_str(),
+                ],
+            )
+        });
         let creator = self.registered(&sub).await?;
         let others = self.users_to_add(&creator, &handles).await?;
-        let message = self
-            .store()
-            .create_group(&creator, &name, &others, text, Timestamp::now())
-            .await?;
+        let now = Timestamp::now();
+        let message = match &client_id {
+            None => {
+                self.store()
+                    .create_group(&creator, &name, &others, text, now)
+                    .await?
+            }
+            Some(id) => {
+                self.store()
+                    .create_group_once(&creator, &name, &others, text, now, id)
+                    .await?
+            }
+        };
         Ok(json_response(
             StatusCode::OK,
             &CreatedMessage::from(message),
@@ -363,6 +405,18 @@ impl<T> Inputs<T> {
         })
     }
 
+    /// As [`Inputs::and`], for a field checked here rather than in `messaging::validate`.
+    fn and_code<U>(self, next: Result<U, &'static str>) -> Inputs<(T, U)> {
+        Inputs(match (self.0, next) {
+            (Ok(valid), Ok(next)) => Ok((valid, next)),
+            (earlier, next) => {
+                let mut codes = earlier.err().unwrap_or_default();
+                codes.extend(next.err());
+                Err(codes)
+            }
+        })
+    }
+
     fn valid(self) -> Result<T, ApiError> {
         self.0.map_err(ApiError::Validation)
     }
@@ -371,6 +425,14 @@ impl<T> Inputs<T> {
 enum Target {
     Conversation(uuid::Uuid),
     User(Handle),
+}
+
+/// The optional `client_message_id`: a UUID in any of its usual spellings (taken in its
+/// canonical form, so `ABC…` and `abc…` are the same id); anything else is 422
+/// `client_message_id_invalid`.
+fn client_message_id(raw: Option<&str>) -> Result<Option<uuid::Uuid>, &'static str> {
+    raw.map(|id| uuid::Uuid::try_parse(id).map_err(|_| "client_message_id_invalid"))
+        .transpose()
 }
 
 fn group_in_path(request: &Request) -> Result<uuid::Uuid, ValidationError> {

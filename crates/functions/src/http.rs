@@ -60,6 +60,9 @@ pub enum ApiError {
     /// A request the data forbids (one of two users blocked the other).
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// A request that contradicts an earlier one (a `client_message_id` used for another send).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
 }
 
 impl ApiError {
@@ -77,6 +80,7 @@ impl ApiError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Conflict(_) => StatusCode::CONFLICT,
         }
     }
 
@@ -90,7 +94,10 @@ impl ApiError {
             Self::BodyRefused(code) => vec![code],
             Self::Validation(codes) => codes.clone(),
             Self::Page(error) => vec![error.code()],
-            Self::NotFound(code) | Self::BadRequest(code) | Self::Forbidden(code) => vec![code],
+            Self::NotFound(code)
+            | Self::BadRequest(code)
+            | Self::Forbidden(code)
+            | Self::Conflict(code) => vec![code],
             Self::RateLimited { .. } => vec!["rate_limited"],
         }
     }
@@ -177,6 +184,9 @@ impl From<StoreError> for HandlerError {
             // The same code whichever of the two blocked: it says no more than needed.
             StoreError::Blocked => ApiError::Forbidden("messaging_blocked").into(),
             StoreError::SelfBlock => ApiError::BadRequest("user_blocks_self").into(),
+            StoreError::ClientMessageIdReused => {
+                ApiError::Conflict("client_message_id_reused").into()
+            }
             // A group's rows not all visible in the index yet (a membership change needs
             // every one): moments of lag, answered like contention.
             busy @ (StoreError::Contention { .. } | StoreError::IndexLagging { .. }) => {

@@ -1281,6 +1281,8 @@ fn push_functions_touch_only_their_item_families() {
 #[test]
 fn group_functions_write_only_the_item_families_they_change() {
     use messaging::keys::{INBOX_PREFIX, LIMIT_PREFIX, MEMBERSHIP_PREFIX, MESSAGE_PREFIX};
+    // A creation naming a client_message_id puts its send record, and finishes it.
+    use messaging::keys::SEND_RECORD_PREFIX;
     let (table, _) = the_table();
     let families =
         |prefixes: &[&str]| -> Value { prefixes.iter().map(|p| json!(format!("{p}*"))).collect() };
@@ -1288,12 +1290,17 @@ fn group_functions_write_only_the_item_families_they_change() {
         (
             "create-message-group",
             "dynamodb:PutItem",
-            families(&[MEMBERSHIP_PREFIX, INBOX_PREFIX, MESSAGE_PREFIX]),
+            families(&[
+                MEMBERSHIP_PREFIX,
+                INBOX_PREFIX,
+                MESSAGE_PREFIX,
+                SEND_RECORD_PREFIX,
+            ]),
         ),
         (
             "create-message-group",
             "dynamodb:UpdateItem",
-            families(&[INBOX_PREFIX, LIMIT_PREFIX]),
+            families(&[INBOX_PREFIX, LIMIT_PREFIX, SEND_RECORD_PREFIX]),
         ),
         (
             "add-message-group-members",

@@ -463,6 +463,29 @@ impl ConnectionItem {
     }
 }
 
+/// `IDEM#<sender>` / `<client_message_id>`: a send the client named, and what it answered,
+/// so a repeat answers the same (`store/idempotency.rs`). Put in the send's own
+/// transaction; removed by DynamoDB's TTL (`expires_at`) a day later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendRecordItem {
+    pub pk: String,
+    pub sk: String,
+    /// What the request asked for (SHA-256 of its fields, base64url): a repeat asking for
+    /// something else is refused.
+    pub request_hash: String,
+    /// The conversation (not `message_group_uuid`: that attribute puts an item in the group
+    /// index, which holds inbox rows only).
+    pub group_uuid: Uuid,
+    pub message_uuid: Uuid,
+    pub created_at: String,
+    /// Epoch seconds; the table's TTL attribute ([`crate::schema::TTL_ATTRIBUTE`]).
+    pub expires_at: i64,
+    /// A group creation whose last members (its second transaction) are not added yet: a
+    /// repeat adds them. Removed by that second transaction.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unfinished: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

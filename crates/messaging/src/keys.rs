@@ -13,6 +13,7 @@
 //! | connection      | `CONN#<user>`               | `<connection id>`  |
 //! | block           | `BLOCK#<blocker>`           | `USER#<blocked>`   |
 //! | rate-limit window | `LIMIT#<user>`            | `<limit>#<window ms>#<start ms>` |
+//! | send record     | `IDEM#<sender>`             | `<client_message_id>` |
 //!
 //! Only message items start with `MSG#`, which is what the stream filter keys on; only inbox
 //! rows carry a `message_group_uuid` attribute, which keeps the GSI sparse.
@@ -36,6 +37,9 @@ pub const LIMIT_PREFIX: &str = "LIMIT#";
 /// The users one user blocked: one partition per blocker, so their list is one Query and
 /// each direction of a pair is one key a transaction can `ConditionCheck`.
 pub const BLOCK_PREFIX: &str = "BLOCK#";
+/// A user's sends by `client_message_id` (`store/idempotency.rs`): one item per id, put in
+/// the send's own transaction, so a repeat is refused by the key alone.
+pub const SEND_RECORD_PREFIX: &str = "IDEM#";
 
 pub const PAIR_SK: &str = "PAIR";
 pub const PROFILE_SK: &str = "PROFILE";
@@ -151,6 +155,14 @@ pub fn blocked_of_sk(sk: &str) -> Option<Uuid> {
         .and_then(|uuid| Uuid::parse_str(uuid).ok())
 }
 
+/// `sender`'s send named `client_message_id` (ids are the client's, so per sender).
+pub fn send_record(sender: Uuid, client_message_id: Uuid) -> Key {
+    Key::new(
+        format!("{SEND_RECORD_PREFIX}{sender}"),
+        client_message_id.to_string(),
+    )
+}
+
 /// The conversation id inside a message item's `pk`, if it is one.
 pub fn group_of_message_pk(pk: &str) -> Option<Result<Uuid, uuid::Error>> {
     pk.strip_prefix(MESSAGE_PREFIX).map(Uuid::parse_str)
@@ -238,6 +250,19 @@ mod tests {
     }
 
     #[test]
+    fn send_records_are_per_sender() {
+        let id = Uuid::from_u128(0x3333_3333_3333_4333_8333_3333_3333_3333);
+        assert_eq!(
+            send_record(A, id),
+            Key::new(
+                "IDEM#11111111-1111-4111-8111-111111111111",
+                "33333333-3333-4333-8333-333333333333"
+            )
+        );
+        assert_ne!(send_record(A, id), send_record(B, id));
+    }
+
+    #[test]
     fn key_families_never_share_a_prefix() {
         let prefixes = [
             MESSAGE_PREFIX,
@@ -250,6 +275,7 @@ mod tests {
             CONNECTION_PREFIX,
             LIMIT_PREFIX,
             BLOCK_PREFIX,
+            SEND_RECORD_PREFIX,
         ];
         for a in prefixes {
             for b in prefixes {

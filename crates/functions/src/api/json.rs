@@ -167,6 +167,9 @@ pub(super) struct CreateMessageBody {
     pub message_group_uuid: Option<String>,
     #[serde(default)]
     pub handle: Option<String>,
+    /// A UUID the client made for this send: a repeat within a day answers the first reply.
+    #[serde(default)]
+    pub client_message_id: Option<String>,
 }
 
 /// `POST /api/message_groups` body.
@@ -178,6 +181,9 @@ pub(super) struct CreateGroupBody {
     pub handles: Option<Handles>,
     #[serde(default)]
     pub message: Option<String>,
+    /// As for `POST /api/messages`.
+    #[serde(default)]
+    pub client_message_id: Option<String>,
 }
 
 /// `POST /api/message_groups/{id}/members` body.

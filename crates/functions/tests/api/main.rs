@@ -6,6 +6,7 @@ mod access;
 mod blocks;
 mod errors;
 mod groups;
+mod idempotency;
 mod inbox;
 mod limits;
 mod messages;

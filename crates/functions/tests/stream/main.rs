@@ -6,6 +6,7 @@
 mod batches;
 mod deadline;
 mod event_files;
+mod idempotency;
 mod metrics;
 mod retries;
 mod skipped;

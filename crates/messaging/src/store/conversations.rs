@@ -5,6 +5,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::blocks;
+use super::idempotency::{ClientMessageId, Once, Repeat};
 use super::limits::Limited;
 use super::requests::backoff;
 use super::{MAX_WRITE_ATTEMPTS, Store, StoreError, from_item, key_item};
@@ -131,15 +132,17 @@ impl Store {
         now: Timestamp,
     ) -> Result<Message, StoreError> {
         let message = Message::new(group, sender.summary(), text.into_string(), now.to_string());
-        self.append(sender.uuid, message, now).await
+        self.append(sender.uuid, message, now, Once::none()).await
     }
 
-    /// Writes `message` into its conversation at `now` or the first free microsecond after.
-    async fn append(
+    /// Writes `message` into its conversation at `now` or the first free microsecond after,
+    /// with its send record when the client named the send (`once`).
+    pub(super) async fn append(
         &self,
         sender: Uuid,
         mut message: Message,
         now: Timestamp,
+        mut once: Once,
     ) -> Result<Message, StoreError> {
         let group = message.group_uuid;
         let mut at = now;
@@ -151,8 +154,16 @@ impl Store {
                 self.put_new(&MessageItem::new(&message))?,
             ];
             charge.add_to(&mut items);
+            once.add_to(&mut items, &message)?;
             match self.transact("AppendMessage", items).await? {
                 Ok(()) => return Ok(message),
+                // A repeat first: whatever else refused it, it answers what the first did.
+                Err(cancelled) if once.repeated(&cancelled) => {
+                    match self.repeated_send(&once, &message).await? {
+                        Repeat::Answer(first) | Repeat::Unfinished(first) => return Ok(first),
+                        Repeat::Gone => backoff(attempt).await,
+                    }
+                }
                 Err(cancelled) if cancelled.condition_failed(0) => {
                     return Err(self.refused_append(group, sender).await?);
                 }
@@ -195,6 +206,20 @@ impl Store {
         now: Timestamp,
         new_group: Uuid,
     ) -> Result<Message, StoreError> {
+        self.send_to_user_named(sender, recipient, text, now, new_group, None)
+            .await
+    }
+
+    /// Pattern D, with the send record of a send the client named.
+    pub(super) async fn send_to_user_named(
+        &self,
+        sender: &User,
+        recipient: &User,
+        text: MessageText,
+        now: Timestamp,
+        new_group: Uuid,
+        client_message_id: Option<&ClientMessageId>,
+    ) -> Result<Message, StoreError> {
         if sender.uuid == recipient.uuid {
             return Err(StoreError::SelfConversation);
         }
@@ -202,7 +227,10 @@ impl Store {
             .conversation_between(sender.uuid, recipient.uuid, false)
             .await?
         {
-            return self.append_message(sender, group, text, now).await;
+            let message =
+                Message::new(group, sender.summary(), text.into_string(), now.to_string());
+            let once = self.once(sender.uuid, client_message_id, now);
+            return self.append(sender.uuid, message, now, once).await;
         }
 
         let group = new_group;
@@ -211,13 +239,21 @@ impl Store {
         let pair = keys::pair(sender.uuid, recipient.uuid);
         let mut at = now;
         let mut charge = self.charge(sender.uuid, Limited::Send, now)?;
+        let mut once = self.once(sender.uuid, client_message_id, now);
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             message.created_at = at.to_string();
             let mut items = self.starting_items(&pair, sender, recipient, &message)?;
             let block_checks = self.add_block_checks(&mut items, sender.uuid, recipient.uuid)?;
             charge.add_to(&mut items);
+            once.add_to(&mut items, &message)?;
             match self.transact("StartConversation", items).await? {
                 Ok(()) => return Ok(message),
+                Err(cancelled) if once.repeated(&cancelled) => {
+                    match self.repeated_send(&once, &message).await? {
+                        Repeat::Answer(first) | Repeat::Unfinished(first) => return Ok(first),
+                        Repeat::Gone => backoff(attempt).await,
+                    }
+                }
                 Err(cancelled) if block_checks.refused(&cancelled) => {
                     return Err(StoreError::Blocked);
                 }
@@ -233,7 +269,7 @@ impl Store {
                             attempts: attempt + 1,
                         })?;
                     message.group_uuid = existing;
-                    return self.append(sender.uuid, message, at).await;
+                    return self.append(sender.uuid, message, at, once).await;
                 }
                 // An inbox row of either member already sits at this exact microsecond
                 // (another conversation's): take the next one.

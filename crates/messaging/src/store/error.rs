@@ -31,6 +31,9 @@ pub enum StoreError {
     Blocked,
     #[error("a user cannot block themself")]
     SelfBlock,
+    /// The sender used this `client_message_id` within a day for a different request.
+    #[error("client_message_id was used for another request")]
+    ClientMessageIdReused,
     #[error(transparent)]
     Page(#[from] PageError),
     /// The user's window of a limit is full: nothing was written. Not transient in the

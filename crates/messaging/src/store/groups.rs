@@ -22,6 +22,7 @@ use std::collections::{HashMap, HashSet};
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use uuid::Uuid;
 
+use super::idempotency::{ClientMessageId, Once, Repeat};
 use super::inbox_index::target_sort_key;
 use super::limits::{Charge, Limited};
 use super::requests::backoff;
@@ -151,29 +152,76 @@ impl Store {
         now: Timestamp,
         group: Uuid,
     ) -> Result<Message, StoreError> {
+        self.create_group_named(creator, name, others, text, now, group, None)
+            .await
+    }
+
+    /// [`Store::create_group_as`], with the send record of a creation the client named.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn create_group_named(
+        &self,
+        creator: &User,
+        name: &GroupName,
+        others: &[User],
+        text: MessageText,
+        now: Timestamp,
+        group: Uuid,
+        client_message_id: Option<&ClientMessageId>,
+    ) -> Result<Message, StoreError> {
         let members = distinct_members(creator, others)?;
-        self.refuse_blocked(creator.uuid, others.iter().map(|user| user.uuid))
-            .await?;
-        let (first, rest) = members.split_at(members.len().min(MEMBERS_IN_CREATING_TRANSACTION));
         let mut message = Message::new(
             group,
             creator.summary(),
             text.into_string(),
             now.to_string(),
         );
+        let mut once = self.once(creator.uuid, client_message_id, now);
+        match self
+            .refuse_blocked(creator.uuid, others.iter().map(|user| user.uuid))
+            .await
+        {
+            // A block placed since the first creation does not change its answer.
+            Err(StoreError::Blocked) if once.is_named() => {
+                return match self.repeated_send(&once, &message).await? {
+                    Repeat::Answer(first) | Repeat::Unfinished(first) => Ok(first),
+                    Repeat::Gone => Err(StoreError::Blocked),
+                };
+            }
+            checked => checked?,
+        }
+        // The send record takes an item of the creating transaction: one member fewer.
+        let founding = if once.is_named() {
+            MEMBERS_IN_CREATING_TRANSACTION - 1
+        } else {
+            MEMBERS_IN_CREATING_TRANSACTION
+        };
+        let (first, rest) = members.split_at(members.len().min(founding));
+        let rest: Vec<User> = rest.iter().map(|user| (*user).clone()).collect();
+        once.unfinished = !rest.is_empty();
         let charge = self.charge(creator.uuid, Limited::GroupChange, now)?;
-        let (state, at) = self
-            .write_founding_members(first, name, &mut message, now, charge)
-            .await?;
+        let (known, at) = match self
+            .write_founding_members(first, name, &mut message, now, charge, &mut once)
+            .await?
+        {
+            Founded::Written(state, at) => (Some(state), at),
+            Founded::Repeated(first, false) => return Ok(first),
+            // The first's second transaction never landed (it answered 503): this repeat
+            // adds the last members, read afresh, and only then answers.
+            Founded::Repeated(first, true) => {
+                message = first;
+                (None, now)
+            }
+        };
         if !rest.is_empty() {
-            let rest: Vec<User> = rest.iter().map(|user| (*user).clone()).collect();
+            let finishing = once.finishing()?;
             self.add_to_group(
                 creator.uuid,
-                group,
+                message.group_uuid,
                 &rest,
                 at,
-                Some(state),
+                known,
                 NewRows::Welcome(&message),
+                finishing,
             )
             .await?;
         }
@@ -191,7 +239,8 @@ impl Store {
         message: &mut Message,
         now: Timestamp,
         mut charge: Charge,
-    ) -> Result<(GroupState, Timestamp), StoreError> {
+        once: &mut Once,
+    ) -> Result<Founded, StoreError> {
         let group = message.group_uuid;
         let count = u32::try_from(first.len()).unwrap_or(u32::MAX);
         let mut at = now;
@@ -214,6 +263,7 @@ impl Store {
             }
             items.push(self.put_new(&MessageItem::new(message))?);
             charge.add_to(&mut items);
+            once.add_to(&mut items, message)?;
             match self.transact("CreateGroup", items).await? {
                 Ok(()) => {
                     let state = GroupState {
@@ -221,7 +271,14 @@ impl Store {
                         rows,
                         newest: Some(message.clone()),
                     };
-                    return Ok((state, at));
+                    return Ok(Founded::Written(state, at));
+                }
+                Err(cancelled) if once.repeated(&cancelled) => {
+                    match self.repeated_send(once, message).await? {
+                        Repeat::Answer(first) => return Ok(Founded::Repeated(first, false)),
+                        Repeat::Unfinished(first) => return Ok(Founded::Repeated(first, true)),
+                        Repeat::Gone => backoff(attempt).await,
+                    }
                 }
                 Err(cancelled) if charge.refused(&cancelled) => return Err(charge.rate_limited()),
                 // A member's inbox already holds another conversation's row at exactly
@@ -264,10 +321,11 @@ impl Store {
         }
         self.refuse_blocked(caller, users.iter().map(|user| user.uuid))
             .await?;
-        self.add_to_group(caller, group, users, now, None, NewRows::AtNewest)
+        self.add_to_group(caller, group, users, now, None, NewRows::AtNewest, None)
             .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn add_to_group(
         &self,
         caller: Uuid,
@@ -276,6 +334,7 @@ impl Store {
         now: Timestamp,
         mut known: Option<GroupState>,
         new_rows: NewRows<'_>,
+        finishing: Option<TransactWriteItem>,
     ) -> Result<Added, StoreError> {
         // An add is a group change; a creation's 50th member is part of the creation, which
         // was charged already.
@@ -299,6 +358,13 @@ impl Store {
             let current = state.member_uuids();
             let joining = newcomers(users, &current);
             if joining.is_empty() {
+                if let Some(finish) = &finishing {
+                    // Someone added them meanwhile: only the record is left to finish (a
+                    // cancellation means it is gone, which finishes it as well).
+                    let _ = self
+                        .transact("FinishCreateGroup", vec![finish.clone()])
+                        .await?;
+                }
                 return Ok(Added {
                     added: 0,
                     members: current.len(),
@@ -314,6 +380,8 @@ impl Store {
             let mut adding =
                 self.adding_transaction(group, &state, &joining, new_rows, now, &bumps)?;
             charge.add_to(&mut adding.items);
+            // A named creation's record learns, with the last members, that it is finished.
+            adding.items.extend(finishing.clone());
             match self.transact("AddGroupMembers", adding.items).await? {
                 Ok(()) => {
                     return Ok(Added {
@@ -641,6 +709,15 @@ impl Store {
             .map_err(|err| StoreError::build("TransactWriteItems", err))?;
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
+}
+
+/// What the creating transaction did.
+enum Founded {
+    /// Wrote the group: as written, and at what time.
+    Written(GroupState, Timestamp),
+    /// Found the creation named by the client done before: its first answer, and whether
+    /// its second transaction is still to come.
+    Repeated(Message, bool),
 }
 
 /// The transaction that adds members.

@@ -7,6 +7,7 @@ mod connections;
 mod conversations;
 mod fanout;
 mod groups;
+mod idempotency;
 mod inbox_rows;
 mod limits;
 mod migration;
