@@ -33,12 +33,12 @@ use aws_sdk_dynamodb::types::{
 };
 use uuid::Uuid;
 
-use super::requests::{Cancelled, backoff};
+use super::requests::{Cancelled, Order, backoff};
 use super::{Item, MAX_WRITE_ATTEMPTS, Store, StoreError, from_item, key_item};
 use crate::items::{BLOCKERS_ATTRIBUTE, BlockItem, InboxRowItem, MembershipItem};
 use crate::keys::{self, Key};
 use crate::model::{ConversationKind, User, UserSummary};
-use crate::page::{Page, PageRequest, decode_cursor, encode_cursor};
+use crate::page::{Page, PageRequest, decode_cursor};
 use crate::schema::PARTITION_KEY;
 use crate::timestamp::Timestamp;
 
@@ -176,41 +176,19 @@ impl Store {
     ) -> Result<Page<BlockedUser>, StoreError> {
         let pk = keys::blocks_pk(blocker);
         let start_after = page.cursor().map(|c| decode_cursor(c, &pk)).transpose()?;
-        let limit = page.limit();
-        let output = self
-            .client
-            .query()
-            .table_name(self.table())
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", PARTITION_KEY)
-            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start_after.map(|sk| key_item(&Key::new(&pk, sk))))
-            .send()
-            .await
-            .map_err(|err| StoreError::from_sdk("Query", err))?;
-        let stopped_early = output.last_evaluated_key.is_some();
-        let mut items = output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item::<BlockItem>)
-            .collect::<Result<Vec<_>, _>>()?;
-        let more = items.len() > limit as usize || stopped_early;
-        items.truncate(limit as usize);
-        let next_cursor = match items.last() {
-            Some(last) if more => Some(encode_cursor(&pk, &last.sk)),
-            _ => None,
-        };
+        let blocked = self
+            .query_page::<BlockItem>(&pk, start_after, page.limit(), Order::KeyOrder)
+            .await?;
         Ok(Page {
-            items: items
+            items: blocked
+                .items
                 .into_iter()
                 .map(|item| BlockedUser {
                     user: item.blocked(),
                     blocked_at: item.blocked_at,
                 })
                 .collect(),
-            next_cursor,
+            next_cursor: blocked.next_cursor,
         })
     }
 

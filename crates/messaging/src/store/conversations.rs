@@ -1,18 +1,17 @@
 //! Conversations: reading messages (A) and inboxes (B), appending (C), starting (D).
 
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
-use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::blocks;
 use super::idempotency::{ClientMessageId, Once, Repeat};
 use super::limits::Limited;
-use super::requests::backoff;
+use super::requests::{Order, backoff};
 use super::{MAX_WRITE_ATTEMPTS, Store, StoreError, from_item, key_item};
 use crate::items::{BLOCKERS_ATTRIBUTE, InboxRowItem, MembershipItem, MessageItem, PairItem};
 use crate::keys;
 use crate::model::{InboxEntry, Message, User};
-use crate::page::{Page, PageRequest, decode_cursor, encode_cursor};
+use crate::page::{Page, PageRequest, decode_cursor};
 use crate::schema::PARTITION_KEY;
 use crate::timestamp::Timestamp;
 use crate::validate::MessageText;
@@ -55,7 +54,12 @@ impl Store {
         limit: u32,
     ) -> Result<Page<Message>, StoreError> {
         let newest_first = self
-            .query_newest_first::<MessageItem>(&keys::message_pk(group), start_after, limit)
+            .query_page::<MessageItem>(
+                &keys::message_pk(group),
+                start_after,
+                limit,
+                Order::NewestFirst,
+            )
             .await?;
         let mut items = newest_first
             .items
@@ -105,7 +109,7 @@ impl Store {
         // The owner's blocks, read alongside: a direct conversation with someone they
         // blocked is hidden (the page may come out short; its cursor is unchanged).
         let (rows, blocked) = tokio::join!(
-            self.query_newest_first::<InboxRowItem>(&pk, start_after, page.limit()),
+            self.query_page::<InboxRowItem>(&pk, start_after, page.limit(), Order::NewestFirst),
             self.blocked_users(owner),
         );
         let (rows, blocked) = (rows?, blocked?);
@@ -377,45 +381,6 @@ impl Store {
             .map_err(|err| StoreError::build("TransactWriteItems", err))?;
         Ok(TransactWriteItem::builder().condition_check(check).build())
     }
-
-    /// One page of partition `pk`, newest first. Asks for one item more than the page to
-    /// know whether another page exists, so the last page never carries a cursor.
-    async fn query_newest_first<T: DeserializeOwned + HasSortKey>(
-        &self,
-        pk: &str,
-        start_after: Option<String>,
-        limit: u32,
-    ) -> Result<Page<T>, StoreError> {
-        let start_key = start_after.map(|sk| key_item(&keys::Key::new(pk, sk)));
-        let output = self
-            .client
-            .query()
-            .table_name(self.table())
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start_key)
-            .send()
-            .await
-            .map_err(|err| StoreError::from_sdk("Query", err))?;
-        let stopped_early = output.last_evaluated_key.is_some();
-        let mut items = output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item::<T>)
-            .collect::<Result<Vec<_>, _>>()?;
-        // More exists if the extra item came back, or if DynamoDB stopped at its 1 MB
-        // page size before reaching the limit.
-        let more = items.len() > limit as usize || stopped_early;
-        items.truncate(limit as usize);
-        let next_cursor = match items.last() {
-            Some(last) if more => Some(encode_cursor(pk, last.sort_key())),
-            _ => None,
-        };
-        Ok(Page { items, next_cursor })
-    }
 }
 
 /// The message a message item stores; an item whose `pk` names no conversation is corrupt.
@@ -431,20 +396,4 @@ fn stored_message(item: MessageItem) -> Result<Message, StoreError> {
 fn decode_message_cursor(group: Uuid, page: &PageRequest) -> Result<Option<String>, StoreError> {
     let pk = keys::message_pk(group);
     Ok(page.cursor().map(|c| decode_cursor(c, &pk)).transpose()?)
-}
-
-trait HasSortKey {
-    fn sort_key(&self) -> &str;
-}
-
-impl HasSortKey for MessageItem {
-    fn sort_key(&self) -> &str {
-        &self.sk
-    }
-}
-
-impl HasSortKey for InboxRowItem {
-    fn sort_key(&self) -> &str {
-        &self.sk
-    }
 }

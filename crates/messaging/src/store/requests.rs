@@ -1,11 +1,16 @@
-//! The requests every access pattern is built of: a get, a batch get, a put that only
-//! creates, a transaction whose cancellation the caller decides about, and the backoff
-//! between retries.
+//! The requests every access pattern is built of: a get, a batch get, a page of a
+//! partition, a put that only creates, a transaction whose cancellation the caller decides
+//! about, and the backoff between retries.
 
-use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
+use serde::de::DeserializeOwned;
 
-use super::{FailureKind, Item, MAX_WRITE_ATTEMPTS, Store, StoreError, key_item, to_item};
+use super::{
+    FailureKind, Item, MAX_WRITE_ATTEMPTS, Store, StoreError, from_item, key_item, to_item,
+};
+use crate::items::{BlockItem, InboxRowItem, MessageItem};
 use crate::keys::Key;
+use crate::page::{Page, encode_cursor};
 
 /// `BatchGetItem` takes at most 100 keys.
 const MAX_BATCH_GET_KEYS: usize = 100;
@@ -186,4 +191,78 @@ pub(crate) async fn backoff(attempt: u32) {
     let base_ms = 5u64 << attempt.min(6);
     let jitter_ms = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % base_ms.max(1);
     tokio::time::sleep(std::time::Duration::from_millis(base_ms + jitter_ms)).await;
+}
+
+/// The order a partition is paged in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Order {
+    /// Sort keys descending: messages and inbox rows, whose sort keys are times.
+    NewestFirst,
+    /// Sort keys ascending.
+    KeyOrder,
+}
+
+/// An item whose sort key a page's cursor names.
+pub(crate) trait HasSortKey {
+    fn sort_key(&self) -> &str;
+}
+
+impl HasSortKey for MessageItem {
+    fn sort_key(&self) -> &str {
+        &self.sk
+    }
+}
+
+impl HasSortKey for InboxRowItem {
+    fn sort_key(&self) -> &str {
+        &self.sk
+    }
+}
+
+impl HasSortKey for BlockItem {
+    fn sort_key(&self) -> &str {
+        &self.sk
+    }
+}
+
+impl Store {
+    /// One page of partition `pk` in `order`. Asks for one item more than the page to know
+    /// whether another page exists, so the last page never carries a cursor.
+    pub(crate) async fn query_page<T: DeserializeOwned + HasSortKey>(
+        &self,
+        pk: &str,
+        start_after: Option<String>,
+        limit: u32,
+        order: Order,
+    ) -> Result<Page<T>, StoreError> {
+        let start_key = start_after.map(|sk| key_item(&Key::new(pk, sk)));
+        let output = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .scan_index_forward(matches!(order, Order::KeyOrder))
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start_key)
+            .send()
+            .await
+            .map_err(|err| StoreError::from_sdk("Query", err))?;
+        let stopped_early = output.last_evaluated_key.is_some();
+        let mut items = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item::<T>)
+            .collect::<Result<Vec<_>, _>>()?;
+        // More exists if the extra item came back, or if DynamoDB stopped at its 1 MB
+        // page size before reaching the limit.
+        let more = items.len() > limit as usize || stopped_early;
+        items.truncate(limit as usize);
+        let next_cursor = match items.last() {
+            Some(last) if more => Some(encode_cursor(pk, last.sort_key())),
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
+    }
 }
