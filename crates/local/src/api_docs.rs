@@ -13,8 +13,7 @@ pub const OPENAPI_YAML: &str = include_str!("../../../docs/openapi.yaml");
 pub const ASYNCAPI_YAML: &str = include_str!("../../../docs/asyncapi.yaml");
 
 static OPENAPI: LazyLock<Result<Value, String>> = LazyLock::new(|| yaml_to_json(OPENAPI_YAML));
-static ASYNCAPI: LazyLock<Result<Value, String>> =
-    LazyLock::new(|| yaml_to_json(ASYNCAPI_YAML));
+static ASYNCAPI: LazyLock<Result<Value, String>> = LazyLock::new(|| yaml_to_json(ASYNCAPI_YAML));
 
 /// `docs/openapi.yaml` as JSON, or why it does not parse.
 pub fn openapi() -> Result<&'static Value, &'static str> {

@@ -389,7 +389,10 @@ mod tests {
             stream.read_to_string(&mut text).await.unwrap();
             let (head, body) = text.split_once("\r\n\r\n").unwrap();
             assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
-            assert!(head.contains("content-type: application/json"), "{path}: {head}");
+            assert!(
+                head.contains("content-type: application/json"),
+                "{path}: {head}"
+            );
             let document: Value = serde_json::from_str(body).unwrap();
             assert_eq!(document[field], version, "{path}");
         }
