@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make fuzz` (and CI): schemathesis, driven by docs/openapi.yaml as the running stack serves
-# it (GET /openapi.json), against a seeded `cruddur dev`, with a development token of a
-# seeded user. It fails on any 5xx, any status or header the document does not list for the
+# `make fuzz` (and CI): against a seeded `cruddur dev`, with a development token of a seeded
+# user, first the TypeScript client generated from docs/openapi.yaml
+# (tools/openapi-client/example.ts), then schemathesis driven by the document as the stack
+# serves it (GET /openapi.json). It fails on any 5xx, any status or header the document does not list for the
 # operation, any body that does not match its schema or content type, a request the schema
 # calls invalid that is accepted, and a protected route that answers without a valid token.
 #
@@ -89,6 +90,15 @@ dev_pid=$!
 wait_for "cruddur dev's API document at $dev_api" 60 "$dev_pid" curl -sf "$dev_api/openapi.json"
 token="$("${cruddur[@]}" token "$user" --api-url "$dev_api")"
 say "stack up in $((SECONDS - phase))s (DynamoDB Local :$ddb_port, cruddur dev :$api_port)"
+
+# First the TypeScript client generated from the document (tools/openapi-client): it must
+# compile against the generated types and do its work on the fresh seed (before the fuzzer
+# blocks, leaves and rate-limits its way through the data).
+phase=$SECONDS
+command -v npm >/dev/null 2>&1 || die "npm not found (apt-get install -y nodejs npm)"
+(cd tools/openapi-client && npm ci --no-audit --no-fund --silent && npm run --silent build)
+CRUDDUR_API_URL="$dev_api" CRUDDUR_TOKEN="$token" node tools/openapi-client/dist/example.js
+say "generated, built and ran the TypeScript client's example in $((SECONDS - phase))s"
 
 # Random uuids and handles only ever meet 404s. Half of the generated conversation ids and
 # handles are taken instead from what the seed made (the caller's conversations, the seeded
