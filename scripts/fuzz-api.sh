@@ -150,7 +150,8 @@ seed_args=(--seed "$seed")
 
 phase=$SECONDS
 status=0
-"$st" --config-file "$tmp/schemathesis.toml" run "$dev_api/openapi.json" \
+# From the scratch directory: schemathesis keeps a cache of crashes in its working directory.
+(cd "$tmp" && "$st" --config-file "$tmp/schemathesis.toml" run "$dev_api/openapi.json" \
   --url "$dev_api" \
   --header "Authorization: Bearer $token" \
   --checks "$checks" \
@@ -161,7 +162,7 @@ status=0
   --request-timeout 10 \
   --workers 2 \
   --no-color \
-  "$@" || status=$?
+  "$@") || status=$?
 say "schemathesis took $((SECONDS - phase))s (max $max_examples examples per operation, seed $seed)"
 say "finished in $((SECONDS - started))s"
 exit "$status"
