@@ -15,6 +15,8 @@
 #   FUZZ_SEED           schemathesis's random seed (default: a fixed one, so CI is
 #                       reproducible; `FUZZ_SEED=random` for a new one each run)
 #   FUZZ_USER           the seeded user whose token the requests carry (default andrewbrown)
+#   FUZZ_DEV_ARGS       more arguments for `cruddur dev` (e.g. `--like-aws`: DynamoDB's
+#                       throttling, conflicts and lagging index, so 503s get checked too)
 #   SCHEMATHESIS        the `st` to run (default: .venv's, installed by scripts/python-tools.sh)
 #
 # Extra arguments go to `st run` (e.g. `--include-operation-id create-message`).
@@ -83,7 +85,8 @@ cruddur=(target/debug/cruddur --endpoint-url "$ddb_endpoint")
 
 dev_api="http://127.0.0.1:$api_port"
 export CRUDDUR_DEV_KEY_FILE="$tmp/dev-signing-key.pk8"
-"${cruddur[@]}" dev --port "$api_port" \
+# shellcheck disable=SC2086 # FUZZ_DEV_ARGS is a list of arguments
+"${cruddur[@]}" dev --port "$api_port" ${FUZZ_DEV_ARGS:-} \
   --dead-letter-file "$tmp/dead-letter.jsonl" --push-dead-letter-file "$tmp/push-dead-letter.jsonl" \
   >"$tmp/cruddur-dev.log" 2>&1 &
 dev_pid=$!

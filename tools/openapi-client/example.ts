@@ -52,7 +52,21 @@ check(
   "the conversation shows the message",
 );
 
-// The inbox, a page at a time: x-next-cursor until the last page.
+// The inbox follows the message asynchronously (the stream moves the row): wait, up to 10 s,
+// until the newest row is this conversation's.
+const deadline = Date.now() + 10_000;
+for (;;) {
+  const { data, response } = await api.GET("/api/message_groups", { params: { query: { limit: 1 } } });
+  check(data !== undefined, `the inbox: ${response.status}`);
+  if (data[0]?.uuid === created.message_group_uuid) {
+    check(data[0].kind === "direct" && data[0].message === created.message, "the newest row");
+    break;
+  }
+  check(Date.now() < deadline, "the inbox did not show the conversation within 10 s");
+  await new Promise((resolve) => setTimeout(resolve, 200));
+}
+
+// Then a page at a time: x-next-cursor until the last page.
 const inbox: InboxItem[] = [];
 let cursor: string | undefined;
 do {
@@ -64,10 +78,6 @@ do {
   cursor = response.headers.get("x-next-cursor") ?? undefined;
 } while (cursor);
 check(inbox.length > 1, "the seeded inbox has more than one conversation");
-check(
-  inbox.some((item) => item.uuid === created.message_group_uuid && item.kind === "direct"),
-  "the inbox lists the direct conversation",
-);
 
 // A refusal is typed too: the union of the operation's documented error bodies.
 const refused = await api.GET("/api/message_groups", { params: { query: { limit: 0 } } });
