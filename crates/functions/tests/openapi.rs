@@ -336,8 +336,8 @@ fn every_route_documents_its_answers() {
             | Route::ListBlocks => 200,
         };
         assert!(statuses.contains(&success), "{}: {success}", route.key());
-        // Every route reads the table: a busy table is 503 everywhere; every route but the
-        // public card looks the caller up.
+        // Every route reads the table, so a busy table is 503 everywhere; every route looks
+        // someone up (the caller, or the card's user), so 404 too.
         assert!(statuses.contains(&503), "{}: 503", route.key());
         assert!(statuses.contains(&404), "{}: 404", route.key());
         // A body is read (413, 400) exactly where one is described.
