@@ -108,6 +108,10 @@ invoke: python-tools ## Send FN its event from events/ in a running `make watch`
 watch: python-tools ## cargo lambda watch against `make dev` (its DynamoDB Local, keys and Management API), for `make invoke`
 	DDB_PORT=$(DDB_PORT) scripts/watch.sh
 
+.PHONY: fuzz
+fuzz: ## schemathesis from docs/openapi.yaml against a seeded cruddur dev (own stack, free ports): no 5xx, only documented answers
+	scripts/fuzz-api.sh
+
 .PHONY: watch-check
 watch-check: python-tools ## Every function under cargo lambda watch, its default event, the documented answer (own stack, free ports)
 	scripts/watch-check.sh

@@ -6,6 +6,7 @@
 //! - [`pump`] feeds `messaging-stream` like the event source mapping does;
 //! - [`auth`] verifies bearer tokens like the HTTP API's JWT authorizer, and mints
 //!   development tokens;
+//! - [`api_docs`] holds the API's OpenAPI and AsyncAPI documents, served as JSON;
 //! - [`server`] serves the HTTP API's routes through the same handlers as the Lambdas;
 //! - [`websocket`] serves the WebSocket API (`/ws`) through the same authorizer and route
 //!   handlers, and plays its Management API (`POST /@connections/{id}`) for the push;
@@ -13,6 +14,7 @@
 //!   (`cruddur dev --like-aws`);
 //! - [`dev`] runs all of it: `cruddur dev`.
 
+pub mod api_docs;
 pub mod auth;
 pub mod dev;
 pub mod filter;

@@ -81,6 +81,8 @@ pub fn router(
     }
     Ok(router
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/openapi.json", get(openapi))
+        .route("/asyncapi.json", get(asyncapi))
         .fallback(not_found)
         .with_state(state)
         .layer(cors)
@@ -219,6 +221,27 @@ async fn jwks(State(state): State<AppState>) -> Response {
     match &state.jwks {
         Some(jwks) => axum::Json(jwks.as_ref().clone()).into_response(),
         None => not_found().await,
+    }
+}
+
+/// `docs/openapi.yaml` as JSON, public like the documents in the repository.
+async fn openapi() -> Response {
+    published(crate::api_docs::openapi())
+}
+
+/// `docs/asyncapi.yaml` as JSON.
+async fn asyncapi() -> Response {
+    published(crate::api_docs::asyncapi())
+}
+
+fn published(document: Result<&'static serde_json::Value, &'static str>) -> Response {
+    match document {
+        Ok(document) => axum::Json(document).into_response(),
+        // Only a build from a broken document gets here; its unit test fails first.
+        Err(error) => {
+            tracing::error!(%error, "the API document does not parse");
+            internal_error()
+        }
     }
 }
 
@@ -401,6 +424,30 @@ mod tests {
         assert_ne!(status, 401);
         assert_ne!(status, 403);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn the_api_documents_are_served_as_json_without_a_token() {
+        let (address, _token, dir) = serve().await;
+        for (path, field, version) in [
+            ("/openapi.json", "openapi", "3.1.0"),
+            ("/asyncapi.json", "asyncapi", "3.0.0"),
+        ] {
+            let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+            let head = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+            stream.write_all(head.as_bytes()).await.unwrap();
+            let mut text = String::new();
+            stream.read_to_string(&mut text).await.unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+            assert!(
+                head.contains("content-type: application/json"),
+                "{path}: {head}"
+            );
+            let document: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(document[field], version, "{path}");
+        }
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]
