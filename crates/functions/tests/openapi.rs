@@ -157,6 +157,8 @@ fn answerable() -> BTreeSet<(u16, &'static str)> {
         ApiError::NotFound("user_reciever_not_found"),
         ApiError::NotFound("user_not_found"),
         ApiError::BadRequest("user_blocks_self"),
+        ApiError::Validation(vec!["client_message_id_invalid"]),
+        ApiError::BodyRefused(functions::http::HANDLES_TOO_MANY),
     ];
     errors.extend(
         [PageError::LimitInvalid, PageError::CursorInvalid]
@@ -180,6 +182,7 @@ fn answerable() -> BTreeSet<(u16, &'static str)> {
         },
         StoreError::Blocked,
         StoreError::SelfBlock,
+        StoreError::ClientMessageIdReused,
         StoreError::Page(PageError::CursorInvalid),
         StoreError::RateLimited {
             user: group,
@@ -188,11 +191,13 @@ fn answerable() -> BTreeSet<(u16, &'static str)> {
         },
     ];
     for answer in store_answers {
+        listed_here(&answer);
         match HandlerError::from(answer) {
             HandlerError::Api(error) => errors.push(error),
             other => panic!("the store's answer became {other:?}"),
         }
     }
+    errors.iter().for_each(api_error_listed_here);
     let mut pairs: BTreeSet<(u16, &'static str)> = errors
         .iter()
         .flat_map(|error| {
@@ -205,6 +210,52 @@ fn answerable() -> BTreeSet<(u16, &'static str)> {
     assert_eq!(codes, ["service_busy"]);
     pairs.insert((busy.status().as_u16(), "service_busy"));
     pairs
+}
+
+/// Does not compile when `StoreError` gains a variant: an answer the API can give must be
+/// added to [`answerable`] (or named here as never reaching a client as 4xx).
+fn listed_here(answer: &StoreError) {
+    match answer {
+        StoreError::NotMember(_)
+        | StoreError::SelfConversation
+        | StoreError::DirectConversation(_)
+        | StoreError::GroupWithoutOthers
+        | StoreError::GroupTooLarge { .. }
+        | StoreError::Blocked
+        | StoreError::SelfBlock
+        | StoreError::ClientMessageIdReused
+        | StoreError::Page(_)
+        | StoreError::RateLimited { .. } => {}
+        // Sign-up only (Cognito triggers), or infrastructure: 500 or the busy answer.
+        StoreError::HandleTaken(_)
+        | StoreError::SubRegistered { .. }
+        | StoreError::SubBlank
+        | StoreError::CorruptItem { .. }
+        | StoreError::Encode(_)
+        | StoreError::IndexLagging { .. }
+        | StoreError::NoMembers(_)
+        | StoreError::Contention { .. }
+        | StoreError::Dynamo { .. } => {}
+    }
+}
+
+/// Does not compile when `ApiError` gains a variant; each is listed in [`answerable`].
+fn api_error_listed_here(error: &ApiError) {
+    match error {
+        ApiError::Unauthenticated
+        | ApiError::JsonInvalid
+        | ApiError::JsonNotObject
+        | ApiError::FieldTypeInvalid
+        | ApiError::BodyTooLarge
+        | ApiError::BodyRefused(_)
+        | ApiError::Validation(_)
+        | ApiError::Page(_)
+        | ApiError::NotFound(_)
+        | ApiError::RateLimited { .. }
+        | ApiError::BadRequest(_)
+        | ApiError::Forbidden(_)
+        | ApiError::Conflict(_) => {}
+    }
 }
 
 fn body_text(body: &lambda_http::Body) -> String {
