@@ -22,5 +22,7 @@ rm -rf "$calls"
 export CRUDDUR_IAM_CALLS_DIR="$calls"
 whole=()
 (($#)) || whole=(--require-all)
-scripts/check-template.sh && cargo test --workspace --locked "$@"
+# One command per line: under `set -e`, a failure inside an `&&` list does not stop the script.
+scripts/check-template.sh
+cargo test --workspace --locked "$@"
 scripts/check-iam.sh "${whole[@]}" "$calls"
