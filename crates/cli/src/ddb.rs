@@ -3,7 +3,7 @@
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use messaging::store::{TableStatus, list_tables};
-use messaging::validate::{Handle, parse_group_uuid};
+use messaging::validate::parse_group_uuid;
 use messaging::{PageRequest, Store};
 
 use crate::output::{inbox_line, message_line};
@@ -94,10 +94,7 @@ pub async fn run(store: &Store, command: DdbCommand, prod: bool) -> anyhow::Resu
             }
         }
         DdbCommand::ListConversations { handle, limit } => {
-            let handle = Handle::parse(&handle).with_context(|| format!("{handle:?}"))?;
-            let Some(user) = store.user_by_handle(&handle).await? else {
-                bail!("no user with handle {handle}");
-            };
+            let user = crate::users::user(store, &handle).await?;
             let page = store
                 .list_inbox(user.uuid, &PageRequest::new(limit, None)?)
                 .await?;

@@ -124,7 +124,7 @@ pub async fn run(store: &Store, command: UsersCommand) -> anyhow::Result<()> {
 }
 
 /// The user holding `handle`, or an error naming it.
-async fn user(store: &Store, handle: &str) -> anyhow::Result<User> {
+pub(crate) async fn user(store: &Store, handle: &str) -> anyhow::Result<User> {
     let parsed = Handle::parse(handle).with_context(|| format!("handle {handle:?}"))?;
     store
         .user_by_handle(&parsed)
