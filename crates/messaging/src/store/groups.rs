@@ -26,13 +26,13 @@ use super::idempotency::{ClientMessageId, Once, Repeat};
 use super::inbox_index::target_sort_key;
 use super::limits::{Charge, Limited};
 use super::requests::backoff;
-use super::{MAX_WRITE_ATTEMPTS, Store, StoreError, from_item, key_item, to_item};
+use super::{MAX_WRITE_ATTEMPTS, Store, StoreError, key_item, to_item};
 use crate::items::{
     GroupDeparturesItem, GroupEndedItem, InboxRowItem, MembershipItem, MessageItem,
 };
 use crate::keys::{self, Key};
 use crate::model::{ConversationKind, Message, User};
-use crate::schema::{GROUP_INDEX_PARTITION_KEY, PARTITION_KEY, SORT_KEY};
+use crate::schema::GROUP_INDEX_PARTITION_KEY;
 use crate::timestamp::Timestamp;
 use crate::validate::{GroupName, MAX_GROUP_MEMBERS, MessageText};
 
@@ -471,7 +471,7 @@ impl Store {
             }
             let (partition, row) = tokio::join!(
                 self.group_partition(group),
-                self.leaver_row(member, group, seen.as_ref())
+                self.current_row(member, group, seen.as_ref())
             );
             let partition = partition?;
             let Some(own) = partition.memberships.iter().find(|m| m.user_uuid == member) else {
@@ -523,48 +523,6 @@ impl Store {
             operation: "LeaveGroup",
             attempts: MAX_WRITE_ATTEMPTS,
         })
-    }
-
-    /// The leaver's row: from the index the first time (cheap, and usually right), and
-    /// when the index shows none or a row it showed has moved, from the table itself
-    /// (strongly consistent): the owner's inbox from where the row was seen onwards, newest
-    /// first, which for a group that keeps moving is a few items.
-    async fn leaver_row(
-        &self,
-        owner: Uuid,
-        group: Uuid,
-        seen: Option<&InboxRowItem>,
-    ) -> Result<Option<InboxRowItem>, StoreError> {
-        if seen.is_none()
-            && let Some(row) = self.indexed_row_of(owner, group).await?
-        {
-            return Ok(Some(row));
-        }
-        let mut query = self
-            .client
-            .query()
-            .table_name(self.table())
-            .expression_attribute_names("#pk", PARTITION_KEY)
-            .expression_attribute_names("#group", GROUP_INDEX_PARTITION_KEY)
-            .expression_attribute_values(":pk", AttributeValue::S(keys::inbox_pk(owner)))
-            .expression_attribute_values(":group", AttributeValue::S(group.to_string()))
-            .filter_expression("#group = :group")
-            .scan_index_forward(false)
-            .consistent_read(true);
-        query = match seen {
-            Some(row) => query
-                .key_condition_expression("#pk = :pk AND #sk >= :seen")
-                .expression_attribute_names("#sk", SORT_KEY)
-                .expression_attribute_values(":seen", AttributeValue::S(row.sk.clone())),
-            None => query.key_condition_expression("#pk = :pk"),
-        };
-        let mut pages = query.into_paginator().items().send();
-        // Newest first: the first match is the row (one per owner and conversation).
-        if let Some(item) = pages.next().await {
-            let item = item.map_err(|err| StoreError::from_sdk("Query", err))?;
-            return Ok(Some(from_item::<InboxRowItem>(item)?));
-        }
-        Ok(None)
     }
 
     /// The group as one change needs it, for `caller`: refuses a non-member and a direct

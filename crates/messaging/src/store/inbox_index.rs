@@ -17,7 +17,7 @@ use super::{Item, Store, StoreError, from_item, to_item};
 use crate::items::InboxRowItem;
 use crate::keys;
 use crate::model::Message;
-use crate::schema::{GROUP_INDEX, GROUP_INDEX_PARTITION_KEY, PARTITION_KEY};
+use crate::schema::{GROUP_INDEX, GROUP_INDEX_PARTITION_KEY, PARTITION_KEY, SORT_KEY};
 use crate::timestamp::Timestamp;
 
 /// The attributes a moved row copies from the row it replaces (or, for the unread ones,
@@ -45,6 +45,49 @@ impl Store {
     pub(super) async fn index_view(&self, group: Uuid) -> Result<IndexView, StoreError> {
         let items = self.index_items(self.index_query(group)).await?;
         Ok(IndexView::from_items(group, items))
+    }
+
+    /// `owner`'s row of `group`: from the index the first time (cheap, and usually right),
+    /// and when the index shows none or a row it showed (`seen`) has moved, from the table
+    /// itself (strongly consistent, so a lagging index cannot show the old position
+    /// again): the owner's inbox from where the row was seen onwards, newest first, which
+    /// for a conversation that keeps moving is a few items.
+    pub(super) async fn current_row(
+        &self,
+        owner: Uuid,
+        group: Uuid,
+        seen: Option<&InboxRowItem>,
+    ) -> Result<Option<InboxRowItem>, StoreError> {
+        if seen.is_none()
+            && let Some(row) = self.indexed_row_of(owner, group).await?
+        {
+            return Ok(Some(row));
+        }
+        let mut query = self
+            .client
+            .query()
+            .table_name(self.table())
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .expression_attribute_names("#group", GROUP_INDEX_PARTITION_KEY)
+            .expression_attribute_values(":pk", AttributeValue::S(keys::inbox_pk(owner)))
+            .expression_attribute_values(":group", AttributeValue::S(group.to_string()))
+            .filter_expression("#group = :group")
+            .scan_index_forward(false)
+            .consistent_read(true);
+        query = match seen {
+            Some(row) => query
+                .key_condition_expression("#pk = :pk AND #sk >= :seen")
+                .expression_attribute_names("#sk", SORT_KEY)
+                .expression_attribute_values(":seen", AttributeValue::S(row.sk.clone())),
+            None => query.key_condition_expression("#pk = :pk"),
+        };
+        let mut pages = query.into_paginator().items().send();
+        // Newest first: the first match is the row (one per owner and conversation).
+        if let Some(item) = pages.next().await {
+            let item = item.map_err(|err| StoreError::from_sdk("Query", err))?;
+            return Ok(Some(from_item::<InboxRowItem>(item)?));
+        }
+        Ok(None)
     }
 
     /// `owner`'s row of `group`, as the index shows it (the newest, if it shows a ghost

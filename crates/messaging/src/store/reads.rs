@@ -58,15 +58,32 @@ impl Store {
         group: Uuid,
         up_to: &ReadUpTo,
     ) -> Result<MarkedRead, StoreError> {
-        let mut saw_row = false;
+        self.mark_read_from(reader, group, up_to, None).await
+    }
+
+    /// [`Store::mark_read`], knowing the row was `seen` where a write found it gone or
+    /// changed. After a failed write the row is read from the table, not the index: the
+    /// index may still show where it was for a moment after a fan-out moved it.
+    async fn mark_read_from(
+        &self,
+        reader: Uuid,
+        group: Uuid,
+        up_to: &ReadUpTo,
+        mut seen: Option<InboxRowItem>,
+    ) -> Result<MarkedRead, StoreError> {
         for attempt in 0..MARK_READ_ATTEMPTS {
             if attempt > 0 {
                 backoff(attempt - 1).await;
             }
-            let Some(row) = self.indexed_row_of(reader, group).await? else {
+            // Not seen yet: the index only (a row it does not show yet is retried, never
+            // searched for through the caller's whole inbox).
+            let row = match &seen {
+                None => self.indexed_row_of(reader, group).await?,
+                Some(seen) => self.current_row(reader, group, Some(seen)).await?,
+            };
+            let Some(row) = row else {
                 continue;
             };
-            saw_row = true;
             let through = match up_to {
                 ReadUpTo::Message(at) => at.as_str(),
                 ReadUpTo::Row => row.last_message_at(),
@@ -79,8 +96,9 @@ impl Store {
                     unread: read.unread,
                 });
             }
+            seen = Some(row);
         }
-        if saw_row {
+        if seen.is_some() {
             Err(StoreError::Contention {
                 operation: "MarkRead",
                 attempts: MARK_READ_ATTEMPTS,
@@ -150,8 +168,9 @@ impl Store {
                 unread: read.unread,
             })
         } else {
-            // The row moved or changed since: look again.
-            self.mark_read(reader, group, &up_to()).await
+            // The row moved or changed since: look again, from where it was.
+            self.mark_read_from(reader, group, &up_to(), Some(row))
+                .await
         }
     }
 

@@ -196,6 +196,47 @@ async fn a_read_that_read_the_row_before_a_fan_out_and_writes_after_it_re_reads(
     assert_unread_is_exact(&table.store, reader, &[first, m1, m2]).await;
 }
 
+/// DynamoDB's index may show a moved row at its old position for a while ("Global
+/// secondary indexes: eventually consistent"); DynamoDB Local never does. After the stale
+/// write fails, the row is read from the table, so an index that keeps lagging does not
+/// make marking read fail.
+#[tokio::test]
+async fn a_read_whose_index_keeps_showing_the_old_row_reads_the_table_and_marks() {
+    let table = TestTable::new().await;
+    let (members, first) = group_of(&table, 3).await;
+    let group = first.group_uuid;
+    let reader = &members[2];
+    let index = LaggingIndex::new();
+    let store = table.store_with(index.clone());
+    let m1 = say(&table, &members[1], group, 1, "one").await;
+    store
+        .advance_conversation(&Newest::of([m1.clone()]).unwrap(), &cold())
+        .await
+        .unwrap();
+    let m2 = say(&table, &members[0], group, 2, "two").await;
+    store
+        .advance_conversation(&Newest::of([m2.clone()]).unwrap(), &cold())
+        .await
+        .unwrap();
+    // Every index read shows the row where it was before m2 moved it.
+    let index = index.then(IndexFault::OldPositions, 10);
+    let reads_before = index.reads();
+
+    let marked = store
+        .mark_read(
+            reader.uuid,
+            group,
+            &ReadUpTo::Message(m1.created_at.clone()),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(marked, MarkedRead::Marked { unread: 1 });
+    assert_eq!(index.reads() - reads_before, 1, "the index is read once");
+    assert_eq!(table.requests.of("UpdateItem"), 2, "the stale write failed");
+    assert_unread_is_exact(&table.store, reader, &[first, m1, m2]).await;
+}
+
 #[tokio::test]
 async fn reads_racing_fan_outs_leave_zero_or_exactly_the_messages_after_the_read() {
     let table = TestTable::new().await;
