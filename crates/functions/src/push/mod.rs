@@ -383,28 +383,44 @@ impl PushHandler {
         .cloned()
     }
 
-    /// Closes every expired connection the batch found, at once, unless the deadline is
-    /// too near to start: their items stay, so a later batch closes them, and they get no
-    /// frame meanwhile.
+    /// Closes the expired connections the batch found, as many at a time as posts, unless
+    /// the deadline is too near to start, and never past the finish margin (many tokens
+    /// expire together, so a batch may find hundreds): whatever is left keeps its item, so a
+    /// later batch closes it, and it gets no frame meanwhile.
     async fn close_all_expired(&self, state: &BatchState, deadline: Option<&Deadline>) {
         let expired = std::mem::take(&mut *state.expired.lock().unwrap_or_else(|p| p.into_inner()));
         if expired.is_empty() {
             return;
         }
-        if deadline.is_some_and(|d| d.remaining() < self.pace.margins.margins_for(d).stop_starting)
-        {
+        let margins = deadline.map(|d| (d, self.pace.margins.margins_for(d)));
+        if margins.is_some_and(|(d, m)| d.remaining() < m.stop_starting) {
             tracing::warn!(
                 expired = expired.len(),
                 "deadline near: expired connections left for a later batch"
             );
             return;
         }
-        futures_util::future::join_all(
-            expired
-                .iter()
-                .map(|connection| self.close_expired(connection, state)),
-        )
-        .await;
+        let count = expired.len();
+        // Owned, as in `post_to_all`: a stream of borrowed connections defeats the proof
+        // that the handler's future is `Send`.
+        let closing = futures_util::stream::iter(expired)
+            .map(|connection| async move { self.close_expired(&connection, state).await })
+            .buffer_unordered(POSTS_IN_FLIGHT)
+            .collect::<Vec<()>>();
+        match margins {
+            Some((d, m)) => {
+                let budget = d.remaining().saturating_sub(m.finish);
+                if tokio::time::timeout(budget, closing).await.is_err() {
+                    tracing::warn!(
+                        expired = count,
+                        "deadline near: closing expired connections cut, the rest left for a later batch"
+                    );
+                }
+            }
+            None => {
+                closing.await;
+            }
+        }
     }
 
     /// Closes a connection past its expiry (`DeleteConnection`: API Gateway closes the
