@@ -5,6 +5,8 @@
 //! | message         | `MSG#<group>`               | `<created_at>`     |
 //! | inbox row       | `GRP#<owner>`               | `<last_message_at>`|
 //! | membership      | `MBR#<group>`               | `USER#<member>`    |
+//! | group ended     | `MBR#<group>`               | `ENDED`            |
+//! | group departures| `MBR#<group>`               | `DEPARTURES`       |
 //! | pair (1:1 dedup)| `PAIR#<lower uuid>#<higher>`| `PAIR`             |
 //! | user profile    | `USER#<uuid>`               | `PROFILE`          |
 //! | handle claim    | `HANDLE#<lowercased handle>`| `HANDLE`           |

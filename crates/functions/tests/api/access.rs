@@ -178,5 +178,11 @@ async fn a_non_member_reads_nothing_of_the_message_partition() {
                 "{operation} of the message partition for a non-member: {read:?}"
             );
         }
+        // Nor the group index (the newest page's look for the reader's row): no Query at all.
+        assert!(
+            recorder.of("Query").is_empty(),
+            "{:?}",
+            recorder.of("Query")
+        );
     }
 }

@@ -47,7 +47,7 @@ impl Store {
         self.message_page(group, start_after, page.limit()).await
     }
 
-    async fn message_page(
+    pub(super) async fn message_page(
         &self,
         group: Uuid,
         start_after: Option<String>,

@@ -2,7 +2,7 @@
 //!
 //! | pattern | method | requests |
 //! |---|---|---|
-//! | A: messages of a conversation | [`Store::list_messages`] | GetItem ‖ Query (concurrent) |
+//! | A: messages of a conversation | [`Store::list_messages`] | GetItem (consistent), then Query (member only) |
 //! | B: a user's inbox | [`Store::list_inbox`] | Query ‖ Query (the owner's blocks: hidden direct rows) |
 //! | C: append to a conversation | [`Store::append_message`] | TransactWriteItems |
 //! | D: message a user by handle | [`Store::send_to_user`] | GetItem + TransactWriteItems |

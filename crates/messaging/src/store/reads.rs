@@ -109,9 +109,9 @@ impl Store {
     }
 
     /// [`Store::list_messages`], and when it is the newest page, marks the conversation
-    /// read up to the page's newest message. The caller's row is looked up at the same
-    /// time as the page (it is exact whichever comes first), so reading costs one round
-    /// trip more than before, and only when there is something to mark. Marking never fails
+    /// read up to the page's newest message. After the membership check, the caller's row
+    /// is looked up at the same time as the page (it is exact whichever comes first), so
+    /// marking costs a round trip only when there is something to mark. Marking never fails
     /// the read: a failure is logged and the page returned.
     #[tracing::instrument(skip(self, page), fields(table = %self.table), err(level = "debug"))]
     pub async fn read_messages(
@@ -123,8 +123,13 @@ impl Store {
         if page.cursor().is_some() {
             return self.list_messages(reader, group, page).await;
         }
+        // The membership check first, as for any page; then the page and the caller's row
+        // together, so a non-member reads neither.
+        if !self.is_member(group, reader).await? {
+            return Err(StoreError::NotMember(group));
+        }
         let (messages, row) = tokio::join!(
-            self.list_messages(reader, group, page),
+            self.message_page(group, None, page.limit()),
             self.indexed_row_of(reader, group)
         );
         let messages = messages?;
