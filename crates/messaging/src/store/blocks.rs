@@ -28,13 +28,11 @@
 
 use std::collections::HashSet;
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, TransactWriteItem, Update};
 use uuid::Uuid;
 
 use super::requests::{Cancelled, Order, backoff};
-use super::{Item, MAX_WRITE_ATTEMPTS, Store, StoreError, from_item, key_item};
+use super::{MAX_WRITE_ATTEMPTS, Store, StoreError, from_item, key_item};
 use crate::items::{BLOCKERS_ATTRIBUTE, BlockItem, InboxRowItem, MembershipItem};
 use crate::keys::{self, Key};
 use crate::model::{ConversationKind, User, UserSummary};
@@ -47,9 +45,6 @@ use crate::timestamp::Timestamp;
 /// never carries `blockers`).
 pub(super) const MEMBER_NOT_BLOCKED: &str =
     "attribute_exists(pk) AND attribute_not_exists(#blockers)";
-
-/// `BatchGetItem` takes at most 100 keys.
-const MAX_BATCH_GET_KEYS: usize = 100;
 
 /// What blocking did: both are answered alike (blocking twice is not an error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,63 +226,16 @@ impl Store {
         user: Uuid,
         others: impl IntoIterator<Item = Uuid>,
     ) -> Result<(), StoreError> {
-        let mut pairs: Vec<Key> = Vec::new();
-        for other in others.into_iter().filter(|other| *other != user) {
-            for key in [keys::block(user, other), keys::block(other, user)] {
-                if !pairs.contains(&key) {
-                    pairs.push(key);
-                }
-            }
+        let pairs: Vec<Key> = others
+            .into_iter()
+            .filter(|other| *other != user)
+            .flat_map(|other| [keys::block(user, other), keys::block(other, user)])
+            .collect();
+        if self.batch_get(pairs, true).await?.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Blocked)
         }
-        for chunk in pairs.chunks(MAX_BATCH_GET_KEYS) {
-            if self.any_exists(chunk).await? {
-                return Err(StoreError::Blocked);
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether any of `keys` exists: `BatchGetItem`, strongly consistent, keys only,
-    /// retrying the keys DynamoDB leaves unprocessed a bounded number of times.
-    async fn any_exists(&self, keys: &[Key]) -> Result<bool, StoreError> {
-        let mut pending: Vec<Item> = keys.iter().map(key_item).collect();
-        for attempt in 0..MAX_WRITE_ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt - 1).await;
-            }
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut pending)))
-                .projection_expression("pk")
-                .consistent_read(true)
-                .build()
-                .map_err(|err| StoreError::build("BatchGetItem", err))?;
-            let output = self
-                .client
-                .batch_get_item()
-                .request_items(self.table(), request)
-                .send()
-                .await
-                .map_err(|err| StoreError::from_sdk("BatchGetItem", err))?;
-            let found = output
-                .responses
-                .and_then(|mut responses| responses.remove(self.table()))
-                .is_some_and(|items| !items.is_empty());
-            if found {
-                return Ok(true);
-            }
-            pending = output
-                .unprocessed_keys
-                .and_then(|mut unprocessed| unprocessed.remove(self.table()))
-                .map(|keys| keys.keys)
-                .unwrap_or_default();
-            if pending.is_empty() {
-                return Ok(false);
-            }
-        }
-        Err(StoreError::Contention {
-            operation: "BatchGetItem",
-            attempts: MAX_WRITE_ATTEMPTS,
-        })
     }
 
     /// Appends to a direct conversation's starting transaction the checks that neither of

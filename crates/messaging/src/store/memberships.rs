@@ -121,7 +121,7 @@ impl Store {
             .map(|m| keys::user_profile(m.user_uuid))
             .collect();
         let profiles: HashMap<Uuid, User> = self
-            .batch_get(keys)
+            .batch_get(keys, false)
             .await?
             .into_iter()
             .map(|item| from_item::<UserItem>(item).map(UserItem::into_user))

@@ -90,9 +90,14 @@ impl Store {
         Ok(output.item)
     }
 
-    /// The items at `keys` that exist, by `BatchGetItem`, retrying keys DynamoDB leaves
-    /// unprocessed (it may under load) a bounded number of times.
-    pub(super) async fn batch_get(&self, keys: Vec<Key>) -> Result<Vec<Item>, StoreError> {
+    /// The items at `keys` that exist, by `BatchGetItem` (strongly consistent when
+    /// `consistent`), retrying keys DynamoDB leaves unprocessed (it may under load) a
+    /// bounded number of times.
+    pub(super) async fn batch_get(
+        &self,
+        keys: Vec<Key>,
+        consistent: bool,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut found = Vec::with_capacity(keys.len());
         let mut unique: Vec<Key> = Vec::with_capacity(keys.len());
         for key in keys {
@@ -116,6 +121,7 @@ impl Store {
                 attempt += 1;
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(consistent)
                     .build()
                     .map_err(|err| StoreError::build("BatchGetItem", err))?;
                 let output = self

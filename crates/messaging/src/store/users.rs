@@ -269,7 +269,7 @@ impl Store {
         handles: &[Handle],
     ) -> Result<HashMap<String, User>, StoreError> {
         let keys = handles.iter().map(keys::handle_claim).collect();
-        self.batch_get(keys)
+        self.batch_get(keys, false)
             .await?
             .into_iter()
             .map(|item| {
