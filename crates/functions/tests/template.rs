@@ -123,6 +123,7 @@ const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 15] = [
         &[
             (TABLE, "dynamodb:GetItem"),
             (INDEX, "dynamodb:Query"),
+            (TABLE, "dynamodb:Query"),
             (TABLE, "dynamodb:UpdateItem"),
         ],
     ),
@@ -1330,6 +1331,11 @@ fn group_functions_write_only_the_item_families_they_change() {
         (
             "mark-message-group-read",
             "dynamodb:UpdateItem",
+            families(&[INBOX_PREFIX]),
+        ),
+        (
+            "mark-message-group-read",
+            "dynamodb:Query",
             families(&[INBOX_PREFIX]),
         ),
         (
