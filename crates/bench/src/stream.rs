@@ -264,6 +264,7 @@ async fn put_message(
     i: usize,
 ) -> anyhow::Result<()> {
     let message = Message {
+        life: Default::default(),
         group_uuid: group,
         uuid: Uuid::new_v4(),
         text: MessageText::parse(format!("message {i}"))?.into_string(),

@@ -78,6 +78,7 @@ mod tests {
 
     fn message(group: u128, at: &str, text: &str) -> Message {
         Message {
+            life: Default::default(),
             group_uuid: Uuid::from_u128(group),
             uuid: Uuid::new_v4(),
             text: text.to_owned(),

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::keys;
-use crate::model::{Connection, ConversationKind, InboxEntry, Message, User, UserSummary};
+use crate::model::{
+    Connection, ConversationKind, InboxEntry, Message, MessageLife, Reaction, User, UserSummary,
+};
 use crate::unread::{Arrival, UnreadState};
 use crate::validate::{DisplayName, Handle};
 
@@ -21,6 +23,92 @@ pub struct MessageItem {
     pub user_uuid: Uuid,
     pub user_display_name: String,
     pub user_handle: String,
+    /// When the sender last edited `message`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
+    /// When the sender deleted the message for everyone: `message` is then empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
+    /// Edits and deletes so far: each adds 1 (`ADD revision :one`), so copies of the text
+    /// (inbox previews) keep the newest version whatever order changes reach them in.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub revision: u64,
+    /// Reactions, as a string set of `<member uuid>#<emoji>` ([`reaction_entry`]): a set,
+    /// so `ADD` and `DELETE` of one member's reaction are atomic and idempotent, and
+    /// concurrent reactions never lose or double a count. DynamoDB has no empty set: none
+    /// means the attribute is absent.
+    #[serde(
+        default,
+        with = "serde_dynamo::string_set",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub reactions: Vec<String>,
+    /// What the write that produced this version did (absent on the message as sent):
+    /// each change sets all `change*` attributes, so a stream record's new image alone
+    /// says what happened, and the stream filters key on `change`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<MessageChangeKind>,
+    /// Who made that change (the sender for edits and deletes, a member for reactions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_by: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_by_handle: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_by_display_name: Option<String>,
+    /// The emoji of a reaction change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_emoji: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_at: Option<String>,
+}
+
+/// What one change of a message did; the value of its `change` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageChangeKind {
+    Edited,
+    Deleted,
+    Reacted,
+    Unreacted,
+}
+
+impl MessageChangeKind {
+    /// The attribute value, as the stream filters name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Edited => "edited",
+            Self::Deleted => "deleted",
+            Self::Reacted => "reacted",
+            Self::Unreacted => "unreacted",
+        }
+    }
+}
+
+/// The message attribute holding reactions.
+pub const REACTIONS_ATTRIBUTE: &str = "reactions";
+/// The message attribute saying what its last change did.
+pub const CHANGE_ATTRIBUTE: &str = "change";
+
+/// One reaction's entry in a message's `reactions` set.
+pub fn reaction_entry(reaction: &Reaction) -> String {
+    format!("{}#{}", reaction.member, reaction.emoji)
+}
+
+/// The reaction an entry of `reactions` names; `None` for an entry not written here.
+pub fn parse_reaction_entry(entry: &str) -> Option<Reaction> {
+    let (member, emoji) = entry.split_at_checked(36)?;
+    let emoji = emoji.strip_prefix('#')?;
+    if emoji.is_empty() {
+        return None;
+    }
+    Some(Reaction {
+        emoji: emoji.to_owned(),
+        member: Uuid::parse_str(member).ok()?,
+    })
+}
+
+fn is_zero_u64(value: &u64) -> bool {
+    *value == 0
 }
 
 impl MessageItem {
@@ -33,6 +121,16 @@ impl MessageItem {
             user_uuid: message.sender.uuid,
             user_display_name: message.sender.display_name.clone(),
             user_handle: message.sender.handle.clone(),
+            edited_at: message.life.edited_at.clone(),
+            deleted_at: message.life.deleted_at.clone(),
+            revision: message.life.revision,
+            reactions: message.life.reactions.iter().map(reaction_entry).collect(),
+            change: None,
+            change_by: None,
+            change_by_handle: None,
+            change_by_display_name: None,
+            change_emoji: None,
+            change_at: None,
         }
     }
 
@@ -51,6 +149,16 @@ impl MessageItem {
                 uuid: self.user_uuid,
                 handle: self.user_handle,
                 display_name: self.user_display_name,
+            },
+            life: MessageLife {
+                edited_at: self.edited_at,
+                deleted_at: self.deleted_at,
+                revision: self.revision,
+                reactions: self
+                    .reactions
+                    .iter()
+                    .filter_map(|entry| parse_reaction_entry(entry))
+                    .collect(),
             },
         })
     }

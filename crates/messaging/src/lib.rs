@@ -2,7 +2,8 @@
 //!
 //! - [`validate`] (the leaf: input rules), [`timestamp`], [`page`], [`model`] (domain
 //!   types), [`unread`] (unread counting), [`coalesce`]: pure domain logic.
-//! - [`keys`], [`items`]: how the domain is stored in the single table.
+//! - [`keys`], [`items`], [`message_id`]: how the domain is stored in the single table
+//!   (a message's uuid carries its sort key).
 //! - [`schema`]: the table definition, the one source of truth.
 //! - [`store`]: every access pattern over `aws-sdk-dynamodb`.
 //! - [`connect`], [`metrics`]: building clients, counting requests.
@@ -12,6 +13,7 @@ pub mod coalesce;
 pub mod connect;
 pub mod items;
 pub mod keys;
+pub mod message_id;
 pub mod metrics;
 pub mod migration;
 pub mod model;
@@ -22,7 +24,7 @@ pub mod timestamp;
 pub mod unread;
 pub mod validate;
 
-pub use model::{InboxEntry, Message, User, UserSummary};
+pub use model::{InboxEntry, Message, MessageLife, Reaction, User, UserSummary};
 pub use page::{Page, PageRequest};
 pub use store::{Store, StoreError};
 pub use timestamp::Timestamp;

@@ -42,18 +42,53 @@ pub struct Message {
     pub text: String,
     pub created_at: String,
     pub sender: UserSummary,
+    /// What happened to it since it was sent: edits, a delete, reactions.
+    pub life: MessageLife,
+}
+
+/// What happens to a message after it is sent (issue 20). All empty for a message as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageLife {
+    /// When the sender last edited the text.
+    pub edited_at: Option<String>,
+    /// When the sender deleted it for everyone; its text is then empty.
+    pub deleted_at: Option<String>,
+    /// Edits and deletes so far, in order: what lets a copy of the text (an inbox preview)
+    /// tell a newer version from an older one.
+    pub revision: u64,
+    /// One per (emoji, member), in no particular order.
+    pub reactions: Vec<Reaction>,
+}
+
+/// One member's reaction to a message.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Reaction {
+    pub emoji: String,
+    pub member: Uuid,
 }
 
 impl Message {
-    /// A new message with a fresh uuid.
+    /// A new message with a fresh uuid, which carries `created_at` when that is a valid
+    /// instant (see [`crate::message_id`]).
     pub fn new(group_uuid: Uuid, sender: UserSummary, text: String, created_at: String) -> Self {
+        let uuid = crate::Timestamp::parse(&created_at)
+            .map(crate::message_id::message_uuid_at)
+            .unwrap_or_else(|_| Uuid::new_v4());
         Self {
             group_uuid,
-            uuid: Uuid::new_v4(),
+            uuid,
             text,
             created_at,
             sender,
+            life: MessageLife::default(),
         }
+    }
+
+    /// Moves a message not yet written to `at` (a collision took its microsecond), with a
+    /// uuid that says so.
+    pub fn place_at(&mut self, at: crate::Timestamp) {
+        self.created_at = at.to_string();
+        self.uuid = crate::message_id::message_uuid_at(at);
     }
 }
 

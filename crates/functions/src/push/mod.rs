@@ -520,6 +520,7 @@ mod tests {
     #[test]
     fn a_frame_is_the_created_message_plus_its_type() {
         let message = Message {
+            life: Default::default(),
             group_uuid: Uuid::from_u128(1),
             uuid: Uuid::from_u128(2),
             text: "Hello".into(),

@@ -152,7 +152,7 @@ impl Store {
         let mut at = now;
         let mut charge = self.charge(sender, Limited::Send, now)?;
         for attempt in 0..MAX_WRITE_ATTEMPTS {
-            message.created_at = at.to_string();
+            message.place_at(at);
             let mut items = vec![
                 self.member_check(group, sender)?,
                 self.put_new(&MessageItem::new(&message))?,
@@ -245,7 +245,7 @@ impl Store {
         let mut charge = self.charge(sender.uuid, Limited::Send, now)?;
         let mut once = self.once(sender.uuid, client_message_id, now);
         for attempt in 0..MAX_WRITE_ATTEMPTS {
-            message.created_at = at.to_string();
+            message.place_at(at);
             let mut items = self.starting_items(&pair, sender, recipient, &message)?;
             let block_checks = self.add_block_checks(&mut items, sender.uuid, recipient.uuid)?;
             charge.add_to(&mut items);

@@ -245,7 +245,7 @@ impl Store {
         let count = u32::try_from(first.len()).unwrap_or(u32::MAX);
         let mut at = now;
         for attempt in 0..MAX_WRITE_ATTEMPTS {
-            message.created_at = at.to_string();
+            message.place_at(at);
             let memberships: Vec<MembershipItem> = first
                 .iter()
                 .map(|member| MembershipItem::in_group(group, member.uuid, &message.created_at))

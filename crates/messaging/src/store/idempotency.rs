@@ -274,6 +274,7 @@ impl Store {
         }
         tracing::info!(message_uuid = %stored.message_uuid, unfinished = stored.unfinished, "a repeated send: the first answer");
         let first = Message {
+            life: Default::default(),
             group_uuid: stored.group_uuid,
             uuid: stored.message_uuid,
             text: attempted.text.clone(),

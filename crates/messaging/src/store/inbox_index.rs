@@ -361,6 +361,7 @@ mod tests {
     #[test]
     fn bumped_sort_keys_follow_the_message() {
         let message = Message {
+            life: Default::default(),
             group_uuid: GROUP,
             uuid: Uuid::nil(),
             text: "x".into(),

@@ -16,6 +16,7 @@
 //! | block, unblock, list blocks | [`Store::block`], [`Store::unblock`], [`Store::list_blocks`] | GetItem + TransactWriteItems; Query |
 //! | WebSocket connections | [`Store::put_connection`], [`Store::delete_connection`], [`Store::connections_of`] (a user's) | one each |
 //! | sends named by the client (`client_message_id`) | [`Store::append_message_once`], [`Store::send_to_user_once`], [`Store::create_group_once`] | none more: one more item in the send's transaction; a repeat: + GetItem |
+//! | one message by its uuid (edit, delete, react start here) | [`Store::find_message`] | GetItem (consistent); the original system's uuids: Query the conversation, filtered |
 //! | per-user rate limits | [`Store::with_limits`]: sends (C, D) and group changes (create, add) | none: one more item in their own transaction |
 
 mod admin;
@@ -29,6 +30,7 @@ mod idempotency;
 mod inbox_index;
 mod limits;
 mod memberships;
+mod messages;
 mod migration;
 mod reads;
 mod requests;

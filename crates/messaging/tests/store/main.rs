@@ -10,6 +10,7 @@ mod groups;
 mod idempotency;
 mod inbox_rows;
 mod limits;
+mod messages;
 mod migration;
 mod pages;
 mod reads;
