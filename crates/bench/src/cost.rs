@@ -23,7 +23,7 @@ use functions::websocket::{CONTEXT_USER_UUID, WebSocketEvent, WsConnections};
 use local::websocket::{OpenConnections, management_router};
 use messaging::items::MessageItem;
 use messaging::model::{Connection, Message};
-use messaging::store::{RowPositions, Store};
+use messaging::store::{Limits, RowPositions, Store};
 use messaging::validate::{GroupName, MessageText};
 use messaging::{Timestamp, User};
 use serde_json::{Value, json};
@@ -187,7 +187,11 @@ pub async fn run(calls: usize, json_out: &Path) -> anyhow::Result<()> {
     const MEMBERS: usize = 50;
     let table = TestTable::new().await;
     let meter = CapacityMeter::new();
-    let store = table.store_with(meter.clone());
+    // Limits as deployed, set so high that nothing is refused: every limited write carries
+    // its window item, as it does in production, and the figures include it.
+    let store = table
+        .store_with(meter.clone())
+        .with_limits(Limits::new(1_000_000, 1_000_000, 1_000_000));
     let mut members = Vec::with_capacity(MEMBERS + 1);
     for i in 0..=MEMBERS {
         members.push(register(&table, i).await?);
