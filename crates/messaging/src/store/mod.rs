@@ -16,6 +16,7 @@
 //! | block, unblock, list blocks | [`Store::block`], [`Store::unblock`], [`Store::list_blocks`] | GetItem + TransactWriteItems; Query |
 //! | WebSocket connections | [`Store::put_connection`], [`Store::delete_connection`], [`Store::connections_of`] (a user's) | one each |
 //! | sends named by the client (`client_message_id`) | [`Store::append_message_once`], [`Store::send_to_user_once`], [`Store::create_group_once`] | none more: one more item in the send's transaction; a repeat: + GetItem |
+//! | typing: membership and at most one per 2 s, at once | [`Store::claim_typing`] | UpdateItem (conditional) |
 //! | per-user rate limits | [`Store::with_limits`]: sends (C, D) and group changes (create, add) | none: one more item in their own transaction |
 
 mod admin;
@@ -32,6 +33,7 @@ mod memberships;
 mod migration;
 mod reads;
 mod requests;
+mod typing;
 mod users;
 
 use std::collections::HashMap;
@@ -52,6 +54,7 @@ pub use limits::{Limited, Limits, RateLimit, Window};
 pub use memberships::Member;
 pub use migration::{Applied, Outcomes, Wrote};
 pub use reads::{MarkedRead, ReadUpTo};
+pub use typing::{TYPING_AT_ATTRIBUTE, TYPING_INTERVAL, TypingClaim};
 pub use users::{HANDLE_RESERVATION_SECONDS, HandleReservation, NewUser, Registration};
 
 use crate::keys::Key;

@@ -13,6 +13,7 @@ mod limits;
 mod migration;
 mod pages;
 mod reads;
+mod typing;
 mod users;
 
 use messaging::items::InboxRowItem;
