@@ -62,6 +62,8 @@ pub const RECIPIENTS_TTL: Duration = Duration::from_secs(5);
 
 /// Entries of each per-environment memory before old ones are swept.
 const REMEMBERED: usize = 10_000;
+/// Members' connection Queries in flight at once when a conversation's recipients are read.
+const CONNECTION_QUERIES_IN_FLIGHT: usize = 16;
 /// Posts in flight at once for one typing event.
 const POSTS_IN_FLIGHT: usize = 32;
 
@@ -384,12 +386,19 @@ impl WsTyping {
             Some(all) => all,
             None => {
                 let epoch = i64::try_from(self.clock.unix_seconds()).unwrap_or(i64::MAX);
+                let members = self.store.recipients(group).await?;
+                // The members' Queries side by side: a 50-member group's one after another
+                // would keep the first typing frame waiting for 50 round trips.
+                let per_member: Vec<Result<Vec<Connection>, StoreError>> =
+                    futures_util::stream::iter(members)
+                        .map(|member| self.store.connections_of(member))
+                        .buffer_unordered(CONNECTION_QUERIES_IN_FLIGHT)
+                        .collect()
+                        .await;
                 let mut connections = Vec::new();
-                for member in self.store.recipients(group).await? {
+                for member_connections in per_member {
                     connections.extend(
-                        self.store
-                            .connections_of(member)
-                            .await?
+                        member_connections?
                             .into_iter()
                             .filter(|connection| connection.is_live_at(epoch)),
                     );
