@@ -224,6 +224,9 @@ impl TypingFrame {
     pub const TYPE: &'static str = "typing";
 }
 
+/// Per conversation, when its members' live connections were read, and what they were.
+type RecipientsByGroup = HashMap<Uuid, (Instant, Arc<Vec<Connection>>)>;
+
 /// What became of one frame (the handler's answer to API Gateway is an empty 200 either way).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -249,7 +252,7 @@ pub struct WsTyping {
     interval: Duration,
     recipients_ttl: Duration,
     forwarded: Arc<Mutex<HashMap<(String, Uuid), Instant>>>,
-    recipients: Arc<Mutex<HashMap<Uuid, (Instant, Arc<Vec<Connection>>)>>>,
+    recipients: Arc<Mutex<RecipientsByGroup>>,
 }
 
 impl WsTyping {
@@ -497,9 +500,7 @@ impl WsTyping {
         self.forwarded.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lock_recipients(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Instant, Arc<Vec<Connection>>)>> {
+    fn lock_recipients(&self) -> std::sync::MutexGuard<'_, RecipientsByGroup> {
         self.recipients.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -146,7 +146,7 @@ async fn a_members_typing_reaches_every_connection_of_the_other_member_and_no_on
             "display_name": "Andrew Brown",
         })
     );
-    assert_eq!(frames(&mut bayko_phone), [expected.clone()]);
+    assert_eq!(frames(&mut bayko_phone), std::slice::from_ref(&expected));
     assert_eq!(frames(&mut bayko_laptop), [expected]);
     assert!(frames(&mut sender).is_empty(), "not echoed to the sender");
     assert!(

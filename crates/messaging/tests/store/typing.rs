@@ -20,7 +20,13 @@ async fn one_typing_per_member_and_conversation_each_interval_one_request_each()
     let londo = table.user("londo").await;
     let group = table
         .store
-        .create_group(&andrew, &name("G"), &[bayko.clone()], text("hi"), second(0))
+        .create_group(
+            &andrew,
+            &name("G"),
+            std::slice::from_ref(&bayko),
+            text("hi"),
+            second(0),
+        )
         .await
         .unwrap()
         .group_uuid;
