@@ -14,6 +14,7 @@
 #   Cognito triggers   the event back (a trigger that accepts returns what it was given)
 #   ws-authorizer      an Allow for execute-api:Invoke, for a fresh development token
 #   ws-connect/-disconnect  status 200
+#   ws-typing          status 200 (one-way: what the client gets, it posts)
 #
 # Every wait is on a condition (a port answering, an answer received) with a timeout. Every
 # process it started is stopped on exit, whatever happens. Prints how long each part took.
@@ -148,7 +149,7 @@ elif event.get("type") == "REQUEST" and event.get("methodArn"):
         s.get("Effect") == "Allow" and "execute-api:Invoke" in json.dumps(s.get("Action"))
         for s in statements), "an Allow for execute-api:Invoke")
     print(f"Allow for {answer['principalId']}")
-elif event.get("requestContext", {}).get("eventType") in ("CONNECT", "DISCONNECT"):
+elif event.get("requestContext", {}).get("eventType") in ("CONNECT", "MESSAGE", "DISCONNECT"):
     expect(answer.get("statusCode") == 200, "status 200")
     print(f"{event['requestContext']['eventType']} → 200")
 else:

@@ -8,6 +8,9 @@
 //!   group's fan-out with unread counts, through the real handlers;
 //! - push: frame latency through the local stack after `POST /api/messages` answers,
 //!   frames to non-members and duplicates, and requests per pushed message;
+//! - typing: how soon a typing frame reaches the other member after the client sent it,
+//!   through the local stack, that it reaches no one else and at most every 2 s, and the
+//!   requests one typing event costs (the handler alone, counted);
 //! - cost: DynamoDB read and write request units per operation (AWS's rules: testkit's
 //!   `CapacityMeter`), handler time and frames, for a direct, a 10- and a 50-member group
 //!   message (send, inbox rows, push), reads, group changes, connections; also written as
@@ -27,6 +30,7 @@ mod init;
 mod limits;
 mod push;
 mod stream;
+mod typing;
 
 use clap::{Parser, ValueEnum};
 
@@ -41,6 +45,8 @@ enum Suite {
     /// Request units, handler time and frames per operation; its JSON feeds
     /// `scripts/capacity.py`.
     Cost,
+    /// Typing frame latency through the local stack, and requests per typing event.
+    Typing,
 }
 
 #[derive(Debug, Parser)]
@@ -90,6 +96,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(args.suite, Suite::All | Suite::Push) {
         push::run(args.sends).await?;
+    }
+    if matches!(args.suite, Suite::All | Suite::Typing) {
+        typing::run(args.sends).await?;
     }
     if matches!(args.suite, Suite::All | Suite::Stream) {
         stream::run().await?;

@@ -44,8 +44,8 @@ struct Arrival {
 }
 
 /// `cruddur dev` in this process, over a table of the bench's DynamoDB Local.
-struct LocalStack {
-    address: SocketAddr,
+pub(crate) struct LocalStack {
+    pub(crate) address: SocketAddr,
     signer: DevSigner,
     dir: std::path::PathBuf,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -53,7 +53,7 @@ struct LocalStack {
 }
 
 impl LocalStack {
-    async fn start(table: &TestTable) -> anyhow::Result<Self> {
+    pub(crate) async fn start(table: &TestTable) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("cruddur-bench-push-{}", Uuid::new_v4()));
         let key_file = dir.join("key.pk8");
         let signer = DevSigner::load_or_create(&key_file)?;
@@ -98,7 +98,7 @@ impl LocalStack {
         })
     }
 
-    fn token(&self, user: &User) -> anyhow::Result<String> {
+    pub(crate) fn token(&self, user: &User) -> anyhow::Result<String> {
         self.signer
             .mint(&user.cognito_sub, user.handle.as_str(), WAIT * 60)
     }
@@ -127,7 +127,7 @@ impl LocalStack {
         Ok(arrivals)
     }
 
-    async fn stop(self) -> anyhow::Result<()> {
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
         self.running.await??;
         let _ = std::fs::remove_dir_all(&self.dir);

@@ -7,6 +7,10 @@
 //! hours, and the push closes one whose token expired) it reconnects with backoff and a
 //! fresh token; and it orders what it prints by `created_at` and drops duplicates by `uuid`
 //! ([`Timeline`]), since frames may arrive out of order and more than once.
+//!
+//! Frames of other types (`typing`, `error`, and whatever the server adds) are printed as
+//! they come, one JSON line each, and never taken for messages: only `"type": "message"`
+//! frames enter the timeline (a typing frame has no `uuid` and is news only while it lasts).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -233,6 +237,7 @@ async fn relay(
                     writeln!(stdout, "{}", one_line(&text))?;
                 }
             }
+            // Typing (and any other signal): shown as it comes, not a message.
             _ => writeln!(stdout, "{}", one_line(&text))?,
         }
         stdout.flush()?;
@@ -396,7 +401,7 @@ async fn get_json(url: &str, token: &str) -> anyhow::Result<Value> {
 }
 
 /// The endpoint with `token=<jwt>` added to its query.
-fn with_token(url: &str, token: &str) -> String {
+pub(crate) fn with_token(url: &str, token: &str) -> String {
     let separator = if url.contains('?') { '&' } else { '?' };
     let token: String = form_urlencoded::byte_serialize(token.as_bytes()).collect();
     format!("{url}{separator}token={token}")
@@ -414,7 +419,7 @@ fn one_line(text: &str) -> String {
 
 /// The stack's HTTP base URL for its WebSocket URL (`ws://host:port/ws` →
 /// `http://host:port`), where it publishes the development key it trusts.
-fn api_url_of(ws_url: &str) -> String {
+pub(crate) fn api_url_of(ws_url: &str) -> String {
     let http = ws_url
         .replacen("wss://", "https://", 1)
         .replacen("ws://", "http://", 1);
@@ -430,6 +435,22 @@ fn api_url_of(ws_url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typing_and_error_frames_are_not_messages() {
+        let typing = serde_json::json!({
+            "type": "typing",
+            "message_group_uuid": "5ae290ed-55d1-47a0-bc6d-fe2bc2700399",
+            "handle": "bayko",
+            "display_name": "Andrew Bayko",
+        });
+        let error = serde_json::json!({"type": "error", "code": "message_group_not_found", "message": "no such conversation"});
+        let mut timeline = Timeline::since(String::new());
+        for frame in [typing, error] {
+            assert!(!Timeline::is_message(&frame));
+            assert!(timeline.merge(vec![frame]).is_empty());
+        }
+    }
 
     #[test]
     fn the_stack_is_found_from_its_websocket_url() {

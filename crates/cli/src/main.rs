@@ -6,6 +6,7 @@ mod listen;
 mod migrate;
 mod output;
 mod seed;
+mod typing;
 mod users;
 
 use std::process::ExitCode;
@@ -54,6 +55,9 @@ enum Command {
     /// Connect to the local stack's WebSocket API as a user and print each pushed frame as
     /// a JSON line (Ctrl-C stops).
     Listen(listen::ListenArgs),
+    /// Say on the local stack's WebSocket API that a user is typing in a conversation
+    /// (`cruddur listen` as another member shows it).
+    Typing(typing::TypingArgs),
 }
 
 #[tokio::main]
@@ -71,6 +75,7 @@ async fn main() -> ExitCode {
         Command::Dev(args) => dev::run(&cli.target, args).await,
         Command::Token(args) => dev::token(&store, args).await,
         Command::Listen(args) => listen::run(&store, args).await,
+        Command::Typing(args) => typing::run(&store, args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,6 +12,12 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 
     /// Wall-clock time in seconds since the epoch, for times written in tokens.
     fn unix_seconds(&self) -> u64;
+
+    /// Wall-clock milliseconds since the epoch, for times compared across environments
+    /// (typing's interval). A clock that knows only seconds reads as whole seconds.
+    fn unix_millis(&self) -> u64 {
+        self.unix_seconds().saturating_mul(1000)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -26,5 +32,13 @@ impl Clock for SystemClock {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs())
+    }
+
+    fn unix_millis(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| {
+                u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+            })
     }
 }

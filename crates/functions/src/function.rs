@@ -50,11 +50,13 @@ pub enum Function {
     WsDisconnect,
     /// The table's stream → WebSocket frames to every member's connections.
     MessagingPush,
+    /// The WebSocket API's `typing` route (and `$default`): typing to the other members.
+    WsTyping,
 }
 
 impl Function {
     /// Every function, in the template's order.
-    pub const ALL: [Function; 19] = [
+    pub const ALL: [Function; 20] = [
         Self::MessagingStream,
         Self::Api(Route::ListMessageGroups),
         Self::Api(Route::ListMessages),
@@ -74,6 +76,7 @@ impl Function {
         Self::WsConnect,
         Self::WsDisconnect,
         Self::MessagingPush,
+        Self::WsTyping,
     ];
 
     /// The function's name: its `Handler` and the suffix of its deployed name in
@@ -88,6 +91,7 @@ impl Function {
             Self::WsConnect => "ws-connect",
             Self::WsDisconnect => "ws-disconnect",
             Self::MessagingPush => "messaging-push",
+            Self::WsTyping => "ws-typing",
         }
     }
 
@@ -155,6 +159,7 @@ impl Function {
             Self::WsConnect => ws_connect().await,
             Self::WsDisconnect => ws_disconnect().await,
             Self::MessagingPush => messaging_push().await,
+            Self::WsTyping => ws_typing().await,
         }
     }
 }
@@ -301,6 +306,21 @@ async fn messaging_push() -> Result<(), lambda_runtime::Error> {
         metrics.print(&summary);
         Ok::<_, lambda_runtime::Error>(response)
     }))
+    .await
+}
+
+async fn ws_typing() -> Result<(), lambda_runtime::Error> {
+    crate::logging::init();
+    // One handler per environment: it remembers what it forwarded and to whom.
+    let handler = &crate::ws_typing_from_env().await?;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<WebSocketEvent>| async move {
+            handler
+                .handle(&event.payload)
+                .await
+                .map_err(lambda_runtime::Error::from)
+        },
+    ))
     .await
 }
 

@@ -10,6 +10,8 @@
 //! - [`cognito`] — `cognito-pre-signup` and `cognito-post-confirmation`
 //! - [`websocket`] — `ws-authorizer`, `ws-connect`, `ws-disconnect` (the WebSocket API),
 //!   over [`jwt`] (Cognito token verification)
+//! - [`ws_actions`] — what clients send on the WebSocket: `ws-typing` (the `typing` route
+//!   and `$default`), error frames
 //! - [`push`] — `messaging-push` (DynamoDB stream → frames to members' connections)
 //!
 //! Both stream consumers run on [`batch`] (records → conversations, deadline, concurrency,
@@ -35,6 +37,7 @@ pub mod logging;
 pub mod push;
 pub mod routes;
 pub mod websocket;
+pub mod ws_actions;
 
 use lambda_http::{Request, service_fn};
 use messaging::Store;
@@ -110,4 +113,18 @@ pub async fn ws_connect_from_env() -> Result<websocket::WsConnections, String> {
         push::management_client(&sdk_config, &endpoint),
     );
     Ok(websocket::WsConnections::new(store_from_env().await).with_cap(cap))
+}
+
+/// `ws-typing`: the store, and the Management API of the stage named by
+/// `WEBSOCKET_API_ENDPOINT` (typing frames to the other members, error frames to the sender).
+pub async fn ws_typing_from_env() -> Result<ws_actions::WsTyping, String> {
+    let endpoint = std::env::var(push::ENDPOINT_ENV)
+        .ok()
+        .filter(|endpoint| !endpoint.trim().is_empty())
+        .ok_or_else(|| format!("{} is not set", push::ENDPOINT_ENV))?;
+    let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    Ok(ws_actions::WsTyping::new(
+        store_from_env().await,
+        push::management_client(&sdk_config, &endpoint),
+    ))
 }

@@ -39,6 +39,8 @@ pub const IDENTITY_SOURCE: &str = "route.request.querystring.token";
 pub const CONTEXT_USER_UUID: &str = "user_uuid";
 pub const CONTEXT_SUB: &str = "sub";
 pub const CONTEXT_HANDLE: &str = "handle";
+/// The user's display name, for frames about the sender (typing) without a directory read.
+pub const CONTEXT_DISPLAY_NAME: &str = "display_name";
 /// The token's `exp` (epoch seconds, as a string: a context value may be a string, a number
 /// or a boolean, and API Gateway's own examples pass numbers as strings,
 /// https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-lambda-authorizer-output.html).
@@ -135,6 +137,10 @@ impl WsAuthorizer {
                     (CONTEXT_USER_UUID.to_owned(), user.uuid.to_string()),
                     (CONTEXT_SUB.to_owned(), sub),
                     (CONTEXT_HANDLE.to_owned(), user.handle.to_string()),
+                    (
+                        CONTEXT_DISPLAY_NAME.to_owned(),
+                        user.display_name.to_string(),
+                    ),
                 ]);
                 // Verified: every accepted token has a numeric `exp` after now.
                 if let Some(exp) = claims.get("exp").and_then(|exp| epoch_seconds(exp)) {
@@ -190,7 +196,9 @@ pub fn allows(response: &AuthorizerResponse) -> bool {
             .all(|statement| statement.effect == IamPolicyEffect::Allow)
 }
 
-/// A `$connect` or `$disconnect` event (Lambda proxy integration of a WebSocket route).
+/// A `$connect`, `$disconnect` or MESSAGE event (Lambda proxy integration of a WebSocket
+/// route): a MESSAGE event (a client's frame, routed by its `action`) carries the frame as
+/// `body` (see [`crate::ws_actions`]).
 ///
 /// Deserialised here rather than with `aws_lambda_events`' `ApiGatewayWebsocketProxyRequest`,
 /// which keeps only a `lambda` key of `requestContext.authorizer`, where a WebSocket API
@@ -199,6 +207,9 @@ pub fn allows(response: &AuthorizerResponse) -> bool {
 #[serde(rename_all = "camelCase")]
 pub struct WebSocketEvent {
     pub request_context: WebSocketContext,
+    /// The client's text frame (MESSAGE events only).
+    #[serde(default)]
+    pub body: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -206,6 +217,9 @@ pub struct WebSocketEvent {
 pub struct WebSocketContext {
     #[serde(default)]
     pub route_key: String,
+    /// `CONNECT`, `MESSAGE` or `DISCONNECT`.
+    #[serde(default)]
+    pub event_type: String,
     #[serde(default)]
     pub connection_id: String,
     /// Epoch milliseconds.

@@ -713,6 +713,61 @@ fn the_pushed_frame_is_the_asyncapi_message() {
     assert!(serde_json::from_value::<PushFrame>(example.clone()).is_ok());
 }
 
+#[test]
+fn the_typing_and_error_frames_and_the_typing_action_are_the_asyncapi_messages() {
+    use functions::ws_actions::{
+        ACTIONS, ActionError, ClientFrame, ErrorFrame, TYPING_ACTION, TypingFrame,
+    };
+    let asyncapi = local::api_docs::asyncapi().unwrap();
+    let schemas = &asyncapi["components"]["schemas"];
+    let keys = |value: &Value| -> BTreeSet<String> {
+        value.as_object().unwrap().keys().cloned().collect()
+    };
+
+    let typing = serde_json::to_value(TypingFrame {
+        kind: TypingFrame::TYPE.to_owned(),
+        message_group_uuid: uuid::Uuid::new_v4(),
+        handle: "andrewbrown".into(),
+        display_name: "Andrew Brown".into(),
+    })
+    .unwrap();
+    validate_in(asyncapi, &schemas["TypingFrame"], &typing).unwrap();
+    assert_eq!(keys(&schemas["TypingFrame"]["properties"]), keys(&typing));
+    let example = &asyncapi["components"]["messages"]["typing"]["examples"][0]["payload"];
+    assert!(serde_json::from_value::<TypingFrame>(example.clone()).is_ok());
+
+    // Every code an error frame can carry, and only those.
+    let documented: BTreeSet<&str> = schemas["ErrorFrame"]["properties"]["code"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|code| code.as_str().unwrap())
+        .collect();
+    assert_eq!(documented, ActionError::CODES.into_iter().collect());
+    for error in [
+        ActionError::JsonInvalid,
+        ActionError::ActionUnknown,
+        ActionError::GroupNotFound,
+        ActionError::Internal,
+    ] {
+        let frame = serde_json::to_value(ErrorFrame::new(&error)).unwrap();
+        validate_in(asyncapi, &schemas["ErrorFrame"], &frame).unwrap();
+        assert_eq!(keys(&schemas["ErrorFrame"]["properties"]), keys(&frame));
+    }
+
+    // The client's frame: the action a route has, and the field the handler reads.
+    assert_eq!(ACTIONS, [TYPING_ACTION]);
+    assert_eq!(
+        schemas["TypingAction"]["properties"]["action"]["const"],
+        TYPING_ACTION
+    );
+    let example = &asyncapi["components"]["messages"]["typingAction"]["examples"][0]["payload"];
+    validate_in(asyncapi, &schemas["TypingAction"], example).unwrap();
+    let parsed = ClientFrame::parse(&example.to_string()).unwrap();
+    assert_eq!(parsed.action.as_deref(), Some(TYPING_ACTION));
+    assert!(parsed.fields["message_group_uuid"].is_string());
+}
+
 /// The subset of JSON Schema (2020-12) the two documents use, enough to hold the code's
 /// values to them: `$ref` (local), `type`, `enum`, `const`, `properties`, `required`,
 /// `additionalProperties: false`, `items`, `minItems`, `minimum`, `minLength`, `maxLength`,

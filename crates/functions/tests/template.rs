@@ -12,7 +12,7 @@ use functions::Function;
 use functions::batch::FILTER_PATTERN;
 use functions::emf::METRICS_NAMESPACE;
 use functions::routes::{Access, Route};
-use functions::{push, websocket};
+use functions::{push, websocket, ws_actions};
 use messaging::schema;
 use saphyr::{LoadableYamlNode, Scalar, Yaml};
 use serde_json::{Map, Value, json};
@@ -170,7 +170,7 @@ const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 15] = [
 
 /// The real-time push functions' DynamoDB permissions; each statement is also confined to
 /// its item families by `dynamodb:LeadingKeys` (checked below).
-const PUSH_DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 4] = [
+const PUSH_DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 5] = [
     ("ws-authorizer", &[(TABLE, "dynamodb:GetItem")]),
     // The cap: the user's connections, and the items of the oldest it closes.
     (
@@ -182,6 +182,11 @@ const PUSH_DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 4] = [
         ],
     ),
     ("ws-disconnect", &[(TABLE, "dynamodb:DeleteItem")]),
+    // typing_at on the sender's membership; the other members and their connections.
+    (
+        "ws-typing",
+        &[(TABLE, "dynamodb:UpdateItem"), (TABLE, "dynamodb:Query")],
+    ),
     (
         "messaging-push",
         &[
@@ -635,6 +640,12 @@ fn alarms_watch_every_way_inboxes_can_fall_behind() {
             .iter()
             .map(|(_, alarm)| &alarm["Properties"])
             .filter(|p| p["Namespace"] == namespace && p["MetricName"] == metric)
+            // Other functions' alarms on the same metric (ws-typing's Errors) are theirs.
+            .filter(|p| {
+                one_or_many(&p["Dimensions"]).iter().all(|d| {
+                    d["Name"] != "FunctionName" || ref_of(&d["Value"]) == Some(function.as_str())
+                })
+            })
             .collect();
         assert_eq!(matching.len(), 1, "one alarm on {namespace}/{metric}");
         matching[0]
@@ -1049,11 +1060,26 @@ fn connect_is_authorized_by_ws_authorizer_with_the_token_in_the_query() {
             )
         })
         .collect();
+    let mut expected_routes = vec!["$connect", "$disconnect", ws_actions::DEFAULT_ROUTE];
+    expected_routes.extend(ws_actions::ACTIONS);
+    expected_routes.sort_unstable();
     assert_eq!(
         routes.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["$connect", "$disconnect"],
-        "clients send nothing: no other route"
+        expected_routes,
+        "a route per client action (ws_actions::ACTIONS), and $default"
     );
+    for key in [ws_actions::TYPING_ACTION, ws_actions::DEFAULT_ROUTE] {
+        let (route, function) = &routes[key];
+        assert_eq!(function, "ws-typing", "{key}");
+        assert_eq!(
+            route["AuthorizationType"], "NONE",
+            "{key}: authorized at $connect"
+        );
+        assert!(
+            route.get("RouteResponseSelectionExpression").is_none(),
+            "{key} is one-way: ws-typing posts what the client gets"
+        );
+    }
     let (connect, connect_function) = &routes["$connect"];
     assert_eq!(connect["AuthorizationType"], "CUSTOM");
     assert_eq!(ref_of(&connect["AuthorizerId"]), Some(authorizer));
@@ -1066,8 +1092,8 @@ fn connect_is_authorized_by_ws_authorizer_with_the_token_in_the_query() {
     assert_eq!(ref_of(&stages[0].1["Properties"]["ApiId"]), Some(api));
     assert_eq!(stages[0].1["Properties"]["AutoDeploy"], true);
 
-    // API Gateway may invoke each of the three functions, from this API only.
-    for name in ["ws-authorizer", "ws-connect", "ws-disconnect"] {
+    // API Gateway may invoke each of the four functions, from this API only.
+    for name in ["ws-authorizer", "ws-connect", "ws-disconnect", "ws-typing"] {
         let function = function_id(name);
         let permitted = resources_of_type("AWS::Lambda::Permission")
             .into_iter()
@@ -1217,14 +1243,42 @@ fn push_reads_the_same_messages_as_the_stream_and_gives_up_soon() {
             .as_str()
         )]
     );
+    // ws-typing posts typing and error frames: POST only, on the same stage and endpoint.
+    let (typing_role, _) =
+        get_att(&resource(&function_id("ws-typing"))["Properties"]["Role"]).unwrap();
+    let typing_env = &resource(&function_id("ws-typing"))["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        sub_of(&typing_env[push::ENDPOINT_ENV]),
+        sub_of(&connect_env[push::ENDPOINT_ENV])
+    );
+    let posts: Vec<Option<&str>> = policy_statements()
+        .into_iter()
+        .filter(|(owner, statement)| {
+            *owner == typing_role
+                && one_or_many(&statement["Action"])
+                    .contains(&&json!("execute-api:ManageConnections"))
+        })
+        .flat_map(|(_, statement)| one_or_many(&statement["Resource"]))
+        .map(sub_of)
+        .collect();
+    assert_eq!(
+        posts,
+        [Some(
+            format!(
+                "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{api}}}/{stage_name}/POST/@connections/*"
+            )
+            .as_str()
+        )]
+    );
     assert!(
         policy_statements()
             .iter()
             .all(|(owner, statement)| *owner == role
                 || *owner == connect_role
+                || *owner == typing_role
                 || !one_or_many(&statement["Action"])
                     .contains(&&json!("execute-api:ManageConnections"))),
-        "only messaging-push posts to connections, and ws-connect closes them"
+        "only messaging-push and ws-typing post to connections, and ws-connect closes them"
     );
 }
 
@@ -1248,6 +1302,12 @@ fn push_functions_touch_only_their_item_families() {
             "ws-disconnect",
             "dynamodb:DeleteItem",
             vec![connections.clone()],
+        ),
+        ("ws-typing", "dynamodb:UpdateItem", vec![members.clone()]),
+        (
+            "ws-typing",
+            "dynamodb:Query",
+            vec![members.clone(), connections.clone()],
         ),
         (
             "messaging-push",

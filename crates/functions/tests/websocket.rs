@@ -105,6 +105,11 @@ async fn a_good_token_is_allowed_and_names_the_user_for_every_route() {
     assert_eq!(response.context["user_uuid"], andrew.uuid.to_string());
     assert_eq!(response.context["sub"], andrew.cognito_sub);
     assert_eq!(response.context["handle"], "andrewbrown");
+    // For frames about the sender (typing) without a directory read.
+    assert_eq!(
+        response.context["display_name"],
+        andrew.display_name.to_string()
+    );
     // The token's expiry travels on, so the connection can end with it.
     let exp: u64 = response.context["exp"].parse().unwrap();
     let now = jsonwebtoken::get_current_timestamp();

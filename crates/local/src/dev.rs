@@ -14,6 +14,7 @@ use functions::directory::{Directory, SystemClock};
 use functions::inbox_rows::InboxRowMover;
 use functions::push::{PushHandler, local_management_client};
 use functions::websocket::{ConnectionCap, WsAuthorizer, WsConnections};
+use functions::ws_actions::{DEFAULT_ROUTE, TYPING_ACTION, WsTyping};
 use jsonwebtoken::jwk::JwkSet;
 use messaging::Store;
 use messaging::connect::local_client;
@@ -25,7 +26,7 @@ use crate::like_aws::LikeAws;
 use crate::pump::{PumpConfig, StreamPump};
 use crate::server::router;
 use crate::stream_source::{StreamTail, local_streams_client};
-use crate::websocket::{OpenConnections, WebSocketApi, WsTimeouts};
+use crate::websocket::{ActionRoutes, OpenConnections, WebSocketApi, WsTimeouts};
 
 /// Where bearer tokens' keys come from.
 #[derive(Debug, Clone)]
@@ -103,7 +104,8 @@ pub async fn run(
             local_management_client(&management_url(address)),
         )),
         open_connections.clone(),
-    );
+    )
+    .with_actions(action_routes(&store, address));
     let app = router(
         Api::new(directory),
         authorizer,
@@ -212,6 +214,19 @@ async fn spawn_push_pump(
 
 /// This stack's Management API, served at `address` (on loopback when it listens on every
 /// address).
+/// The routes clients send to, as `template.yaml` wires them: `typing` and `$default` to
+/// `ws-typing`, which posts through this stack's own Management API.
+fn action_routes(store: &Store, address: SocketAddr) -> ActionRoutes {
+    let typing: std::sync::Arc<dyn crate::websocket::ActionHandler> =
+        std::sync::Arc::new(WsTyping::new(
+            store.clone(),
+            local_management_client(&management_url(address)),
+        ));
+    ActionRoutes::default()
+        .with(TYPING_ACTION, typing.clone())
+        .with(DEFAULT_ROUTE, typing)
+}
+
 fn management_url(address: SocketAddr) -> String {
     let reachable = if address.ip().is_unspecified() {
         SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), address.port())

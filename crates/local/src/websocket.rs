@@ -5,7 +5,11 @@
 //! sockets, answering `410 Gone` for a connection that is not open (its `$connect` has not
 //! returned yet, or it closed), as API Gateway does; `DELETE /@connections/{id}` closes one.
 //! Sockets close as API Gateway closes them: after an idle timeout and a maximum duration
-//! ([`WsTimeouts`]). The Management API takes requests from this machine only ([`Peer`]):
+//! ([`WsTimeouts`]). A client's text frames are routed as API Gateway routes them
+//! (`$request.body.action`, [`ActionRoutes`]): to the route named by the frame's `action`,
+//! else to `$default` when there is one, else answered with API Gateway's own
+//! `{"message": "Forbidden", …}`; frames beyond API Gateway's sizes close the socket with
+//! 1009. The Management API takes requests from this machine only ([`Peer`]):
 //! the stack may listen beyond loopback (`cruddur dev --host`), and its only caller is the
 //! push pump.
 
@@ -28,13 +32,19 @@ use axum::routing::get;
 use functions::websocket::{
     AuthorizerError, TOKEN_PARAMETER, WebSocketEvent, WsAuthorizer, WsConnections, allows,
 };
+use functions::ws_actions::{ClientFrame, DEFAULT_ROUTE, WsTyping};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 /// The path of the local WebSocket endpoint.
 pub const WEBSOCKET_PATH: &str = "/ws";
-/// API Gateway's limit on the data of one `PostToConnection`.
+/// API Gateway's limit on the data of one `PostToConnection`, and on a client's message.
 const MAX_POST_BYTES: usize = 128 * 1024;
+/// API Gateway's limits on what a client sends: a frame of 32 KB, a message (its frames
+/// together) of 128 KB; beyond either, API Gateway closes the connection with 1009
+/// (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-execution-service-websocket-limits-table.html).
+const MAX_CLIENT_FRAME_BYTES: usize = 32 * 1024;
+const MAX_CLIENT_MESSAGE_BYTES: usize = MAX_POST_BYTES;
 /// The stand-in's ids in API Gateway's execute-api ARNs.
 const LOCAL_API_ID: &str = "local";
 const LOCAL_STAGE: &str = "local";
@@ -84,6 +94,66 @@ impl Closing {
         code: 1000,
         reason: "Connection Closed Normally",
     };
+    /// A client frame or message beyond API Gateway's limits (see
+    /// [`MAX_CLIENT_FRAME_BYTES`]).
+    pub const TOO_BIG: Self = Self {
+        code: 1009,
+        reason: "Message too big",
+    };
+}
+
+/// What a session needs to route its client's frames: the routes, and the connection's
+/// part of every MESSAGE event (its id, when it opened, the authorizer's context).
+struct Inbound {
+    actions: ActionRoutes,
+    connection_id: String,
+    connected_at: i64,
+    authorizer: serde_json::Map<String, Value>,
+}
+
+impl Inbound {
+    /// Hands a client's frame to its route's function, without waiting for it (API Gateway
+    /// invokes each frame's integration on its own); returns what API Gateway itself answers
+    /// on the socket when no route takes the frame.
+    fn dispatch(&self, body: String) -> Option<String> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let Some((route_key, handler)) = self.actions.select(&body) else {
+            // No route and no `$default`: API Gateway answers the frame itself, e.g.
+            // https://github.com/aws-samples/simple-websockets-chat-app/issues/24.
+            tracing::info!(connection = %self.connection_id, "client frame matches no route");
+            return Some(
+                json!({
+                    "message": "Forbidden",
+                    "connectionId": self.connection_id,
+                    "requestId": request_id,
+                })
+                .to_string(),
+            );
+        };
+        let mut request_context = context(
+            route_key,
+            "MESSAGE",
+            &self.connection_id,
+            self.connected_at,
+            Some(&self.authorizer),
+        );
+        request_context["messageId"] = json!(request_id);
+        let event = json!({
+            "requestContext": request_context,
+            "body": body,
+            "isBase64Encoded": false,
+        });
+        let event: WebSocketEvent = match serde_json::from_value(event) {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::error!(%error, "could not build a MESSAGE event");
+                return None;
+            }
+        };
+        let handler = handler.clone();
+        tokio::spawn(async move { handler.handle(&event).await });
+        None
+    }
 }
 
 /// One open connection: where its frames go, and how to close its socket.
@@ -216,12 +286,59 @@ impl OpenConnections {
     }
 }
 
+/// A function behind a route clients send to: it gets the route's MESSAGE event, as the
+/// deployed function does; what it answers is not passed to the client (the routes are
+/// one-way: a function posts what the client should get).
+pub trait ActionHandler: Send + Sync {
+    fn handle<'a>(
+        &'a self,
+        event: &'a WebSocketEvent,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+}
+
+impl ActionHandler for WsTyping {
+    fn handle<'a>(
+        &'a self,
+        event: &'a WebSocketEvent,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            if let Err(error) = WsTyping::handle(self, event).await {
+                tracing::error!(%error, "ws-typing failed");
+            }
+        })
+    }
+}
+
+/// The routes clients send to: route key (an `action` value, or `$default`) → its function,
+/// as `template.yaml` wires them.
+#[derive(Clone, Default)]
+pub struct ActionRoutes {
+    routes: HashMap<String, Arc<dyn ActionHandler>>,
+}
+
+impl ActionRoutes {
+    pub fn with(mut self, route_key: &str, handler: Arc<dyn ActionHandler>) -> Self {
+        self.routes.insert(route_key.to_owned(), handler);
+        self
+    }
+
+    /// API Gateway's route selection on `$request.body.action`: the frame's `action` if a
+    /// route has that key, else `$default` if there is one.
+    fn select(&self, body: &str) -> Option<(&str, &Arc<dyn ActionHandler>)> {
+        ClientFrame::route_key(body)
+            .and_then(|key| self.routes.get_key_value(key.as_str()))
+            .or_else(|| self.routes.get_key_value(DEFAULT_ROUTE))
+            .map(|(key, handler)| (key.as_str(), handler))
+    }
+}
+
 /// The WebSocket API's functions and its open connections.
 #[derive(Clone)]
 pub struct WebSocketApi {
     authorizer: WsAuthorizer,
     connections: WsConnections,
     open: OpenConnections,
+    actions: ActionRoutes,
 }
 
 impl WebSocketApi {
@@ -234,7 +351,14 @@ impl WebSocketApi {
             authorizer,
             connections,
             open,
+            actions: ActionRoutes::default(),
         }
+    }
+
+    /// The routes clients send to (none: every frame gets API Gateway's `Forbidden`).
+    pub fn with_actions(mut self, actions: ActionRoutes) -> Self {
+        self.actions = actions;
+        self
     }
 }
 
@@ -307,6 +431,12 @@ async fn connect(
     let timeouts = api.open.timeouts();
     tracing::info!(connection = %connection_id, "WebSocket connected");
 
+    let inbound = Inbound {
+        actions: api.actions.clone(),
+        connection_id: connection_id.clone(),
+        connected_at,
+        authorizer: context.clone(),
+    };
     let disconnect_event = move |code: Option<u16>, reason: &str| {
         request_disconnect(
             &headers,
@@ -326,9 +456,11 @@ async fn connect(
         }
     };
     upgrade
+        .max_frame_size(MAX_CLIENT_FRAME_BYTES)
+        .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
         .on_failed_upgrade(on_failure)
         .on_upgrade(move |socket| async move {
-            let (code, reason) = session(socket, frames, closing, timeouts).await;
+            let (code, reason) = session(socket, frames, closing, timeouts, inbound).await;
             let event = disconnect_event(code, &reason);
             disconnected(&api, &event).await;
         })
@@ -411,13 +543,14 @@ async fn run_connect_route(
 
 /// Relays queued frames to the socket until either side closes, the connection is deleted
 /// (`DeleteConnection`), or it times out as API Gateway's do: after `timeouts.idle` without
-/// a frame either way, and after `timeouts.max_duration` in any case. Messages from the
-/// client are ignored (the API has no route for them) but count as traffic.
+/// a frame either way, and after `timeouts.max_duration` in any case. The client's frames
+/// count as traffic, and go to their route ([`Inbound::dispatch`]).
 async fn session(
     mut socket: WebSocket,
     mut frames: mpsc::UnboundedReceiver<Bytes>,
     mut closing: oneshot::Receiver<Closing>,
     timeouts: WsTimeouts,
+    inbound: Inbound,
 ) -> (Option<u16>, String) {
     let max_duration = tokio::time::sleep(timeouts.max_duration);
     let idle = tokio::time::sleep(timeouts.idle);
@@ -471,7 +604,25 @@ async fn session(
                         None => (Some(1005), "Client-side close frame status not set".into()),
                     };
                 }
-                Some(Ok(_)) => idle.as_mut().reset(tokio::time::Instant::now() + timeouts.idle),
+                Some(Ok(message)) => {
+                    idle.as_mut().reset(tokio::time::Instant::now() + timeouts.idle);
+                    let body = match message {
+                        Message::Text(text) => Some(text.to_string()),
+                        Message::Binary(data) => Some(String::from_utf8_lossy(&data).into_owned()),
+                        // Control frames: the WebSocket library answers pings itself.
+                        _ => None,
+                    };
+                    if let Some(body) = body
+                        && let Some(answer) = inbound.dispatch(body)
+                        && socket.send(Message::Text(answer.into())).await.is_err()
+                    {
+                        return (Some(1006), "could not write to the socket".into());
+                    }
+                }
+                Some(Err(error)) if error.to_string().contains("Space limit exceeded") => {
+                    tracing::info!(%error, "client frame beyond API Gateway's limits; closing");
+                    return close(&mut socket, Closing::TOO_BIG).await;
+                }
                 Some(Err(_)) | None => return (Some(1006), "connection lost".into()),
             }
         }

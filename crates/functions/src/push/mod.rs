@@ -504,7 +504,7 @@ impl PushHandler {
 }
 
 /// Whether the connection was opened less than `grace` ago.
-fn opened_within(connection: &Connection, grace: Duration) -> bool {
+pub(crate) fn opened_within(connection: &Connection, grace: Duration) -> bool {
     messaging::Timestamp::parse(&connection.connected_at).is_ok_and(|at| {
         let age = time::OffsetDateTime::now_utc() - at.as_datetime();
         age < time::Duration::try_from(grace).unwrap_or(time::Duration::ZERO)

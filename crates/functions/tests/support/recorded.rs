@@ -169,6 +169,36 @@ impl WsConnections {
     }
 }
 
+/// `ws-typing`; its Management API client records its posts.
+pub struct WsTyping(functions::ws_actions::WsTyping);
+
+impl WsTyping {
+    pub fn new(store: Store, management: ManagementClient) -> Self {
+        Self(functions::ws_actions::WsTyping::new(
+            store,
+            recording(management),
+        ))
+    }
+
+    pub fn with_clock(self, clock: Arc<dyn functions::clock::Clock>) -> Self {
+        Self(self.0.with_clock(clock))
+    }
+
+    pub async fn handle_frame(
+        &self,
+        event: &WebSocketEvent,
+    ) -> Result<functions::ws_actions::Outcome, StoreError> {
+        as_function(Function::WsTyping.name(), self.0.handle_frame(event)).await
+    }
+
+    pub async fn handle(
+        &self,
+        event: &WebSocketEvent,
+    ) -> Result<ApiGatewayProxyResponse, StoreError> {
+        as_function(Function::WsTyping.name(), self.0.handle(event)).await
+    }
+}
+
 /// `cognito-pre-signup`.
 pub async fn pre_signup(
     store: &Store,

@@ -14,6 +14,7 @@ mod messages;
 mod migration;
 mod pages;
 mod reads;
+mod typing;
 mod users;
 
 use messaging::items::InboxRowItem;
