@@ -71,9 +71,10 @@ fn post_timeouts() -> TimeoutConfig {
         .build()
 }
 
-/// How posting one frame to one connection ended.
+/// How posting one frame to one connection ended (the push's, and presence's frames from
+/// `ws-connect` and `ws-disconnect`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Posted {
+pub(crate) enum Posted {
     Delivered,
     Gone,
     Failed,
@@ -81,7 +82,7 @@ pub(super) enum Posted {
 
 /// `PostToConnection`, retried on throttling and transient failures; `throttled` hears of
 /// every throttled attempt as it happens.
-pub(super) async fn post(
+pub(crate) async fn post(
     management: &ManagementClient,
     retry: PostRetry,
     connection_id: &str,
