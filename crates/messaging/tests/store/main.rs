@@ -12,6 +12,7 @@ mod inbox_rows;
 mod limits;
 mod migration;
 mod pages;
+mod presence;
 mod reads;
 mod users;
 
