@@ -163,7 +163,7 @@ impl Store {
                 connection.user_uuid,
                 "ADD #live :ids SET #until = :until, #seen = :now",
                 "attribute_exists(#pk) AND (attribute_not_exists(#live) \
-                 OR attribute_not_exists(#until) OR #until < :until)",
+                 OR attribute_not_exists(#until) OR #until <= :until)",
                 vec![
                     (":ids", ids.clone()),
                     (
