@@ -488,12 +488,11 @@ impl WsConnections {
                     let posted =
                         management::post(management, PostRetry::default(), &watch.connection_id, &body, || {})
                             .await;
-                    if posted == Posted::Gone {
-                        if let Err(error) =
+                    if posted == Posted::Gone
+                        && let Err(error) =
                             self.store.delete_watch(user, &watch.connection_id).await
-                        {
-                            tracing::warn!(%user, connection = %watch.connection_id, %error, "could not forget a gone watcher; its TTL removes it");
-                        }
+                    {
+                        tracing::warn!(%user, connection = %watch.connection_id, %error, "could not forget a gone watcher; its TTL removes it");
                     }
                     posted
                 }

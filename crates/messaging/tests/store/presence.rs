@@ -313,7 +313,7 @@ async fn a_connection_watches_one_user_at_a_time() {
     // The push still reads the connection item with its `watching`.
     assert_eq!(
         table.store.connections_of(andrew.uuid).await.unwrap(),
-        [screen.clone()]
+        std::slice::from_ref(&screen)
     );
 
     // A connection without an item (closed) keeps no watch.
