@@ -609,7 +609,16 @@ async fn connections(
                 "WebSocket $disconnect: last device (offline, one watcher told)",
                 calls,
                 |i| async move {
-                    let id = format!("bench-{i}");
+                    // The connect row's last connection closes first: each call goes offline.
+                    if i == 0 {
+                        let left: WebSocketEvent = serde_json::from_value(ws_event(
+                            "ws-disconnect.json",
+                            user,
+                            format!("bench-{}", calls - 1),
+                        ))?;
+                        setup.disconnect(&left).await?;
+                    }
+                    let id = format!("bench-last-{i}");
                     let connect: WebSocketEvent =
                         serde_json::from_value(ws_event("ws-connect.json", user, id.clone()))?;
                     setup.connect(&connect).await?;
