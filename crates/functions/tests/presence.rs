@@ -424,3 +424,60 @@ async fn connecting_forgets_ids_whose_disconnect_was_lost() {
         aws_sdk_dynamodb::types::AttributeValue::Ss(vec!["fresh=".to_owned()])
     );
 }
+
+#[tokio::test]
+async fn the_members_answer_says_who_is_online_and_when_each_was_last_seen() {
+    use functions::directory::Directory;
+    use functions::routes::Route;
+    let table = TestTable::new().await;
+    let andrew = table.user("andrewbrown").await;
+    let bayko = table.user("bayko").await;
+    let group = direct(&table, &andrew, &bayko).await;
+    let api = support::recorded::Api::new(Directory::new(
+        table.store.clone(),
+        Duration::ZERO,
+        std::sync::Arc::new(functions::clock::SystemClock),
+    ));
+    let members = || async {
+        let mut event = event_json("api-list-message-group-members.json");
+        event["pathParameters"]["message_group_uuid"] = json!(group.to_string());
+        event["rawPath"] = json!(format!("/api/message_groups/{group}/members"));
+        event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(andrew.cognito_sub);
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let response = api
+            .serve(Route::ListMessageGroupMembers, request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+        body.as_array()
+            .unwrap()
+            .iter()
+            .find(|member| member["handle"] == "bayko")
+            .cloned()
+            .unwrap()
+    };
+    let never = members().await;
+    assert_eq!(never["online"], false);
+    assert!(
+        never.get("last_seen_at").is_none(),
+        "absent if never connected"
+    );
+
+    let connections = WsConnections::new(table.store.clone());
+    connections
+        .connect(&route_event("ws-connect.json", &bayko, "bayko-phone="))
+        .await
+        .unwrap();
+    let online = members().await;
+    assert_eq!(online["online"], true);
+    assert!(online["last_seen_at"].is_string());
+
+    connections
+        .disconnect(&route_event("ws-disconnect.json", &bayko, "bayko-phone="))
+        .await
+        .unwrap();
+    let gone = members().await;
+    assert_eq!(gone["online"], false);
+    assert!(gone["last_seen_at"].as_str() >= online["last_seen_at"].as_str());
+}
