@@ -15,6 +15,7 @@
 #   ws-authorizer      an Allow for execute-api:Invoke, for a fresh development token
 #   ws-connect/-disconnect  status 200
 #   ws-typing          status 200 (one-way: what the client gets, it posts)
+#   ws-presence        status 200 and one frame: `presence`, or an `error` frame of the action
 #
 # Every wait is on a condition (a port answering, an answer received) with a timeout. Every
 # process it started is stopped on exit, whatever happens. Prints how long each part took.
@@ -149,9 +150,23 @@ elif event.get("type") == "REQUEST" and event.get("methodArn"):
         s.get("Effect") == "Allow" and "execute-api:Invoke" in json.dumps(s.get("Action"))
         for s in statements), "an Allow for execute-api:Invoke")
     print(f"Allow for {answer['principalId']}")
-elif event.get("requestContext", {}).get("eventType") in ("CONNECT", "MESSAGE", "DISCONNECT"):
+elif event.get("requestContext", {}).get("eventType") in ("CONNECT", "DISCONNECT") or (
+        event.get("requestContext", {}).get("eventType") == "MESSAGE" and fn == "ws-typing"):
+    # One-way routes: the answer is an empty 200 (what the client gets is posted).
     expect(answer.get("statusCode") == 200, "status 200")
     print(f"{event['requestContext']['eventType']} → 200")
+elif event.get("requestContext", {}).get("eventType") == "MESSAGE":
+    # The route's response is the frame the client gets. The event's connection has no
+    # item in the seeded table, so either frame is an answer as documented.
+    expect(answer.get("statusCode") == 200, "status 200")
+    try:
+        frame = json.loads(answer.get("body") or "")
+    except ValueError:
+        frame = {}
+    route = event["requestContext"]["routeKey"]
+    expect(frame.get("type") == route or (frame.get("type") == "error" and frame.get("action") == route
+           and frame.get("errors")), f"a {route} frame or its error frame")
+    print(f"MESSAGE {route} → {frame.get('type')} {frame.get('errors', '')}")
 else:
     sys.exit(f"no rule for the answer to {event_file}")
 PY

@@ -17,9 +17,10 @@ use aws_lambda_events::dynamodb::{Event, EventRecord};
 use functions::api::Api;
 use functions::directory::{Directory, SystemClock};
 use functions::inbox_rows::InboxRowMover;
+use functions::presence::{MessageEvent, WsPresence};
 use functions::push::{PushHandler, local_management_client};
 use functions::routes::Route;
-use functions::websocket::{CONTEXT_USER_UUID, WebSocketEvent, WsConnections};
+use functions::websocket::{CONTEXT_USER_UUID, ConnectionCap, WebSocketEvent, WsConnections};
 use local::websocket::{OpenConnections, management_router};
 use messaging::items::MessageItem;
 use messaging::model::{Connection, Message};
@@ -214,7 +215,12 @@ pub async fn run(calls: usize, json_out: &Path) -> anyhow::Result<()> {
     let management = format!("http://{}", listener.local_addr()?);
     let server = tokio::spawn({
         let open = open.clone();
-        async move { axum::serve(listener, management_router(open)).await }
+        // With each connection's peer: the stand-in answers this machine only.
+        async move {
+            let service = management_router(open)
+                .into_make_service_with_connect_info::<local::websocket::Peer>();
+            axum::serve(listener, service).await
+        }
     });
     let mut sockets = Vec::new();
     for member in &world.members {
@@ -233,7 +239,7 @@ pub async fn run(calls: usize, json_out: &Path) -> anyhow::Result<()> {
     }
     rows.extend(reads(&world, calls).await?);
     rows.extend(groups(&world, calls.min(30)).await?);
-    rows.extend(connections(&world, calls).await?);
+    rows.extend(connections(&world, &management, &open, calls).await?);
     server.abort();
     drop(sockets);
 
@@ -496,16 +502,66 @@ async fn groups(world: &World, calls: usize) -> anyhow::Result<Vec<Measured>> {
     Ok(measured)
 }
 
-/// `$connect` and `$disconnect` (ws-connect, ws-disconnect), and the authorizer's one read.
-async fn connections(world: &World, calls: usize) -> anyhow::Result<Vec<Measured>> {
-    let handlers = WsConnections::new(world.store.clone());
-    let handlers = &handlers;
-    let user = &world.members[3];
-    let ws_event = |name: &str, i: usize| -> anyhow::Result<Value> {
+/// `$connect` and `$disconnect` (ws-connect, ws-disconnect) as deployed (the cap, presence
+/// frames), the authorizer's one read, and `presence` (ws-presence). The user has one
+/// watcher (the other member of a direct conversation, whose connection asked for presence),
+/// so a first `$connect` and a last `$disconnect` each post one frame.
+async fn connections(
+    world: &World,
+    management: &str,
+    open: &OpenConnections,
+    calls: usize,
+) -> anyhow::Result<Vec<Measured>> {
+    let deployed = |store: &Store| {
+        WsConnections::new(store.clone())
+            .with_cap(ConnectionCap::new(10, local_management_client(management)))
+            .with_presence_frames(local_management_client(management))
+    };
+    let handlers = &deployed(&world.store);
+    // Setup (unmetered): the connections each measured call needs before it.
+    let setup = &deployed(&world.table.store);
+    let presence = &WsPresence::new(world.store.clone());
+    let (user, watcher) = (&world.members[3], &world.members[4]);
+    let group = world
+        .table
+        .store
+        .send_to_user(watcher, user, MessageText::parse(TEXT)?, Timestamp::now())
+        .await?
+        .group_uuid;
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default()
+    };
+    let ws_event = move |name: &str, who: &User, id: String| -> Value {
         let mut event = crate::events::event_json(name);
-        event["requestContext"]["connectionId"] = json!(format!("bench-{i}"));
-        event["requestContext"]["authorizer"][CONTEXT_USER_UUID] = json!(user.uuid.to_string());
-        Ok(event)
+        let context = &mut event["requestContext"];
+        context["connectionId"] = json!(id);
+        context["connectedAt"] = json!(now() * 1000);
+        context["authorizer"][CONTEXT_USER_UUID] = json!(who.uuid.to_string());
+        context["authorizer"]["handle"] = json!(who.handle.as_str());
+        context["authorizer"]["exp"] = json!((now() + 3600).to_string());
+        event
+    };
+    let watching = format!("bench-watcher-{}", watcher.uuid.simple());
+    let mut watcher_socket = open.open(&watching);
+    let connect_watcher: WebSocketEvent =
+        serde_json::from_value(ws_event("ws-connect.json", watcher, watching.clone()))?;
+    setup.connect(&connect_watcher).await?;
+    let mut ask = ws_event("ws-presence.json", watcher, watching.clone());
+    ask["body"] = json!(json!({"action": "presence", "message_group_uuid": group}).to_string());
+    let ask: &MessageEvent = &serde_json::from_value(ask)?;
+    presence.handle(ask).await?;
+    let frames = std::cell::RefCell::new(&mut watcher_socket);
+    let frames = &frames;
+    let posted = move || {
+        let mut socket = frames.borrow_mut();
+        let mut n = 0;
+        while socket.try_recv().is_ok() {
+            n += 1;
+        }
+        n
     };
     let directory = Directory::new(world.store.clone(), Duration::ZERO, Arc::new(SystemClock));
     let directory = &directory;
@@ -527,13 +583,26 @@ async fn connections(world: &World, calls: usize) -> anyhow::Result<Vec<Measured
             .measure(
                 "connect",
                 "ws-connect",
-                "WebSocket $connect",
+                "WebSocket $connect: first device (online, one watcher told), cap checked",
                 calls,
-                |i| async move { ws_event("ws-connect.json", i) },
+                |i| async move {
+                    // The previous call's connection closes first: each call comes online.
+                    if i > 0 {
+                        let previous: WebSocketEvent = serde_json::from_value(ws_event(
+                            "ws-disconnect.json",
+                            user,
+                            format!("bench-{}", i - 1),
+                        ))?;
+                        setup.disconnect(&previous).await?;
+                    }
+                    posted();
+                    open.open(&format!("bench-{i}"));
+                    Ok(ws_event("ws-connect.json", user, format!("bench-{i}")))
+                },
                 |event| async move {
                     let event: WebSocketEvent = serde_json::from_value(event)?;
                     anyhow::ensure!(handlers.connect(&event).await?.status_code == 200);
-                    Ok(0)
+                    Ok(posted())
                 },
             )
             .await?,
@@ -541,12 +610,42 @@ async fn connections(world: &World, calls: usize) -> anyhow::Result<Vec<Measured
             .measure(
                 "disconnect",
                 "ws-disconnect",
-                "WebSocket $disconnect",
+                "WebSocket $disconnect: last device (offline, one watcher told)",
                 calls,
-                |i| async move { ws_event("ws-disconnect.json", i) },
+                |i| async move {
+                    // The connect row's last connection closes first: each call goes offline.
+                    if i == 0 {
+                        let left: WebSocketEvent = serde_json::from_value(ws_event(
+                            "ws-disconnect.json",
+                            user,
+                            format!("bench-{}", calls - 1),
+                        ))?;
+                        setup.disconnect(&left).await?;
+                    }
+                    let id = format!("bench-last-{i}");
+                    let connect: WebSocketEvent =
+                        serde_json::from_value(ws_event("ws-connect.json", user, id.clone()))?;
+                    setup.connect(&connect).await?;
+                    posted();
+                    Ok(ws_event("ws-disconnect.json", user, id))
+                },
                 |event| async move {
                     let event: WebSocketEvent = serde_json::from_value(event)?;
                     anyhow::ensure!(handlers.disconnect(&event).await?.status_code == 200);
+                    Ok(posted())
+                },
+            )
+            .await?,
+        world
+            .measure(
+                "presence",
+                "ws-presence",
+                "WebSocket presence: a direct conversation's partner, answered and watched",
+                calls,
+                |_| async { Ok(Value::Null) },
+                |_| async move {
+                    let answer = presence.handle(ask).await?;
+                    anyhow::ensure!(answer.status_code == 200);
                     Ok(0)
                 },
             )

@@ -1,5 +1,6 @@
 //! `cruddur listen <handle>`: connects to the local stack's WebSocket API as that user
-//! (with a development token) and prints each pushed message as one JSON line, until Ctrl-C.
+//! (with a development token) and prints each pushed message as one JSON line, until Ctrl-C;
+//! other frames (`presence`, with `--presence`) print as they come.
 //!
 //! It is the client loop the push expects of every client (docs/ARCHITECTURE.md, "Real-time
 //! push"): after each open it re-fetches what it may have missed over the HTTP API; when the
@@ -45,6 +46,11 @@ pub struct ListenArgs {
     /// read, as opening it in the frontend does.
     #[arg(long = "conversation", value_name = "UUID")]
     conversations: Vec<Uuid>,
+    /// After each (re)connection, ask for the presence of the other member of this direct
+    /// conversation (`{"action":"presence",…}`): the answer and every later change of
+    /// whether they are online print as `presence` frames.
+    #[arg(long, value_name = "UUID")]
+    presence: Option<Uuid>,
     /// Connect with this token instead of a development token for <handle> (e.g. a Cognito
     /// token, with `cruddur dev --jwks-url …`). It cannot be renewed: once it expires, the
     /// push closes the connection and listen stops.
@@ -106,7 +112,7 @@ pub async fn run(store: &Store, args: ListenArgs) -> anyhow::Result<()> {
             (None, None) => bail!("give a handle or --token"),
         };
         match connect(&args.url, &token).await {
-            Ok(socket) => {
+            Ok(mut socket) => {
                 failures = 0;
                 eprintln!(
                     "{} as {} on {} (Ctrl-C stops)",
@@ -133,6 +139,17 @@ pub async fn run(store: &Store, args: ListenArgs) -> anyhow::Result<()> {
                         stdout.flush()?;
                     }
                     Err(error) => eprintln!("could not re-fetch what was missed: {error:#}"),
+                }
+                if let Some(group) = args.presence {
+                    // A watch lasts as long as its connection: asked again on every open.
+                    let ask =
+                        serde_json::json!({"action": "presence", "message_group_uuid": group});
+                    if let Err(error) =
+                        futures_util::SinkExt::send(&mut socket, Message::text(ask.to_string()))
+                            .await
+                    {
+                        eprintln!("could not ask for presence: {error}");
+                    }
                 }
                 match relay(socket, &mut timeline, &mut stdout).await? {
                     Ended::Stopped => return Ok(()),

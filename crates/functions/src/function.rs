@@ -19,8 +19,9 @@ use crate::batch::Deadline;
 use crate::emf::MetricsLog;
 use crate::inbox_rows::InboxRowMover;
 use crate::jwt::JwtVerifier;
+use crate::presence::{MessageEvent, WsPresence};
 use crate::routes::Route;
-use crate::websocket::{WebSocketEvent, WsAuthorizer, WsConnections};
+use crate::websocket::{WebSocketEvent, WsAuthorizer};
 
 /// The environment variable through which Lambda hands a custom runtime the function's
 /// `Handler` setting.
@@ -48,6 +49,9 @@ pub enum Function {
     WsConnect,
     /// The WebSocket API's `$disconnect` route: forgets the connection.
     WsDisconnect,
+    /// The WebSocket API's `presence` route: a direct conversation's partner's presence,
+    /// watched for the connection.
+    WsPresence,
     /// The table's stream → WebSocket frames to every member's connections.
     MessagingPush,
     /// The WebSocket API's `typing` route (and `$default`): typing to the other members.
@@ -56,7 +60,7 @@ pub enum Function {
 
 impl Function {
     /// Every function, in the template's order.
-    pub const ALL: [Function; 20] = [
+    pub const ALL: [Function; 21] = [
         Self::MessagingStream,
         Self::Api(Route::ListMessageGroups),
         Self::Api(Route::ListMessages),
@@ -75,6 +79,7 @@ impl Function {
         Self::WsAuthorizer,
         Self::WsConnect,
         Self::WsDisconnect,
+        Self::WsPresence,
         Self::MessagingPush,
         Self::WsTyping,
     ];
@@ -90,6 +95,7 @@ impl Function {
             Self::WsAuthorizer => "ws-authorizer",
             Self::WsConnect => "ws-connect",
             Self::WsDisconnect => "ws-disconnect",
+            Self::WsPresence => "ws-presence",
             Self::MessagingPush => "messaging-push",
             Self::WsTyping => "ws-typing",
         }
@@ -158,6 +164,7 @@ impl Function {
             Self::WsAuthorizer => ws_authorizer().await,
             Self::WsConnect => ws_connect().await,
             Self::WsDisconnect => ws_disconnect().await,
+            Self::WsPresence => ws_presence().await,
             Self::MessagingPush => messaging_push().await,
             Self::WsTyping => ws_typing().await,
         }
@@ -284,11 +291,25 @@ async fn ws_connect() -> Result<(), lambda_runtime::Error> {
 
 async fn ws_disconnect() -> Result<(), lambda_runtime::Error> {
     crate::logging::init();
-    let connections = &WsConnections::new(crate::store_from_env().await);
+    let connections = &crate::ws_disconnect_from_env().await?;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<WebSocketEvent>| async move {
             connections
                 .disconnect(&event.payload)
+                .await
+                .map_err(lambda_runtime::Error::from)
+        },
+    ))
+    .await
+}
+
+async fn ws_presence() -> Result<(), lambda_runtime::Error> {
+    crate::logging::init();
+    let presence = &WsPresence::new(crate::store_from_env().await);
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<MessageEvent>| async move {
+            presence
+                .handle(&event.payload)
                 .await
                 .map_err(lambda_runtime::Error::from)
         },

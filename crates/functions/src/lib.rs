@@ -34,6 +34,7 @@ pub mod inbox_rows;
 pub mod jwt;
 pub mod limits;
 pub mod logging;
+pub mod presence;
 pub mod push;
 pub mod routes;
 pub mod websocket;
@@ -101,18 +102,30 @@ pub async fn push_from_env() -> Result<push::PushHandler, String> {
 
 /// `ws-connect`: the store, and the cap on each user's live connections
 /// (`MAX_CONNECTIONS_PER_USER`), closed through the Management API of the stage named by
-/// `WEBSOCKET_API_ENDPOINT` with the push's client.
+/// `WEBSOCKET_API_ENDPOINT` with the push's client, which also posts presence frames.
 pub async fn ws_connect_from_env() -> Result<websocket::WsConnections, String> {
     let endpoint = std::env::var(push::ENDPOINT_ENV)
         .ok()
         .filter(|endpoint| !endpoint.trim().is_empty())
         .ok_or_else(|| format!("{} is not set", push::ENDPOINT_ENV))?;
     let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let cap = websocket::ConnectionCap::new(
-        limits::max_connections_from_env(),
-        push::management_client(&sdk_config, &endpoint),
-    );
-    Ok(websocket::WsConnections::new(store_from_env().await).with_cap(cap))
+    let management = push::management_client(&sdk_config, &endpoint);
+    let cap = websocket::ConnectionCap::new(limits::max_connections_from_env(), management.clone());
+    Ok(websocket::WsConnections::new(store_from_env().await)
+        .with_cap(cap)
+        .with_presence_frames(management))
+}
+
+/// `ws-disconnect`: the store, and the Management API of the stage named by
+/// `WEBSOCKET_API_ENDPOINT`, for the presence frames to the user's watchers.
+pub async fn ws_disconnect_from_env() -> Result<websocket::WsConnections, String> {
+    let endpoint = std::env::var(push::ENDPOINT_ENV)
+        .ok()
+        .filter(|endpoint| !endpoint.trim().is_empty())
+        .ok_or_else(|| format!("{} is not set", push::ENDPOINT_ENV))?;
+    let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    Ok(websocket::WsConnections::new(store_from_env().await)
+        .with_presence_frames(push::management_client(&sdk_config, &endpoint)))
 }
 
 /// `ws-typing`: the store, and the Management API of the stage named by

@@ -7,7 +7,9 @@
 //! API Gateway hands that context to every route of the connection, so `ws-connect` and
 //! `ws-disconnect` each cost one write of the connection item (`CONN#<user>`); `ws-connect`
 //! then reads the user's connections and closes the oldest beyond the cap
-//! ([`ConnectionCap`]).
+//! ([`ConnectionCap`]). Both also keep the user's presence on their profile (one
+//! `UpdateItem`) and, when `online` changes, tell the connections watching them
+//! ([`crate::presence`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +20,9 @@ use aws_lambda_events::apigw::{
 };
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use aws_sdk_apigatewaymanagement::Client as ManagementClient;
+use futures_util::StreamExt;
 use messaging::model::Connection;
+use messaging::store::PresenceChange;
 use messaging::{Store, StoreError, Timestamp};
 use serde::Deserialize;
 use serde_json::Value;
@@ -27,7 +31,9 @@ use uuid::Uuid;
 use crate::clock::{Clock, SystemClock};
 use crate::directory::Directory;
 use crate::jwt::{JwtVerifier, VerifyError};
-use crate::push::management::{self, Deleted};
+use crate::presence::PresenceFrame;
+use crate::push::PostRetry;
+use crate::push::management::{self, Deleted, Posted};
 
 /// The query parameter carrying the token: the authorizer's identity source is
 /// `route.request.querystring.token`, so API Gateway itself answers 401 when it is absent.
@@ -317,17 +323,35 @@ impl ConnectionCap {
     }
 }
 
+/// Presence frames posted at once by one `$connect`/`$disconnect` (one per watching
+/// connection).
+const PRESENCE_POSTS_IN_FLIGHT: usize = 16;
+
 /// `ws-connect` and `ws-disconnect`.
 #[derive(Debug, Clone)]
 pub struct WsConnections {
     store: Store,
     cap: Option<ConnectionCap>,
+    /// Posts presence frames to the connections watching the user; without it presence is
+    /// recorded on the profile but nobody is told.
+    presence_frames: Option<ManagementClient>,
 }
 
 impl WsConnections {
     /// Without a cap (`ws-disconnect`, which only forgets).
     pub fn new(store: Store) -> Self {
-        Self { store, cap: None }
+        Self {
+            store,
+            cap: None,
+            presence_frames: None,
+        }
+    }
+
+    /// Posts presence frames through `management` (the push's client) to the connections
+    /// watching a user whose `online` changes.
+    pub fn with_presence_frames(mut self, management: ManagementClient) -> Self {
+        self.presence_frames = Some(management);
+        self
     }
 
     /// `$connect` closes a user's oldest connections beyond `cap`.
@@ -354,10 +378,145 @@ impl WsConnections {
         };
         self.store.put_connection(&connection).await?;
         tracing::info!(user = %connection.user_uuid, "connected");
-        if let Some(cap) = &self.cap {
-            self.close_beyond_cap(&connection, cap).await;
+        let now = Timestamp::now();
+        let change = self.presence_connected(&connection, now).await;
+        // One read of the user's connections serves the cap and the presence's pruning
+        // (needed only when the profile names other connections).
+        let others_recorded = change.as_ref().is_some_and(|change| {
+            change
+                .before
+                .live_connections
+                .iter()
+                .any(|id| *id != connection.connection_id)
+        });
+        let existing = if self.cap.is_some() || others_recorded {
+            match self.store.connections_of(connection.user_uuid).await {
+                Ok(existing) => Some(existing),
+                Err(error) => {
+                    tracing::warn!(user = %connection.user_uuid, %error, "could not read the connections to cap them");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        if let (Some(cap), Some(existing)) = (&self.cap, &existing) {
+            self.close_beyond_cap(&connection, cap, existing).await;
+        }
+        if let Some(change) = change {
+            if let Some(existing) = &existing {
+                self.forget_lost_connections(&connection, &change, existing, now)
+                    .await;
+            }
+            self.tell_watchers(connection.user_uuid, &change, now).await;
         }
         Ok(status(200))
+    }
+
+    /// Records the connection on the user's profile; a failure is logged, not the
+    /// connection's: the user then shows offline until their next `$connect`.
+    async fn presence_connected(
+        &self,
+        connection: &Connection,
+        now: Timestamp,
+    ) -> Option<PresenceChange> {
+        match self.store.presence_connected(connection, now).await {
+            Ok(Some(change)) => Some(change),
+            Ok(None) => {
+                tracing::warn!(user = %connection.user_uuid, "connected without a profile: no presence");
+                None
+            }
+            Err(error) => {
+                tracing::warn!(user = %connection.user_uuid, %error, "could not record presence");
+                None
+            }
+        }
+    }
+
+    /// Forgets the profile's connection ids that have no live connection item (their
+    /// `$disconnect` was lost): without it a lost id would keep its user online up to the
+    /// expiry of every later connection. Any id recorded before this `$connect`'s update
+    /// had its item written before it, so the read that followed the update sees it.
+    async fn forget_lost_connections(
+        &self,
+        connection: &Connection,
+        change: &PresenceChange,
+        existing: &[Connection],
+        now: Timestamp,
+    ) {
+        let now = now.as_datetime().unix_timestamp();
+        let lost: Vec<String> = change
+            .before
+            .live_connections
+            .iter()
+            .filter(|id| **id != connection.connection_id)
+            .filter(|id| {
+                !existing
+                    .iter()
+                    .any(|other| &other.connection_id == *id && other.is_live_at(now))
+            })
+            .cloned()
+            .collect();
+        if lost.is_empty() {
+            return;
+        }
+        let user = connection.user_uuid;
+        match self.store.forget_connections(user, &lost).await {
+            Ok(()) => {
+                tracing::info!(%user, lost = lost.len(), "forgot connections whose $disconnect was lost")
+            }
+            Err(error) => tracing::warn!(%user, %error, "could not forget lost connections"),
+        }
+    }
+
+    /// Posts `{"type":"presence",…}` to every live connection watching `user` when
+    /// `online` changed: one Query of `WATCH#<user>` and one post per watching connection; a
+    /// 410 deletes that watch. Nothing here fails the route.
+    async fn tell_watchers(&self, user: uuid::Uuid, change: &PresenceChange, now: Timestamp) {
+        let Some(management) = &self.presence_frames else {
+            return;
+        };
+        let now_seconds = now.as_datetime().unix_timestamp();
+        let Some(online) = change.online_changed_at(now_seconds) else {
+            return;
+        };
+        let watches = match self.store.watchers_of(user).await {
+            Ok(watches) => watches,
+            Err(error) => {
+                tracing::warn!(%user, %error, "could not read who watches; no presence frames");
+                return;
+            }
+        };
+        let posts = watches
+            .into_iter()
+            .filter(|watch| watch.expires_at > now_seconds)
+            .map(|watch| {
+                let frame = PresenceFrame::new(
+                    watch.message_group_uuid,
+                    change.handle.clone(),
+                    online,
+                    change.after.last_seen_at.clone(),
+                );
+                async move {
+                    let body = serde_json::to_vec(&frame).unwrap_or_default();
+                    let posted =
+                        management::post(management, PostRetry::default(), &watch.connection_id, &body, || {})
+                            .await;
+                    if posted == Posted::Gone
+                        && let Err(error) =
+                            self.store.delete_watch(user, &watch.connection_id).await
+                    {
+                        tracing::warn!(%user, connection = %watch.connection_id, %error, "could not forget a gone watcher; its TTL removes it");
+                    }
+                    posted
+                }
+            });
+        let outcomes: Vec<Posted> = futures_util::stream::iter(posts)
+            .buffer_unordered(PRESENCE_POSTS_IN_FLIGHT)
+            .collect()
+            .await;
+        let sent = outcomes.iter().filter(|p| **p == Posted::Delivered).count();
+        tracing::info!(%user, online, watchers = outcomes.len(), sent, "presence frames");
     }
 
     /// Closes `connection`'s user's oldest live connections beyond the cap, the new one
@@ -368,15 +527,13 @@ impl WsConnections {
     /// and a cap enforced one `$connect` late is better than a user who cannot connect.
     /// Two `$connect`s at the same instant may both close the same oldest one (the second
     /// gets 410), leaving the user one over until the next.
-    async fn close_beyond_cap(&self, connection: &Connection, cap: &ConnectionCap) -> usize {
+    async fn close_beyond_cap(
+        &self,
+        connection: &Connection,
+        cap: &ConnectionCap,
+        existing: &[Connection],
+    ) -> usize {
         let user = connection.user_uuid;
-        let existing = match self.store.connections_of(user).await {
-            Ok(existing) => existing,
-            Err(error) => {
-                tracing::warn!(%user, %error, "could not read the connections to cap them");
-                return 0;
-            }
-        };
         let now = i64::try_from(SystemClock.unix_seconds()).unwrap_or(i64::MAX);
         let mut others: Vec<&Connection> = existing
             .iter()
@@ -419,15 +576,27 @@ impl WsConnections {
         let context = &event.request_context;
         match Connection::try_from(event) {
             Ok(connection) => {
+                let user = connection.user_uuid;
                 self.store
-                    .delete_connection(connection.user_uuid, &connection.connection_id)
+                    .delete_connection(user, &connection.connection_id)
                     .await?;
                 tracing::info!(
-                    user = %connection.user_uuid,
+                    %user,
                     code = ?context.disconnect_status_code,
                     reason = ?context.disconnect_reason,
                     "disconnected"
                 );
+                let now = Timestamp::now();
+                match self
+                    .store
+                    .presence_disconnected(user, &connection.connection_id, now)
+                    .await
+                {
+                    Ok(Some(change)) => self.tell_watchers(user, &change, now).await,
+                    Ok(None) => {}
+                    // Bounded all the same: `online` ends with the connection's expiry.
+                    Err(error) => tracing::warn!(%user, %error, "could not record presence"),
+                }
             }
             Err(reason) => {
                 tracing::warn!(%reason, "disconnect of an unknown connection; its TTL removes it");

@@ -578,6 +578,8 @@ fn samples() -> Vec<(&'static str, Value)> {
                 handle: "londo".into(),
                 display_name: "Londo Mollari".into(),
                 joined_at: AT.into(),
+                online: true,
+                last_seen_at: Some(AT.into()),
             }),
         ),
         (
@@ -934,5 +936,57 @@ fn check(root: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec
     }
     for (schema, value, at) in nested {
         check(root, schema, value, &at, errors);
+    }
+}
+
+#[test]
+fn the_presence_frames_are_the_asyncapi_messages() {
+    use functions::presence::{PresenceFrame, PresenceRefusal};
+    let asyncapi = local::api_docs::asyncapi().unwrap();
+    let schemas = &asyncapi["components"]["schemas"];
+    let frame = serde_json::to_value(PresenceFrame::new(
+        uuid::Uuid::nil(),
+        "bayko".into(),
+        true,
+        Some("2026-11-23T18:14:53.598005+00:00".into()),
+    ))
+    .unwrap();
+    validate_in(asyncapi, &schemas["PresenceFrame"], &frame).unwrap();
+    let documented: BTreeSet<&String> = schemas["PresenceFrame"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    let sent: BTreeSet<&String> = frame.as_object().unwrap().keys().collect();
+    assert_eq!(documented, sent);
+    // Every refusal's frame, and exactly those codes.
+    for refusal in PresenceRefusal::ALL {
+        let frame = serde_json::to_value(refusal.frame()).unwrap();
+        validate_in(asyncapi, &schemas["PresenceErrorFrame"], &frame).unwrap();
+    }
+    let codes: BTreeSet<String> =
+        schemas["PresenceErrorFrame"]["properties"]["errors"]["items"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|code| code.as_str().unwrap().to_owned())
+            .collect();
+    let refusals: BTreeSet<String> = PresenceRefusal::ALL
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(codes, refusals);
+    // The client's action is the route's key, and its example is a request the handler reads.
+    assert_eq!(
+        schemas["PresenceRequest"]["properties"]["action"]["const"],
+        functions::presence::ACTION
+    );
+    for (message, schema) in [
+        ("presence", "PresenceFrame"),
+        ("presenceRequest", "PresenceRequest"),
+        ("presenceError", "PresenceErrorFrame"),
+    ] {
+        let example = &asyncapi["components"]["messages"][message]["examples"][0]["payload"];
+        validate_in(asyncapi, &schemas[schema], example).unwrap();
     }
 }

@@ -170,18 +170,38 @@ const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 15] = [
 
 /// The real-time push functions' DynamoDB permissions; each statement is also confined to
 /// its item families by `dynamodb:LeadingKeys` (checked below).
-const PUSH_DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 5] = [
+const PUSH_DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 6] = [
     ("ws-authorizer", &[(TABLE, "dynamodb:GetItem")]),
-    // The cap: the user's connections, and the items of the oldest it closes.
+    // The cap: the user's connections, and the items of the oldest it closes; presence on
+    // the profile, and the watchers.
     (
         "ws-connect",
         &[
             (TABLE, "dynamodb:PutItem"),
             (TABLE, "dynamodb:Query"),
             (TABLE, "dynamodb:DeleteItem"),
+            (TABLE, "dynamodb:UpdateItem"),
         ],
     ),
-    ("ws-disconnect", &[(TABLE, "dynamodb:DeleteItem")]),
+    (
+        "ws-disconnect",
+        &[
+            (TABLE, "dynamodb:DeleteItem"),
+            (TABLE, "dynamodb:UpdateItem"),
+            (TABLE, "dynamodb:Query"),
+        ],
+    ),
+    // The members, the partner's profile, the watch and the connection naming it.
+    (
+        "ws-presence",
+        &[
+            (TABLE, "dynamodb:Query"),
+            (TABLE, "dynamodb:GetItem"),
+            (TABLE, "dynamodb:PutItem"),
+            (TABLE, "dynamodb:DeleteItem"),
+            (TABLE, "dynamodb:UpdateItem"),
+        ],
+    ),
     // typing_at on the sender's membership; the other members and their connections.
     (
         "ws-typing",
@@ -1062,11 +1082,12 @@ fn connect_is_authorized_by_ws_authorizer_with_the_token_in_the_query() {
         .collect();
     let mut expected_routes = vec!["$connect", "$disconnect", ws_actions::DEFAULT_ROUTE];
     expected_routes.extend(ws_actions::ACTIONS);
+    expected_routes.push(functions::presence::ACTION);
     expected_routes.sort_unstable();
     assert_eq!(
         routes.keys().map(String::as_str).collect::<Vec<_>>(),
         expected_routes,
-        "a route per client action (ws_actions::ACTIONS), and $default"
+        "a route per client action (ws_actions::ACTIONS, presence), and $default"
     );
     for key in [ws_actions::TYPING_ACTION, ws_actions::DEFAULT_ROUTE] {
         let (route, function) = &routes[key];
@@ -1086,14 +1107,35 @@ fn connect_is_authorized_by_ws_authorizer_with_the_token_in_the_query() {
     assert_eq!(connect_function, "ws-connect");
     let (_, disconnect_function) = &routes["$disconnect"];
     assert_eq!(disconnect_function, "ws-disconnect");
+    // Two-way: the function's answer is the client's frame, through a $default route
+    // response on that route.
+    let (presence, presence_function) = &routes[functions::presence::ACTION];
+    assert_eq!(presence_function, "ws-presence");
+    assert_eq!(presence["RouteResponseSelectionExpression"], "$default");
+    let (presence_route, _) = resources_of_type("AWS::ApiGatewayV2::Route")
+        .into_iter()
+        .find(|(_, route)| route["Properties"]["RouteKey"] == functions::presence::ACTION)
+        .unwrap();
+    let responses = resources_of_type("AWS::ApiGatewayV2::RouteResponse");
+    assert_eq!(responses.len(), 1);
+    let response = &responses[0].1["Properties"];
+    assert_eq!(ref_of(&response["RouteId"]), Some(presence_route));
+    assert_eq!(ref_of(&response["ApiId"]), Some(api));
+    assert_eq!(response["RouteResponseKey"], "$default");
 
     let stages = resources_of_type("AWS::ApiGatewayV2::Stage");
     assert_eq!(stages.len(), 1);
     assert_eq!(ref_of(&stages[0].1["Properties"]["ApiId"]), Some(api));
     assert_eq!(stages[0].1["Properties"]["AutoDeploy"], true);
 
-    // API Gateway may invoke each of the four functions, from this API only.
-    for name in ["ws-authorizer", "ws-connect", "ws-disconnect", "ws-typing"] {
+    // API Gateway may invoke each of the five functions, from this API only.
+    for name in [
+        "ws-authorizer",
+        "ws-connect",
+        "ws-disconnect",
+        "ws-typing",
+        "ws-presence",
+    ] {
         let function = function_id(name);
         let permitted = resources_of_type("AWS::Lambda::Permission")
             .into_iter()
@@ -1224,24 +1266,35 @@ fn push_reads_the_same_messages_as_the_stream_and_gives_up_soon() {
             .as_str()
         )
     );
-    let deletes: Vec<Option<&str>> = policy_statements()
-        .into_iter()
-        .filter(|(owner, statement)| {
-            *owner == connect_role
-                && one_or_many(&statement["Action"])
-                    .contains(&&json!("execute-api:ManageConnections"))
-        })
-        .flat_map(|(_, statement)| one_or_many(&statement["Resource"]))
-        .map(sub_of)
-        .collect();
+    let managed = |role: &str| -> Vec<Option<String>> {
+        policy_statements()
+            .into_iter()
+            .filter(|(owner, statement)| {
+                *owner == role
+                    && one_or_many(&statement["Action"])
+                        .contains(&&json!("execute-api:ManageConnections"))
+            })
+            .flat_map(|(_, statement)| one_or_many(&statement["Resource"]))
+            .map(|resource| sub_of(resource).map(str::to_owned))
+            .collect()
+    };
+    let on_stage = |method: &str| {
+        Some(format!(
+            "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{api}}}/{stage_name}/{method}/@connections/*"
+        ))
+    };
+    // Closes beyond the cap, and posts presence frames to watchers.
     assert_eq!(
-        deletes,
-        [Some(
-            format!(
-                "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{api}}}/{stage_name}/DELETE/@connections/*"
-            )
-            .as_str()
-        )]
+        managed(&connect_role),
+        [on_stage("POST"), on_stage("DELETE")]
+    );
+    // ws-disconnect posts presence frames only, to the same stage.
+    let disconnect = resource(&function_id("ws-disconnect"));
+    let (disconnect_role, _) = get_att(&disconnect["Properties"]["Role"]).unwrap();
+    assert_eq!(managed(&disconnect_role), [on_stage("POST")]);
+    assert_eq!(
+        disconnect["Properties"]["Environment"]["Variables"][push::ENDPOINT_ENV],
+        connect_env[push::ENDPOINT_ENV]
     );
     // ws-typing posts typing and error frames: POST only, on the same stage and endpoint.
     let (typing_role, _) =
@@ -1275,10 +1328,11 @@ fn push_reads_the_same_messages_as_the_stream_and_gives_up_soon() {
             .iter()
             .all(|(owner, statement)| *owner == role
                 || *owner == connect_role
+                || *owner == disconnect_role
                 || *owner == typing_role
                 || !one_or_many(&statement["Action"])
                     .contains(&&json!("execute-api:ManageConnections"))),
-        "only messaging-push and ws-typing post to connections, and ws-connect closes them"
+        "only messaging-push, ws-typing, ws-connect and ws-disconnect manage connections"
     );
 }
 
@@ -1289,18 +1343,40 @@ fn push_functions_touch_only_their_item_families() {
     let users = prefix(messaging::keys::SUB_PREFIX);
     let connections = prefix(messaging::keys::CONNECTION_PREFIX);
     let members = prefix(messaging::keys::MEMBERSHIP_PREFIX);
+    let profiles = prefix(messaging::keys::USER_PREFIX);
+    let watches = prefix(messaging::keys::WATCH_PREFIX);
     for (name, action, allowed) in [
         ("ws-authorizer", "dynamodb:GetItem", vec![users.clone()]),
         ("ws-connect", "dynamodb:PutItem", vec![connections.clone()]),
-        ("ws-connect", "dynamodb:Query", vec![connections.clone()]),
+        (
+            "ws-connect",
+            "dynamodb:Query",
+            vec![connections.clone(), watches.clone()],
+        ),
         (
             "ws-connect",
             "dynamodb:DeleteItem",
-            vec![connections.clone()],
+            vec![connections.clone(), watches.clone()],
         ),
+        ("ws-connect", "dynamodb:UpdateItem", vec![profiles.clone()]),
         (
             "ws-disconnect",
             "dynamodb:DeleteItem",
+            vec![connections.clone(), watches.clone()],
+        ),
+        (
+            "ws-disconnect",
+            "dynamodb:UpdateItem",
+            vec![profiles.clone()],
+        ),
+        ("ws-disconnect", "dynamodb:Query", vec![watches.clone()]),
+        ("ws-presence", "dynamodb:Query", vec![members.clone()]),
+        ("ws-presence", "dynamodb:GetItem", vec![profiles.clone()]),
+        ("ws-presence", "dynamodb:PutItem", vec![watches.clone()]),
+        ("ws-presence", "dynamodb:DeleteItem", vec![watches.clone()]),
+        (
+            "ws-presence",
+            "dynamodb:UpdateItem",
             vec![connections.clone()],
         ),
         ("ws-typing", "dynamodb:UpdateItem", vec![members.clone()]),
@@ -1330,12 +1406,24 @@ fn push_functions_touch_only_their_item_families() {
             })
             .map(|(_, statement)| statement)
             .collect();
-        assert_eq!(statements.len(), 1, "{name} {action}");
-        assert_eq!(
-            statements[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
-            json!(allowed),
-            "{name} {action}"
-        );
+        // Every statement granting it is confined; together they name exactly `allowed`.
+        assert!(!statements.is_empty(), "{name} {action}");
+        let mut granted: Vec<String> = statements
+            .iter()
+            .flat_map(|statement| {
+                let keys =
+                    &statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+                assert!(keys.is_array(), "{name} {action}: confined");
+                keys.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|key| key.as_str().unwrap().to_owned())
+            })
+            .collect();
+        granted.sort();
+        let mut allowed = allowed;
+        allowed.sort();
+        assert_eq!(granted, allowed, "{name} {action}");
     }
 }
 

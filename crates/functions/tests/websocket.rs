@@ -418,9 +418,10 @@ async fn connect_records_the_connection_and_disconnect_forgets_it() {
     let connect = route_event("ws-connect.json", Some(&andrew));
     let response = connections.connect(&connect).await.unwrap();
     assert_eq!(response.status_code, 200);
+    // The item, and presence on the profile.
     assert_eq!(
         table.requests.snapshot().into_iter().collect::<Vec<_>>(),
-        [("PutItem".to_owned(), 1)]
+        [("PutItem".to_owned(), 1), ("UpdateItem".to_owned(), 1)]
     );
     let items = connection_items(&table, &andrew).await;
     assert_eq!(items.len(), 1);
@@ -437,7 +438,7 @@ async fn connect_records_the_connection_and_disconnect_forgets_it() {
     assert_eq!(response.status_code, 200);
     assert_eq!(
         table.requests.snapshot().into_iter().collect::<Vec<_>>(),
-        [("DeleteItem".to_owned(), 1)]
+        [("DeleteItem".to_owned(), 1), ("UpdateItem".to_owned(), 1)]
     );
     assert!(connection_items(&table, &andrew).await.is_empty());
     // A second $disconnect (or one after a 410 cleaned up) is harmless.
@@ -606,7 +607,8 @@ mod connection_cap {
             [
                 ("DeleteItem".to_owned(), 1),
                 ("PutItem".to_owned(), 1),
-                ("Query".to_owned(), 1)
+                ("Query".to_owned(), 1),
+                ("UpdateItem".to_owned(), 1)
             ]
         );
         assert!(!open.is_open("oldest"), "closed by DeleteConnection");

@@ -99,10 +99,13 @@ pub async fn run(
         // The WebSocket API's authorizer runs `ws-authorizer`'s code over the HTTP API's
         // verifier: one key set, fetched and refreshed once for both.
         WsAuthorizer::new(authorizer.verifier().clone(), directory.clone()),
-        WsConnections::new(store.clone()).with_cap(ConnectionCap::new(
-            options.max_connections_per_user,
-            local_management_client(&management_url(address)),
-        )),
+        WsConnections::new(store.clone())
+            .with_cap(ConnectionCap::new(
+                options.max_connections_per_user,
+                local_management_client(&management_url(address)),
+            ))
+            // Presence frames to watchers, through the same stand-in.
+            .with_presence_frames(local_management_client(&management_url(address))),
         open_connections.clone(),
     )
     .with_actions(action_routes(&store, address));

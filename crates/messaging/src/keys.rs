@@ -16,6 +16,7 @@
 //! | block           | `BLOCK#<blocker>`           | `USER#<blocked>`   |
 //! | rate-limit window | `LIMIT#<user>`            | `<limit>#<window ms>#<start ms>` |
 //! | send record     | `IDEM#<sender>`             | `<client_message_id>` |
+//! | presence watch  | `WATCH#<watched user>`      | `<watcher's connection id>` |
 //!
 //! Only message items start with `MSG#`, which is what the stream filter keys on; only inbox
 //! rows carry a `message_group_uuid` attribute, which keeps the GSI sparse.
@@ -42,6 +43,10 @@ pub const BLOCK_PREFIX: &str = "BLOCK#";
 /// A user's sends by `client_message_id` (`store/idempotency.rs`): one item per id, put in
 /// the send's own transaction, so a repeat is refused by the key alone.
 pub const SEND_RECORD_PREFIX: &str = "IDEM#";
+/// Who watches a user's presence (`store/presence.rs`): one item per watching connection,
+/// under the watched user, so their `$connect`/`$disconnect` finds the watchers with one
+/// Query.
+pub const WATCH_PREFIX: &str = "WATCH#";
 
 pub const PAIR_SK: &str = "PAIR";
 pub const PROFILE_SK: &str = "PROFILE";
@@ -135,6 +140,15 @@ pub fn connection(user: Uuid, connection_id: &str) -> Key {
 
 pub fn connections_pk(user: Uuid) -> String {
     format!("{CONNECTION_PREFIX}{user}")
+}
+
+/// The connection `connection_id` watching `watched`'s presence.
+pub fn watch(watched: Uuid, connection_id: &str) -> Key {
+    Key::new(watches_pk(watched), connection_id)
+}
+
+pub fn watches_pk(watched: Uuid) -> String {
+    format!("{WATCH_PREFIX}{watched}")
 }
 
 /// One rate-limit window of `user` (`window`: the limit's name, length and start).
@@ -278,6 +292,7 @@ mod tests {
             LIMIT_PREFIX,
             BLOCK_PREFIX,
             SEND_RECORD_PREFIX,
+            WATCH_PREFIX,
         ];
         for a in prefixes {
             for b in prefixes {

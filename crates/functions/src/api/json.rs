@@ -82,6 +82,12 @@ pub struct GroupMember {
     pub handle: String,
     pub display_name: String,
     pub joined_at: String,
+    /// Has a live WebSocket connection (bounded by the connection's expiry when its
+    /// `$disconnect` was lost: docs/ARCHITECTURE.md, "Presence").
+    pub online: bool,
+    /// The member's last connect or disconnect; absent if they never connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_at: Option<String>,
 }
 
 impl From<Member> for GroupMember {
@@ -91,6 +97,8 @@ impl From<Member> for GroupMember {
             handle: member.handle,
             display_name: member.display_name,
             joined_at: member.joined_at,
+            online: member.online,
+            last_seen_at: member.last_seen_at,
         }
     }
 }

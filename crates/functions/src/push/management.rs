@@ -71,7 +71,8 @@ fn post_timeouts() -> TimeoutConfig {
         .build()
 }
 
-/// How posting one frame to one connection ended (the push's posts, and `ws-typing`'s).
+/// How posting one frame to one connection ended (the push's posts, `ws-typing`'s, and
+/// presence's frames from `ws-connect` and `ws-disconnect`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Posted {
     Delivered,

@@ -154,6 +154,11 @@ impl WsConnections {
         Self(self.0.with_cap(cap))
     }
 
+    /// Posting presence frames to watchers; the posts are recorded.
+    pub fn with_presence_frames(self, management: ManagementClient) -> Self {
+        Self(self.0.with_presence_frames(recording(management)))
+    }
+
     pub async fn connect(
         &self,
         event: &WebSocketEvent,
@@ -196,6 +201,22 @@ impl WsTyping {
         event: &WebSocketEvent,
     ) -> Result<ApiGatewayProxyResponse, StoreError> {
         as_function(Function::WsTyping.name(), self.0.handle(event)).await
+    }
+}
+
+/// `ws-presence`.
+pub struct WsPresence(functions::presence::WsPresence);
+
+impl WsPresence {
+    pub fn new(store: Store) -> Self {
+        Self(functions::presence::WsPresence::new(store))
+    }
+
+    pub async fn handle(
+        &self,
+        event: &functions::presence::MessageEvent,
+    ) -> Result<ApiGatewayProxyResponse, StoreError> {
+        as_function(Function::WsPresence.name(), self.0.handle(event)).await
     }
 }
 

@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
 
+use super::presence::Presence;
 use super::{Store, StoreError, from_item};
 use crate::items::{GroupDeparturesItem, MembershipItem, UserItem};
 use crate::keys::{self, Key};
@@ -32,6 +33,10 @@ pub struct Member {
     pub handle: String,
     pub display_name: String,
     pub joined_at: String,
+    /// Has a live connection (`store/presence.rs`: what that means, and its bound).
+    pub online: bool,
+    /// The member's last `$connect` or `$disconnect`; `None` if never connected.
+    pub last_seen_at: Option<String>,
 }
 
 impl Store {
@@ -105,12 +110,23 @@ impl Store {
 
     /// The members of a conversation `reader` belongs to (direct or group), oldest member
     /// first: one strongly consistent Query of the memberships, one `BatchGetItem` of the
-    /// profiles.
-    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
+    /// profiles (which carry presence, so `online` costs nothing more).
     pub async fn group_members(
         &self,
         reader: Uuid,
         group: Uuid,
+    ) -> Result<Vec<Member>, StoreError> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        self.group_members_at(reader, group, now).await
+    }
+
+    /// [`Store::group_members`] with `online` as of `now` (epoch seconds).
+    #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
+    pub async fn group_members_at(
+        &self,
+        reader: Uuid,
+        group: Uuid,
+        now: i64,
     ) -> Result<Vec<Member>, StoreError> {
         let memberships = self.memberships(group).await?;
         if !memberships.iter().any(|m| m.user_uuid == reader) {
@@ -120,21 +136,26 @@ impl Store {
             .iter()
             .map(|m| keys::user_profile(m.user_uuid))
             .collect();
-        let profiles: HashMap<Uuid, User> = self
+        let profiles: HashMap<Uuid, (User, Presence)> = self
             .batch_get(keys, false)
             .await?
             .into_iter()
-            .map(|item| from_item::<UserItem>(item).map(UserItem::into_user))
-            .map(|user| user.map(|user| (user.uuid, user)))
+            .map(|item| {
+                let presence = Presence::of_item(&item);
+                from_item::<UserItem>(item)
+                    .map(|user| (user.user_uuid, (user.into_user(), presence)))
+            })
             .collect::<Result<_, _>>()?;
         let mut members: Vec<Member> = memberships
             .into_iter()
             .filter_map(|m| match profiles.get(&m.user_uuid) {
-                Some(user) => Some(Member {
+                Some((user, presence)) => Some(Member {
                     uuid: user.uuid,
                     handle: user.handle.to_string(),
                     display_name: user.display_name.to_string(),
                     joined_at: m.joined_at,
+                    online: presence.online_at(now),
+                    last_seen_at: presence.last_seen_at.clone(),
                 }),
                 None => {
                     tracing::warn!(%group, member = %m.user_uuid, "member without a profile; not listed");

@@ -15,6 +15,7 @@
 //! | users | [`Store::register_user`], [`Store::user_by_sub`], [`Store::user_by_handle`], [`Store::handle_taken`], [`Store::users_by_handles`] | one each |
 //! | block, unblock, list blocks | [`Store::block`], [`Store::unblock`], [`Store::list_blocks`] | GetItem + TransactWriteItems; Query |
 //! | WebSocket connections | [`Store::put_connection`], [`Store::delete_connection`], [`Store::connections_of`] (a user's) | one each |
+//! | presence (`store/presence.rs`) | [`Store::presence_connected`], [`Store::presence_disconnected`] (the profile), [`Store::watch`], [`Store::watchers_of`] | UpdateItem; PutItem + UpdateItem (+ DeleteItem); Query |
 //! | sends named by the client (`client_message_id`) | [`Store::append_message_once`], [`Store::send_to_user_once`], [`Store::create_group_once`] | none more: one more item in the send's transaction; a repeat: + GetItem |
 //! | one message by its uuid (edit, delete, react start here) | [`Store::find_message`] | GetItem (consistent); the original system's uuids: Query the conversation, filtered |
 //! | typing: membership and at most one per 2 s, at once | [`Store::claim_typing`] | UpdateItem (conditional) |
@@ -33,6 +34,7 @@ mod limits;
 mod memberships;
 mod messages;
 mod migration;
+mod presence;
 mod reads;
 mod requests;
 mod typing;
@@ -55,6 +57,7 @@ pub use idempotency::{ClientMessageId, SEND_RECORD_SECONDS};
 pub use limits::{Limited, Limits, RateLimit, Window};
 pub use memberships::Member;
 pub use migration::{Applied, Outcomes, Wrote};
+pub use presence::{Presence, PresenceChange, Watch, Watching};
 pub use reads::{MarkedRead, ReadUpTo};
 pub use typing::{TYPING_AT_ATTRIBUTE, TYPING_INTERVAL, TypingClaim};
 pub use users::{HANDLE_RESERVATION_SECONDS, HandleReservation, NewUser, Registration};

@@ -13,6 +13,7 @@ mod limits;
 mod messages;
 mod migration;
 mod pages;
+mod presence;
 mod reads;
 mod typing;
 mod users;
