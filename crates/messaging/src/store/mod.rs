@@ -17,6 +17,7 @@
 //! | WebSocket connections | [`Store::put_connection`], [`Store::delete_connection`], [`Store::connections_of`] (a user's) | one each |
 //! | sends named by the client (`client_message_id`) | [`Store::append_message_once`], [`Store::send_to_user_once`], [`Store::create_group_once`] | none more: one more item in the send's transaction; a repeat: + GetItem |
 //! | one message by its uuid (edit, delete, react start here) | [`Store::find_message`] | GetItem (consistent); the original system's uuids: Query the conversation, filtered |
+//! | react, unreact | [`Store::react`], [`Store::unreact`] | GetItem (consistent) + TransactWriteItems; a repeat: + GetItem, writes nothing |
 //! | per-user rate limits | [`Store::with_limits`]: sends (C, D) and group changes (create, add) | none: one more item in their own transaction |
 
 mod admin;
@@ -32,6 +33,7 @@ mod limits;
 mod memberships;
 mod messages;
 mod migration;
+mod reactions;
 mod reads;
 mod requests;
 mod users;
@@ -53,6 +55,7 @@ pub use idempotency::{ClientMessageId, SEND_RECORD_SECONDS};
 pub use limits::{Limited, Limits, RateLimit, Window};
 pub use memberships::Member;
 pub use migration::{Applied, Outcomes, Wrote};
+pub use reactions::Reacted;
 pub use reads::{MarkedRead, ReadUpTo};
 pub use users::{HANDLE_RESERVATION_SECONDS, HandleReservation, NewUser, Registration};
 

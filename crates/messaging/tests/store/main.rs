@@ -13,6 +13,7 @@ mod limits;
 mod messages;
 mod migration;
 mod pages;
+mod reactions;
 mod reads;
 mod users;
 
