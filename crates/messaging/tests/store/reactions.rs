@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use messaging::items::MessageItem;
-use messaging::{keys, message_id};
 use messaging::reactions::{self, Emoji};
 use messaging::store::{Limits, Reacted};
 use messaging::{Message, Store, StoreError, User};
+use messaging::{keys, message_id};
 use testkit::{Refusal, RefusingClient, TestTable};
 use uuid::Uuid;
 
@@ -26,7 +26,10 @@ async fn stored(store: &Store, message: &Message) -> MessageItem {
         .client()
         .get_item()
         .table_name(store.table())
-        .key("pk", AttributeValue::S(keys::message_pk(message.group_uuid)))
+        .key(
+            "pk",
+            AttributeValue::S(keys::message_pk(message.group_uuid)),
+        )
         .key("sk", AttributeValue::S(message.created_at.clone()))
         .consistent_read(true)
         .send()
@@ -56,7 +59,13 @@ fn expected(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
 
 async fn react(store: &Store, who: &User, message: &Message, with: &str) -> Reacted {
     store
-        .react(who, message.group_uuid, message.uuid, emoji(with), second(30))
+        .react(
+            who,
+            message.group_uuid,
+            message.uuid,
+            emoji(with),
+            second(30),
+        )
         .await
         .unwrap()
 }
@@ -339,10 +348,7 @@ async fn conflicts_that_never_end_are_contention_and_write_nothing() {
         .await
         .unwrap_err();
 
-    assert!(
-        matches!(error, StoreError::Contention { .. }),
-        "{error:?}"
-    );
+    assert!(matches!(error, StoreError::Contention { .. }), "{error:?}");
     assert!(error.is_transient());
     assert_eq!(table.snapshot().await, before);
 }
@@ -401,7 +407,11 @@ async fn outsiders_unknown_messages_and_other_conversations_are_not_found() {
         // Not a member of the conversation.
         (outsider.clone(), first.group_uuid, first.uuid),
         // A uuid that was never sent.
-        (members[1].clone(), first.group_uuid, message_id::message_uuid_at(second(4))),
+        (
+            members[1].clone(),
+            first.group_uuid,
+            message_id::message_uuid_at(second(4)),
+        ),
         // A message of another conversation, addressed under this one.
         (members[0].clone(), first.group_uuid, elsewhere.uuid),
         // A conversation that does not exist.
@@ -441,10 +451,7 @@ async fn outsiders_unknown_messages_and_other_conversations_are_not_found() {
         matches!(outcome, Err(StoreError::MessageNotFound { .. })),
         "{outcome:?}"
     );
-    assert_eq!(
-        counts(&table.store, &first).await,
-        expected(&[("🎉", 1)])
-    );
+    assert_eq!(counts(&table.store, &first).await, expected(&[("🎉", 1)]));
 }
 
 #[tokio::test]
@@ -457,11 +464,7 @@ async fn a_block_refuses_reactions_in_the_direct_conversation_as_it_refuses_mess
         .send_to_user(&andrew, &bayko, text("hello"), second(1))
         .await
         .unwrap();
-    table
-        .store
-        .block(&bayko, &andrew, second(2))
-        .await
-        .unwrap();
+    table.store.block(&bayko, &andrew, second(2)).await.unwrap();
 
     let outcome = table
         .store
