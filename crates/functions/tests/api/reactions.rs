@@ -324,3 +324,25 @@ async fn reactions_are_rate_limited_with_sends_and_conflicts_are_503() {
     assert!(response.headers().contains_key(RETRY_AFTER));
     assert_eq!(w.table.snapshot().await, before);
 }
+
+#[tokio::test]
+async fn a_migrated_message_with_a_uuid_v4_takes_reactions_too() {
+    let w = world().await;
+    let hello = send(&w, &w.andrew, &w.bayko, "hello").await;
+    // As the original system wrote it: a UUIDv4 that says nothing of where it is.
+    let mut legacy = messaging::items::MessageItem::new(&hello);
+    legacy.sk = "2023-03-21T23:04:53+00:00".into();
+    legacy.message_uuid = uuid::Uuid::new_v4();
+    w.table
+        .put_raw(serde_dynamo::to_item(&legacy).unwrap())
+        .await
+        .unwrap();
+    let old = legacy.into_message().unwrap();
+
+    let (status, body) = serve(&w, Route::AddReaction, &add(BAYKO_SUB, &old, "🙏")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["reactions"], json!({"🙏": 1}));
+    let (status, body) = serve(&w, Route::RemoveReaction, &remove(BAYKO_SUB, &old, "🙏")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["reactions"], json!({}));
+}
