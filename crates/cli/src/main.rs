@@ -5,6 +5,7 @@ mod dev;
 mod listen;
 mod migrate;
 mod output;
+mod react;
 mod seed;
 mod users;
 
@@ -54,6 +55,8 @@ enum Command {
     /// Connect to the local stack's WebSocket API as a user and print each pushed frame as
     /// a JSON line (Ctrl-C stops).
     Listen(listen::ListenArgs),
+    /// React to a message on a member's behalf, or take the reaction back (`--remove`).
+    React(react::ReactArgs),
 }
 
 #[tokio::main]
@@ -71,6 +74,7 @@ async fn main() -> ExitCode {
         Command::Dev(args) => dev::run(&cli.target, args).await,
         Command::Token(args) => dev::token(&store, args).await,
         Command::Listen(args) => listen::run(&store, args).await,
+        Command::React(args) => react::run(&store, args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
