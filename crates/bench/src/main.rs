@@ -4,6 +4,8 @@
 //!   message, per conversation and per batch, over records read from the table's stream;
 //! - api: p50/p99 handler latency and requests per call, per route; what the per-user
 //!   limits cost a write (requests, transaction items, write units);
+//! - reactions: adding, taking back and repeating a reaction through their handlers, on a
+//!   small message and on one carrying the largest reaction set (requests, write units);
 //! - groups: creating a 50-member group, marking read, adding and leaving, and a 50-member
 //!   group's fan-out with unread counts, through the real handlers;
 //! - push: frame latency through the local stack after `POST /api/messages` answers,
@@ -29,6 +31,7 @@ mod idempotency;
 mod init;
 mod limits;
 mod push;
+mod reactions;
 mod stream;
 mod typing;
 
@@ -42,6 +45,8 @@ enum Suite {
     Groups,
     Push,
     Init,
+    /// Reactions only (also part of `api`).
+    Reactions,
     /// Request units, handler time and frames per operation; its JSON feeds
     /// `scripts/capacity.py`.
     Cost,
@@ -90,6 +95,10 @@ async fn main() -> anyhow::Result<()> {
         api::run(args.calls).await?;
         limits::run(args.calls).await?;
         idempotency::run(args.calls).await?;
+        reactions::run(args.calls).await?;
+    }
+    if args.suite == Suite::Reactions {
+        reactions::run(args.calls).await?;
     }
     if matches!(args.suite, Suite::All | Suite::Groups) {
         groups::run(args.calls).await?;

@@ -5,6 +5,7 @@ mod dev;
 mod listen;
 mod migrate;
 mod output;
+mod react;
 mod seed;
 mod typing;
 mod users;
@@ -58,6 +59,8 @@ enum Command {
     /// Say on the local stack's WebSocket API that a user is typing in a conversation
     /// (`cruddur listen` as another member shows it).
     Typing(typing::TypingArgs),
+    /// React to a message on a member's behalf, or take the reaction back (`--remove`).
+    React(react::ReactArgs),
 }
 
 #[tokio::main]
@@ -76,6 +79,7 @@ async fn main() -> ExitCode {
         Command::Token(args) => dev::token(&store, args).await,
         Command::Listen(args) => listen::run(&store, args).await,
         Command::Typing(args) => typing::run(&store, args).await,
+        Command::React(args) => react::run(&store, args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

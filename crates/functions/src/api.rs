@@ -3,6 +3,7 @@
 //! route; the local stack serves all of them through the same entry.
 
 mod json;
+mod reactions;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -15,7 +16,9 @@ use messaging::validate::{
 use messaging::{Store, StoreError, Timestamp, User};
 
 use self::json::{AddMembersBody, CreateGroupBody, CreateMessageBody};
-pub use self::json::{BlockedItem, CreatedMessage, GroupMember, InboxItem, ListItem, UserShort};
+pub use self::json::{
+    BlockedItem, CreatedMessage, GroupMember, InboxItem, ListItem, MessageReactions, UserShort,
+};
 use crate::directory::Directory;
 use crate::http::{
     ApiError, HandlerError, caller_sub, json_body, json_response, page_response, path_parameter,
@@ -63,6 +66,8 @@ impl Api {
             Route::BlockUser => self.block_user(&request).await,
             Route::UnblockUser => self.unblock_user(&request).await,
             Route::ListBlocks => self.list_blocks(&request).await,
+            Route::AddReaction => self.add_reaction(&request).await,
+            Route::RemoveReaction => self.remove_reaction(&request).await,
         };
         respond(&request, outcome)
     }
@@ -90,7 +95,11 @@ impl Api {
             .store()
             .read_messages(caller.uuid, group, &page)
             .await?;
-        let items: Vec<ListItem> = messages.items.into_iter().map(ListItem::from).collect();
+        let items: Vec<ListItem> = messages
+            .items
+            .into_iter()
+            .map(|message| ListItem::for_reader(message, caller.uuid))
+            .collect();
         Ok(page_response(&items, messages.next_cursor.as_deref()))
     }
 

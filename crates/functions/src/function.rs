@@ -74,6 +74,8 @@ impl Function {
         Self::Api(Route::BlockUser),
         Self::Api(Route::UnblockUser),
         Self::Api(Route::ListBlocks),
+        Self::Api(Route::AddReaction),
+        Self::Api(Route::RemoveReaction),
         Self::CognitoPreSignup,
         Self::CognitoPostConfirmation,
         Self::WsAuthorizer,

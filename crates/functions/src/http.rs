@@ -161,6 +161,7 @@ impl From<StoreError> for HandlerError {
         match error {
             // Never say whether a conversation the caller cannot see exists.
             StoreError::NotMember(_) => ApiError::NotFound("message_group_not_found").into(),
+            StoreError::MessageNotFound { .. } => ApiError::NotFound("message_not_found").into(),
             StoreError::SelfConversation => {
                 ApiError::Validation(vec!["user_reciever_is_self"]).into()
             }

@@ -28,10 +28,12 @@ pub enum Route {
     BlockUser,
     UnblockUser,
     ListBlocks,
+    AddReaction,
+    RemoveReaction,
 }
 
 impl Route {
-    pub const ALL: [Route; 12] = [
+    pub const ALL: [Route; 14] = [
         Self::ListMessageGroups,
         Self::ListMessages,
         Self::CreateMessage,
@@ -44,6 +46,8 @@ impl Route {
         Self::BlockUser,
         Self::UnblockUser,
         Self::ListBlocks,
+        Self::AddReaction,
+        Self::RemoveReaction,
     ];
 
     /// The table: route key, function, access.
@@ -85,6 +89,18 @@ impl Route {
             Self::BlockUser => ("POST /api/users/{handle}/block", "block-user", Jwt),
             Self::UnblockUser => ("DELETE /api/users/{handle}/block", "unblock-user", Jwt),
             Self::ListBlocks => ("GET /api/blocks", "list-blocks", Jwt),
+            // `emoji` arrives decoded from its percent-encoded UTF-8, as API Gateway decodes
+            // every path parameter (see `messaging::reactions`).
+            Self::AddReaction => (
+                "PUT /api/messages/{message_group_uuid}/{message_uuid}/reactions/{emoji}",
+                "add-reaction",
+                Jwt,
+            ),
+            Self::RemoveReaction => (
+                "DELETE /api/messages/{message_group_uuid}/{message_uuid}/reactions/{emoji}",
+                "remove-reaction",
+                Jwt,
+            ),
         }
     }
 
@@ -134,7 +150,7 @@ mod tests {
     fn every_key_is_a_method_and_a_path() {
         for route in Route::ALL {
             assert!(
-                ["GET", "POST", "DELETE"].contains(&route.method()),
+                ["GET", "POST", "PUT", "DELETE"].contains(&route.method()),
                 "{}",
                 route.key()
             );

@@ -9,7 +9,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use functions::api::{BlockedItem, CreatedMessage, GroupMember, InboxItem, ListItem, UserShort};
+use functions::api::{
+    BlockedItem, CreatedMessage, GroupMember, InboxItem, ListItem, MessageReactions, UserShort,
+};
 use functions::http::{ApiError, HandlerError, NEXT_CURSOR_HEADER, service_busy_response};
 use functions::push::PushFrame;
 use functions::routes::{Access, Route};
@@ -110,6 +112,8 @@ fn every_validation_error() -> Vec<ValidationError> {
         GroupNameTooLong,
         GroupHandlesBlank,
         GroupTooLarge,
+        MessageUuidInvalid,
+        ReactionUnknown,
     ];
     for error in &all {
         match error {
@@ -125,7 +129,9 @@ fn every_validation_error() -> Vec<ValidationError> {
             | GroupNameBlank
             | GroupNameTooLong
             | GroupHandlesBlank
-            | GroupTooLarge => {}
+            | GroupTooLarge
+            | MessageUuidInvalid
+            | ReactionUnknown => {}
         }
     }
     all
@@ -173,6 +179,10 @@ fn answerable() -> BTreeSet<(u16, &'static str)> {
     );
     let store_answers = [
         StoreError::NotMember(group),
+        StoreError::MessageNotFound {
+            group,
+            message: group,
+        },
         StoreError::SelfConversation,
         StoreError::DirectConversation(group),
         StoreError::GroupWithoutOthers,
@@ -217,6 +227,7 @@ fn answerable() -> BTreeSet<(u16, &'static str)> {
 fn listed_here(answer: &StoreError) {
     match answer {
         StoreError::NotMember(_)
+        | StoreError::MessageNotFound { .. }
         | StoreError::SelfConversation
         | StoreError::DirectConversation(_)
         | StoreError::GroupWithoutOthers
@@ -384,7 +395,9 @@ fn every_route_documents_its_answers() {
             | Route::CreateMessageGroup
             | Route::ListMessageGroupMembers
             | Route::AddMessageGroupMembers
-            | Route::ListBlocks => 200,
+            | Route::ListBlocks
+            | Route::AddReaction
+            | Route::RemoveReaction => 200,
         };
         assert!(statuses.contains(&success), "{}: {success}", route.key());
         // Every route reads the table, so a busy table is 503 everywhere; every route looks
@@ -483,6 +496,7 @@ fn success_schema(route: Route) -> Option<(bool, &'static str)> {
         Route::GetUserShort => (false, "UserShort"),
         Route::ListMessageGroupMembers | Route::AddMessageGroupMembers => (true, "GroupMember"),
         Route::ListBlocks => (true, "BlockedItem"),
+        Route::AddReaction | Route::RemoveReaction => (false, "MessageReactions"),
         Route::LeaveMessageGroup
         | Route::MarkMessageGroupRead
         | Route::BlockUser
@@ -568,9 +582,20 @@ fn samples() -> Vec<(&'static str, Value)> {
                 handle: "andrewbrown".into(),
                 message: "hello".into(),
                 created_at: AT.into(),
+                reactions: [("👍".to_owned(), 2), ("❤️".to_owned(), 1)].into(),
+                my_reactions: vec!["👍".into()],
             }),
         ),
         ("CreatedMessage", value(created.clone())),
+        (
+            "MessageReactions",
+            value(MessageReactions {
+                message_group_uuid: UUID_A.into(),
+                uuid: UUID_B.into(),
+                reactions: [("🎉".to_owned(), 1)].into(),
+                my_reactions: vec!["🎉".into()],
+            }),
+        ),
         (
             "GroupMember",
             value(GroupMember {
@@ -847,11 +872,20 @@ fn check(root: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec
                 }
             }
             "additionalProperties" => {
-                assert_eq!(rule, &json!(false), "only `additionalProperties: false`");
+                assert!(
+                    rule == &json!(false) || rule.is_object(),
+                    "`additionalProperties: false` or a schema"
+                );
                 if let Some(object) = value.as_object() {
                     let known = keywords.get("properties").and_then(Value::as_object);
-                    for name in object.keys() {
-                        if !known.is_some_and(|known| known.contains_key(name)) {
+                    for (name, field) in object {
+                        if known.is_some_and(|known| known.contains_key(name)) {
+                            continue;
+                        }
+                        if rule.is_object() {
+                            // A map (reaction counts): every other field has this schema.
+                            nested.push((rule, field, format!("{at}/{name}")));
+                        } else {
                             fail(format!("{name} is not a documented field"));
                         }
                     }
@@ -989,4 +1023,10 @@ fn the_presence_frames_are_the_asyncapi_messages() {
         let example = &asyncapi["components"]["messages"][message]["examples"][0]["payload"];
         validate_in(asyncapi, &schemas[schema], example).unwrap();
     }
+}
+
+#[test]
+fn the_emoji_parameter_lists_the_reaction_set() {
+    let emoji = &document()["components"]["parameters"]["emoji"]["schema"]["enum"];
+    assert_eq!(emoji, &json!(messaging::reactions::EMOJI));
 }

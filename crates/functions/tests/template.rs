@@ -38,7 +38,7 @@ const TEMPLATE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template
 const TABLE: &str = "table";
 const INDEX: &str = "index";
 const STREAM: &str = "stream";
-const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 15] = [
+const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 17] = [
     (
         "messaging-stream",
         &[
@@ -148,6 +148,26 @@ const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 15] = [
     (
         "list-blocks",
         &[(TABLE, "dynamodb:GetItem"), (TABLE, "dynamodb:Query")],
+    ),
+    // Reactions: the message's set and the send window in one transaction with the
+    // membership check; Query only for a migrated message's UUIDv4.
+    (
+        "add-reaction",
+        &[
+            (TABLE, "dynamodb:GetItem"),
+            (TABLE, "dynamodb:Query"),
+            (TABLE, "dynamodb:ConditionCheckItem"),
+            (TABLE, "dynamodb:UpdateItem"),
+        ],
+    ),
+    (
+        "remove-reaction",
+        &[
+            (TABLE, "dynamodb:GetItem"),
+            (TABLE, "dynamodb:Query"),
+            (TABLE, "dynamodb:ConditionCheckItem"),
+            (TABLE, "dynamodb:UpdateItem"),
+        ],
     ),
     // Checks the handle's claim and reserves the handle (HANDLE# only, checked below); the
     // claim is written after confirmation.
@@ -1716,12 +1736,12 @@ fn limits_are_parameters_of_the_functions_that_enforce_them() {
         (
             MESSAGE_RATE_BURST_ENV,
             "MessageRateBurst",
-            &["create-message"][..],
+            &["create-message", "add-reaction", "remove-reaction"][..],
         ),
         (
             MESSAGE_RATE_PER_SECOND_ENV,
             "MessageRatePerSecond",
-            &["create-message"],
+            &["create-message", "add-reaction", "remove-reaction"],
         ),
         (
             GROUP_CHANGES_PER_MINUTE_ENV,
@@ -1743,6 +1763,51 @@ fn limits_are_parameters_of_the_functions_that_enforce_them() {
             } else {
                 assert!(value.is_none(), "{name} does not enforce {variable}");
             }
+        }
+    }
+}
+
+/// A reaction touches the message, the reactor's membership (checked, never written) and
+/// their send window; nothing else, whatever the IAM check's recordings cover.
+#[test]
+fn reaction_functions_touch_only_messages_memberships_and_their_limit() {
+    use messaging::keys::{LIMIT_PREFIX, MEMBERSHIP_PREFIX, MESSAGE_PREFIX, SUB_PREFIX};
+    let (table, _) = the_table();
+    let families =
+        |prefixes: &[&str]| -> Value { prefixes.iter().map(|p| json!(format!("{p}*"))).collect() };
+    for name in ["add-reaction", "remove-reaction"] {
+        for (action, allowed) in [
+            (
+                "dynamodb:GetItem",
+                families(&[SUB_PREFIX, MESSAGE_PREFIX, MEMBERSHIP_PREFIX]),
+            ),
+            ("dynamodb:Query", families(&[MESSAGE_PREFIX])),
+            (
+                "dynamodb:ConditionCheckItem",
+                families(&[MEMBERSHIP_PREFIX]),
+            ),
+            (
+                "dynamodb:UpdateItem",
+                families(&[MESSAGE_PREFIX, LIMIT_PREFIX]),
+            ),
+        ] {
+            let (role, _) = get_att(&resource(&function_id(name))["Properties"]["Role"]).unwrap();
+            let statements: Vec<&Value> = policy_statements()
+                .into_iter()
+                .filter(|(owner, statement)| {
+                    *owner == role
+                        && one_or_many(&statement["Action"]).contains(&&json!(action))
+                        && get_att(&statement["Resource"])
+                            == Some((table.to_owned(), "Arn".to_owned()))
+                })
+                .map(|(_, statement)| statement)
+                .collect();
+            assert_eq!(statements.len(), 1, "{name} {action}");
+            assert_eq!(
+                statements[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+                allowed,
+                "{name} {action}"
+            );
         }
     }
 }

@@ -52,7 +52,13 @@ pub fn router(
         .collect::<Result<Vec<_>, _>>()?;
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         // Retry-After is not a CORS-safelisted response header: without this a 429's or a
         // 503's wait is hidden from the frontend's scripts.
@@ -368,7 +374,9 @@ mod tests {
                     "{message_group_uuid}",
                     "5ae290ed-55d1-47a0-bc6d-fe2bc2700399",
                 )
-                .replace("{handle}", "@nobody");
+                .replace("{handle}", "@nobody")
+                .replace("{message_uuid}", "019ab5e1-2f4c-7a3d-9b1e-5c7d2e8f4a61")
+                .replace("{emoji}", "%F0%9F%91%8D");
             let status = status_of(address, method, &path).await;
             // The authorizer answers before any function (whose store is unreachable).
             let expected = if route.protected() { 401 } else { 500 };
@@ -424,6 +432,45 @@ mod tests {
         assert_ne!(status, 401);
         assert_ne!(status, 403);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The answer to a bodiless request with a bearer token: status and body.
+    async fn answer_with_token(
+        address: std::net::SocketAddr,
+        token: &str,
+        method: &str,
+        path: &str,
+    ) -> (u16, Value) {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\
+             content-length: 0\r\n\r\n"
+        );
+        answer_while_uploading(address, &head, b"").await
+    }
+
+    /// Path parameters reach the function decoded once, as API Gateway decodes them: the
+    /// percent-encoded emoji is an emoji (only the bad uuid is refused, before any store
+    /// is reached), a double encoding is not, and bytes that are not UTF-8 are a 4xx.
+    #[tokio::test]
+    async fn path_parameters_are_percent_decoded_like_api_gateway() {
+        let (address, token, dir) = serve().await;
+        let group = "5ae290ed-55d1-47a0-bc6d-fe2bc2700399";
+        let reactions = |emoji: &str| format!("/api/messages/{group}/not-a-uuid/reactions/{emoji}");
+        for method in ["PUT", "DELETE"] {
+            let (status, body) =
+                answer_with_token(address, &token, method, &reactions("%E2%9D%A4")).await;
+            assert_eq!((status, body), (422, json!(["message_uuid_invalid"])));
+            let (status, body) =
+                answer_with_token(address, &token, method, &reactions("%25F0%259F%2591%258D"))
+                    .await;
+            assert_eq!(
+                (status, body),
+                (422, json!(["message_uuid_invalid", "reaction_unknown"]))
+            );
+            let (status, _) = answer_with_token(address, &token, method, &reactions("%FF")).await;
+            assert!((400..500).contains(&status), "{method}: {status}");
+        }
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]

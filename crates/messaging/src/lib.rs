@@ -1,7 +1,8 @@
 //! Cruddur Messaging: the domain and the DynamoDB store, free of any Lambda concern.
 //!
 //! - [`validate`] (the leaf: input rules), [`timestamp`], [`page`], [`model`] (domain
-//!   types), [`unread`] (unread counting), [`coalesce`]: pure domain logic.
+//!   types), [`unread`] (unread counting), [`coalesce`], [`reactions`] (the emoji set,
+//!   counts): pure domain logic.
 //! - [`keys`], [`items`], [`message_id`]: how the domain is stored in the single table
 //!   (a message's uuid carries its sort key).
 //! - [`schema`]: the table definition, the one source of truth.
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod migration;
 pub mod model;
 pub mod page;
+pub mod reactions;
 pub mod schema;
 pub mod store;
 pub mod timestamp;

@@ -41,6 +41,10 @@ pub enum ValidationError {
     GroupHandlesBlank,
     #[error("a group has at most {MAX_GROUP_MEMBERS} members")]
     GroupTooLarge,
+    #[error("message uuid is not a uuid")]
+    MessageUuidInvalid,
+    #[error("not one of the emoji a member can react with")]
+    ReactionUnknown,
 }
 
 impl ValidationError {
@@ -61,6 +65,8 @@ impl ValidationError {
             Self::GroupNameTooLong => "group_name_exceed_max_chars_64",
             Self::GroupHandlesBlank => "group_handles_blank",
             Self::GroupTooLarge => "group_too_large",
+            Self::MessageUuidInvalid => "message_uuid_invalid",
+            Self::ReactionUnknown => "reaction_unknown",
         }
     }
 }
@@ -221,6 +227,11 @@ pub fn parse_group_uuid(text: &str) -> Result<uuid::Uuid, ValidationError> {
         return Err(ValidationError::MessageGroupUuidBlank);
     }
     uuid::Uuid::parse_str(text).map_err(|_| ValidationError::MessageGroupUuidInvalid)
+}
+
+/// A message id from a client (path segment).
+pub fn parse_message_uuid(text: &str) -> Result<uuid::Uuid, ValidationError> {
+    uuid::Uuid::parse_str(text.trim()).map_err(|_| ValidationError::MessageUuidInvalid)
 }
 
 #[cfg(test)]

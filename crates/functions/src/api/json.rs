@@ -1,14 +1,17 @@
 //! The API's JSON: the bodies the routes read and the shapes they answer with. The answers
 //! keep the original frontend's field names.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use messaging::model::ConversationKind;
+use messaging::reactions;
 use messaging::store::{BlockedUser, Member};
 use messaging::validate::MAX_GROUP_MEMBERS;
 use messaging::{InboxEntry, Message, User};
 use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
+use uuid::Uuid;
 
 use crate::http::HANDLES_TOO_MANY;
 
@@ -21,16 +24,58 @@ pub struct ListItem {
     pub handle: String,
     pub message: String,
     pub created_at: String,
+    /// How many members reacted with each emoji; absent when none did.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reactions: BTreeMap<String, u32>,
+    /// The emoji the reader reacted with; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub my_reactions: Vec<String>,
 }
 
 impl From<Message> for ListItem {
     fn from(message: Message) -> Self {
         Self {
+            reactions: reactions::counts(&message.life.reactions),
             uuid: message.uuid.to_string(),
             display_name: message.sender.display_name,
             handle: message.sender.handle,
             message: message.text,
             created_at: message.created_at,
+            my_reactions: Vec::new(),
+        }
+    }
+}
+
+impl ListItem {
+    /// The message as `reader` sees it: with the emoji they reacted with.
+    pub fn for_reader(message: Message, reader: Uuid) -> Self {
+        let mine = reactions::of_member(&message.life.reactions, reader);
+        Self {
+            my_reactions: mine,
+            ..Self::from(message)
+        }
+    }
+}
+
+/// The answer to adding or removing a reaction: the message's reactions after the change,
+/// as `ListItem` carries them (`reactions` and `my_reactions` always present here, `{}` and
+/// `[]` when none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageReactions {
+    pub message_group_uuid: String,
+    /// The message's.
+    pub uuid: String,
+    pub reactions: BTreeMap<String, u32>,
+    pub my_reactions: Vec<String>,
+}
+
+impl MessageReactions {
+    pub fn for_reader(message: &Message, reader: Uuid) -> Self {
+        Self {
+            message_group_uuid: message.group_uuid.to_string(),
+            uuid: message.uuid.to_string(),
+            reactions: reactions::counts(&message.life.reactions),
+            my_reactions: reactions::of_member(&message.life.reactions, reader),
         }
     }
 }

@@ -12,6 +12,10 @@ use crate::page::PageError;
 pub enum StoreError {
     #[error("user is not a member of conversation {0}")]
     NotMember(Uuid),
+    /// No such message in that conversation, or one the caller may not change (not a
+    /// member, deleted): the same answer for all, so message ids are not probed.
+    #[error("message {message} of conversation {group} is not there for this caller")]
+    MessageNotFound { group: Uuid, message: Uuid },
     #[error("a user cannot start a conversation with themself")]
     SelfConversation,
     #[error("conversation {0} is direct: it has two members for good")]

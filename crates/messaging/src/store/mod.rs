@@ -19,6 +19,7 @@
 //! | sends named by the client (`client_message_id`) | [`Store::append_message_once`], [`Store::send_to_user_once`], [`Store::create_group_once`] | none more: one more item in the send's transaction; a repeat: + GetItem |
 //! | one message by its uuid (edit, delete, react start here) | [`Store::find_message`] | GetItem (consistent); the original system's uuids: Query the conversation, filtered |
 //! | typing: membership and at most one per 2 s, at once | [`Store::claim_typing`] | UpdateItem (conditional) |
+//! | react, unreact | [`Store::react`], [`Store::unreact`] | GetItem (consistent) + TransactWriteItems; a repeat: + GetItem, writes nothing |
 //! | per-user rate limits | [`Store::with_limits`]: sends (C, D) and group changes (create, add) | none: one more item in their own transaction |
 
 mod admin;
@@ -35,6 +36,7 @@ mod memberships;
 mod messages;
 mod migration;
 mod presence;
+mod reactions;
 mod reads;
 mod requests;
 mod typing;
@@ -58,6 +60,7 @@ pub use limits::{Limited, Limits, RateLimit, Window};
 pub use memberships::Member;
 pub use migration::{Applied, Outcomes, Wrote};
 pub use presence::{Presence, PresenceChange, Watch, Watching};
+pub use reactions::Reacted;
 pub use reads::{MarkedRead, ReadUpTo};
 pub use typing::{TYPING_AT_ATTRIBUTE, TYPING_INTERVAL, TypingClaim};
 pub use users::{HANDLE_RESERVATION_SECONDS, HandleReservation, NewUser, Registration};

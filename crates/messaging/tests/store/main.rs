@@ -14,6 +14,7 @@ mod messages;
 mod migration;
 mod pages;
 mod presence;
+mod reactions;
 mod reads;
 mod typing;
 mod users;
