@@ -86,10 +86,7 @@ impl Api {
         let group = group_in_path(request)?;
         let page = page_request(request)?;
         let caller = self.registered(&sub).await?;
-        let messages = self
-            .store()
-            .read_messages(caller.uuid, group, &page)
-            .await?;
+        let messages = self.store().read_messages(&caller, group, &page).await?;
         let items: Vec<ListItem> = messages.items.into_iter().map(ListItem::from).collect();
         Ok(page_response(&items, messages.next_cursor.as_deref()))
     }
@@ -260,7 +257,7 @@ impl Api {
         let caller = self.registered(&sub).await?;
         match self
             .store()
-            .mark_read(caller.uuid, group, &ReadUpTo::Row)
+            .mark_read(&caller, group, &ReadUpTo::Row)
             .await?
         {
             MarkedRead::Marked { .. } | MarkedRead::AlreadyRead => Ok(no_content()),

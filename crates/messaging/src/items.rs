@@ -98,6 +98,15 @@ pub struct InboxRowItem {
     /// counts never counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_through: Option<String>,
+    /// Direct conversations only: `created_at` of the newest message the other member
+    /// has read, written by that member's read (`store/reads.rs`), so the owner's inbox
+    /// says `seen` without another request. Absent until the other member first reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_read_through: Option<String>,
+    /// Who sent the last message this row shows; absent in rows written before it was
+    /// kept (then `seen` is false until the next message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sender_uuid: Option<Uuid>,
 }
 
 fn is_zero(value: &u32) -> bool {
@@ -117,6 +126,7 @@ impl InboxRowItem {
             user_handle: other.handle.clone(),
             last_message_at: Some(last.created_at.clone()),
             member_count: Some(2),
+            last_sender_uuid: Some(last.sender.uuid),
             ..Self::default()
         }
         .with_first_message_counted(owner, last)
@@ -142,6 +152,7 @@ impl InboxRowItem {
             member_count: Some(member_count),
             kind: ConversationKind::Group,
             name: Some(name.to_owned()),
+            last_sender_uuid: Some(last.sender.uuid),
             ..Self::default()
         }
         .with_first_message_counted(owner, last)
@@ -206,7 +217,24 @@ impl InboxRowItem {
         Some(marked)
     }
 
+    /// Direct conversations: whether the other member has read the owner's last message.
+    /// `None` for a group (its members list says who read how far).
+    pub fn seen(&self) -> Option<bool> {
+        if self.kind != ConversationKind::Direct {
+            return None;
+        }
+        let own_last = self.owner().is_some() && self.last_sender_uuid == self.owner();
+        Some(
+            own_last
+                && self
+                    .peer_read_through
+                    .as_deref()
+                    .is_some_and(|read| read >= self.last_message_at()),
+        )
+    }
+
     pub fn into_entry(self) -> InboxEntry {
+        let seen = self.seen();
         InboxEntry {
             group_uuid: self.message_group_uuid,
             kind: self.kind,
@@ -220,6 +248,7 @@ impl InboxRowItem {
             last_message_at: self.last_message_at.unwrap_or(self.sk),
             last_message: self.message,
             unread: self.unread,
+            seen,
         }
     }
 }
@@ -325,6 +354,37 @@ impl GroupDeparturesItem {
             group_uuid,
             departures,
             last_departed_at: last_departed_at.to_owned(),
+        }
+    }
+}
+
+/// `MBR#<group>` / `READ#<member>`: how far a member has read the conversation, written
+/// in the transaction that marks their inbox row read, never lowered. The members list
+/// reads it with the memberships (one Query of the partition); the push turns each write
+/// into a `read` frame for the other members (its stream filter takes `READ#` keys only).
+/// The handle is copied (profiles never change) so the frame needs no profile read. A
+/// member who leaves keeps theirs; the members list shows only current members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadReceiptItem {
+    pub pk: String,
+    pub sk: String,
+    pub group_uuid: Uuid,
+    pub user_uuid: Uuid,
+    pub user_handle: String,
+    /// `created_at` of the newest message the member has read.
+    pub read_through: String,
+}
+
+impl ReadReceiptItem {
+    pub fn new(group_uuid: Uuid, reader: &UserSummary, read_through: &str) -> Self {
+        let key = keys::read_receipt(group_uuid, reader.uuid);
+        Self {
+            pk: key.pk,
+            sk: key.sk,
+            group_uuid,
+            user_uuid: reader.uuid,
+            user_handle: reader.handle.clone(),
+            read_through: read_through.to_owned(),
         }
     }
 }

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
 
 use super::{Store, StoreError, from_item};
-use crate::items::{GroupDeparturesItem, MembershipItem, UserItem};
+use crate::items::{GroupDeparturesItem, MembershipItem, ReadReceiptItem, UserItem};
 use crate::keys::{self, Key};
 use crate::model::User;
 use crate::schema::{PARTITION_KEY, SORT_KEY};
@@ -23,6 +23,8 @@ pub(super) struct GroupPartition {
     pub(super) departures: Option<GroupDeparturesItem>,
     /// The last member left ([`crate::items::GroupEndedItem`]).
     pub(super) ended: bool,
+    /// How far members have read ([`ReadReceiptItem`]), leavers' included.
+    pub(super) receipts: Vec<ReadReceiptItem>,
 }
 
 /// One member of a conversation, as `GET /api/message_groups/{id}/members` lists it.
@@ -32,6 +34,9 @@ pub struct Member {
     pub handle: String,
     pub display_name: String,
     pub joined_at: String,
+    /// `created_at` of the newest message the member has read; `None` before their
+    /// first read.
+    pub read_through: Option<String>,
 }
 
 impl Store {
@@ -82,6 +87,9 @@ impl Store {
                 Some(AttributeValue::S(sk)) if sk == keys::GROUP_ENDED_SK => {
                     partition.ended = true;
                 }
+                Some(AttributeValue::S(sk)) if sk.starts_with(keys::READ_RECEIPT_PREFIX) => {
+                    partition.receipts.push(from_item::<ReadReceiptItem>(item)?);
+                }
                 other => {
                     tracing::warn!(%group, sk = ?other, "unknown item among the memberships; ignored")
                 }
@@ -104,18 +112,27 @@ impl Store {
     }
 
     /// The members of a conversation `reader` belongs to (direct or group), oldest member
-    /// first: one strongly consistent Query of the memberships, one `BatchGetItem` of the
-    /// profiles.
+    /// first, each with how far they have read: one strongly consistent Query of the
+    /// conversation's `MBR#` partition (memberships and read receipts side by side), one
+    /// `BatchGetItem` of the profiles.
     #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
     pub async fn group_members(
         &self,
         reader: Uuid,
         group: Uuid,
     ) -> Result<Vec<Member>, StoreError> {
-        let memberships = self.memberships(group).await?;
+        let GroupPartition {
+            memberships,
+            receipts,
+            ..
+        } = self.group_partition(group).await?;
         if !memberships.iter().any(|m| m.user_uuid == reader) {
             return Err(StoreError::NotMember(group));
         }
+        let mut read_through: HashMap<Uuid, String> = receipts
+            .into_iter()
+            .map(|receipt| (receipt.user_uuid, receipt.read_through))
+            .collect();
         let keys: Vec<Key> = memberships
             .iter()
             .map(|m| keys::user_profile(m.user_uuid))
@@ -135,6 +152,7 @@ impl Store {
                     handle: user.handle.to_string(),
                     display_name: user.display_name.to_string(),
                     joined_at: m.joined_at,
+                    read_through: read_through.remove(&m.user_uuid),
                 }),
                 None => {
                     tracing::warn!(%group, member = %m.user_uuid, "member without a profile; not listed");

@@ -13,6 +13,7 @@ mod limits;
 mod migration;
 mod pages;
 mod reads;
+mod receipts;
 mod users;
 
 use messaging::items::InboxRowItem;
