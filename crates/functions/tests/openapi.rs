@@ -542,6 +542,7 @@ fn samples() -> Vec<(&'static str, Value)> {
         name: name.map(str::to_owned),
         member_count,
         unread: 3,
+        seen: Some(true),
     };
     let created = CreatedMessage {
         message_group_uuid: UUID_A.into(),
@@ -578,6 +579,7 @@ fn samples() -> Vec<(&'static str, Value)> {
                 handle: "londo".into(),
                 display_name: "Londo Mollari".into(),
                 joined_at: AT.into(),
+                read_through: Some(AT.into()),
             }),
         ),
         (

@@ -53,6 +53,10 @@ pub struct InboxItem {
     pub member_count: Option<u32>,
     /// Messages from others since the caller last read the conversation.
     pub unread: u32,
+    /// A direct conversation only: whether the other member has read the caller's last
+    /// message (false when the last message is theirs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<bool>,
 }
 
 impl From<InboxEntry> for InboxItem {
@@ -71,6 +75,7 @@ impl From<InboxEntry> for InboxItem {
             name: row.name.filter(|_| group),
             member_count: row.member_count.filter(|_| group),
             unread: row.unread,
+            seen: row.seen.filter(|_| !group),
         }
     }
 }
@@ -82,6 +87,10 @@ pub struct GroupMember {
     pub handle: String,
     pub display_name: String,
     pub joined_at: String,
+    /// `created_at` of the newest message the member has read; absent before their first
+    /// read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_through: Option<String>,
 }
 
 impl From<Member> for GroupMember {
@@ -91,6 +100,7 @@ impl From<Member> for GroupMember {
             handle: member.handle,
             display_name: member.display_name,
             joined_at: member.joined_at,
+            read_through: member.read_through,
         }
     }
 }

@@ -84,6 +84,8 @@ struct GroupReceipts {
     group: Uuid,
     first_position: usize,
     latest: Vec<ReadReceiptItem>,
+    /// Receipt records of the conversation in the batch.
+    records: usize,
 }
 
 /// The batch's receipts by conversation, in the order of their first record.
@@ -99,9 +101,11 @@ fn receipts_by_group(event: &Event) -> Vec<GroupReceipts> {
                 group: receipt.group_uuid,
                 first_position: position,
                 latest: Vec::new(),
+                records: 0,
             });
             groups.len() - 1
         });
+        groups[slot].records += 1;
         let latest = &mut groups[slot].latest;
         match latest.iter_mut().find(|r| r.user_uuid == receipt.user_uuid) {
             Some(earlier) if earlier.read_through <= receipt.read_through => *earlier = receipt,
@@ -126,7 +130,7 @@ impl PushHandler {
         if groups.is_empty() {
             return None;
         }
-        let records = groups.iter().map(|g| g.latest.len()).sum::<usize>();
+        let records = groups.iter().map(|g| g.records).sum::<usize>();
         // Counted as skipped by the messages' reading; they are not.
         state.count(|s| s.skipped = s.skipped.saturating_sub(records));
         let stop_starting = deadline.map(|d| (d, self.pace.margins.margins_for(d).stop_starting));
