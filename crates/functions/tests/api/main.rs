@@ -10,6 +10,7 @@ mod idempotency;
 mod inbox;
 mod limits;
 mod messages;
+mod receipts;
 mod sign_up;
 #[path = "../support/mod.rs"]
 mod support;
