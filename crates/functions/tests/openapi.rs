@@ -715,6 +715,36 @@ fn the_pushed_frame_is_the_asyncapi_message() {
     assert!(serde_json::from_value::<PushFrame>(example.clone()).is_ok());
 }
 
+#[test]
+fn the_read_frame_is_the_asyncapi_read_message() {
+    let asyncapi = local::api_docs::asyncapi().unwrap();
+    let schema = &asyncapi["components"]["schemas"]["ReadFrame"];
+    let frame = serde_json::to_value(functions::push::ReadFrame {
+        kind: functions::push::ReadFrame::READ.to_owned(),
+        message_group_uuid: UUID_A.into(),
+        handle: "bayko".into(),
+        read_through: AT.into(),
+    })
+    .unwrap();
+    validate_in(asyncapi, schema, &frame).unwrap();
+    let documented: BTreeSet<&str> = schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let sent: BTreeSet<&str> = frame
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(documented, sent);
+    let example = &asyncapi["components"]["messages"]["read"]["examples"][0]["payload"];
+    validate_in(asyncapi, schema, example).unwrap();
+    assert!(serde_json::from_value::<functions::push::ReadFrame>(example.clone()).is_ok());
+}
+
 /// The subset of JSON Schema (2020-12) the two documents use, enough to hold the code's
 /// values to them: `$ref` (local), `type`, `enum`, `const`, `properties`, `required`,
 /// `additionalProperties: false`, `items`, `minItems`, `minimum`, `minLength`, `maxLength`,
