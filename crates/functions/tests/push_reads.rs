@@ -186,3 +186,56 @@ async fn unreadable_recipients_of_a_read_are_reported_for_retry_and_the_rest_is_
     );
     assert_eq!(read_frames(&mut socket).len(), 1, "Bayko's read went out");
 }
+
+#[tokio::test]
+async fn a_blockers_read_is_not_pushed_to_the_member_they_blocked() {
+    let table = TestTable::new().await;
+    // Bayko blocked Andrew: both memberships of their conversation name Bayko.
+    for member in [ANDREW, BAYKO] {
+        let membership = MembershipItem {
+            blockers: vec![uuid(BAYKO)],
+            ..MembershipItem::new(
+                uuid(WITH_BAYKO),
+                uuid(member),
+                "2026-11-01T00:00:00.000000+00:00",
+            )
+        };
+        put(&table.store, &membership).await;
+    }
+    for member in [BAYKO, LONDO] {
+        let membership = MembershipItem::new(
+            uuid(BAYKO_LONDO),
+            uuid(member),
+            "2026-11-01T00:00:00.000000+00:00",
+        );
+        put(&table.store, &membership).await;
+    }
+    let open = OpenConnections::default();
+    let endpoint = management_api(open.clone()).await;
+    let mut sockets: HashMap<&str, UnboundedReceiver<Bytes>> = HashMap::new();
+    for (user, id) in [(ANDREW, "andrew-phone="), (BAYKO, "bayko-tablet=")] {
+        let at = time::OffsetDateTime::now_utc() - Duration::from_secs(3600);
+        let connection =
+            Connection::opened(uuid(user), id.to_owned(), Timestamp::from_datetime(at));
+        table.store.put_connection(&connection).await.unwrap();
+        sockets.insert(id, open.open(id));
+    }
+    let handler = PushHandler::new(
+        table.store.clone(),
+        functions::push::local_management_client(&endpoint),
+    );
+
+    let (response, _) = handler
+        .handle(&event_file("stream-read-receipts.json"))
+        .await;
+
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert!(
+        read_frames(sockets.get_mut("andrew-phone=").unwrap()).is_empty(),
+        "Bayko's read of the conversation he blocked"
+    );
+    // Londo's read of his conversation with Bayko still reaches Bayko.
+    let bayko = read_frames(sockets.get_mut("bayko-tablet=").unwrap());
+    assert_eq!(bayko.len(), 1);
+    assert_eq!(bayko[0].handle, "londo");
+}

@@ -4,7 +4,8 @@
 //! ([`READ_FILTER_PATTERN`]) brings exactly those writes, and each becomes
 //! `{"type":"read","message_group_uuid","handle","read_through"}` to every live connection of
 //! the conversation's other members (the reader's own connections get none; members who
-//! blocked the other member of a direct conversation get none, as for messages).
+//! blocked the other member of a direct conversation get none, as for messages, and their
+//! own reads are not pushed to the member they blocked).
 //!
 //! The read itself never waits for any of this. Recipients are found as for messages (one
 //! Query of `MBR#<group>` per conversation, connections shared with the batch's messages);
@@ -159,8 +160,20 @@ impl PushHandler {
         now: i64,
         state: &BatchState,
     ) -> Result<(), messaging::StoreError> {
-        let connections = self.recipients(group.group, now, state).await?;
+        // The recipients' query, as for messages; kept by member, so that a reader who is not
+        // among them (who blocked the other member of a direct conversation, or has left)
+        // tells no one.
+        state.count(|s| s.member_queries += 1);
+        let members = self.store.recipients(group.group).await?;
+        let mut connections = Vec::new();
+        for member in &members {
+            connections.extend(self.connections_of(*member, now, state).await?);
+        }
         for receipt in &group.latest {
+            if !members.contains(&receipt.user_uuid) {
+                tracing::debug!(group = %group.group, "a read by a blocker or a leaver; not pushed");
+                continue;
+            }
             let frame = match serde_json::to_vec(&ReadFrame::from(receipt)) {
                 Ok(frame) => frame,
                 Err(error) => {
