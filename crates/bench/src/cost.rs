@@ -210,7 +210,12 @@ pub async fn run(calls: usize, json_out: &Path) -> anyhow::Result<()> {
     let management = format!("http://{}", listener.local_addr()?);
     let server = tokio::spawn({
         let open = open.clone();
-        async move { axum::serve(listener, management_router(open)).await }
+        // With the peer's address: the stand-in answers this machine only.
+        async move {
+            let router = management_router(open)
+                .into_make_service_with_connect_info::<local::websocket::Peer>();
+            axum::serve(listener, router).await
+        }
     });
     let mut sockets = Vec::new();
     for member in &world.members {
