@@ -71,7 +71,7 @@ async fn the_newest_page_marks_read_up_to_what_it_showed_and_no_further() {
 
     let read = table
         .store
-        .read_messages(&reader, group, &page)
+        .read_messages(reader, group, &page)
         .await
         .unwrap();
 
@@ -99,7 +99,7 @@ async fn the_newest_page_marks_read_up_to_what_it_showed_and_no_further() {
     let second_page = older.with_cursor(Some(cursor));
     table
         .store
-        .read_messages(&reader, group, &second_page)
+        .read_messages(reader, group, &second_page)
         .await
         .unwrap();
     assert_eq!(row_of(&table.store, reader.uuid, group).await.unread, 1);
@@ -115,7 +115,7 @@ async fn the_newest_page_marks_read_up_to_what_it_showed_and_no_further() {
     assert_eq!(row_of(&table.store, reader.uuid, group).await.unread, 2);
     let marked = table
         .store
-        .mark_read(&reader, group, &ReadUpTo::Message(shown))
+        .mark_read(reader, group, &ReadUpTo::Message(shown))
         .await
         .unwrap();
     assert_eq!(marked, MarkedRead::Marked { unread: 1 });
@@ -146,7 +146,7 @@ async fn a_fan_out_that_read_before_a_read_and_writes_after_it_is_cancelled_and_
     // The reader reads everything the rows show, while m2 is on its way.
     table
         .store
-        .mark_read(&reader, group, &ReadUpTo::Row)
+        .mark_read(reader, group, &ReadUpTo::Row)
         .await
         .unwrap();
     let advance = table
