@@ -589,6 +589,36 @@ mod tests {
     }
 
     #[test]
+    fn a_direct_row_is_seen_when_the_other_member_read_the_owners_last_message() {
+        let owner = UserSummary {
+            uuid: OWNER,
+            handle: "andrewbrown".into(),
+            display_name: "Andrew".into(),
+        };
+        let other = UserSummary {
+            uuid: Uuid::from_u128(2),
+            handle: "bayko".into(),
+            display_name: "Bayko".into(),
+        };
+        let mine = Message::new(Uuid::from_u128(9), owner.clone(), "hi".into(), at(1));
+        let mut row = InboxRowItem::new(OWNER, mine.group_uuid, &other, &mine);
+        assert_eq!(row.seen(), Some(false), "not read yet");
+        row.peer_read_through = Some(at(0));
+        assert_eq!(row.seen(), Some(false), "read, but not that far");
+        row.peer_read_through = Some(at(1));
+        assert_eq!(row.seen(), Some(true));
+        assert_eq!(row.clone().into_entry().seen, Some(true));
+        // The last message is the other member's: nothing of the owner's to be seen.
+        row.last_sender_uuid = Some(other.uuid);
+        assert_eq!(row.seen(), Some(false));
+        // A row last moved before senders were kept cannot tell.
+        row.last_sender_uuid = None;
+        assert_eq!(row.seen(), Some(false));
+        let group = InboxRowItem::new_group(OWNER, mine.group_uuid, "Bootcamp", 3, &mine);
+        assert_eq!(group.seen(), None, "groups have the members list");
+    }
+
+    #[test]
     fn direct_rows_and_memberships_keep_the_original_shape() {
         let sender = UserSummary {
             uuid: OWNER,
@@ -608,6 +638,7 @@ mod tests {
             keys,
             [
                 "last_message_at",
+                "last_sender_uuid",
                 "member_count",
                 "message",
                 "message_group_uuid",
@@ -617,7 +648,7 @@ mod tests {
                 "user_handle",
                 "user_uuid"
             ],
-            "a direct row the sender owns gains nothing"
+            "a direct row the sender owns gains only who sent its last message"
         );
         let membership =
             serde_json::to_value(MembershipItem::new(first.group_uuid, OWNER, &at(1))).unwrap();
