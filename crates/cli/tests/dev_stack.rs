@@ -1366,6 +1366,18 @@ async fn a_read_reaches_exactly_the_other_member_and_the_sender_sees_it() {
     for socket in [&mut andrew_socket, &mut bayko_socket] {
         assert_eq!(next_frame(socket).await, frame_of(&again.body));
     }
+    // `POST …/read` reads as far as the inbox shows: wait for the stream to move Bayko's
+    // row (the push may well be faster).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while http.get("/api/message_groups", &bayko_token).await.body[0]["created_at"]
+        != again.body["created_at"]
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bayko's row never showed the answer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let marked = http
         .call(
             Method::POST,
