@@ -57,9 +57,10 @@ impl Store {
     }
 
     /// The whole `MBR#<group>` partition in one strongly consistent Query (all pages): the
-    /// memberships, the leaves seen and whether the group ended. A group has at most 50
-    /// members, so this is one small page; the fan-out reads it only when the rows it sees
-    /// cannot say how many members there are, and a leave reads it every time.
+    /// memberships, the leaves seen, whether the group ended and the read receipts. A group
+    /// has at most 50 members (and a receipt per member who ever read, about 150 bytes), so
+    /// this is one small page; the fan-out reads it only when the rows it sees cannot say
+    /// how many members there are, a leave and the members list every time.
     pub(super) async fn group_partition(&self, group: Uuid) -> Result<GroupPartition, StoreError> {
         let mut pages = self
             .client
