@@ -364,6 +364,29 @@ mod tests {
     }
 
     #[test]
+    fn a_move_is_cancelled_by_the_other_members_read_landing_first() {
+        let mut row = row(1, "2025-01-01T00:00:01.000000+00:00", Some(2));
+        row.peer_read_through = Some("2025-01-01T00:00:01.000000+00:00".into());
+        let condition = Unchanged::of(&row).unwrap();
+        let name = condition
+            .names
+            .iter()
+            .find(|(_, attribute)| attribute.as_str() == "peer_read_through")
+            .map(|(name, _)| name.clone())
+            .expect("peer_read_through is conditioned on");
+        let value = name.replace('#', ":");
+        assert!(
+            condition.expression.contains(&format!("{name} = {value}")),
+            "{}",
+            condition.expression
+        );
+        assert_eq!(
+            condition.values[&value],
+            AttributeValue::S("2025-01-01T00:00:01.000000+00:00".into())
+        );
+    }
+
+    #[test]
     fn bumped_sort_keys_follow_the_message() {
         let message = Message {
             group_uuid: GROUP,

@@ -348,3 +348,96 @@ async fn a_group_lists_every_members_read_and_its_inbox_items_say_nothing_of_see
         (1, 1)
     );
 }
+
+/// Fan-outs moving both rows (two stream environments, as a retry racing the original)
+/// while both members read: the other member's read a row carries is always exactly the
+/// reader's receipt (the two are written together, and a move that read the row before a
+/// read is cancelled by its conditions and copies the new value when it re-reads).
+#[tokio::test]
+async fn reads_racing_fan_outs_never_lose_the_other_members_read() {
+    let table = TestTable::new().await;
+    let (andrew, bayko, hello) = direct(&table).await;
+    let group = hello.group_uuid;
+    for round in 0..6u32 {
+        let sender = if round % 2 == 0 { &andrew } else { &bayko };
+        let message = say(&table, sender, group, 2 + round, "news").await;
+        let update = Newest::of([message.clone()]).unwrap();
+        let mut tasks = Vec::new();
+        for positions in [RowPositions::default(), RowPositions::disabled()] {
+            let store = table.store.clone();
+            let update = update.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .advance_conversation(&update, &positions)
+                    .await
+                    .map(|_| ())
+            }));
+        }
+        for reader in [&andrew, &bayko] {
+            let store = table.store.clone();
+            let reader = reader.clone();
+            let up_to = ReadUpTo::Message(message.created_at.clone());
+            tasks.push(tokio::spawn(async move {
+                store.mark_read(&reader, group, &up_to).await.map(|_| ())
+            }));
+        }
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(()) | Err(StoreError::Contention { .. }) => {}
+                Err(err) => panic!("{err}"),
+            }
+        }
+        table
+            .store
+            .advance_conversation(&update, &cold())
+            .await
+            .unwrap();
+        for (owner, reader) in [(&andrew, &bayko), (&bayko, &andrew)] {
+            let row = row_of(&table.store, owner.uuid, group).await;
+            assert_eq!(row.last_message_at(), message.created_at);
+            assert_eq!(
+                row.peer_read_through,
+                receipt_of(&table, group, reader).await,
+                "round {round}: {}'s row vs {}'s receipt",
+                owner.handle,
+                reader.handle
+            );
+        }
+    }
+}
+
+/// A fan-out that remembers the rows from before a read (its hint) must not write them back:
+/// the read changed them, so the hinted transaction's conditions fail, and the rows, re-read
+/// from the index, move with the read. (That `peer_read_through` alone cancels a move is
+/// `inbox_index`'s unit test: DynamoDB Local serialises the race that needs it.)
+#[tokio::test]
+async fn a_move_from_a_hint_older_than_a_read_carries_the_read() {
+    let table = TestTable::new().await;
+    let (andrew, bayko, hello) = direct(&table).await;
+    let group = hello.group_uuid;
+    let positions = RowPositions::default();
+    let m1 = say(&table, &andrew, group, 2, "one").await;
+    table
+        .store
+        .advance_conversation(&Newest::of([m1.clone()]).unwrap(), &positions)
+        .await
+        .unwrap();
+    table
+        .store
+        .mark_read(&bayko, group, &ReadUpTo::Row)
+        .await
+        .unwrap();
+    let m2 = say(&table, &andrew, group, 3, "two").await;
+
+    let advance = table
+        .store
+        .advance_conversation(&Newest::of([m2.clone()]).unwrap(), &positions)
+        .await
+        .unwrap();
+
+    assert!(!advance.hinted, "the hint predates the read: {advance:?}");
+    let row = row_of(&table.store, andrew.uuid, group).await;
+    assert_eq!(row.last_message_at(), m2.created_at);
+    assert_eq!(row.peer_read_through, Some(m1.created_at));
+    assert_eq!(seen_in_inbox(&table, &andrew, group).await, Some(false));
+}
