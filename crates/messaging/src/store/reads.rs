@@ -242,6 +242,9 @@ impl Store {
         let own = rows.swap_remove(own);
         let partner = match own.kind {
             ConversationKind::Group => None,
+            // A row naming its own owner as the other member (not one this system writes)
+            // has no other row to tell; a transaction naming one item twice is refused.
+            ConversationKind::Direct if own.user_uuid == reader => None,
             ConversationKind::Direct => match rows
                 .into_iter()
                 .find(|row| row.owner() == Some(own.user_uuid))
