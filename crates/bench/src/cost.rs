@@ -357,7 +357,8 @@ async fn message_costs(
 }
 
 /// The inbox, a conversation's newest page (one unread message, which it marks read) and
-/// the explicit mark read, in a 10-member group.
+/// the explicit mark read, in a 10-member group; and the explicit mark read of a direct
+/// conversation, whose transaction also tells the other member's row (`seen`).
 async fn reads(world: &World, calls: usize) -> anyhow::Result<Vec<Measured>> {
     let group = world.conversation(10).await?;
     let reader = &world.members[2];
@@ -418,6 +419,37 @@ async fn reads(world: &World, calls: usize) -> anyhow::Result<Vec<Measured>> {
                 |_| world.serve(Route::MarkMessageGroupRead, &read),
             )
             .await?,
+        {
+            // Members 0 and 1; member 1 reads what member 0 sends.
+            let direct = world.conversation(2).await?;
+            let mut read_direct = event("api-mark-message-group-read.json", &world.members[1]);
+            retarget(&mut read_direct, direct);
+            world
+                .measure(
+                    "mark_read_direct",
+                    "mark-message-group-read",
+                    "POST /api/message_groups/{id}/read: one unread message, a direct conversation (also tells the other row)",
+                    calls,
+                    |_| async move {
+                        let message = world
+                            .table
+                            .store
+                            .append_message(&world.members[0], direct, text()?, Timestamp::now())
+                            .await?;
+                        world
+                            .table
+                            .store
+                            .advance_conversation(
+                                &messaging::coalesce::Newest::alone(message),
+                                &RowPositions::disabled(),
+                            )
+                            .await?;
+                        Ok(Value::Null)
+                    },
+                    |_| world.serve(Route::MarkMessageGroupRead, &read_direct),
+                )
+                .await?
+        },
     ])
 }
 

@@ -102,7 +102,34 @@ pub async fn run(calls: usize) -> anyhow::Result<()> {
         .await?;
     let fan_out_row = fan_out(&table, &members, group.group_uuid).await?;
     create(&table, &api, &members, calls.min(30)).await?;
-    mark_read(&table, &api, &members, group.group_uuid, calls).await?;
+    mark_read(
+        &table,
+        &api,
+        &members,
+        group.group_uuid,
+        "a 49-member group",
+        calls,
+    )
+    .await?;
+    // A direct conversation's read also tells the other member's row (its `seen`).
+    let direct = table
+        .store
+        .send_to_user(
+            &members[1],
+            &members[2],
+            MessageText::parse("hello")?,
+            Timestamp::now(),
+        )
+        .await?;
+    mark_read(
+        &table,
+        &api,
+        &members,
+        direct.group_uuid,
+        "a direct conversation",
+        calls,
+    )
+    .await?;
     add_and_leave(&table, &api, &members, calls.min(100)).await?;
     println!();
     println!("{fan_out_row}");
@@ -144,12 +171,13 @@ async fn create(
 }
 
 /// `POST .../read` and the newest page of `GET /api/messages/{id}`, each with one unread
-/// message to clear, in a 49-member group.
+/// message to clear, in `conversation` (members 1 and 2 are in it; 2 reads).
 async fn mark_read(
     table: &TestTable,
     api: &Api,
     members: &[User],
     group: Uuid,
+    conversation: &str,
     calls: usize,
 ) -> anyhow::Result<()> {
     let reader = &members[2];
@@ -160,12 +188,12 @@ async fn mark_read(
     for (route, case, event) in [
         (
             "POST /api/message_groups/{id}/read",
-            "one unread message in a 49-member group",
+            format!("one unread message in {conversation}"),
             &post,
         ),
         (
             "GET /api/messages/{id}",
-            "newest page, marks one unread message read",
+            format!("newest page, marks one unread message read, {conversation}"),
             &page,
         ),
     ] {
@@ -199,7 +227,7 @@ async fn mark_read(
             };
             ok(response)?;
         }
-        tally.row(route, case);
+        tally.row(route, &case);
     }
     Ok(())
 }

@@ -254,7 +254,8 @@ async fn relay(
                     writeln!(stdout, "{}", one_line(&text))?;
                 }
             }
-            // Typing (and any other signal): shown as it comes, not a message.
+            // Every other frame (typing, a `read` receipt, presence, …): shown as it comes,
+            // never taken for a message nor deduplicated.
             _ => writeln!(stdout, "{}", one_line(&text))?,
         }
         stdout.flush()?;
@@ -592,6 +593,15 @@ mod tests {
                 "{failures}: {wait:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_read_frame_prints_as_sent_and_is_never_taken_for_a_message() {
+        let read = r#"{"type":"read","message_group_uuid":"g","handle":"bayko","read_through":"2026-11-23T18:14:01.000000+00:00"}"#;
+        let frame: Value = serde_json::from_str(read).unwrap();
+        assert!(!Timeline::is_message(&frame));
+        assert!(Timeline::since(String::new()).merge(vec![frame]).is_empty());
+        assert_eq!(one_line(read), read);
     }
 
     #[test]

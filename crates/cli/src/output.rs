@@ -104,6 +104,7 @@ mod tests {
             last_message: "hi".into(),
             last_message_at: "2024-05-01T10:07:00.000000+00:00".into(),
             unread: 0,
+            seen: None,
         };
         assert!(inbox_line(&row).ends_with("bayko           2024-05-01 10:07 UTC  hi"));
         row.kind = ConversationKind::Group;

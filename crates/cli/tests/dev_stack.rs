@@ -1275,3 +1275,142 @@ async fn a_block_refuses_sending_through_the_stack_until_it_is_lifted() {
     assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 21, "seen by": a member's read reaches the other member's connections as a `read`
+/// frame, through the stack's stream pump and push (their second filter), and nobody
+/// else's; the sender's inbox then says `seen`, the members list `read_through`.
+#[tokio::test]
+async fn a_read_reaches_exactly_the_other_member_and_the_sender_sees_it() {
+    let table = TestTable::new().await;
+    let andrew = table.user("andrewbrown").await;
+    let bayko = table.user("bayko").await;
+    let londo = table.user("londo").await;
+    let dir = std::env::temp_dir().join(format!("cruddur-reads-{}", uuid::Uuid::new_v4()));
+    let key_file = dir.join("key.pk8");
+    let signer = DevSigner::load_or_create(&key_file).unwrap();
+    let token = |user: &messaging::User| {
+        signer
+            .mint(
+                &user.cognito_sub,
+                user.handle.as_str(),
+                Duration::from_secs(600),
+            )
+            .unwrap()
+    };
+    let (andrew_token, bayko_token, londo_token) = (token(&andrew), token(&bayko), token(&londo));
+    let mut stack = Stack::start(
+        table.store.table(),
+        &key_file,
+        &dir.join("dead-letter.jsonl"),
+    );
+    let http = Http {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        base: stack.base.clone(),
+    };
+    let mut andrew_socket = connect_ws(&stack.base, &andrew_token).await;
+    let mut bayko_socket = connect_ws(&stack.base, &bayko_token).await;
+    let mut londo_socket = connect_ws(&stack.base, &londo_token).await;
+
+    let hello = http
+        .post(
+            &andrew_token,
+            json!({"message": "Read me", "handle": "bayko"}),
+        )
+        .await;
+    assert_eq!(hello.status, StatusCode::OK, "{}", hello.body);
+    let group = hello.body["message_group_uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for socket in [&mut andrew_socket, &mut bayko_socket] {
+        assert_eq!(next_frame(socket).await, frame_of(&hello.body));
+    }
+
+    // Bayko opens the conversation: its newest page marks it read.
+    let page = http
+        .get(&format!("/api/messages/{group}"), &bayko_token)
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let read = json!({
+        "type": "read",
+        "message_group_uuid": group,
+        "handle": "bayko",
+        "read_through": hello.body["created_at"],
+    });
+    assert_eq!(next_frame(&mut andrew_socket).await, read);
+    let inbox = http.get("/api/message_groups", &andrew_token).await;
+    assert_eq!(inbox.body[0]["seen"], true, "{}", inbox.body);
+    let members = http
+        .get(
+            &format!("/api/message_groups/{group}/members"),
+            &andrew_token,
+        )
+        .await;
+    let bayko_member = members
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["handle"] == "bayko")
+        .unwrap();
+    assert_eq!(bayko_member["read_through"], hello.body["created_at"]);
+
+    // Andrew answers and Bayko marks it read explicitly: one more read frame, to Andrew.
+    let again = http
+        .post(
+            &andrew_token,
+            json!({"message": "And this?", "message_group_uuid": group}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    for socket in [&mut andrew_socket, &mut bayko_socket] {
+        assert_eq!(next_frame(socket).await, frame_of(&again.body));
+    }
+    // `POST …/read` reads as far as the inbox shows: wait for the stream to move Bayko's
+    // row (the push may well be faster).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while http.get("/api/message_groups", &bayko_token).await.body[0]["created_at"]
+        != again.body["created_at"]
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bayko's row never showed the answer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let marked = http
+        .call(
+            Method::POST,
+            &format!("/api/message_groups/{group}/read"),
+            &[("authorization", &format!("Bearer {bayko_token}"))],
+            None,
+        )
+        .await;
+    assert_eq!(marked.status, StatusCode::NO_CONTENT, "{}", marked.body);
+    let mut read_again = read.clone();
+    read_again["read_through"] = again.body["created_at"].clone();
+    assert_eq!(next_frame(&mut andrew_socket).await, read_again);
+
+    // Neither Bayko (the reader) nor Londo (no member) got a read frame: the first frame
+    // each sees next is the message sent to them now (frames reach a connection in the
+    // order they were posted to it).
+    let to_londo = http
+        .post(
+            &bayko_token,
+            json!({"message": "Londo?", "handle": "londo"}),
+        )
+        .await;
+    assert_eq!(to_londo.status, StatusCode::OK, "{}", to_londo.body);
+    assert_eq!(
+        next_frame(&mut bayko_socket).await,
+        frame_of(&to_londo.body)
+    );
+    assert_eq!(
+        next_frame(&mut londo_socket).await,
+        frame_of(&to_londo.body)
+    );
+
+    let status = stack.interrupt();
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

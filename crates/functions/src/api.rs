@@ -91,10 +91,7 @@ impl Api {
         let group = group_in_path(request)?;
         let page = page_request(request)?;
         let caller = self.registered(&sub).await?;
-        let messages = self
-            .store()
-            .read_messages(caller.uuid, group, &page)
-            .await?;
+        let messages = self.store().read_messages(&caller, group, &page).await?;
         let items: Vec<ListItem> = messages
             .items
             .into_iter()
@@ -269,7 +266,7 @@ impl Api {
         let caller = self.registered(&sub).await?;
         match self
             .store()
-            .mark_read(caller.uuid, group, &ReadUpTo::Row)
+            .mark_read(&caller, group, &ReadUpTo::Row)
             .await?
         {
             MarkedRead::Marked { .. } | MarkedRead::AlreadyRead => Ok(no_content()),

@@ -60,7 +60,7 @@ pub enum Function {
 
 impl Function {
     /// Every function, in the template's order.
-    pub const ALL: [Function; 21] = [
+    pub const ALL: [Function; 23] = [
         Self::MessagingStream,
         Self::Api(Route::ListMessageGroups),
         Self::Api(Route::ListMessages),

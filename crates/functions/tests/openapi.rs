@@ -556,6 +556,7 @@ fn samples() -> Vec<(&'static str, Value)> {
         name: name.map(str::to_owned),
         member_count,
         unread: 3,
+        seen: Some(true),
     };
     let created = CreatedMessage {
         message_group_uuid: UUID_A.into(),
@@ -605,6 +606,7 @@ fn samples() -> Vec<(&'static str, Value)> {
                 joined_at: AT.into(),
                 online: true,
                 last_seen_at: Some(AT.into()),
+                read_through: Some(AT.into()),
             }),
         ),
         (
@@ -793,6 +795,36 @@ fn the_typing_and_error_frames_and_the_typing_action_are_the_asyncapi_messages()
     let parsed = ClientFrame::parse(&example.to_string()).unwrap();
     assert_eq!(parsed.action.as_deref(), Some(TYPING_ACTION));
     assert!(parsed.fields["message_group_uuid"].is_string());
+}
+
+#[test]
+fn the_read_frame_is_the_asyncapi_read_message() {
+    let asyncapi = local::api_docs::asyncapi().unwrap();
+    let schema = &asyncapi["components"]["schemas"]["ReadFrame"];
+    let frame = serde_json::to_value(functions::push::ReadFrame {
+        kind: functions::push::ReadFrame::READ.to_owned(),
+        message_group_uuid: UUID_A.into(),
+        handle: "bayko".into(),
+        read_through: AT.into(),
+    })
+    .unwrap();
+    validate_in(asyncapi, schema, &frame).unwrap();
+    let documented: BTreeSet<&str> = schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let sent: BTreeSet<&str> = frame
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(documented, sent);
+    let example = &asyncapi["components"]["messages"]["read"]["examples"][0]["payload"];
+    validate_in(asyncapi, schema, example).unwrap();
+    assert!(serde_json::from_value::<functions::push::ReadFrame>(example.clone()).is_ok());
 }
 
 /// The subset of JSON Schema (2020-12) the two documents use, enough to hold the code's

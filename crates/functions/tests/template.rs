@@ -1199,11 +1199,16 @@ fn push_reads_the_same_messages_as_the_stream_and_gives_up_soon() {
         Some((the_table().0.to_owned(), "StreamArn".to_owned()))
     );
     let filters = one_or_many(&p["FilterCriteria"]["Filters"]);
-    assert_eq!(filters.len(), 1);
+    assert_eq!(filters.len(), 2, "messages, and read receipts");
     let pattern: Value = serde_json::from_str(filters[0]["Pattern"].as_str().unwrap()).unwrap();
     assert_eq!(
         pattern,
         serde_json::from_str::<Value>(push::FILTER_PATTERN).unwrap()
+    );
+    let reads: Value = serde_json::from_str(filters[1]["Pattern"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        reads,
+        serde_json::from_str::<Value>(push::READ_FILTER_PATTERN).unwrap()
     );
     assert_eq!(
         p["FunctionResponseTypes"],
@@ -1499,7 +1504,7 @@ fn group_functions_write_only_the_item_families_they_change() {
         (
             "mark-message-group-read",
             "dynamodb:UpdateItem",
-            families(&[INBOX_PREFIX]),
+            families(&[INBOX_PREFIX, MEMBERSHIP_PREFIX]),
         ),
         (
             "mark-message-group-read",
@@ -1509,7 +1514,7 @@ fn group_functions_write_only_the_item_families_they_change() {
         (
             "list-messages",
             "dynamodb:UpdateItem",
-            families(&[INBOX_PREFIX]),
+            families(&[INBOX_PREFIX, MEMBERSHIP_PREFIX]),
         ),
     ] {
         let (role, _) = get_att(&resource(&function_id(name))["Properties"]["Role"]).unwrap();

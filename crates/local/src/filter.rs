@@ -28,20 +28,33 @@ enum Alternative {
     Prefix(String),
 }
 
-/// A parsed filter pattern.
+/// A parsed filter pattern, or several (a `FilterCriteria` with several `Filters`: a
+/// record any one matches is delivered).
 #[derive(Debug, Clone, PartialEq)]
-pub struct EventFilter(Matcher);
+pub struct EventFilter(Vec<Matcher>);
 
 impl EventFilter {
     pub fn parse(pattern: &str) -> Result<Self, FilterError> {
-        let value: Value =
-            serde_json::from_str(pattern).map_err(|err| FilterError::NotJson(err.to_string()))?;
-        parse_matcher(&value, "$").map(Self)
+        Self::parse_any([pattern])
+    }
+
+    /// The patterns of one `FilterCriteria`'s `Filters`.
+    pub fn parse_any<'p>(patterns: impl IntoIterator<Item = &'p str>) -> Result<Self, FilterError> {
+        patterns
+            .into_iter()
+            .map(|pattern| {
+                let value: Value = serde_json::from_str(pattern)
+                    .map_err(|err| FilterError::NotJson(err.to_string()))?;
+                parse_matcher(&value, "$")
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
     }
 
     /// Whether Lambda would deliver this record.
     pub fn matches(&self, record: &EventRecord) -> bool {
-        serde_json::to_value(record).is_ok_and(|value| matches(&self.0, &value))
+        serde_json::to_value(record)
+            .is_ok_and(|value| self.0.iter().any(|matcher| matches(matcher, &value)))
     }
 }
 
@@ -142,6 +155,43 @@ mod tests {
                 )));
             }
         }
+    }
+
+    #[test]
+    fn the_push_takes_read_receipts_and_nothing_else_of_a_conversations_partition() {
+        let push = EventFilter::parse_any([
+            functions::push::FILTER_PATTERN,
+            functions::push::READ_FILTER_PATTERN,
+        ])
+        .unwrap();
+        let stream = EventFilter::parse(FILTER_PATTERN).unwrap();
+        let with_sk = |event_name: &str, sk: &str| {
+            let mut record = record(event_name, "MBR#5ae290ed-55d1-47a0-bc6d-fe2bc2700399");
+            record
+                .change
+                .keys
+                .insert("sk".into(), serde_dynamo::AttributeValue::S(sk.to_owned()));
+            record
+        };
+        let receipt = "READ#7d4b2a9c-3f1e-4c8a-9b6d-2e5f8a1c4d7b";
+        for event_name in ["INSERT", "MODIFY"] {
+            assert!(push.matches(&with_sk(event_name, receipt)), "{event_name}");
+            assert!(
+                !stream.matches(&with_sk(event_name, receipt)),
+                "{event_name}"
+            );
+            // A membership changes for blocks and typing: never a frame of its own.
+            assert!(!push.matches(&with_sk(
+                event_name,
+                "USER#7d4b2a9c-3f1e-4c8a-9b6d-2e5f8a1c4d7b"
+            )));
+            assert!(!push.matches(&with_sk(event_name, "DEPARTURES")));
+        }
+        assert!(!push.matches(&with_sk("REMOVE", receipt)));
+        assert!(push.matches(&record(
+            "INSERT",
+            "MSG#5ae290ed-55d1-47a0-bc6d-fe2bc2700399"
+        )));
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub trait BatchHandler: Send + Sync + 'static {
     const NAME: &'static str;
     /// Its trigger's `FilterCriteria` pattern, as in `template.yaml`.
     const FILTER_PATTERN: &'static str;
+    /// Further patterns of the same `FilterCriteria` (Lambda delivers a record any one of
+    /// them matches).
+    const MORE_FILTER_PATTERNS: &'static [&'static str] = &[];
     /// One invocation; the partial batch response.
     fn invoke(&self, event: &Event) -> impl Future<Output = DynamoDbEventResponse> + Send;
 }
@@ -88,6 +91,7 @@ impl BatchHandler for InboxRowMover {
 impl BatchHandler for PushHandler {
     const NAME: &'static str = "messaging-push";
     const FILTER_PATTERN: &'static str = functions::push::FILTER_PATTERN;
+    const MORE_FILTER_PATTERNS: &'static [&'static str] = &[functions::push::READ_FILTER_PATTERN];
 
     async fn invoke(&self, event: &Event) -> DynamoDbEventResponse {
         self.handle(event).await.0
@@ -103,8 +107,10 @@ pub struct StreamPump<H = InboxRowMover> {
 
 impl<H: BatchHandler> StreamPump<H> {
     pub fn new(tail: StreamTail, handler: H, config: PumpConfig) -> Self {
-        let filter = EventFilter::parse(H::FILTER_PATTERN)
-            .expect("the template's filter pattern is supported");
+        let filter = EventFilter::parse_any(
+            std::iter::once(H::FILTER_PATTERN).chain(H::MORE_FILTER_PATTERNS.iter().copied()),
+        )
+        .expect("the template's filter pattern is supported");
         Self {
             tail,
             handler,

@@ -206,6 +206,15 @@ pub struct InboxRowItem {
     /// counts never counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_through: Option<String>,
+    /// Direct conversations only: `created_at` of the newest message the other member
+    /// has read, written by that member's read (`store/reads.rs`), so the owner's inbox
+    /// says `seen` without another request. Absent until the other member first reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_read_through: Option<String>,
+    /// Who sent the last message this row shows; absent in rows written before it was
+    /// kept (then `seen` is false until the next message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sender_uuid: Option<Uuid>,
 }
 
 fn is_zero(value: &u32) -> bool {
@@ -225,6 +234,7 @@ impl InboxRowItem {
             user_handle: other.handle.clone(),
             last_message_at: Some(last.created_at.clone()),
             member_count: Some(2),
+            last_sender_uuid: Some(last.sender.uuid),
             ..Self::default()
         }
         .with_first_message_counted(owner, last)
@@ -250,6 +260,7 @@ impl InboxRowItem {
             member_count: Some(member_count),
             kind: ConversationKind::Group,
             name: Some(name.to_owned()),
+            last_sender_uuid: Some(last.sender.uuid),
             ..Self::default()
         }
         .with_first_message_counted(owner, last)
@@ -314,7 +325,24 @@ impl InboxRowItem {
         Some(marked)
     }
 
+    /// Direct conversations: whether the other member has read the owner's last message.
+    /// `None` for a group (its members list says who read how far).
+    pub fn seen(&self) -> Option<bool> {
+        if self.kind != ConversationKind::Direct {
+            return None;
+        }
+        let own_last = self.owner().is_some() && self.last_sender_uuid == self.owner();
+        Some(
+            own_last
+                && self
+                    .peer_read_through
+                    .as_deref()
+                    .is_some_and(|read| read >= self.last_message_at()),
+        )
+    }
+
     pub fn into_entry(self) -> InboxEntry {
+        let seen = self.seen();
         InboxEntry {
             group_uuid: self.message_group_uuid,
             kind: self.kind,
@@ -328,6 +356,7 @@ impl InboxRowItem {
             last_message_at: self.last_message_at.unwrap_or(self.sk),
             last_message: self.message,
             unread: self.unread,
+            seen,
         }
     }
 }
@@ -433,6 +462,37 @@ impl GroupDeparturesItem {
             group_uuid,
             departures,
             last_departed_at: last_departed_at.to_owned(),
+        }
+    }
+}
+
+/// `MBR#<group>` / `READ#<member>`: how far a member has read the conversation, written
+/// in the transaction that marks their inbox row read, never lowered. The members list
+/// reads it with the memberships (one Query of the partition); the push turns each write
+/// into a `read` frame for the other members (its stream filter takes `READ#` keys only).
+/// The handle is copied (profiles never change) so the frame needs no profile read. A
+/// member who leaves keeps theirs; the members list shows only current members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadReceiptItem {
+    pub pk: String,
+    pub sk: String,
+    pub group_uuid: Uuid,
+    pub user_uuid: Uuid,
+    pub user_handle: String,
+    /// `created_at` of the newest message the member has read.
+    pub read_through: String,
+}
+
+impl ReadReceiptItem {
+    pub fn new(group_uuid: Uuid, reader: &UserSummary, read_through: &str) -> Self {
+        let key = keys::read_receipt(group_uuid, reader.uuid);
+        Self {
+            pk: key.pk,
+            sk: key.sk,
+            group_uuid,
+            user_uuid: reader.uuid,
+            user_handle: reader.handle.clone(),
+            read_through: read_through.to_owned(),
         }
     }
 }
@@ -637,6 +697,36 @@ mod tests {
     }
 
     #[test]
+    fn a_direct_row_is_seen_when_the_other_member_read_the_owners_last_message() {
+        let owner = UserSummary {
+            uuid: OWNER,
+            handle: "andrewbrown".into(),
+            display_name: "Andrew".into(),
+        };
+        let other = UserSummary {
+            uuid: Uuid::from_u128(2),
+            handle: "bayko".into(),
+            display_name: "Bayko".into(),
+        };
+        let mine = Message::new(Uuid::from_u128(9), owner.clone(), "hi".into(), at(1));
+        let mut row = InboxRowItem::new(OWNER, mine.group_uuid, &other, &mine);
+        assert_eq!(row.seen(), Some(false), "not read yet");
+        row.peer_read_through = Some(at(0));
+        assert_eq!(row.seen(), Some(false), "read, but not that far");
+        row.peer_read_through = Some(at(1));
+        assert_eq!(row.seen(), Some(true));
+        assert_eq!(row.clone().into_entry().seen, Some(true));
+        // The last message is the other member's: nothing of the owner's to be seen.
+        row.last_sender_uuid = Some(other.uuid);
+        assert_eq!(row.seen(), Some(false));
+        // A row last moved before senders were kept cannot tell.
+        row.last_sender_uuid = None;
+        assert_eq!(row.seen(), Some(false));
+        let group = InboxRowItem::new_group(OWNER, mine.group_uuid, "Bootcamp", 3, &mine);
+        assert_eq!(group.seen(), None, "groups have the members list");
+    }
+
+    #[test]
     fn direct_rows_and_memberships_keep_the_original_shape() {
         let sender = UserSummary {
             uuid: OWNER,
@@ -656,6 +746,7 @@ mod tests {
             keys,
             [
                 "last_message_at",
+                "last_sender_uuid",
                 "member_count",
                 "message",
                 "message_group_uuid",
@@ -665,7 +756,7 @@ mod tests {
                 "user_handle",
                 "user_uuid"
             ],
-            "a direct row the sender owns gains nothing"
+            "a direct row the sender owns gains only who sent its last message"
         );
         let membership =
             serde_json::to_value(MembershipItem::new(first.group_uuid, OWNER, &at(1))).unwrap();

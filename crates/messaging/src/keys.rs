@@ -62,6 +62,11 @@ pub const GROUP_ENDED_SK: &str = "ENDED";
 /// it, conditioned on the value it read, so two leaves never both decide on one reading
 /// of who remains (the last member's leave ends the group).
 pub const GROUP_DEPARTURES_SK: &str = "DEPARTURES";
+/// Beside a group's memberships: how far each member has read (`store/reads.rs`). Not on
+/// the membership itself, so that the push's stream filter can take exactly the reads
+/// (a stream record carries the whole item: a receipt on the membership would come back
+/// with every other write to it).
+pub const READ_RECEIPT_PREFIX: &str = "READ#";
 
 /// A primary key of the table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -91,6 +96,13 @@ pub fn membership(group: Uuid, member: Uuid) -> Key {
     Key::new(
         format!("{MEMBERSHIP_PREFIX}{group}"),
         format!("{USER_PREFIX}{member}"),
+    )
+}
+
+pub fn read_receipt(group: Uuid, member: Uuid) -> Key {
+    Key::new(
+        membership_pk(group),
+        format!("{READ_RECEIPT_PREFIX}{member}"),
     )
 }
 

@@ -130,6 +130,8 @@ pub struct InboxEntry {
     pub last_message: String,
     pub last_message_at: String,
     pub unread: u32,
+    /// Direct conversations: whether the other member has read the owner's last message.
+    pub seen: Option<bool>,
 }
 
 /// A user's open WebSocket connection, by API Gateway's connection id.

@@ -98,6 +98,10 @@ pub struct InboxItem {
     pub member_count: Option<u32>,
     /// Messages from others since the caller last read the conversation.
     pub unread: u32,
+    /// A direct conversation only: whether the other member has read the caller's last
+    /// message (false when the last message is theirs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<bool>,
 }
 
 impl From<InboxEntry> for InboxItem {
@@ -116,6 +120,7 @@ impl From<InboxEntry> for InboxItem {
             name: row.name.filter(|_| group),
             member_count: row.member_count.filter(|_| group),
             unread: row.unread,
+            seen: row.seen.filter(|_| !group),
         }
     }
 }
@@ -133,6 +138,10 @@ pub struct GroupMember {
     /// The member's last connect or disconnect; absent if they never connected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen_at: Option<String>,
+    /// `created_at` of the newest message the member has read; absent before their first
+    /// read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_through: Option<String>,
 }
 
 impl From<Member> for GroupMember {
@@ -144,6 +153,7 @@ impl From<Member> for GroupMember {
             joined_at: member.joined_at,
             online: member.online,
             last_seen_at: member.last_seen_at,
+            read_through: member.read_through,
         }
     }
 }

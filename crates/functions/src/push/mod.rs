@@ -46,11 +46,13 @@ use crate::clock::{Clock, SystemClock};
 use crate::emf::{EmbeddedMetrics, Metric};
 
 pub(crate) mod management;
+mod reads;
 
 use management::{Deleted, Posted, delete, post};
 pub use management::{
     PostRetry, local_management_client, local_management_config, management_client,
 };
+pub use reads::{READ_FILTER_PATTERN, ReadFrame};
 
 /// The trigger's filter: the very pattern of `messaging-stream` (new messages only).
 pub const FILTER_PATTERN: &str = crate::batch::FILTER_PATTERN;
@@ -286,7 +288,9 @@ impl PushHandler {
                 self.push_conversation(conversation, now, shared)
             })
             .await;
-        let report = ran.report("push", |finished| {
+        // Read frames after the batch's messages, on the connections already read.
+        let failed_read = self.push_reads(event, now, shared, deadline.as_ref()).await;
+        let mut report = ran.report("push", |finished| {
             let Finished {
                 group,
                 event_id,
@@ -300,6 +304,7 @@ impl PushHandler {
                 }
             }
         });
+        reads::report_failed_read(&mut report.response, event, failed_read);
         self.close_all_expired(&state, deadline.as_ref()).await;
         let mut summary = state.into_summary();
         summary.failed_conversations = report.failed;

@@ -75,7 +75,7 @@ async fn a_group_is_created_from_its_event_and_shows_in_every_inbox_with_kind_an
         assert_eq!(item["member_count"], 3);
         assert_eq!(item["unread"], unread, "{sub}");
     }
-    // A direct conversation keeps the original shape, plus `kind` and `unread`.
+    // A direct conversation keeps the original shape, plus `kind`, `unread` and `seen`.
     let items = inbox_json(&w, ANDREW_SUB).await;
     let item = item_of(&items, &direct.group_uuid.to_string()).unwrap();
     let mut keys: Vec<&str> = item
@@ -93,6 +93,7 @@ async fn a_group_is_created_from_its_event_and_shows_in_every_inbox_with_kind_an
             "handle",
             "kind",
             "message",
+            "seen",
             "unread",
             "uuid"
         ]
@@ -592,8 +593,8 @@ async fn marking_read_while_transactions_hold_the_row_is_busy_never_a_fault() {
     );
 
     // A fan-out moving Londo's row for as long as marking read keeps trying: DynamoDB
-    // answers every UpdateItem with TransactionConflictException.
-    dynamodb.refuse("UpdateItem", Refusal::ItemInTransaction);
+    // cancels every marking transaction for a TransactionConflict.
+    dynamodb.refuse("TransactWriteItems", Refusal::TransactionConflict);
     let (outcome, logs) = logs_of(api.serve(Route::MarkMessageGroupRead, request(&mark))).await;
     let response = outcome.expect("a busy row is an answer, not a fault");
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -604,7 +605,7 @@ async fn marking_read_while_transactions_hold_the_row_is_busy_never_a_fault() {
 
     // The transaction ends: the next try re-reads the row and marks it.
     dynamodb.allow_all();
-    dynamodb.refuse_times("UpdateItem", Refusal::ItemInTransaction, 1);
+    dynamodb.refuse_times("TransactWriteItems", Refusal::TransactionConflict, 1);
     let (status, _, _) = parts(
         api.serve(Route::MarkMessageGroupRead, request(&mark))
             .await

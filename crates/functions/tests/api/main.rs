@@ -11,6 +11,7 @@ mod inbox;
 mod limits;
 mod messages;
 mod reactions;
+mod receipts;
 mod sign_up;
 #[path = "../support/mod.rs"]
 mod support;

@@ -456,6 +456,7 @@ fn advanced_row(
     if row.last_message_at() < message.created_at.as_str() {
         next.message = message.text.clone();
         next.last_message_at = Some(message.created_at.clone());
+        next.last_sender_uuid = Some(message.sender.uuid);
         next.member_count = member_count.or(row.member_count);
         if next.kind == ConversationKind::Group {
             // A group's row shows who spoke last.

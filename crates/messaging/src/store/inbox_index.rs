@@ -24,8 +24,9 @@ use crate::timestamp::Timestamp;
 /// computes from it). The conditions of a move require each to be unchanged, so a move
 /// never writes back a stale copy (from a lagging index or an outdated hint) over a newer
 /// one: a member added or leaving (`member_count`), a read (`unread`, `unread_at`,
-/// `read_through`) or a concurrent fan-out cancels the move, which then re-reads.
-const COPIED_ATTRIBUTES: [&str; 10] = [
+/// `read_through`, and the other member's read, `peer_read_through`) or a concurrent fan-out
+/// cancels the move, which then re-reads.
+const COPIED_ATTRIBUTES: [&str; 11] = [
     GROUP_INDEX_PARTITION_KEY,
     "user_uuid",
     "user_display_name",
@@ -36,6 +37,7 @@ const COPIED_ATTRIBUTES: [&str; 10] = [
     "unread",
     "unread_at",
     "read_through",
+    "peer_read_through",
 ];
 /// What "newer" is decided on; part of the row's identity for the conditions as well.
 const LAST_MESSAGE_AT: &str = "last_message_at";
@@ -109,7 +111,7 @@ impl Store {
             .find(|row| row.owner() == Some(owner)))
     }
 
-    fn index_query(&self, group: Uuid) -> QueryFluentBuilder {
+    pub(super) fn index_query(&self, group: Uuid) -> QueryFluentBuilder {
         self.client
             .query()
             .table_name(self.table())
@@ -120,7 +122,10 @@ impl Store {
     }
 
     /// Every item `query` finds, all pages.
-    async fn index_items(&self, query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
+    pub(super) async fn index_items(
+        &self,
+        query: QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut pages = query.into_paginator().items().send();
         let mut items = Vec::new();
         while let Some(item) = pages.next().await {
@@ -348,14 +353,37 @@ mod tests {
             assert!(named.contains(attribute), "{attribute} unchecked");
         }
         // Absent attributes must stay absent: the original row has no position, count,
-        // kind, name or unread state.
+        // kind, name, unread state or peer read.
         assert_eq!(
             condition.expression.matches("attribute_not_exists").count(),
-            7,
+            8,
             "{}",
             condition.expression
         );
         assert_eq!(condition.values.len(), 4);
+    }
+
+    #[test]
+    fn a_move_is_cancelled_by_the_other_members_read_landing_first() {
+        let mut row = row(1, "2025-01-01T00:00:01.000000+00:00", Some(2));
+        row.peer_read_through = Some("2025-01-01T00:00:01.000000+00:00".into());
+        let condition = Unchanged::of(&row).unwrap();
+        let name = condition
+            .names
+            .iter()
+            .find(|(_, attribute)| attribute.as_str() == "peer_read_through")
+            .map(|(name, _)| name.clone())
+            .expect("peer_read_through is conditioned on");
+        let value = name.replace('#', ":");
+        assert!(
+            condition.expression.contains(&format!("{name} = {value}")),
+            "{}",
+            condition.expression
+        );
+        assert_eq!(
+            condition.values[&value],
+            AttributeValue::S("2025-01-01T00:00:01.000000+00:00".into())
+        );
     }
 
     #[test]

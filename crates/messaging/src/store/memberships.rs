@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::presence::Presence;
 use super::{Store, StoreError, from_item};
-use crate::items::{GroupDeparturesItem, MembershipItem, UserItem};
+use crate::items::{GroupDeparturesItem, MembershipItem, ReadReceiptItem, UserItem};
 use crate::keys::{self, Key};
 use crate::model::User;
 use crate::schema::{PARTITION_KEY, SORT_KEY};
@@ -24,6 +24,8 @@ pub(super) struct GroupPartition {
     pub(super) departures: Option<GroupDeparturesItem>,
     /// The last member left ([`crate::items::GroupEndedItem`]).
     pub(super) ended: bool,
+    /// How far members have read ([`ReadReceiptItem`]), leavers' included.
+    pub(super) receipts: Vec<ReadReceiptItem>,
 }
 
 /// One member of a conversation, as `GET /api/message_groups/{id}/members` lists it.
@@ -37,6 +39,9 @@ pub struct Member {
     pub online: bool,
     /// The member's last `$connect` or `$disconnect`; `None` if never connected.
     pub last_seen_at: Option<String>,
+    /// `created_at` of the newest message the member has read; `None` before their
+    /// first read.
+    pub read_through: Option<String>,
 }
 
 impl Store {
@@ -57,9 +62,10 @@ impl Store {
     }
 
     /// The whole `MBR#<group>` partition in one strongly consistent Query (all pages): the
-    /// memberships, the leaves seen and whether the group ended. A group has at most 50
-    /// members, so this is one small page; the fan-out reads it only when the rows it sees
-    /// cannot say how many members there are, and a leave reads it every time.
+    /// memberships, the leaves seen, whether the group ended and the read receipts. A group
+    /// has at most 50 members (and a receipt per member who ever read, about 150 bytes), so
+    /// this is one small page; the fan-out reads it only when the rows it sees cannot say
+    /// how many members there are, a leave and the members list every time.
     pub(super) async fn group_partition(&self, group: Uuid) -> Result<GroupPartition, StoreError> {
         let mut pages = self
             .client
@@ -87,6 +93,9 @@ impl Store {
                 Some(AttributeValue::S(sk)) if sk == keys::GROUP_ENDED_SK => {
                     partition.ended = true;
                 }
+                Some(AttributeValue::S(sk)) if sk.starts_with(keys::READ_RECEIPT_PREFIX) => {
+                    partition.receipts.push(from_item::<ReadReceiptItem>(item)?);
+                }
                 other => {
                     tracing::warn!(%group, sk = ?other, "unknown item among the memberships; ignored")
                 }
@@ -109,8 +118,10 @@ impl Store {
     }
 
     /// The members of a conversation `reader` belongs to (direct or group), oldest member
-    /// first: one strongly consistent Query of the memberships, one `BatchGetItem` of the
-    /// profiles (which carry presence, so `online` costs nothing more).
+    /// first, each with how far they have read and whether they are online: one strongly
+    /// consistent Query of the conversation's `MBR#` partition (memberships and read
+    /// receipts side by side), one `BatchGetItem` of the profiles (which carry presence, so
+    /// `online` costs nothing more).
     pub async fn group_members(
         &self,
         reader: Uuid,
@@ -128,10 +139,18 @@ impl Store {
         group: Uuid,
         now: i64,
     ) -> Result<Vec<Member>, StoreError> {
-        let memberships = self.memberships(group).await?;
+        let GroupPartition {
+            memberships,
+            receipts,
+            ..
+        } = self.group_partition(group).await?;
         if !memberships.iter().any(|m| m.user_uuid == reader) {
             return Err(StoreError::NotMember(group));
         }
+        let mut read_through: HashMap<Uuid, String> = receipts
+            .into_iter()
+            .map(|receipt| (receipt.user_uuid, receipt.read_through))
+            .collect();
         let keys: Vec<Key> = memberships
             .iter()
             .map(|m| keys::user_profile(m.user_uuid))
@@ -156,6 +175,7 @@ impl Store {
                     joined_at: m.joined_at,
                     online: presence.online_at(now),
                     last_seen_at: presence.last_seen_at.clone(),
+                    read_through: read_through.remove(&m.user_uuid),
                 }),
                 None => {
                     tracing::warn!(%group, member = %m.user_uuid, "member without a profile; not listed");

@@ -17,6 +17,7 @@ mod presence;
 mod reactions;
 mod reads;
 mod typing;
+mod receipts;
 mod users;
 
 use messaging::items::InboxRowItem;

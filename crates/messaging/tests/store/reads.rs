@@ -28,13 +28,14 @@ async fn marking_read_is_two_requests_and_nothing_more_when_already_read() {
 
     let marked = table
         .store
-        .mark_read(members[2].uuid, group, &ReadUpTo::Row)
+        .mark_read(&members[2], group, &ReadUpTo::Row)
         .await
         .unwrap();
 
     assert_eq!(marked, MarkedRead::Marked { unread: 0 });
     assert_eq!(table.requests.of("Query"), 1);
-    assert_eq!(table.requests.of("UpdateItem"), 1);
+    // The row and the reader's receipt, together.
+    assert_eq!(table.requests.of("TransactWriteItems"), 1);
     assert_eq!(table.requests.total(), 2);
     let row = row_of(&table.store, members[2].uuid, group).await;
     assert_eq!((row.unread, row.unread_at.len()), (0, 0));
@@ -42,7 +43,7 @@ async fn marking_read_is_two_requests_and_nothing_more_when_already_read() {
     table.requests.reset();
     let again = table
         .store
-        .mark_read(members[2].uuid, group, &ReadUpTo::Row)
+        .mark_read(&members[2], group, &ReadUpTo::Row)
         .await
         .unwrap();
     assert_eq!(again, MarkedRead::AlreadyRead);
@@ -52,7 +53,7 @@ async fn marking_read_is_two_requests_and_nothing_more_when_already_read() {
     let stranger = table.user("stranger").await;
     let none = table
         .store
-        .mark_read(stranger.uuid, group, &ReadUpTo::Row)
+        .mark_read(&stranger, group, &ReadUpTo::Row)
         .await
         .unwrap();
     assert_eq!(none, MarkedRead::NoRow);
@@ -70,7 +71,7 @@ async fn the_newest_page_marks_read_up_to_what_it_showed_and_no_further() {
 
     let read = table
         .store
-        .read_messages(reader.uuid, group, &page)
+        .read_messages(reader, group, &page)
         .await
         .unwrap();
 
@@ -98,7 +99,7 @@ async fn the_newest_page_marks_read_up_to_what_it_showed_and_no_further() {
     let second_page = older.with_cursor(Some(cursor));
     table
         .store
-        .read_messages(reader.uuid, group, &second_page)
+        .read_messages(reader, group, &second_page)
         .await
         .unwrap();
     assert_eq!(row_of(&table.store, reader.uuid, group).await.unread, 1);
@@ -114,7 +115,7 @@ async fn the_newest_page_marks_read_up_to_what_it_showed_and_no_further() {
     assert_eq!(row_of(&table.store, reader.uuid, group).await.unread, 2);
     let marked = table
         .store
-        .mark_read(reader.uuid, group, &ReadUpTo::Message(shown))
+        .mark_read(reader, group, &ReadUpTo::Message(shown))
         .await
         .unwrap();
     assert_eq!(marked, MarkedRead::Marked { unread: 1 });
@@ -145,7 +146,7 @@ async fn a_fan_out_that_read_before_a_read_and_writes_after_it_is_cancelled_and_
     // The reader reads everything the rows show, while m2 is on its way.
     table
         .store
-        .mark_read(reader.uuid, group, &ReadUpTo::Row)
+        .mark_read(reader, group, &ReadUpTo::Row)
         .await
         .unwrap();
     let advance = table
@@ -180,19 +181,20 @@ async fn a_read_that_read_the_row_before_a_fan_out_and_writes_after_it_re_reads(
         .unwrap();
     // The read's first look at the row sees it where it was before m2 moved it.
     let index = index.then(IndexFault::OldPositions, 1);
+    table.requests.reset();
 
     let marked = store
-        .mark_read(
-            reader.uuid,
-            group,
-            &ReadUpTo::Message(m1.created_at.clone()),
-        )
+        .mark_read(reader, group, &ReadUpTo::Message(m1.created_at.clone()))
         .await
         .unwrap();
 
     assert_eq!(index.pending(), 0);
     assert_eq!(marked, MarkedRead::Marked { unread: 1 });
-    assert_eq!(table.requests.of("UpdateItem"), 2, "the stale write failed");
+    assert_eq!(
+        table.requests.of("TransactWriteItems"),
+        2,
+        "the stale write failed"
+    );
     assert_unread_is_exact(&table.store, reader, &[first, m1, m2]).await;
 }
 
@@ -221,19 +223,20 @@ async fn a_read_whose_index_keeps_showing_the_old_row_reads_the_table_and_marks(
     // Every index read shows the row where it was before m2 moved it.
     let index = index.then(IndexFault::OldPositions, 10);
     let reads_before = index.reads();
+    table.requests.reset();
 
     let marked = store
-        .mark_read(
-            reader.uuid,
-            group,
-            &ReadUpTo::Message(m1.created_at.clone()),
-        )
+        .mark_read(reader, group, &ReadUpTo::Message(m1.created_at.clone()))
         .await
         .unwrap();
 
     assert_eq!(marked, MarkedRead::Marked { unread: 1 });
     assert_eq!(index.reads() - reads_before, 1, "the index is read once");
-    assert_eq!(table.requests.of("UpdateItem"), 2, "the stale write failed");
+    assert_eq!(
+        table.requests.of("TransactWriteItems"),
+        2,
+        "the stale write failed"
+    );
     assert_unread_is_exact(&table.store, reader, &[first, m1, m2]).await;
 }
 
@@ -266,14 +269,14 @@ async fn reads_racing_fan_outs_leave_zero_or_exactly_the_messages_after_the_read
         }
         for member in &members {
             let store = table.store.clone();
-            let reader = member.uuid;
+            let reader = member.clone();
             let up_to = if round % 2 == 0 {
                 ReadUpTo::Row
             } else {
                 ReadUpTo::Message(messages[messages.len() - 2].created_at.clone())
             };
             tasks.push(tokio::spawn(async move {
-                store.mark_read(reader, group, &up_to).await.map(|_| ())
+                store.mark_read(&reader, group, &up_to).await.map(|_| ())
             }));
         }
         for task in tasks {
@@ -328,18 +331,21 @@ async fn marking_read_while_a_transaction_holds_the_row_re_reads_it_and_marks() 
     let (members, group) = unread_row(&table).await;
     let dynamodb = RefusingClient::new();
     let store = dynamodb.store_for(&table);
-    dynamodb.refuse_times("UpdateItem", Refusal::ItemInTransaction, 1);
+    dynamodb.refuse_times("TransactWriteItems", Refusal::TransactionConflict, 1);
     table.requests.reset();
 
     let marked = store
-        .mark_read(members[2].uuid, group, &ReadUpTo::Row)
+        .mark_read(&members[2], group, &ReadUpTo::Row)
         .await
         .unwrap();
 
     assert_eq!(marked, MarkedRead::Marked { unread: 0 });
     assert_eq!(dynamodb.refused(), 1, "the SDK does not retry it itself");
     assert_eq!(
-        (table.requests.of("Query"), table.requests.of("UpdateItem")),
+        (
+            table.requests.of("Query"),
+            table.requests.of("TransactWriteItems")
+        ),
         (2, 2),
         "the row is read again before the second write"
     );
@@ -352,10 +358,10 @@ async fn the_newest_page_marks_read_after_a_transaction_held_the_row() {
     let (members, group) = unread_row(&table).await;
     let dynamodb = RefusingClient::new();
     let store = dynamodb.store_for(&table);
-    dynamodb.refuse_times("UpdateItem", Refusal::ItemInTransaction, 1);
+    dynamodb.refuse_times("TransactWriteItems", Refusal::TransactionConflict, 1);
 
     let page = store
-        .read_messages(members[2].uuid, group, &PageRequest::new(20, None).unwrap())
+        .read_messages(&members[2], group, &PageRequest::new(20, None).unwrap())
         .await
         .unwrap();
 
@@ -374,10 +380,10 @@ async fn a_row_that_stays_in_transactions_is_contention() {
     let (members, group) = unread_row(&table).await;
     let dynamodb = RefusingClient::new();
     let store = dynamodb.store_for(&table);
-    dynamodb.refuse("UpdateItem", Refusal::ItemInTransaction);
+    dynamodb.refuse("TransactWriteItems", Refusal::TransactionConflict);
 
     let error = store
-        .mark_read(members[2].uuid, group, &ReadUpTo::Row)
+        .mark_read(&members[2], group, &ReadUpTo::Row)
         .await
         .unwrap_err();
 
