@@ -206,6 +206,18 @@ pub struct InboxRowItem {
     /// counts never counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_through: Option<String>,
+    /// The previewed message's `revision` as this row shows it (edits and deletes each
+    /// add 1): a preview change lands only over a lower one, and every write from a read of
+    /// the row is conditioned on it, so no order of deliveries puts an older text back.
+    /// Absent: 0, the message as sent.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub message_revision: u64,
+    /// When the previewed message was last edited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_edited_at: Option<String>,
+    /// When the previewed message was deleted for everyone (`message` is then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_deleted_at: Option<String>,
 }
 
 fn is_zero(value: &u32) -> bool {
@@ -227,6 +239,7 @@ impl InboxRowItem {
             member_count: Some(2),
             ..Self::default()
         }
+        .showing(last)
         .with_first_message_counted(owner, last)
     }
 
@@ -252,7 +265,31 @@ impl InboxRowItem {
             name: Some(name.to_owned()),
             ..Self::default()
         }
+        .showing(last)
         .with_first_message_counted(owner, last)
+    }
+
+    /// The row previewing `message` as this version of it is: its text, and what its edits
+    /// and delete made of it.
+    fn showing(mut self, message: &Message) -> Self {
+        self.show_preview_of(message);
+        self
+    }
+
+    /// Shows `message` (this version of it) as the row's preview, in place.
+    pub fn show_preview_of(&mut self, message: &Message) {
+        self.message = message.text.clone();
+        self.message_revision = message.life.revision;
+        self.message_edited_at = message.life.edited_at.clone();
+        self.message_deleted_at = message.life.deleted_at.clone();
+    }
+
+    /// Whether this row previews `message` in a version older than this one: the same
+    /// message (by its time), a lower revision.
+    pub fn previews_older_version_of(&self, message: &Message) -> bool {
+        self.message_group_uuid == message.group_uuid
+            && self.last_message_at() == message.created_at
+            && self.message_revision < message.life.revision
     }
 
     /// The first message is unread for everyone but its sender, who has read nothing of
@@ -328,6 +365,8 @@ impl InboxRowItem {
             last_message_at: self.last_message_at.unwrap_or(self.sk),
             last_message: self.message,
             unread: self.unread,
+            edited_at: self.message_edited_at,
+            deleted: self.message_deleted_at.is_some(),
         }
     }
 }

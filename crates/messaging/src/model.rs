@@ -130,6 +130,10 @@ pub struct InboxEntry {
     pub last_message: String,
     pub last_message_at: String,
     pub unread: u32,
+    /// When the previewed message was edited, if it was.
+    pub edited_at: Option<String>,
+    /// The previewed message was deleted for everyone (`last_message` is empty).
+    pub deleted: bool,
 }
 
 /// A user's open WebSocket connection, by API Gateway's connection id.

@@ -53,6 +53,12 @@ pub struct InboxItem {
     pub member_count: Option<u32>,
     /// Messages from others since the caller last read the conversation.
     pub unread: u32,
+    /// When the previewed message was edited (absent if never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
+    /// The previewed message was deleted for everyone; `message` is then `""`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 impl From<InboxEntry> for InboxItem {
@@ -71,6 +77,8 @@ impl From<InboxEntry> for InboxItem {
             name: row.name.filter(|_| group),
             member_count: row.member_count.filter(|_| group),
             unread: row.unread,
+            edited_at: row.edited_at,
+            deleted: row.deleted,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! | C: append to a conversation | [`Store::append_message`] | TransactWriteItems |
 //! | D: message a user by handle | [`Store::send_to_user`] | GetItem + TransactWriteItems |
 //! | E: inbox rows follow the newest message, unread counts | [`Store::advance_conversation`] | TransactWriteItems where this environment knows the rows ([`RowPositions`]), else Query (GSI) + TransactWriteItems |
+//! | E': inbox previews follow edits and deletes | [`Store::change_previews`] | Query (consistent, `MBR#`), then per member Query (consistent, none where the hint places the row) + UpdateItem where the row shows an older version |
 //! | create a group | [`Store::create_group`] | BatchGetItem (blocks) + TransactWriteItems (+1 for a 50th member) |
 //! | a conversation's members | [`Store::group_members`] | Query + BatchGetItem |
 //! | a conversation's memberships | [`Store::memberships`], [`Store::recipients`] (for push) | Query (consistent) |
@@ -32,6 +33,7 @@ mod limits;
 mod memberships;
 mod messages;
 mod migration;
+mod previews;
 mod reads;
 mod requests;
 mod users;
@@ -53,6 +55,7 @@ pub use idempotency::{ClientMessageId, SEND_RECORD_SECONDS};
 pub use limits::{Limited, Limits, RateLimit, Window};
 pub use memberships::Member;
 pub use migration::{Applied, Outcomes, Wrote};
+pub use previews::Previewed;
 pub use reads::{MarkedRead, ReadUpTo};
 pub use users::{HANDLE_RESERVATION_SECONDS, HandleReservation, NewUser, Registration};
 
