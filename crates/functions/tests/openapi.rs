@@ -542,6 +542,8 @@ fn samples() -> Vec<(&'static str, Value)> {
         name: name.map(str::to_owned),
         member_count,
         unread: 3,
+        edited_at: Some(AT.into()),
+        deleted: true,
     };
     let created = CreatedMessage {
         message_group_uuid: UUID_A.into(),

@@ -115,11 +115,14 @@ impl Store {
                 .rows_of(group)
                 .map(|rows| rows.iter().map(|r| (r.pk.clone(), r.clone())).collect())
                 .unwrap_or_default();
-            let outcomes: Vec<Result<RowOutcome, StoreError>> = futures_util::stream::iter(&owners)
-                .map(|owner| {
-                    let hinted = hint.get(&keys::inbox_pk(*owner)).cloned();
-                    async move { self.change_preview_of(*owner, change, hinted, positions).await }
-                })
+            // Owned: a stream of borrowed owners defeats the compiler's proof that the
+            // handler's future is `Send`.
+            let rows: Vec<(Uuid, Option<InboxRowItem>)> = owners
+                .iter()
+                .map(|owner| (*owner, hint.get(&keys::inbox_pk(*owner)).cloned()))
+                .collect();
+            let outcomes: Vec<Result<RowOutcome, StoreError>> = futures_util::stream::iter(rows)
+                .map(|(owner, hinted)| self.change_preview_of(owner, change, hinted, positions))
                 .buffer_unordered(ROWS_IN_FLIGHT)
                 .collect()
                 .await;
