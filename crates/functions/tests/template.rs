@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
 use functions::Function;
-use functions::batch::FILTER_PATTERN;
+use functions::batch::{FILTER_PATTERN, FILTER_PATTERNS};
 use functions::emf::METRICS_NAMESPACE;
 use functions::routes::{Access, Route};
 use functions::{push, websocket};
@@ -536,6 +536,24 @@ fn log_level_stops_at_debug() {
     );
 }
 
+/// A stream trigger's filter patterns, parsed, in the template's order.
+fn filter_patterns(trigger: &Value) -> Vec<Value> {
+    one_or_many(&trigger["FilterCriteria"]["Filters"])
+        .iter()
+        .map(|filter| {
+            serde_json::from_str(filter["Pattern"].as_str().expect("Pattern is a string"))
+                .expect("Pattern is JSON")
+        })
+        .collect()
+}
+
+fn parsed_patterns(patterns: &[&str]) -> Vec<Value> {
+    patterns
+        .iter()
+        .map(|pattern| serde_json::from_str(pattern).unwrap())
+        .collect()
+}
+
 #[test]
 fn stream_trigger_filters_and_retries_as_the_handler_expects() {
     let id = function_id("messaging-stream");
@@ -553,13 +571,12 @@ fn stream_trigger_filters_and_retries_as_the_handler_expects() {
         get_att(&p["Stream"]),
         Some((the_table().0.to_owned(), "StreamArn".to_owned()))
     );
-    let filters = one_or_many(&p["FilterCriteria"]["Filters"]);
-    assert_eq!(filters.len(), 1, "one filter");
-    let pattern: Value =
-        serde_json::from_str(filters[0]["Pattern"].as_str().expect("Pattern is a string"))
-            .expect("Pattern is JSON");
-    let expected: Value = serde_json::from_str(FILTER_PATTERN).unwrap();
-    assert_eq!(pattern, expected, "FilterCriteria = FILTER_PATTERN");
+    assert_eq!(
+        filter_patterns(p),
+        parsed_patterns(&FILTER_PATTERNS),
+        "FilterCriteria = FILTER_PATTERNS"
+    );
+    assert_eq!(FILTER_PATTERNS[0], FILTER_PATTERN);
 
     // The handler answers with batchItemFailures; without this, Lambda ignores them and
     // treats every partially failed batch as a success.
@@ -1110,12 +1127,10 @@ fn push_reads_the_same_messages_as_the_stream_and_gives_up_soon() {
         get_att(&p["Stream"]),
         Some((the_table().0.to_owned(), "StreamArn".to_owned()))
     );
-    let filters = one_or_many(&p["FilterCriteria"]["Filters"]);
-    assert_eq!(filters.len(), 1);
-    let pattern: Value = serde_json::from_str(filters[0]["Pattern"].as_str().unwrap()).unwrap();
     assert_eq!(
-        pattern,
-        serde_json::from_str::<Value>(push::FILTER_PATTERN).unwrap()
+        filter_patterns(p),
+        parsed_patterns(&push::FILTER_PATTERNS),
+        "FilterCriteria = push::FILTER_PATTERNS"
     );
     assert_eq!(
         p["FunctionResponseTypes"],
