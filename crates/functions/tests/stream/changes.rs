@@ -618,3 +618,45 @@ async fn malformed_change_records_are_logged_with_their_event_id_and_skipped() {
         );
     }
 }
+
+/// The hint sends an update without a read: its condition on the row's revision is what
+/// keeps an older version from landing over a newer one another environment wrote.
+#[tokio::test]
+async fn an_older_version_sent_from_a_stale_hint_is_refused_by_the_rows_revision() {
+    let table = TestTable::new().await;
+    let cast = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    let messages = conversation(
+        &table,
+        &cast.andrew,
+        &cast.bayko,
+        "2025-11-11T08:00:00.000000+00:00",
+        2,
+    )
+    .await;
+    let group = messages[0].group_uuid;
+    let inserts = stream.next_records("MSG#", 2).await;
+    let hinted = InboxRowMover::new(table.store.clone());
+    hinted.handle(&event(&inserts)).await;
+    edit(&table, &messages[1], "fixed").await;
+    delete(&table, &messages[1]).await;
+    let records = modifies(&mut stream, 2).await;
+    // Another environment applies the delete.
+    InboxRowMover::new(table.store_with_own_client())
+        .handle(&event(&records[1..]))
+        .await;
+    table.requests.reset();
+
+    // This one still remembers the rows as it moved them (revision 0) and gets the edit.
+    let (response, summary) = hinted.handle(&event(&records[..1])).await;
+
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(table.requests.of("Query"), 1, "only MBR#: the rows were hinted");
+    assert_eq!(table.requests.of("UpdateItem"), 2, "sent, and refused");
+    assert_eq!(summary.rows_changed, 0);
+    let users = [&cast.andrew, &cast.bayko];
+    for (text, _, deleted, _) in previews(&table, &users, group).await.values() {
+        assert_eq!(text, "");
+        assert!(deleted);
+    }
+}
