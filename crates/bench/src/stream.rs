@@ -146,13 +146,29 @@ pub async fn changes() -> anyhow::Result<()> {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
     let scenarios = [
-        ChangeScenario::new("edit of the previewed message, rows where this environment put them", 2, true),
-        ChangeScenario::new("edit of the previewed message, a fresh environment", 2, false),
-        ChangeScenario::new("50-member group, rows where this environment put them", 50, true),
+        ChangeScenario::new(
+            "edit of the previewed message, rows where this environment put them",
+            2,
+            true,
+        ),
+        ChangeScenario::new(
+            "edit of the previewed message, a fresh environment",
+            2,
+            false,
+        ),
+        ChangeScenario::new(
+            "50-member group, rows where this environment put them",
+            50,
+            true,
+        ),
         ChangeScenario::new("50-member group, a fresh environment", 50, false),
         ChangeScenario {
             older: true,
-            ..ChangeScenario::new("edit of an older message (no preview shows it), fresh", 2, false)
+            ..ChangeScenario::new(
+                "edit of an older message (no preview shows it), fresh",
+                2,
+                false,
+            )
         },
         ChangeScenario {
             replay: true,
@@ -186,7 +202,11 @@ async fn measure_changes(scenario: &ChangeScenario) -> anyhow::Result<()> {
         for n in 0..2 {
             let at = start + time::Duration::milliseconds((2 * i + n) as i64);
             pair.push(message(*group, Timestamp::from_datetime(at), 2 * i + n)?);
-            put(&table, serde_dynamo::to_item(MessageItem::new(pair.last().unwrap()))?).await?;
+            put(
+                &table,
+                serde_dynamo::to_item(MessageItem::new(pair.last().unwrap()))?,
+            )
+            .await?;
         }
         edited.push(pair.swap_remove(usize::from(!scenario.older)));
     }

@@ -395,7 +395,9 @@ impl Timeline {
     pub fn merge_fetched(&mut self, frames: Vec<Value>) -> Vec<Value> {
         let mut changed = Vec::new();
         for fetched in &frames {
-            let Some(shown) = fetched["uuid"].as_str().and_then(|u| self.messages.get_mut(u))
+            let Some(shown) = fetched["uuid"]
+                .as_str()
+                .and_then(|u| self.messages.get_mut(u))
             else {
                 continue;
             };
@@ -482,7 +484,9 @@ fn apply_change_to(message: &mut Value, change: &Value) -> bool {
                     reactions.insert(emoji.to_owned(), Value::from(count));
                 }
                 if reactions.is_empty() {
-                    message.as_object_mut().map(|fields| fields.remove("reactions"));
+                    message
+                        .as_object_mut()
+                        .map(|fields| fields.remove("reactions"));
                 }
             }
             true
@@ -709,7 +713,10 @@ mod tests {
         assert_eq!(timeline.message("a").unwrap()["message"], "second");
         assert!(timeline.apply_change(deleted("a")));
         let shown = timeline.message("a").unwrap();
-        assert_eq!((shown["message"].as_str(), shown["deleted"].as_bool()), (Some(""), Some(true)));
+        assert_eq!(
+            (shown["message"].as_str(), shown["deleted"].as_bool()),
+            (Some(""), Some(true))
+        );
         // A delete is final: an edit that raced it does not bring the text back.
         assert!(!timeline.apply_change(edit("a", "third", "30")));
         assert!(!timeline.apply_change(deleted("a")));
@@ -728,7 +735,10 @@ mod tests {
         };
         // Pushed before the message was taken (it is re-fetched after a reconnect).
         assert!(timeline.apply_change(edit("b", "edited early", "20")));
-        assert!(!timeline.apply_change(edit("b", "edited early", "20")), "pending once");
+        assert!(
+            !timeline.apply_change(edit("b", "edited early", "20")),
+            "pending once"
+        );
         assert!(timeline.apply_change(reaction(2)));
         timeline.merge(vec![message("b", "15")]);
         let shown = timeline.message("b").unwrap();

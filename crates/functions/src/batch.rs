@@ -18,8 +18,8 @@ use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures_util::StreamExt;
 use messaging::items::{CHANGE_ATTRIBUTE, MessageChangeKind, MessageItem};
-use messaging::{Message, UserSummary};
 use messaging::keys::MESSAGE_PREFIX;
+use messaging::{Message, UserSummary};
 use uuid::Uuid;
 
 /// The event source mapping's `FilterCriteria` pattern: INSERTs of message items only, the

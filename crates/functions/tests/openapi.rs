@@ -717,9 +717,7 @@ fn the_pushed_frame_is_the_asyncapi_message() {
 
 #[test]
 fn the_change_frames_are_the_asyncapi_messages() {
-    use functions::push::changes::{
-        ChangeFrame, MessageDeleted, MessageUpdated, ReactionChanged,
-    };
+    use functions::push::changes::{ChangeFrame, MessageDeleted, MessageUpdated, ReactionChanged};
     let asyncapi = local::api_docs::asyncapi().unwrap();
     let frames = [
         (

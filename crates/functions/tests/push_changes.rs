@@ -88,7 +88,10 @@ async fn every_member_gets_the_change_frames_in_stream_order_after_the_message()
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!((summary.messages, summary.changes), (1, 3));
     assert_eq!(summary.conversations, 1);
-    assert_eq!(summary.member_queries, 1, "changes share the conversation's read");
+    assert_eq!(
+        summary.member_queries, 1,
+        "changes share the conversation's read"
+    );
     assert_eq!(summary.frames_sent, 4 * 3);
     let expected = [
         serde_json::json!({
@@ -129,7 +132,11 @@ async fn every_member_gets_the_change_frames_in_stream_order_after_the_message()
         .unwrap(),
     ];
     for device in ["andrew-phone=", "andrew-laptop", "bayko-tablet="] {
-        assert_eq!(frames(sockets.get_mut(device).unwrap()), expected, "{device}");
+        assert_eq!(
+            frames(sockets.get_mut(device).unwrap()),
+            expected,
+            "{device}"
+        );
     }
     assert!(
         frames(sockets.get_mut("londo-desktop").unwrap()).is_empty(),

@@ -145,7 +145,9 @@ pub(super) fn frames_in_order(conversation: Conversation) -> Vec<Vec<u8>> {
         while let Some(change) = changes.next_if(|change| change.follows <= index) {
             match ChangeFrame::of(&change) {
                 Some(frame) => encode(serde_json::to_vec(&frame)),
-                None => tracing::warn!(%group, message = %change.message.uuid, kind = change.kind.as_str(), "change without what its frame needs; not pushed"),
+                None => {
+                    tracing::warn!(%group, message = %change.message.uuid, kind = change.kind.as_str(), "change without what its frame needs; not pushed")
+                }
             }
         }
         if let Some(message) = message {
@@ -279,7 +281,14 @@ mod tests {
             })
         );
         let frame = ChangeFrame::of(&change(MessageChangeKind::Unreacted, reacted, 0)).unwrap();
-        assert!(matches!(frame, ChangeFrame::Reaction(ReactionChanged { added: false, count: 2, .. })));
+        assert!(matches!(
+            frame,
+            ChangeFrame::Reaction(ReactionChanged {
+                added: false,
+                count: 2,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -302,7 +311,11 @@ mod tests {
             .iter()
             .map(|frame| {
                 let frame: serde_json::Value = serde_json::from_slice(frame).unwrap();
-                format!("{}:{}", frame["type"].as_str().unwrap(), frame["message"].as_str().unwrap())
+                format!(
+                    "{}:{}",
+                    frame["type"].as_str().unwrap(),
+                    frame["message"].as_str().unwrap()
+                )
             })
             .collect();
         assert_eq!(

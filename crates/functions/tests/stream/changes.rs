@@ -36,7 +36,10 @@ async fn change_message(
         .client()
         .update_item()
         .table_name(table.store.table())
-        .key("pk", AttributeValue::S(format!("MSG#{}", message.group_uuid)))
+        .key(
+            "pk",
+            AttributeValue::S(format!("MSG#{}", message.group_uuid)),
+        )
         .key("sk", AttributeValue::S(message.created_at.clone()))
         .expression_attribute_values(":kind", AttributeValue::S(kind.into()))
         .expression_attribute_values(":by", AttributeValue::S(by.uuid.to_string()))
@@ -159,8 +162,13 @@ async fn an_edit_reaches_every_preview_of_the_message_and_a_delete_empties_them(
     let table = TestTable::new().await;
     let cast = cast(&table).await;
     let mut stream = Stream::of(&table).await;
-    let messages =
-        applied_conversation(&table, &cast, &mut stream, "2025-11-01T08:00:00.000000+00:00").await;
+    let messages = applied_conversation(
+        &table,
+        &cast,
+        &mut stream,
+        "2025-11-01T08:00:00.000000+00:00",
+    )
+    .await;
     let group = messages[0].group_uuid;
     let users = [&cast.andrew, &cast.bayko];
     let before = previews(&table, &users, group).await;
@@ -174,11 +182,16 @@ async fn an_edit_reaches_every_preview_of_the_message_and_a_delete_empties_them(
     assert_eq!((summary.changes, summary.changes_applied), (1, 1));
     assert_eq!(summary.rows_changed, 2);
     for user in users {
-        let (text, edited_at, deleted, unread) = &previews(&table, &users, group).await[user.handle.as_str()];
+        let (text, edited_at, deleted, unread) =
+            &previews(&table, &users, group).await[user.handle.as_str()];
         assert_eq!(text, "m1, fixed");
         assert_eq!(edited_at.as_deref(), Some(EDITED_AT));
         assert!(!deleted);
-        assert_eq!(*unread, before[user.handle.as_str()].3, "an edit counts nothing");
+        assert_eq!(
+            *unread,
+            before[user.handle.as_str()].3,
+            "an edit counts nothing"
+        );
     }
 
     delete(&table, &messages[1]).await;
@@ -187,12 +200,14 @@ async fn an_edit_reaches_every_preview_of_the_message_and_a_delete_empties_them(
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(summary.rows_changed, 2);
     for user in users {
-        let (text, edited_at, deleted, unread) = &previews(&table, &users, group).await[user.handle.as_str()];
+        let (text, edited_at, deleted, unread) =
+            &previews(&table, &users, group).await[user.handle.as_str()];
         assert_eq!(text, "", "the text is gone from the preview");
         assert!(deleted);
         assert_eq!(edited_at.as_deref(), Some(EDITED_AT), "edited_at is kept");
         assert_eq!(
-            *unread, before[user.handle.as_str()].3,
+            *unread,
+            before[user.handle.as_str()].3,
             "a deleted message still counts as one"
         );
     }
@@ -208,8 +223,13 @@ async fn an_edit_of_a_message_no_preview_shows_writes_nothing() {
     let table = TestTable::new().await;
     let cast = cast(&table).await;
     let mut stream = Stream::of(&table).await;
-    let messages =
-        applied_conversation(&table, &cast, &mut stream, "2025-11-02T08:00:00.000000+00:00").await;
+    let messages = applied_conversation(
+        &table,
+        &cast,
+        &mut stream,
+        "2025-11-02T08:00:00.000000+00:00",
+    )
+    .await;
     edit(&table, &messages[0], "m0, fixed").await;
     let edited = modifies(&mut stream, 1).await;
     let settled = snapshot(&table).await;
@@ -225,7 +245,10 @@ async fn an_edit_of_a_message_no_preview_shows_writes_nothing() {
     assert_eq!(snapshot(&table).await, settled);
     assert_eq!(table.requests.of("UpdateItem"), 0);
     assert_eq!(table.requests.of("TransactWriteItems"), 0);
-    assert_eq!(summary.change_reads, 3, "the memberships and two members' rows");
+    assert_eq!(
+        summary.change_reads, 3,
+        "the memberships and two members' rows"
+    );
 }
 
 #[tokio::test]
@@ -233,8 +256,13 @@ async fn replayed_change_records_change_nothing() {
     let table = TestTable::new().await;
     let cast = cast(&table).await;
     let mut stream = Stream::of(&table).await;
-    let messages =
-        applied_conversation(&table, &cast, &mut stream, "2025-11-03T08:00:00.000000+00:00").await;
+    let messages = applied_conversation(
+        &table,
+        &cast,
+        &mut stream,
+        "2025-11-03T08:00:00.000000+00:00",
+    )
+    .await;
     let group = messages[0].group_uuid;
     edit(&table, &messages[1], "fixed").await;
     delete(&table, &messages[1]).await;
@@ -255,7 +283,11 @@ async fn replayed_change_records_change_nothing() {
             let (response, summary) = handler.handle(&event(&replay)).await;
             assert!(response.batch_item_failures.is_empty());
             assert_eq!(summary.rows_changed, 0);
-            assert_eq!(table.requests.of("UpdateItem"), 0, "no write, not even refused");
+            assert_eq!(
+                table.requests.of("UpdateItem"),
+                0,
+                "no write, not even refused"
+            );
             assert_eq!(snapshot(&table).await, settled);
         }
     }
@@ -268,8 +300,13 @@ async fn a_delete_racing_an_edit_ends_deleted() {
     let table = TestTable::new().await;
     let cast = cast(&table).await;
     let mut stream = Stream::of(&table).await;
-    let messages =
-        applied_conversation(&table, &cast, &mut stream, "2025-11-04T08:00:00.000000+00:00").await;
+    let messages = applied_conversation(
+        &table,
+        &cast,
+        &mut stream,
+        "2025-11-04T08:00:00.000000+00:00",
+    )
+    .await;
     let group = messages[0].group_uuid;
     edit(&table, &messages[1], "fixed").await;
     delete(&table, &messages[1]).await;
@@ -293,7 +330,9 @@ async fn a_delete_racing_an_edit_ends_deleted() {
         assert!(deleted);
     }
     // And the edit arriving last, on its own, still changes nothing.
-    let (_, summary) = edits.handle(&event(std::slice::from_ref(edit_record))).await;
+    let (_, summary) = edits
+        .handle(&event(std::slice::from_ref(edit_record)))
+        .await;
     assert_eq!(summary.rows_changed, 0);
     assert!(previews(&table, &users, group).await.values().all(|p| p.2));
 }
@@ -412,14 +451,21 @@ async fn a_stale_hint_never_writes_the_text_an_edit_replaced() {
     let (response, summary) = hinted.handle(&event(&late)).await;
 
     assert!(response.batch_item_failures.is_empty());
-    assert!(summary.index_reads >= 1, "the hint was refused, the index read");
+    assert!(
+        summary.index_reads >= 1,
+        "the hint was refused, the index read"
+    );
     let users = [&cast.andrew, &cast.bayko];
     let now = previews(&table, &users, group).await;
     for (handle, (shown, edited_at, _, _)) in &now {
         assert_eq!(shown, "m1, fixed", "{handle}'s preview");
         assert_eq!(edited_at.as_deref(), Some(EDITED_AT));
     }
-    assert_eq!(now["andrewbrown"].3, andrew_unread + 1, "the late message counted");
+    assert_eq!(
+        now["andrewbrown"].3,
+        andrew_unread + 1,
+        "the late message counted"
+    );
 }
 
 #[tokio::test]
@@ -427,8 +473,13 @@ async fn a_new_message_and_its_changes_in_one_batch_fan_out_its_newest_version()
     let table = TestTable::new().await;
     let cast = cast(&table).await;
     let mut stream = Stream::of(&table).await;
-    let messages =
-        applied_conversation(&table, &cast, &mut stream, "2025-11-07T08:00:00.000000+00:00").await;
+    let messages = applied_conversation(
+        &table,
+        &cast,
+        &mut stream,
+        "2025-11-07T08:00:00.000000+00:00",
+    )
+    .await;
     let group = messages[0].group_uuid;
     let newer = table
         .store
@@ -449,7 +500,10 @@ async fn a_new_message_and_its_changes_in_one_batch_fan_out_its_newest_version()
         .filter(|r| pk(r).starts_with("MSG#"))
         .collect();
     assert_eq!(
-        batch.iter().map(|r| r.event_name.as_str()).collect::<Vec<_>>(),
+        batch
+            .iter()
+            .map(|r| r.event_name.as_str())
+            .collect::<Vec<_>>(),
         ["INSERT", "MODIFY", "MODIFY"]
     );
     table.requests.reset();
@@ -459,7 +513,10 @@ async fn a_new_message_and_its_changes_in_one_batch_fan_out_its_newest_version()
 
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((summary.messages, summary.changes), (1, 2));
-    assert_eq!(summary.changes_applied, 0, "folded, or older than the newest");
+    assert_eq!(
+        summary.changes_applied, 0,
+        "folded, or older than the newest"
+    );
     assert_eq!(summary.change_reads, 0);
     assert_eq!(table.requests.of("UpdateItem"), 0);
     let users = [&cast.andrew, &cast.bayko];
@@ -485,8 +542,13 @@ async fn a_retry_with_the_edit_updates_rows_already_at_the_message() {
     let table = TestTable::new().await;
     let cast = cast(&table).await;
     let mut stream = Stream::of(&table).await;
-    let messages =
-        applied_conversation(&table, &cast, &mut stream, "2025-11-08T08:00:00.000000+00:00").await;
+    let messages = applied_conversation(
+        &table,
+        &cast,
+        &mut stream,
+        "2025-11-08T08:00:00.000000+00:00",
+    )
+    .await;
     let group = messages[0].group_uuid;
     let newer = table
         .store
@@ -526,8 +588,13 @@ async fn a_failed_change_is_reported_from_its_conversations_first_record_and_con
     let table = TestTable::new().await;
     let cast = cast(&table).await;
     let mut stream = Stream::of(&table).await;
-    let ab =
-        applied_conversation(&table, &cast, &mut stream, "2025-11-09T08:00:00.000000+00:00").await;
+    let ab = applied_conversation(
+        &table,
+        &cast,
+        &mut stream,
+        "2025-11-09T08:00:00.000000+00:00",
+    )
+    .await;
     let al = conversation(
         &table,
         &cast.andrew,
@@ -544,25 +611,31 @@ async fn a_failed_change_is_reported_from_its_conversations_first_record_and_con
     edit(&table, &al[1], "al fixed").await;
     let records = modifies(&mut stream, 2).await;
 
-    let fail = FailRequests::mentioning("UpdateItem", ab[0].group_uuid.to_string(), Failure::Network);
+    let fail =
+        FailRequests::mentioning("UpdateItem", ab[0].group_uuid.to_string(), Failure::Network);
     let handler = InboxRowMover::new(table.store_with(fail.clone()));
     let (response, summary) = handler.handle(&event(&records)).await;
 
     assert_eq!(summary.failed_conversations, 1);
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(
-        response.batch_item_failures[0].item_identifier,
-        records[0].change.sequence_number,
+        response.batch_item_failures[0].item_identifier, records[0].change.sequence_number,
         "the failed conversation's first record"
     );
     let al_rows = rows_by_group(&table, &cast.londo).await;
-    assert_eq!(al_rows[&al[0].group_uuid].0, "al fixed", "the other conversation applied");
+    assert_eq!(
+        al_rows[&al[0].group_uuid].0, "al fixed",
+        "the other conversation applied"
+    );
 
     fail.heal();
     let (response, _) = handler.handle(&event(&records)).await;
     assert!(response.batch_item_failures.is_empty());
     for user in [&cast.andrew, &cast.bayko] {
-        assert_eq!(rows_by_group(&table, user).await[&ab[0].group_uuid].0, "ab fixed");
+        assert_eq!(
+            rows_by_group(&table, user).await[&ab[0].group_uuid].0,
+            "ab fixed"
+        );
     }
 }
 
@@ -571,8 +644,13 @@ async fn malformed_change_records_are_logged_with_their_event_id_and_skipped() {
     let table = TestTable::new().await;
     let cast = cast(&table).await;
     let mut stream = Stream::of(&table).await;
-    let messages =
-        applied_conversation(&table, &cast, &mut stream, "2025-11-10T08:00:00.000000+00:00").await;
+    let messages = applied_conversation(
+        &table,
+        &cast,
+        &mut stream,
+        "2025-11-10T08:00:00.000000+00:00",
+    )
+    .await;
     edit(&table, &messages[1], "fixed").await;
     let good = modifies(&mut stream, 1).await.remove(0);
     let broken = |id: &str, change: &dyn Fn(&mut EventRecord)| {
@@ -651,7 +729,11 @@ async fn an_older_version_sent_from_a_stale_hint_is_refused_by_the_rows_revision
     let (response, summary) = hinted.handle(&event(&records[..1])).await;
 
     assert!(response.batch_item_failures.is_empty());
-    assert_eq!(table.requests.of("Query"), 1, "only MBR#: the rows were hinted");
+    assert_eq!(
+        table.requests.of("Query"),
+        1,
+        "only MBR#: the rows were hinted"
+    );
     assert_eq!(table.requests.of("UpdateItem"), 2, "sent, and refused");
     assert_eq!(summary.rows_changed, 0);
     let users = [&cast.andrew, &cast.bayko];

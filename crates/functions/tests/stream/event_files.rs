@@ -136,20 +136,23 @@ async fn the_change_events_follow_the_message_into_its_previews() {
         .handle(&event_file("stream-insert-message.json"))
         .await;
     let event = event_file("stream-message-changes.json");
-    let kinds: Vec<&str> = event.records.iter().map(|r| r.event_name.as_str()).collect();
+    let kinds: Vec<&str> = event
+        .records
+        .iter()
+        .map(|r| r.event_name.as_str())
+        .collect();
     assert_eq!(kinds, ["MODIFY"; 3], "an edit, a reaction, a delete");
 
     // The edit and the reaction alone first, then the delete.
-    let (response, summary) = handler
-        .handle(&crate::event(&event.records[..2]))
-        .await;
+    let (response, summary) = handler.handle(&crate::event(&event.records[..2])).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((summary.changes, summary.rows_changed), (2, 2));
     for owner in [ANDREW, BAYKO] {
         assert!(
-            last_messages(&table, owner)
-                .await
-                .contains(&(uuid(WITH_BAYKO), "Did the inbox move? Both rows?".to_owned())),
+            last_messages(&table, owner).await.contains(&(
+                uuid(WITH_BAYKO),
+                "Did the inbox move? Both rows?".to_owned()
+            )),
             "{owner}"
         );
     }
@@ -168,7 +171,10 @@ async fn the_change_events_follow_the_message_into_its_previews() {
             .unwrap();
         assert_eq!(row.last_message, "");
         assert!(row.deleted);
-        assert_eq!(row.edited_at.as_deref(), Some("2026-11-22T10:17:02.250000+00:00"));
+        assert_eq!(
+            row.edited_at.as_deref(),
+            Some("2026-11-22T10:17:02.250000+00:00")
+        );
     }
 }
 

@@ -107,7 +107,9 @@ impl Store {
             }
             // A conversation the original system wrote and nobody migrated: no memberships
             // to compute keys from, so the index is the best that can be known.
-            return self.change_indexed_previews(group, changes, previewed).await;
+            return self
+                .change_indexed_previews(group, changes, previewed)
+                .await;
         }
         let owners: Vec<Uuid> = partition.memberships.iter().map(|m| m.user_uuid).collect();
         for change in changes {
