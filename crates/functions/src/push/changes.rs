@@ -294,8 +294,10 @@ mod tests {
     #[test]
     fn frames_keep_stream_order_among_the_conversations_messages() {
         let edit = |follows, text: &str| {
-            let mut life = MessageLife::default();
-            life.edited_at = Some(LATER.into());
+            let life = MessageLife {
+                edited_at: Some(LATER.into()),
+                ..MessageLife::default()
+            };
             change(MessageChangeKind::Edited, message(life, text), follows)
         };
         let mut second = message(MessageLife::default(), "second");
