@@ -46,6 +46,8 @@ const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 15] = [
             (TABLE, "dynamodb:Query"),
             (TABLE, "dynamodb:DeleteItem"),
             (TABLE, "dynamodb:PutItem"),
+            // Previews follow edits and deletes: members' rows, in place.
+            (TABLE, "dynamodb:UpdateItem"),
             (STREAM, "dynamodb:DescribeStream"),
             (STREAM, "dynamodb:GetRecords"),
             (STREAM, "dynamodb:GetShardIterator"),
@@ -621,7 +623,7 @@ fn stream_trigger_filters_and_retries_as_the_handler_expects() {
 }
 
 #[test]
-fn the_stream_function_queries_the_table_only_for_memberships() {
+fn the_stream_function_queries_the_table_only_for_memberships_and_members_rows() {
     let (role, _) = get_att(&resource(&function_id("messaging-stream"))["Properties"]["Role"])
         .expect("explicit role");
     let (table, _) = the_table();
@@ -634,12 +636,32 @@ fn the_stream_function_queries_the_table_only_for_memberships() {
                 && get_att(&statement["Resource"]) == Some((table.to_owned(), "Arn".to_owned()))
         })
         .collect();
-    assert_eq!(table_queries.len(), 1, "{table_queries:?}");
-    let prefix = format!("{}*", messaging::keys::MEMBERSHIP_PREFIX);
+    let leading_keys: BTreeSet<String> = table_queries
+        .iter()
+        .map(|statement| {
+            statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].to_string()
+        })
+        .collect();
+    let only = |prefix: &str| json!([format!("{prefix}*")]).to_string();
     assert_eq!(
-        table_queries[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
-        json!([prefix]),
-        "only MBR# partitions"
+        leading_keys,
+        BTreeSet::from([
+            only(messaging::keys::MEMBERSHIP_PREFIX),
+            only(messaging::keys::INBOX_PREFIX)
+        ]),
+        "only MBR# partitions, and GRP# ones (an edited message's previews)"
+    );
+    // Rows are updated only where they can be queried: members' inbox partitions.
+    let updates: Vec<&&Value> = table_queries
+        .iter()
+        .filter(|statement| {
+            one_or_many(&statement["Action"]).contains(&&json!("dynamodb:UpdateItem"))
+        })
+        .collect();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(
+        updates[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].to_string(),
+        only(messaging::keys::INBOX_PREFIX)
     );
 }
 
