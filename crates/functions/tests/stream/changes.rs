@@ -11,7 +11,9 @@ use crate::support::recorded::InboxRowMover;
 use aws_lambda_events::dynamodb::EventRecord;
 use aws_sdk_dynamodb::types::AttributeValue;
 use messaging::{Message, Timestamp, User};
-use testkit::{FailRequests, Failure, IndexFault, LaggingIndex, TestTable};
+use testkit::{
+    FailRequests, Failure, IndexFault, LaggingIndex, Refusal, RefusingClient, TestTable,
+};
 
 use crate::support::logs_of;
 use crate::{
@@ -741,4 +743,55 @@ async fn an_older_version_sent_from_a_stale_hint_is_refused_by_the_rows_revision
         assert_eq!(text, "");
         assert!(deleted);
     }
+}
+
+/// DynamoDB refuses a single-item write on a row a transaction is changing (a fan-out
+/// moving it, a membership change): DynamoDB Local never does, `RefusingClient` plays it.
+/// The row is read again and the update sent again; refused past the bound, the
+/// conversation is reported for retry, and the retry lands.
+#[tokio::test]
+async fn a_row_held_by_a_transaction_is_read_again_and_refused_for_good_is_retried() {
+    let table = TestTable::new().await;
+    let cast = cast(&table).await;
+    let mut stream = Stream::of(&table).await;
+    let messages = applied_conversation(
+        &table,
+        &cast,
+        &mut stream,
+        "2025-11-12T08:00:00.000000+00:00",
+    )
+    .await;
+    let group = messages[0].group_uuid;
+    edit(&table, &messages[1], "fixed").await;
+    let records = modifies(&mut stream, 1).await;
+    let users = [&cast.andrew, &cast.bayko];
+
+    let dynamodb = RefusingClient::new();
+    dynamodb.refuse_times("UpdateItem", Refusal::ItemInTransaction, 1);
+    let handler = InboxRowMover::new(dynamodb.store_for(&table));
+    let (response, summary) = handler.handle(&event(&records)).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(dynamodb.refused_as(Refusal::ItemInTransaction), 1);
+    assert_eq!(summary.rows_changed, 2);
+    assert!(
+        previews(&table, &users, group)
+            .await
+            .values()
+            .all(|p| p.0 == "fixed")
+    );
+
+    // Held for good: reported for retry from the record, and the retry converges.
+    delete(&table, &messages[1]).await;
+    let records = modifies(&mut stream, 1).await;
+    dynamodb.refuse("UpdateItem", Refusal::ItemInTransaction);
+    let (response, summary) = handler.handle(&event(&records)).await;
+    assert_eq!(summary.failed_conversations, 1);
+    assert_eq!(
+        response.batch_item_failures[0].item_identifier,
+        records[0].change.sequence_number
+    );
+    dynamodb.allow_all();
+    let (response, _) = handler.handle(&event(&records)).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert!(previews(&table, &users, group).await.values().all(|p| p.2));
 }
