@@ -2,6 +2,7 @@
 //!
 //! - stream: messages/s through `messaging-stream`'s handler and DynamoDB requests per
 //!   message, per conversation and per batch, over records read from the table's stream;
+//!   and per edit (`--suite changes` alone): requests, request units and time per change;
 //! - api: p50/p99 handler latency and requests per call, per route; what the per-user
 //!   limits cost a write (requests, transaction items, write units);
 //! - reactions: adding, taking back and repeating a reaction through their handlers, on a
@@ -41,6 +42,8 @@ use clap::{Parser, ValueEnum};
 enum Suite {
     All,
     Stream,
+    /// `messaging-stream`'s cost per edit or delete only (also part of `stream`).
+    Changes,
     Api,
     Groups,
     Push,
@@ -111,6 +114,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(args.suite, Suite::All | Suite::Stream) {
         stream::run().await?;
+    }
+    if matches!(args.suite, Suite::Changes) {
+        stream::changes().await?;
     }
     if matches!(args.suite, Suite::All | Suite::Cost) {
         cost::run(args.calls.min(100), &args.costs_json).await?;

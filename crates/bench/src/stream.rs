@@ -4,15 +4,16 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
-use functions::batch::FILTER_PATTERN;
+use functions::batch::{FILTER_PATTERN, FILTER_PATTERNS};
 use functions::inbox_rows::{DEFAULT_CONCURRENCY, InboxRowMover};
-use local::filter::EventFilter;
+use local::filter::{EventFilter, FilterCriteria};
 use local::stream_source::{StreamTail, local_streams_client};
-use messaging::items::{InboxRowItem, MembershipItem, MessageItem};
+use messaging::items::{InboxRowItem, MembershipItem, MessageChangeKind, MessageItem};
 use messaging::model::{Message, UserSummary};
 use messaging::store::RowPositions;
 use messaging::validate::MessageText;
 use messaging::{Timestamp, keys};
+use testkit::consumed_capacity::CapacityMeter;
 use testkit::{TestTable, endpoint};
 use uuid::Uuid;
 
@@ -105,7 +106,224 @@ pub async fn run() -> anyhow::Result<()> {
         measure(&scenario).await?;
     }
     println!();
+    changes().await?;
     Ok(())
+}
+
+/// One kind of preview change measured: `conversations` conversations of `members`, one
+/// edit each, every change record its own batch (the worst case).
+struct ChangeScenario {
+    name: &'static str,
+    conversations: usize,
+    members: usize,
+    /// The handler that moved the rows (it remembers where it put them), or a fresh one.
+    warm: bool,
+    /// Edit the message before the previewed one: no row shows it.
+    older: bool,
+    /// Measure a second delivery of the same records.
+    replay: bool,
+}
+
+impl ChangeScenario {
+    const fn new(name: &'static str, members: usize, warm: bool) -> Self {
+        Self {
+            name,
+            conversations: 50,
+            members,
+            warm,
+            older: false,
+            replay: false,
+        }
+    }
+}
+
+/// `messaging-stream`'s cost per change: requests, request units (testkit's
+/// `CapacityMeter`) and time per edit record.
+pub async fn changes() -> anyhow::Result<()> {
+    println!("## messaging-stream: changes (edits and deletes)\n");
+    println!(
+        "| scenario | changes | members | ms/change | requests/change | RRU/change | WRU/change | rows changed/change | requests by operation (per change) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    let scenarios = [
+        ChangeScenario::new(
+            "edit of the previewed message, rows where this environment put them",
+            2,
+            true,
+        ),
+        ChangeScenario::new(
+            "edit of the previewed message, a fresh environment",
+            2,
+            false,
+        ),
+        ChangeScenario::new(
+            "50-member group, rows where this environment put them",
+            50,
+            true,
+        ),
+        ChangeScenario::new("50-member group, a fresh environment", 50, false),
+        ChangeScenario {
+            older: true,
+            ..ChangeScenario::new(
+                "edit of an older message (no preview shows it), fresh",
+                2,
+                false,
+            )
+        },
+        ChangeScenario {
+            replay: true,
+            ..ChangeScenario::new("a replayed edit, fresh environment", 2, false)
+        },
+    ];
+    for scenario in scenarios {
+        measure_changes(&scenario).await?;
+    }
+    println!();
+    Ok(())
+}
+
+async fn measure_changes(scenario: &ChangeScenario) -> anyhow::Result<()> {
+    let table = TestTable::new().await;
+    let arn = table.store.stream_arn().await?.expect("stream");
+    let setup = Scenario {
+        members: scenario.members,
+        ..Scenario::new(scenario.name, scenario.conversations, 0, 1)
+    };
+    let groups = conversations(&table, &setup).await?;
+    let mut tail = StreamTail::new(local_streams_client(&endpoint()), arn);
+    drain(&mut tail).await?;
+    let filter = FilterCriteria::parse(&FILTER_PATTERNS)?;
+
+    // Two messages per conversation; the rows move to the second.
+    let start = time::macros::datetime!(2025-12-31 23:00 UTC);
+    let mut edited = Vec::with_capacity(groups.len());
+    for (i, group) in groups.iter().enumerate() {
+        let mut pair = Vec::new();
+        for n in 0..2 {
+            let at = start + time::Duration::milliseconds((2 * i + n) as i64);
+            pair.push(message(*group, Timestamp::from_datetime(at), 2 * i + n)?);
+            put(
+                &table,
+                serde_dynamo::to_item(MessageItem::new(pair.last().unwrap()))?,
+            )
+            .await?;
+        }
+        edited.push(pair.swap_remove(usize::from(!scenario.older)));
+    }
+    let inserts = collect(&mut tail, &filter, 2 * groups.len()).await?;
+    let meter = CapacityMeter::new();
+    let mover = InboxRowMover::new(table.store_with(meter.clone()));
+    for batch in inserts.chunks(100) {
+        // As Lambda does: a reported failure re-invokes from that record (DynamoDB Local
+        // times out lock waits under load: "This request will succeed in actual DynamoDB").
+        let mut pending = batch;
+        for attempt in 0.. {
+            let mut event = Event::default();
+            event.records = pending.to_vec();
+            let (response, _) = mover.handle(&event).await;
+            let Some(failure) = response.batch_item_failures.first() else {
+                break;
+            };
+            anyhow::ensure!(attempt < 10, "the fan-out kept failing");
+            let from = pending
+                .iter()
+                .position(|r| r.change.sequence_number == failure.item_identifier)
+                .ok_or_else(|| anyhow::anyhow!("reported record not in the batch"))?;
+            pending = &pending[from..];
+        }
+    }
+    for message in &edited {
+        edit_message(&table, message).await?;
+    }
+    let changes = collect(&mut tail, &filter, groups.len()).await?;
+    let handler = if scenario.warm {
+        mover
+    } else {
+        InboxRowMover::new(table.store_with(meter.clone()))
+    };
+    let run = || async {
+        let mut rows_changed = 0;
+        for record in &changes {
+            let mut event = Event::default();
+            event.records = vec![record.clone()];
+            let (response, summary) = handler.handle(&event).await;
+            anyhow::ensure!(response.batch_item_failures.is_empty(), "a change failed");
+            rows_changed += summary.rows_changed;
+        }
+        Ok::<usize, anyhow::Error>(rows_changed)
+    };
+    if scenario.replay {
+        run().await?;
+    }
+    table.requests.reset();
+    meter.reset();
+    let started = Instant::now();
+    let rows_changed = run().await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let n = changes.len() as f64;
+    let units = meter.total().per(n);
+    let by_operation: Vec<String> = table
+        .requests
+        .snapshot()
+        .into_iter()
+        .map(|(operation, count)| format!("{operation} {:.2}", count as f64 / n))
+        .collect();
+    println!(
+        "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+        scenario.name,
+        changes.len(),
+        scenario.members,
+        elapsed * 1000.0 / n,
+        table.requests.total() as f64 / n,
+        units.read(),
+        units.write(),
+        rows_changed as f64 / n,
+        by_operation.join(", "),
+    );
+    let expected = if scenario.older || scenario.replay {
+        0
+    } else {
+        scenario.members * changes.len()
+    };
+    anyhow::ensure!(
+        rows_changed == expected,
+        "{rows_changed} rows changed, {expected} expected"
+    );
+    table.store.drop_table().await?;
+    Ok(())
+}
+
+/// Message `i` of `group`, as sent.
+fn message(group: Uuid, at: Timestamp, i: usize) -> anyhow::Result<Message> {
+    Ok(Message {
+        life: Default::default(),
+        group_uuid: group,
+        uuid: Uuid::new_v4(),
+        text: MessageText::parse(format!("message {i}"))?.into_string(),
+        created_at: at.to_string(),
+        sender: UserSummary {
+            uuid: Uuid::new_v4(),
+            handle: "sender".into(),
+            display_name: "Sender".into(),
+        },
+    })
+}
+
+/// An edit as the contract leaves the `MSG#` item (its new text, `edited_at`, revision 1 and
+/// every `change*` attribute), written over it: the stream's MODIFY record is the same as
+/// for the edit's UpdateItem (the table streams new images only).
+async fn edit_message(table: &TestTable, message: &Message) -> anyhow::Result<()> {
+    let at = Timestamp::now().to_string();
+    let mut item = MessageItem::new(message);
+    item.message = format!("{} (edited)", message.text);
+    item.edited_at = Some(at.clone());
+    item.revision = 1;
+    item.change = Some(MessageChangeKind::Edited);
+    item.change_by = Some(message.sender.uuid);
+    item.change_by_handle = Some(message.sender.handle.clone());
+    item.change_by_display_name = Some(message.sender.display_name.clone());
+    item.change_at = Some(at);
+    put(table, serde_dynamo::to_item(item)?).await
 }
 
 async fn measure(scenario: &Scenario) -> anyhow::Result<()> {
@@ -293,7 +511,7 @@ pub(crate) async fn drain(tail: &mut StreamTail) -> anyhow::Result<()> {
 
 pub(crate) async fn collect(
     tail: &mut StreamTail,
-    filter: &EventFilter,
+    filter: &impl Matches,
     count: usize,
 ) -> anyhow::Result<Vec<EventRecord>> {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -311,4 +529,21 @@ pub(crate) async fn collect(
         records.extend(fresh.into_iter().filter(|r| filter.matches(r)));
     }
     Ok(records)
+}
+
+/// A trigger's filter: one pattern or a whole `FilterCriteria`.
+pub(crate) trait Matches {
+    fn matches(&self, record: &EventRecord) -> bool;
+}
+
+impl Matches for EventFilter {
+    fn matches(&self, record: &EventRecord) -> bool {
+        EventFilter::matches(self, record)
+    }
+}
+
+impl Matches for FilterCriteria {
+    fn matches(&self, record: &EventRecord) -> bool {
+        FilterCriteria::matches(self, record)
+    }
 }

@@ -7,11 +7,14 @@
 //! connection closes (API Gateway closes idle ones after 10 minutes, every one after 2
 //! hours, and the push closes one whose token expired) it reconnects with backoff and a
 //! fresh token; and it orders what it prints by `created_at` and drops duplicates by `uuid`
-//! ([`Timeline`]), since frames may arrive out of order and more than once.
+//! ([`Timeline`]), since frames may arrive out of order and more than once. Edits, deletes
+//! and reactions (`message_updated`, `message_deleted`, `reaction`) are applied to the
+//! message they change and printed when they change something.
 //!
-//! Frames of other types (`typing`, `error`, and whatever the server adds) are printed as
-//! they come, one JSON line each, and never taken for messages: only `"type": "message"`
-//! frames enter the timeline (a typing frame has no `uuid` and is news only while it lasts).
+//! Frames of other types (`typing`, `read`, `presence`, `error`, and whatever the server
+//! adds) are printed as they come, one JSON line each, and never taken for messages: only
+//! `"type": "message"` frames enter the timeline (a typing frame has no `uuid` and is news
+//! only while it lasts).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -254,6 +257,13 @@ async fn relay(
                     writeln!(stdout, "{}", one_line(&text))?;
                 }
             }
+            // An edit, delete or reaction: printed unless it changes nothing (a replay, or
+            // older than what is shown).
+            Ok(frame) if Timeline::is_change(&frame) => {
+                if timeline.apply_change(frame) {
+                    writeln!(stdout, "{}", one_line(&text))?;
+                }
+            }
             // Every other frame (typing, a `read` receipt, presence, …): shown as it comes,
             // never taken for a message nor deduplicated.
             _ => writeln!(stdout, "{}", one_line(&text))?,
@@ -323,6 +333,11 @@ pub struct Timeline {
     /// up to it has been taken. Pushed frames do not move it, since a frame that arrives
     /// after a missed one would hide the gap from the next re-fetch.
     covered: HashMap<String, String>,
+    /// Every message taken, by `uuid`, as it now is: edits, deletes and reactions applied.
+    messages: HashMap<String, Value>,
+    /// Changes of messages not taken yet (a change frame may overtake its message after a
+    /// reconnect), applied when the message arrives.
+    pending: HashMap<String, Vec<Value>>,
 }
 
 impl Timeline {
@@ -335,6 +350,39 @@ impl Timeline {
 
     pub fn is_message(frame: &Value) -> bool {
         frame["type"] == "message" && frame["uuid"].is_string()
+    }
+
+    /// Whether a frame is a change of a message: `message_updated`, `message_deleted` or
+    /// `reaction`.
+    pub fn is_change(frame: &Value) -> bool {
+        matches!(
+            frame["type"].as_str(),
+            Some("message_updated" | "message_deleted" | "reaction")
+        ) && frame["uuid"].is_string()
+    }
+
+    /// A message taken, as it now is (what the tests look at; listen prints frames).
+    #[cfg(test)]
+    pub fn message(&self, uuid: &str) -> Option<&Value> {
+        self.messages.get(uuid)
+    }
+
+    /// Applies a change frame to its message (kept for later if the message is not taken
+    /// yet); `false` when it changes nothing: a replay, an edit older than the text shown,
+    /// anything after a delete (final).
+    pub fn apply_change(&mut self, change: Value) -> bool {
+        let uuid = change["uuid"].as_str().unwrap_or_default().to_owned();
+        match self.messages.get_mut(&uuid) {
+            Some(message) => apply_change_to(message, &change),
+            None => {
+                let pending = self.pending.entry(uuid).or_default();
+                if pending.contains(&change) {
+                    return false;
+                }
+                pending.push(change);
+                true
+            }
+        }
     }
 
     /// The messages of `frames` not taken before, oldest first; takes them.
@@ -354,12 +402,42 @@ impl Timeline {
             let uuid = frame["uuid"].as_str().unwrap_or_default();
             self.seen.insert(uuid.to_owned())
         });
+        for frame in &new {
+            let uuid = frame["uuid"].as_str().unwrap_or_default().to_owned();
+            let mut message = frame.clone();
+            for change in self.pending.remove(&uuid).unwrap_or_default() {
+                apply_change_to(&mut message, &change);
+            }
+            self.messages.insert(uuid, message);
+        }
         new
     }
 
     /// [`merge`](Self::merge) for the newest pages of conversations read after a
-    /// (re)connection: each page covers its conversation up to its newest message.
+    /// (re)connection: each page covers its conversation up to its newest message. A message
+    /// taken before that was edited or deleted since (frames missed while disconnected)
+    /// comes back too, as it now is.
     pub fn merge_fetched(&mut self, frames: Vec<Value>) -> Vec<Value> {
+        let mut changed = Vec::new();
+        for fetched in &frames {
+            let Some(shown) = fetched["uuid"]
+                .as_str()
+                .and_then(|u| self.messages.get_mut(u))
+            else {
+                continue;
+            };
+            let newer = if fetched["deleted"] == true {
+                shown["deleted"] != true
+            } else {
+                shown["deleted"] != true
+                    && fetched["edited_at"].as_str().unwrap_or_default()
+                        > shown["edited_at"].as_str().unwrap_or_default()
+            };
+            if newer {
+                *shown = fetched.clone();
+                changed.push(fetched.clone());
+            }
+        }
         for frame in &frames {
             if let (Some(group), Some(at)) = (
                 frame["message_group_uuid"].as_str(),
@@ -371,7 +449,9 @@ impl Timeline {
                 }
             }
         }
-        self.merge(frames)
+        let mut taken = self.merge(frames);
+        taken.extend(changed);
+        taken
     }
 
     /// Whether a conversation whose newest message is at `newest` may hold one not taken
@@ -382,6 +462,61 @@ impl Timeline {
             .get(group)
             .map_or(self.since.as_str(), String::as_str);
         newest > covered || (newest == covered && !self.covered.contains_key(group))
+    }
+}
+
+/// Applies one change frame to a message as shown; whether it changed anything. A delete is
+/// final; an edit lands only over an older `edited_at` (frames may come twice or out of
+/// order); a reaction sets its emoji's count (`reactions`, emoji → count).
+fn apply_change_to(message: &mut Value, change: &Value) -> bool {
+    if message["deleted"] == true {
+        return false;
+    }
+    match change["type"].as_str() {
+        Some("message_updated") => {
+            let at = change["edited_at"].as_str().unwrap_or_default();
+            if at <= message["edited_at"].as_str().unwrap_or_default() {
+                return false;
+            }
+            message["message"] = change["message"].clone();
+            message["edited_at"] = Value::from(at);
+            true
+        }
+        Some("message_deleted") => {
+            message["message"] = Value::from("");
+            message["deleted"] = Value::Bool(true);
+            message["deleted_at"] = change["deleted_at"].clone();
+            if let Some(fields) = message.as_object_mut() {
+                fields.remove("reactions");
+            }
+            true
+        }
+        Some("reaction") => {
+            let (Some(emoji), Some(count)) = (change["emoji"].as_str(), change["count"].as_u64())
+            else {
+                return false;
+            };
+            if message["reactions"][emoji].as_u64().unwrap_or(0) == count {
+                return false;
+            }
+            if !message["reactions"].is_object() {
+                message["reactions"] = Value::Object(serde_json::Map::new());
+            }
+            if let Some(reactions) = message["reactions"].as_object_mut() {
+                if count == 0 {
+                    reactions.remove(emoji);
+                } else {
+                    reactions.insert(emoji.to_owned(), Value::from(count));
+                }
+                if reactions.is_empty() {
+                    message
+                        .as_object_mut()
+                        .map(|fields| fields.remove("reactions"));
+                }
+            }
+            true
+        }
+        _ => false,
     }
 }
 
@@ -578,6 +713,99 @@ mod tests {
         assert_eq!(frame["message_group_uuid"], "g");
         assert_eq!(frame["uuid"], "m");
         assert!(Timeline::is_message(&frame));
+    }
+
+    fn change(kind: &str, uuid: &str, fields: Value) -> Value {
+        let mut frame = serde_json::json!({
+            "type": kind, "message_group_uuid": "g", "uuid": uuid,
+            "created_at": "2026-11-23T18:14:10.000000+00:00",
+        });
+        for (name, value) in fields.as_object().unwrap() {
+            frame[name] = value.clone();
+        }
+        frame
+    }
+
+    fn edit(uuid: &str, text: &str, at: &str) -> Value {
+        change(
+            "message_updated",
+            uuid,
+            serde_json::json!({"message": text, "edited_at": format!("2026-11-23T18:15:{at}.000000+00:00")}),
+        )
+    }
+
+    fn deleted(uuid: &str) -> Value {
+        change(
+            "message_deleted",
+            uuid,
+            serde_json::json!({"deleted_at": "2026-11-23T18:16:00.000000+00:00"}),
+        )
+    }
+
+    #[test]
+    fn an_edited_message_shows_its_newest_text_and_a_deleted_one_stays_deleted() {
+        let mut timeline = Timeline::since("2026-11-23T18:14:00.000000+00:00".into());
+        timeline.merge(vec![message("a", "10")]);
+        assert!(timeline.apply_change(edit("a", "second", "20")));
+        assert_eq!(timeline.message("a").unwrap()["message"], "second");
+        // A replay, and an older edit arriving late: nothing changes.
+        assert!(!timeline.apply_change(edit("a", "second", "20")));
+        assert!(!timeline.apply_change(edit("a", "first", "10")));
+        assert_eq!(timeline.message("a").unwrap()["message"], "second");
+        assert!(timeline.apply_change(deleted("a")));
+        let shown = timeline.message("a").unwrap();
+        assert_eq!(
+            (shown["message"].as_str(), shown["deleted"].as_bool()),
+            (Some(""), Some(true))
+        );
+        // A delete is final: an edit that raced it does not bring the text back.
+        assert!(!timeline.apply_change(edit("a", "third", "30")));
+        assert!(!timeline.apply_change(deleted("a")));
+        assert_eq!(timeline.message("a").unwrap()["message"], "");
+    }
+
+    #[test]
+    fn reactions_set_their_emojis_count_and_a_change_may_come_before_its_message() {
+        let mut timeline = Timeline::since("2026-11-23T18:14:00.000000+00:00".into());
+        let reaction = |count: u64| {
+            change(
+                "reaction",
+                "b",
+                serde_json::json!({"emoji": "👍", "handle": "h", "display_name": "H", "added": true, "count": count}),
+            )
+        };
+        // Pushed before the message was taken (it is re-fetched after a reconnect).
+        assert!(timeline.apply_change(edit("b", "edited early", "20")));
+        assert!(
+            !timeline.apply_change(edit("b", "edited early", "20")),
+            "pending once"
+        );
+        assert!(timeline.apply_change(reaction(2)));
+        timeline.merge(vec![message("b", "15")]);
+        let shown = timeline.message("b").unwrap();
+        assert_eq!(shown["message"], "edited early");
+        assert_eq!(shown["reactions"], serde_json::json!({"👍": 2}));
+        assert!(!timeline.apply_change(reaction(2)), "a replay");
+        assert!(timeline.apply_change(reaction(0)));
+        assert!(timeline.message("b").unwrap().get("reactions").is_none());
+        assert!(!Timeline::is_change(&message("b", "15")));
+        assert!(Timeline::is_change(&reaction(1)));
+    }
+
+    #[test]
+    fn a_re_fetch_brings_back_a_message_changed_while_disconnected() {
+        let mut timeline = Timeline::since("2026-11-23T18:14:00.000000+00:00".into());
+        timeline.merge_fetched(vec![message("a", "10"), message("b", "20")]);
+        let mut edited = message("a", "10");
+        edited["message"] = Value::from("fixed");
+        edited["edited_at"] = Value::from("2026-11-23T18:15:00.000000+00:00");
+        let mut gone = message("b", "20");
+        gone["message"] = Value::from("");
+        gone["deleted"] = Value::Bool(true);
+        let back = timeline.merge_fetched(vec![edited.clone(), gone, message("c", "30")]);
+        assert_eq!(uuids(&back), ["c", "a", "b"]);
+        assert_eq!(timeline.message("a").unwrap()["message"], "fixed");
+        assert!(timeline.merge_fetched(vec![edited]).is_empty(), "once");
     }
 
     #[test]

@@ -105,6 +105,8 @@ mod tests {
             last_message_at: "2024-05-01T10:07:00.000000+00:00".into(),
             unread: 0,
             seen: None,
+            edited_at: None,
+            deleted: false,
         };
         assert!(inbox_line(&row).ends_with("bayko           2024-05-01 10:07 UTC  hi"));
         row.kind = ConversationKind::Group;

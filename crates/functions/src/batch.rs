@@ -1,9 +1,10 @@
 //! The skeleton both stream consumers (`messaging-stream`, `messaging-push`) run on: one
 //! batch of DynamoDB stream records in, a partial batch response out.
 //!
-//! Per batch: every record is read as a new message or skipped (malformed `MSG#` inserts
-//! are logged with their `eventID`: retrying them can never succeed); the messages are
-//! grouped by conversation in stream order; each conversation's work runs, a bounded
+//! Per batch: every record is read as a new message, a change of a message (a `MODIFY`
+//! whose new image's `change` says what happened), or skipped (malformed `MSG#` records
+//! are logged with their `eventID`: retrying them can never succeed); they are grouped by
+//! conversation in stream order; each conversation's work runs, a bounded
 //! number at once, within the invocation's deadline; and the earliest record of a
 //! conversation that must be retried goes into `batchItemFailures`. What a consumer does
 //! with one conversation, and which of its failures deserve a retry, is the consumer's.
@@ -16,9 +17,9 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures_util::StreamExt;
-use messaging::Message;
-use messaging::items::MessageItem;
+use messaging::items::{CHANGE_ATTRIBUTE, MessageChangeKind, MessageItem};
 use messaging::keys::MESSAGE_PREFIX;
+use messaging::{Message, UserSummary};
 use uuid::Uuid;
 
 /// The event source mapping's `FilterCriteria` pattern: INSERTs of message items only, the
@@ -28,17 +29,33 @@ use uuid::Uuid;
 pub const FILTER_PATTERN: &str =
     r#"{"eventName":["INSERT"],"dynamodb":{"Keys":{"pk":{"S":[{"prefix":"MSG#"}]}}}}"#;
 
-/// The one event kind that carries a new message.
+/// The second pattern of `messaging-stream`'s `FilterCriteria`: `MODIFY`s of message items
+/// whose new image's `change` is `edited` or `deleted`, the changes previews follow
+/// (reactions change no preview, so they cost `messaging-stream` no invocation). A
+/// table attribute is matched in `dynamodb.NewImage` by its type (`S`), as in "Filtering
+/// with table attributes",
+/// <https://docs.aws.amazon.com/lambda/latest/dg/with-ddb-filtering.html>.
+pub const EDITS_PATTERN: &str = r#"{"eventName":["MODIFY"],"dynamodb":{"Keys":{"pk":{"S":[{"prefix":"MSG#"}]}},"NewImage":{"change":{"S":["edited","deleted"]}}}}"#;
+
+/// `messaging-stream`'s `FilterCriteria`: a record passes if it matches any of them
+/// (filters of one event source mapping are ORed,
+/// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-eventfiltering.html>).
+pub const FILTER_PATTERNS: [&str; 2] = [FILTER_PATTERN, EDITS_PATTERN];
+
+/// The event kind that carries a new message.
 const INSERT: &str = "INSERT";
+/// The event kind that carries a change of one.
+const MODIFY: &str = "MODIFY";
 
 /// Why a record is not a new message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotAMessage {
-    #[error("{0} event, only INSERTs move inboxes")]
+    #[error("{0} event, only INSERTs and MODIFYs of messages are read")]
     NotAnInsert(String),
     #[error("item is not a message (pk {0:?})")]
     OtherItem(String),
-    /// An INSERT of a `MSG#` item that cannot be read: never retried.
+    /// An INSERT or MODIFY of a `MSG#` item that cannot be read (a MODIFY without a
+    /// known `change` included): never retried.
     #[error("malformed message record: {0}")]
     Malformed(String),
 }
@@ -54,24 +71,132 @@ impl TryFrom<&EventRecord> for InsertedMessage {
         if record.event_name != INSERT {
             return Err(NotAMessage::NotAnInsert(record.event_name.clone()));
         }
-        let pk = match record.change.keys.get("pk") {
-            Some(serde_dynamo::AttributeValue::S(pk)) => pk.as_str(),
-            _ => return Err(NotAMessage::Malformed("keys have no string pk".into())),
-        };
-        if !pk.starts_with(MESSAGE_PREFIX) {
-            return Err(NotAMessage::OtherItem(pk.to_owned()));
-        }
-        if record.change.sequence_number.is_none() {
-            // Without it, a failure could not be reported for retry.
-            return Err(NotAMessage::Malformed("no sequence number".into()));
-        }
-        let item: MessageItem = serde_dynamo::from_item(record.change.new_image.clone())
-            .map_err(|err| NotAMessage::Malformed(format!("new image: {err}")))?;
+        let (pk, item) = message_image(record)?;
         let message = item
             .into_message()
             .ok_or_else(|| NotAMessage::Malformed(format!("pk {pk:?} is not MSG#<uuid>")))?;
         Ok(Self(message))
     }
+}
+
+/// A `MSG#` record's pk and new image, once it is known to be a message's record that can
+/// be reported for retry.
+fn message_image(record: &EventRecord) -> Result<(&str, MessageItem), NotAMessage> {
+    let pk = match record.change.keys.get("pk") {
+        Some(serde_dynamo::AttributeValue::S(pk)) => pk.as_str(),
+        _ => return Err(NotAMessage::Malformed("keys have no string pk".into())),
+    };
+    if !pk.starts_with(MESSAGE_PREFIX) {
+        return Err(NotAMessage::OtherItem(pk.to_owned()));
+    }
+    if record.change.sequence_number.is_none() {
+        // Without it, a failure could not be reported for retry.
+        return Err(NotAMessage::Malformed("no sequence number".into()));
+    }
+    if record.change.new_image.is_empty() {
+        return Err(NotAMessage::Malformed("no new image".into()));
+    }
+    let item: MessageItem = serde_dynamo::from_item(record.change.new_image.clone())
+        .map_err(|err| NotAMessage::Malformed(format!("new image: {err}")))?;
+    Ok((pk, item))
+}
+
+/// A change of a message (edit, delete, reaction), read from a `MODIFY` record: every change
+/// is one write of the `MSG#` item that sets all `change*` attributes, so the new image
+/// alone says what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedMessage {
+    pub kind: MessageChangeKind,
+    /// The message as the change left it.
+    pub message: Message,
+    /// Who made the change (required for reactions, whose frames name the member).
+    pub by: Option<UserSummary>,
+    /// The emoji of a reaction change.
+    pub emoji: Option<String>,
+    pub at: Option<String>,
+    /// How many of its conversation's new messages of the batch come before it in stream
+    /// order: where it goes among them (the push keeps that order).
+    pub follows: usize,
+}
+
+impl TryFrom<&EventRecord> for ChangedMessage {
+    type Error = NotAMessage;
+
+    fn try_from(record: &EventRecord) -> Result<Self, Self::Error> {
+        if record.event_name != MODIFY {
+            return Err(NotAMessage::NotAnInsert(record.event_name.clone()));
+        }
+        let kind = match record.change.new_image.get(CHANGE_ATTRIBUTE) {
+            Some(serde_dynamo::AttributeValue::S(kind)) => Some(kind.clone()),
+            Some(_) => return Err(NotAMessage::Malformed("change is not a string".into())),
+            None => None,
+        };
+        let (pk, item) = message_image(record)?;
+        let kind = match kind {
+            Some(kind) => kind,
+            None => return Err(NotAMessage::Malformed("MODIFY without a change".into())),
+        };
+        let kind = [
+            MessageChangeKind::Edited,
+            MessageChangeKind::Deleted,
+            MessageChangeKind::Reacted,
+            MessageChangeKind::Unreacted,
+        ]
+        .into_iter()
+        .find(|known| known.as_str() == kind)
+        .ok_or_else(|| NotAMessage::Malformed(format!("unknown change {kind:?}")))?;
+        let by = match (
+            item.change_by,
+            item.change_by_handle.clone(),
+            item.change_by_display_name.clone(),
+        ) {
+            (Some(uuid), Some(handle), Some(display_name)) => Some(UserSummary {
+                uuid,
+                handle,
+                display_name,
+            }),
+            _ => None,
+        };
+        let emoji = item.change_emoji.clone();
+        let at = item.change_at.clone();
+        if matches!(
+            kind,
+            MessageChangeKind::Reacted | MessageChangeKind::Unreacted
+        ) && (emoji.is_none() || by.is_none())
+        {
+            return Err(NotAMessage::Malformed(format!(
+                "{} without its emoji or member",
+                kind.as_str()
+            )));
+        }
+        let message = item
+            .into_message()
+            .ok_or_else(|| NotAMessage::Malformed(format!("pk {pk:?} is not MSG#<uuid>")))?;
+        Ok(Self {
+            kind,
+            message,
+            by,
+            emoji,
+            at,
+            follows: 0,
+        })
+    }
+}
+
+impl ChangedMessage {
+    /// An edit or a delete: what inbox previews follow.
+    pub fn changes_text(&self) -> bool {
+        matches!(
+            self.kind,
+            MessageChangeKind::Edited | MessageChangeKind::Deleted
+        )
+    }
+}
+
+/// What a record of a message is.
+enum Read {
+    Inserted(Message),
+    Changed(ChangedMessage),
 }
 
 /// When an invocation must have answered. Lambda gives each invocation a deadline; a
@@ -217,6 +342,9 @@ pub struct Conversation {
     /// to cover all its records.
     pub first_position: usize,
     pub messages: Vec<Message>,
+    /// Changes of its messages, in stream order; each says where it falls among
+    /// `messages` ([`ChangedMessage::follows`]).
+    pub changes: Vec<ChangedMessage>,
 }
 
 /// What a batch's records came to, before any conversation's work.
@@ -224,9 +352,11 @@ pub struct Conversation {
 pub struct RecordCounts {
     pub records: usize,
     pub messages: usize,
-    /// Records that are not new messages (the trigger's filter drops them in AWS).
+    /// Changes of messages (edits, deletes, reactions).
+    pub changes: usize,
+    /// Records that are neither (the trigger's filter drops them in AWS).
     pub skipped: usize,
-    /// `MSG#` inserts that cannot be read.
+    /// `MSG#` inserts and changes that cannot be read.
     pub malformed: usize,
     pub conversations: usize,
 }
@@ -251,19 +381,42 @@ impl<'e> Batch<'e> {
         };
         let mut conversations: Vec<Conversation> = Vec::new();
         let mut slots: HashMap<Uuid, usize> = HashMap::new();
+        let mut slot_of = |group: Uuid, conversations: &mut Vec<Conversation>| {
+            *slots.entry(group).or_insert_with(|| {
+                conversations.push(Conversation {
+                    group,
+                    first_position: 0,
+                    messages: Vec::new(),
+                    changes: Vec::new(),
+                });
+                conversations.len() - 1
+            })
+        };
         for (position, record) in event.records.iter().enumerate() {
-            match InsertedMessage::try_from(record) {
-                Ok(InsertedMessage(message)) => {
+            let read = if record.event_name == MODIFY {
+                ChangedMessage::try_from(record).map(Read::Changed)
+            } else {
+                InsertedMessage::try_from(record).map(|InsertedMessage(m)| Read::Inserted(m))
+            };
+            match read {
+                Ok(Read::Inserted(message)) => {
                     counts.messages += 1;
-                    let slot = *slots.entry(message.group_uuid).or_insert_with(|| {
-                        conversations.push(Conversation {
-                            group: message.group_uuid,
-                            first_position: position,
-                            messages: Vec::new(),
-                        });
-                        conversations.len() - 1
-                    });
-                    conversations[slot].messages.push(message);
+                    let slot = slot_of(message.group_uuid, &mut conversations);
+                    let conversation = &mut conversations[slot];
+                    if conversation.messages.is_empty() && conversation.changes.is_empty() {
+                        conversation.first_position = position;
+                    }
+                    conversation.messages.push(message);
+                }
+                Ok(Read::Changed(mut change)) => {
+                    counts.changes += 1;
+                    let slot = slot_of(change.message.group_uuid, &mut conversations);
+                    let conversation = &mut conversations[slot];
+                    if conversation.messages.is_empty() && conversation.changes.is_empty() {
+                        conversation.first_position = position;
+                    }
+                    change.follows = conversation.messages.len();
+                    conversation.changes.push(change);
                 }
                 Err(NotAMessage::Malformed(reason)) => {
                     counts.malformed += 1;

@@ -2,15 +2,27 @@
 //!
 //! On the [`batch`](crate::batch) skeleton: per conversation, coalesce its messages to the
 //! newest (keeping every message's time and sender for unread counts) and move its inbox
-//! rows. A conversation that cannot be applied now is reported for retry; one that never
-//! can be (no members at all) is logged and skipped.
+//! rows; then the previews follow the batch's edits and deletes. A conversation that cannot
+//! be applied now is reported for retry; one that never can be (no members at all) is
+//! logged and skipped.
+//!
+//! **Order within a conversation.** The batch's edits and deletes (new images of `MSG#`
+//! items) are folded first: a message the batch inserts takes its newest version
+//! (`coalesce::fold_changes`, highest `revision`), so its fan-out writes the preview as it
+//! now is; every other changed message keeps its newest version. Then the new messages move
+//! the rows (pattern E, unchanged), and only then do the remaining changes apply, and only
+//! those of messages newer than the batch's newest new message: once the rows moved to that
+//! one, no row shows an older message, so older changes have nothing to change. Revisions,
+//! not arrival order, decide between two versions of one message, so the order of the
+//! changes among themselves cannot matter.
 
 use std::sync::Arc;
 
 use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::streams::DynamoDbEventResponse;
-use messaging::coalesce::Newest;
-use messaging::store::{Advance, RowPositions, Store, StoreError};
+use messaging::Message;
+use messaging::coalesce::{Newest, fold_changes};
+use messaging::store::{Advance, Previewed, RowPositions, Store, StoreError};
 use serde::Serialize;
 
 use crate::batch::{
@@ -29,10 +41,19 @@ pub const DEFAULT_CONCURRENCY: usize = 16;
 pub struct InboxRowsSummary {
     pub records: usize,
     pub messages: usize,
+    /// Records of changed messages read (edits and deletes; reactions if any reach it).
+    pub changes: usize,
     pub skipped: usize,
     pub malformed: usize,
     pub conversations: usize,
     pub rows_moved: usize,
+    /// Changes applied on their own (not folded into their message's fan-out, not older
+    /// than the batch's newest message of their conversation).
+    pub changes_applied: usize,
+    /// Rows whose preview a change updated.
+    pub rows_changed: usize,
+    /// Strongly consistent reads the changes made (memberships, members' rows).
+    pub change_reads: usize,
     pub rows_current: usize,
     /// Index entries that are not a readable inbox row (corrupt or foreign items): logged
     /// and left alone while the conversation's other rows move.
@@ -62,11 +83,18 @@ impl InboxRowsSummary {
         Self {
             records: counts.records,
             messages: counts.messages,
+            changes: counts.changes,
             skipped: counts.skipped,
             malformed: counts.malformed,
             conversations: counts.conversations,
             ..Self::default()
         }
+    }
+
+    fn add_changes(&mut self, applied: usize, previewed: &Previewed) {
+        self.changes_applied += applied;
+        self.rows_changed += previewed.changed;
+        self.change_reads += previewed.reads;
     }
 
     fn add(&mut self, advance: &Advance) {
@@ -82,10 +110,14 @@ impl InboxRowsSummary {
         tracing::info!(
             records = self.records,
             messages = self.messages,
+            changes = self.changes,
             skipped = self.skipped,
             malformed = self.malformed,
             conversations = self.conversations,
             rows_moved = self.rows_moved,
+            changes_applied = self.changes_applied,
+            rows_changed = self.rows_changed,
+            change_reads = self.change_reads,
             rows_skipped = self.rows_skipped,
             hinted = self.hinted_conversations,
             index_reads = self.index_reads,
@@ -108,6 +140,10 @@ impl EmbeddedMetrics for InboxRowsSummary {
             Metric::count("Malformed", self.malformed),
             Metric::count("Conversations", self.conversations),
             Metric::count("RowsMoved", self.rows_moved),
+            Metric::count("Changes", self.changes),
+            Metric::count("ChangesApplied", self.changes_applied),
+            Metric::count("RowsChanged", self.rows_changed),
+            Metric::count("ChangeReads", self.change_reads),
             Metric::count("RowsSkipped", self.rows_skipped),
             Metric::count("HintedConversations", self.hinted_conversations),
             Metric::count("IndexReads", self.index_reads),
@@ -194,33 +230,59 @@ impl InboxRowMover {
         (report.response, summary)
     }
 
-    /// One conversation: its inbox rows follow its newest message, and count every one.
-    async fn move_rows(&self, conversation: Conversation) -> Result<Advance, StoreError> {
-        let newest = newest_of(conversation);
-        self.store
-            .advance_conversation(&newest, &self.positions)
-            .await
+    /// One conversation: its inbox rows follow its newest message, and count every one;
+    /// then the previews follow its edits and deletes (see the module's order).
+    async fn move_rows(&self, conversation: Conversation) -> Result<Applied, StoreError> {
+        let Conversation {
+            group,
+            first_position,
+            mut messages,
+            changes,
+        } = conversation;
+        let changes = changes
+            .into_iter()
+            .filter(|change| change.changes_text())
+            .map(|change| change.message);
+        let pending = fold_changes(&mut messages, changes);
+        let mut applied = Applied::default();
+        let mut newest_at = None;
+        if let Some(mut newest) = Newest::of(messages) {
+            // `Newest::of` numbers the messages from 0; the batch knows where they are.
+            newest.first_position = first_position;
+            applied.advance = self
+                .store
+                .advance_conversation(&newest, &self.positions)
+                .await?;
+            newest_at = Some(newest.message.created_at);
+        }
+        let pending: Vec<Message> = pending
+            .into_iter()
+            .filter(|change| newest_at.as_ref().is_none_or(|at| change.created_at > *at))
+            .collect();
+        if !pending.is_empty() && !applied.advance.ended {
+            applied.changes = pending.len();
+            applied.previewed = self
+                .store
+                .change_previews(group, &pending, &self.positions)
+                .await?;
+        }
+        Ok(applied)
     }
 }
 
-/// The conversation's newest message and every message's arrival.
-fn newest_of(conversation: Conversation) -> Newest {
-    let Conversation {
-        first_position,
-        messages,
-        ..
-    } = conversation;
-    // `Newest::of` numbers the messages from 0; the batch knows where they really are.
-    let mut newest = Newest::of(messages).expect("a conversation of a batch has a message");
-    newest.first_position = first_position;
-    newest
+/// What one conversation's work did: the move, and the changes applied after it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Applied {
+    advance: Advance,
+    changes: usize,
+    previewed: Previewed,
 }
 
 /// Only what can never succeed is skipped. Everything else, a transaction DynamoDB
 /// rejected included, is retried, and after the trigger's last attempt reaches the
 /// dead-letter queue.
 fn settle(
-    finished: Finished<'_, Result<Advance, StoreError>>,
+    finished: Finished<'_, Result<Applied, StoreError>>,
     summary: &mut InboxRowsSummary,
 ) -> Settled {
     let Finished {
@@ -229,8 +291,10 @@ fn settle(
         result,
     } = finished;
     match result {
-        Ok(advance) => {
-            summary.add(&advance);
+        Ok(applied) => {
+            summary.add(&applied.advance);
+            summary.add_changes(applied.changes, &applied.previewed);
+            summary.ended_conversations += usize::from(applied.previewed.ended);
             Settled::Done
         }
         Err(err @ (StoreError::NoMembers(_) | StoreError::Encode(_))) => {

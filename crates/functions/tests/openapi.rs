@@ -557,6 +557,8 @@ fn samples() -> Vec<(&'static str, Value)> {
         member_count,
         unread: 3,
         seen: Some(true),
+        edited_at: Some(AT.into()),
+        deleted: true,
     };
     let created = CreatedMessage {
         message_group_uuid: UUID_A.into(),
@@ -825,6 +827,85 @@ fn the_read_frame_is_the_asyncapi_read_message() {
     let example = &asyncapi["components"]["messages"]["read"]["examples"][0]["payload"];
     validate_in(asyncapi, schema, example).unwrap();
     assert!(serde_json::from_value::<functions::push::ReadFrame>(example.clone()).is_ok());
+}
+
+#[test]
+fn the_change_frames_are_the_asyncapi_messages() {
+    use functions::push::changes::{ChangeFrame, MessageDeleted, MessageUpdated, ReactionChanged};
+    let asyncapi = local::api_docs::asyncapi().unwrap();
+    let frames = [
+        (
+            "message_updated",
+            "MessageUpdatedFrame",
+            ChangeFrame::MessageUpdated(MessageUpdated {
+                message_group_uuid: UUID_A.into(),
+                uuid: UUID_B.into(),
+                message: "edited".into(),
+                edited_at: AT.into(),
+                handle: "andrewbrown".into(),
+                display_name: "Andrew Brown".into(),
+                created_at: AT.into(),
+            }),
+        ),
+        (
+            "message_deleted",
+            "MessageDeletedFrame",
+            ChangeFrame::MessageDeleted(MessageDeleted {
+                message_group_uuid: UUID_A.into(),
+                uuid: UUID_B.into(),
+                deleted_at: AT.into(),
+                created_at: AT.into(),
+            }),
+        ),
+        (
+            "reaction",
+            "ReactionFrame",
+            ChangeFrame::Reaction(ReactionChanged {
+                message_group_uuid: UUID_A.into(),
+                uuid: UUID_B.into(),
+                emoji: "👍".into(),
+                handle: "bayko".into(),
+                display_name: "Andrew Bayko".into(),
+                added: false,
+                count: 0,
+            }),
+        ),
+    ];
+    for (message, schema_name, frame) in frames {
+        let schema = &asyncapi["components"]["schemas"][schema_name];
+        let frame = serde_json::to_value(frame).unwrap();
+        assert_eq!(frame["type"], message);
+        validate_in(asyncapi, schema, &frame).unwrap_or_else(|e| panic!("{message}: {e:?}"));
+        let documented: BTreeSet<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let sent: BTreeSet<&str> = frame
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(documented, sent, "{message}");
+        let documented_message = &asyncapi["components"]["messages"][message];
+        assert_eq!(
+            documented_message["payload"]["$ref"],
+            format!("#/components/schemas/{schema_name}")
+        );
+        let example = &documented_message["examples"][0]["payload"];
+        validate_in(asyncapi, schema, example).unwrap();
+        let parsed: ChangeFrame = serde_json::from_value(example.clone()).unwrap();
+        assert_eq!(serde_json::to_value(parsed).unwrap()["type"], message);
+        // Listed on the channel and received by an operation.
+        let on_channel = asyncapi["channels"]["push"]["messages"]
+            .as_object()
+            .unwrap()
+            .values()
+            .any(|m| m["$ref"] == format!("#/components/messages/{message}"));
+        assert!(on_channel, "{message} is on the push channel");
+    }
 }
 
 /// The subset of JSON Schema (2020-12) the two documents use, enough to hold the code's

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use functions::push::{FILTER_PATTERN, READ_FILTER_PATTERN, ReadFrame};
-use local::filter::EventFilter;
+use functions::push::ReadFrame;
+use local::filter::FilterCriteria;
 use local::websocket::OpenConnections;
 use messaging::items::MembershipItem;
 use messaging::model::Connection;
@@ -126,8 +126,8 @@ async fn a_read_reaches_the_other_members_connections_only_once_per_reader() {
 #[tokio::test]
 async fn the_trigger_takes_receipts_and_not_the_membership_changes_beside_them() {
     let event = event_file("stream-read-receipts.json");
-    let push = EventFilter::parse_any([FILTER_PATTERN, READ_FILTER_PATTERN]).unwrap();
-    let stream = EventFilter::parse(functions::batch::FILTER_PATTERN).unwrap();
+    let push = FilterCriteria::parse(&functions::push::FILTER_PATTERNS).unwrap();
+    let stream = FilterCriteria::parse(&functions::batch::FILTER_PATTERNS).unwrap();
     let kept: Vec<&str> = event
         .records
         .iter()

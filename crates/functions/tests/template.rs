@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
 use functions::Function;
-use functions::batch::FILTER_PATTERN;
+use functions::batch::{FILTER_PATTERN, FILTER_PATTERNS};
 use functions::emf::METRICS_NAMESPACE;
 use functions::routes::{Access, Route};
 use functions::{push, websocket, ws_actions};
@@ -46,6 +46,8 @@ const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 17] = [
             (TABLE, "dynamodb:Query"),
             (TABLE, "dynamodb:DeleteItem"),
             (TABLE, "dynamodb:PutItem"),
+            // Previews follow edits and deletes: members' rows, in place.
+            (TABLE, "dynamodb:UpdateItem"),
             (STREAM, "dynamodb:DescribeStream"),
             (STREAM, "dynamodb:GetRecords"),
             (STREAM, "dynamodb:GetShardIterator"),
@@ -581,6 +583,24 @@ fn log_level_stops_at_debug() {
     );
 }
 
+/// A stream trigger's filter patterns, parsed, in the template's order.
+fn filter_patterns(trigger: &Value) -> Vec<Value> {
+    one_or_many(&trigger["FilterCriteria"]["Filters"])
+        .iter()
+        .map(|filter| {
+            serde_json::from_str(filter["Pattern"].as_str().expect("Pattern is a string"))
+                .expect("Pattern is JSON")
+        })
+        .collect()
+}
+
+fn parsed_patterns(patterns: &[&str]) -> Vec<Value> {
+    patterns
+        .iter()
+        .map(|pattern| serde_json::from_str(pattern).unwrap())
+        .collect()
+}
+
 #[test]
 fn stream_trigger_filters_and_retries_as_the_handler_expects() {
     let id = function_id("messaging-stream");
@@ -598,13 +618,12 @@ fn stream_trigger_filters_and_retries_as_the_handler_expects() {
         get_att(&p["Stream"]),
         Some((the_table().0.to_owned(), "StreamArn".to_owned()))
     );
-    let filters = one_or_many(&p["FilterCriteria"]["Filters"]);
-    assert_eq!(filters.len(), 1, "one filter");
-    let pattern: Value =
-        serde_json::from_str(filters[0]["Pattern"].as_str().expect("Pattern is a string"))
-            .expect("Pattern is JSON");
-    let expected: Value = serde_json::from_str(FILTER_PATTERN).unwrap();
-    assert_eq!(pattern, expected, "FilterCriteria = FILTER_PATTERN");
+    assert_eq!(
+        filter_patterns(p),
+        parsed_patterns(&FILTER_PATTERNS),
+        "FilterCriteria = FILTER_PATTERNS"
+    );
+    assert_eq!(FILTER_PATTERNS[0], FILTER_PATTERN);
 
     // The handler answers with batchItemFailures; without this, Lambda ignores them and
     // treats every partially failed batch as a success.
@@ -649,7 +668,7 @@ fn stream_trigger_filters_and_retries_as_the_handler_expects() {
 }
 
 #[test]
-fn the_stream_function_queries_the_table_only_for_memberships() {
+fn the_stream_function_queries_the_table_only_for_memberships_and_members_rows() {
     let (role, _) = get_att(&resource(&function_id("messaging-stream"))["Properties"]["Role"])
         .expect("explicit role");
     let (table, _) = the_table();
@@ -662,12 +681,32 @@ fn the_stream_function_queries_the_table_only_for_memberships() {
                 && get_att(&statement["Resource"]) == Some((table.to_owned(), "Arn".to_owned()))
         })
         .collect();
-    assert_eq!(table_queries.len(), 1, "{table_queries:?}");
-    let prefix = format!("{}*", messaging::keys::MEMBERSHIP_PREFIX);
+    let leading_keys: BTreeSet<String> = table_queries
+        .iter()
+        .map(|statement| {
+            statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].to_string()
+        })
+        .collect();
+    let only = |prefix: &str| json!([format!("{prefix}*")]).to_string();
     assert_eq!(
-        table_queries[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
-        json!([prefix]),
-        "only MBR# partitions"
+        leading_keys,
+        BTreeSet::from([
+            only(messaging::keys::MEMBERSHIP_PREFIX),
+            only(messaging::keys::INBOX_PREFIX)
+        ]),
+        "only MBR# partitions, and GRP# ones (an edited message's previews)"
+    );
+    // Rows are updated only where they can be queried: members' inbox partitions.
+    let updates: Vec<&&Value> = table_queries
+        .iter()
+        .filter(|statement| {
+            one_or_many(&statement["Action"]).contains(&&json!("dynamodb:UpdateItem"))
+        })
+        .collect();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(
+        updates[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].to_string(),
+        only(messaging::keys::INBOX_PREFIX)
     );
 }
 
@@ -1198,17 +1237,10 @@ fn push_reads_the_same_messages_as_the_stream_and_gives_up_soon() {
         get_att(&p["Stream"]),
         Some((the_table().0.to_owned(), "StreamArn".to_owned()))
     );
-    let filters = one_or_many(&p["FilterCriteria"]["Filters"]);
-    assert_eq!(filters.len(), 2, "messages, and read receipts");
-    let pattern: Value = serde_json::from_str(filters[0]["Pattern"].as_str().unwrap()).unwrap();
     assert_eq!(
-        pattern,
-        serde_json::from_str::<Value>(push::FILTER_PATTERN).unwrap()
-    );
-    let reads: Value = serde_json::from_str(filters[1]["Pattern"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        reads,
-        serde_json::from_str::<Value>(push::READ_FILTER_PATTERN).unwrap()
+        filter_patterns(p),
+        parsed_patterns(&push::FILTER_PATTERNS),
+        "FilterCriteria = push::FILTER_PATTERNS"
     );
     assert_eq!(
         p["FunctionResponseTypes"],

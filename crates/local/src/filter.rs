@@ -1,6 +1,6 @@
 //! Lambda event filtering (the event source mapping's `FilterCriteria`), for the local
-//! stream pump. Supports what `template.yaml` uses: nested objects, exact values and
-//! `{"prefix": …}`; anything else is refused when the pattern is parsed, so the pump can
+//! stream pump. Supports what `template.yaml` uses: several filters (ORed), nested
+//! objects, exact values and `{"prefix": …}`; anything else is refused when the pattern is parsed, so the pump can
 //! never silently filter differently from AWS.
 
 use aws_lambda_events::dynamodb::EventRecord;
@@ -28,33 +28,42 @@ enum Alternative {
     Prefix(String),
 }
 
-/// A parsed filter pattern, or several (a `FilterCriteria` with several `Filters`: a
-/// record any one matches is delivered).
+/// One parsed filter pattern.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EventFilter(Vec<Matcher>);
+pub struct EventFilter(Matcher);
 
 impl EventFilter {
     pub fn parse(pattern: &str) -> Result<Self, FilterError> {
-        Self::parse_any([pattern])
-    }
-
-    /// The patterns of one `FilterCriteria`'s `Filters`.
-    pub fn parse_any<'p>(patterns: impl IntoIterator<Item = &'p str>) -> Result<Self, FilterError> {
-        patterns
-            .into_iter()
-            .map(|pattern| {
-                let value: Value = serde_json::from_str(pattern)
-                    .map_err(|err| FilterError::NotJson(err.to_string()))?;
-                parse_matcher(&value, "$")
-            })
-            .collect::<Result<_, _>>()
-            .map(Self)
+        let value: Value =
+            serde_json::from_str(pattern).map_err(|err| FilterError::NotJson(err.to_string()))?;
+        parse_matcher(&value, "$").map(Self)
     }
 
     /// Whether Lambda would deliver this record.
     pub fn matches(&self, record: &EventRecord) -> bool {
-        serde_json::to_value(record)
-            .is_ok_and(|value| self.0.iter().any(|matcher| matches(matcher, &value)))
+        serde_json::to_value(record).is_ok_and(|value| matches(&self.0, &value))
+    }
+}
+
+/// An event source mapping's `FilterCriteria`: several patterns, ORed ("If an event
+/// satisfies at least one of the filters, Lambda sends it", Lambda's "Control which events
+/// Lambda sends to your function",
+/// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-eventfiltering.html>).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterCriteria(Vec<EventFilter>);
+
+impl FilterCriteria {
+    pub fn parse(patterns: &[&str]) -> Result<Self, FilterError> {
+        patterns
+            .iter()
+            .map(|pattern| EventFilter::parse(pattern))
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    /// Whether Lambda would deliver this record: some filter matches it.
+    pub fn matches(&self, record: &EventRecord) -> bool {
+        self.0.iter().any(|filter| filter.matches(record))
     }
 }
 
@@ -146,24 +155,73 @@ mod tests {
 
     #[test]
     fn connection_items_reach_neither_stream_function() {
-        for pattern in [FILTER_PATTERN, functions::push::FILTER_PATTERN] {
-            let filter = EventFilter::parse(pattern).unwrap();
+        for patterns in [
+            &functions::batch::FILTER_PATTERNS[..],
+            &functions::push::FILTER_PATTERNS[..],
+        ] {
+            let filter = FilterCriteria::parse(patterns).unwrap();
             for event_name in ["INSERT", "MODIFY", "REMOVE"] {
-                assert!(!filter.matches(&record(
-                    event_name,
-                    "CONN#5ae290ed-55d1-47a0-bc6d-fe2bc2700399"
-                )));
+                let mut record = record(event_name, "CONN#5ae290ed-55d1-47a0-bc6d-fe2bc2700399");
+                record.change.new_image = changed("edited");
+                assert!(!filter.matches(&record));
             }
+        }
+    }
+
+    /// A new image naming `change`.
+    fn changed(change: &str) -> serde_dynamo::Item {
+        let mut image = std::collections::HashMap::new();
+        image.insert(
+            "change".to_owned(),
+            serde_dynamo::AttributeValue::S(change.to_owned()),
+        );
+        image.insert(
+            "message".to_owned(),
+            serde_dynamo::AttributeValue::S("hi".to_owned()),
+        );
+        image.into()
+    }
+
+    #[test]
+    fn the_stream_takes_edits_and_deletes_and_the_push_every_change() {
+        let stream = FilterCriteria::parse(&functions::batch::FILTER_PATTERNS).unwrap();
+        let push = FilterCriteria::parse(&functions::push::FILTER_PATTERNS).unwrap();
+        let pk = "MSG#5ae290ed-55d1-47a0-bc6d-fe2bc2700399";
+        for (change, to_stream) in [
+            ("edited", true),
+            ("deleted", true),
+            ("reacted", false),
+            ("unreacted", false),
+        ] {
+            let mut modify = record("MODIFY", pk);
+            modify.change.new_image = changed(change);
+            assert_eq!(stream.matches(&modify), to_stream, "{change}");
+            assert!(push.matches(&modify), "{change}");
+            // Only a MODIFY carries a change; an item put anew with one is an INSERT and
+            // passes as a new message, a REMOVE never.
+            let mut remove = record("REMOVE", pk);
+            remove.change.new_image = changed(change);
+            assert!(!stream.matches(&remove) && !push.matches(&remove));
+        }
+        // A MODIFY without a change (a rewrite of the item by a tool) reaches neither, nor
+        // one whose change is not a string or not a known kind.
+        let bare = record("MODIFY", pk);
+        assert!(!stream.matches(&bare) && !push.matches(&bare));
+        let mut unknown = record("MODIFY", pk);
+        unknown.change.new_image = changed("shouted");
+        assert!(!stream.matches(&unknown) && !push.matches(&unknown));
+        let mut other_item = record("MODIFY", "GRP#5ae290ed-55d1-47a0-bc6d-fe2bc2700399");
+        other_item.change.new_image = changed("edited");
+        assert!(!stream.matches(&other_item) && !push.matches(&other_item));
+        // New messages still reach both.
+        for criteria in [&stream, &push] {
+            assert!(criteria.matches(&record("INSERT", pk)));
         }
     }
 
     #[test]
     fn the_push_takes_read_receipts_and_nothing_else_of_a_conversations_partition() {
-        let push = EventFilter::parse_any([
-            functions::push::FILTER_PATTERN,
-            functions::push::READ_FILTER_PATTERN,
-        ])
-        .unwrap();
+        let push = FilterCriteria::parse(&functions::push::FILTER_PATTERNS).unwrap();
         let stream = EventFilter::parse(FILTER_PATTERN).unwrap();
         let with_sk = |event_name: &str, sk: &str| {
             let mut record = record(event_name, "MBR#5ae290ed-55d1-47a0-bc6d-fe2bc2700399");

@@ -16,7 +16,7 @@ use functions::inbox_rows::InboxRowMover;
 use functions::push::PushHandler;
 use tokio::sync::watch;
 
-use crate::filter::EventFilter;
+use crate::filter::FilterCriteria;
 use crate::stream_source::StreamTail;
 
 #[derive(Debug, Clone)]
@@ -70,18 +70,15 @@ pub enum Delivery {
 pub trait BatchHandler: Send + Sync + 'static {
     /// The function's name, for logs.
     const NAME: &'static str;
-    /// Its trigger's `FilterCriteria` pattern, as in `template.yaml`.
-    const FILTER_PATTERN: &'static str;
-    /// Further patterns of the same `FilterCriteria` (Lambda delivers a record any one of
-    /// them matches).
-    const MORE_FILTER_PATTERNS: &'static [&'static str] = &[];
+    /// Its trigger's `FilterCriteria` patterns, as in `template.yaml`.
+    const FILTER_PATTERNS: &'static [&'static str];
     /// One invocation; the partial batch response.
     fn invoke(&self, event: &Event) -> impl Future<Output = DynamoDbEventResponse> + Send;
 }
 
 impl BatchHandler for InboxRowMover {
     const NAME: &'static str = "messaging-stream";
-    const FILTER_PATTERN: &'static str = functions::batch::FILTER_PATTERN;
+    const FILTER_PATTERNS: &'static [&'static str] = &functions::batch::FILTER_PATTERNS;
 
     async fn invoke(&self, event: &Event) -> DynamoDbEventResponse {
         self.handle(event).await.0
@@ -90,8 +87,7 @@ impl BatchHandler for InboxRowMover {
 
 impl BatchHandler for PushHandler {
     const NAME: &'static str = "messaging-push";
-    const FILTER_PATTERN: &'static str = functions::push::FILTER_PATTERN;
-    const MORE_FILTER_PATTERNS: &'static [&'static str] = &[functions::push::READ_FILTER_PATTERN];
+    const FILTER_PATTERNS: &'static [&'static str] = &functions::push::FILTER_PATTERNS;
 
     async fn invoke(&self, event: &Event) -> DynamoDbEventResponse {
         self.handle(event).await.0
@@ -101,16 +97,14 @@ impl BatchHandler for PushHandler {
 pub struct StreamPump<H = InboxRowMover> {
     tail: StreamTail,
     handler: H,
-    filter: EventFilter,
+    filter: FilterCriteria,
     config: PumpConfig,
 }
 
 impl<H: BatchHandler> StreamPump<H> {
     pub fn new(tail: StreamTail, handler: H, config: PumpConfig) -> Self {
-        let filter = EventFilter::parse_any(
-            std::iter::once(H::FILTER_PATTERN).chain(H::MORE_FILTER_PATTERNS.iter().copied()),
-        )
-        .expect("the template's filter pattern is supported");
+        let filter = FilterCriteria::parse(H::FILTER_PATTERNS)
+            .expect("the template's filter patterns are supported");
         Self {
             tail,
             handler,

@@ -1,5 +1,5 @@
 //! Per batch, per conversation, only the newest message moves the rows; every message
-//! counts towards unread.
+//! counts towards unread; a message's edits and deletes fold into it.
 
 use std::collections::HashMap;
 
@@ -71,6 +71,37 @@ pub fn newest_per_conversation(
     newest
 }
 
+/// Folds a batch's changes of one conversation (new images of edited or deleted messages,
+/// in stream order) into its new messages: a message inserted in the batch takes its
+/// newest version (highest `revision`), so its fan-out writes the preview as it now is.
+/// Returns the changes of messages the batch did not insert, one per message (its newest
+/// version), in the order the messages first appear: those change rows already out there.
+pub fn fold_changes(
+    inserted: &mut [Message],
+    changes: impl IntoIterator<Item = Message>,
+) -> Vec<Message> {
+    let mut pending: Vec<Message> = Vec::new();
+    for changed in changes {
+        let same = |message: &&mut Message| {
+            message.created_at == changed.created_at && message.uuid == changed.uuid
+        };
+        let target = match inserted.iter_mut().find(same) {
+            Some(message) => message,
+            None => match pending.iter_mut().find(same) {
+                Some(message) => message,
+                None => {
+                    pending.push(changed);
+                    continue;
+                }
+            },
+        };
+        if changed.life.revision > target.life.revision {
+            *target = changed;
+        }
+    }
+    pending
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +171,44 @@ mod tests {
         assert_eq!(newest.len(), 1);
         assert_eq!(newest[0].first_position, 3);
         assert_eq!(newest[0].message.text, "newest");
+    }
+
+    fn version(of: &Message, revision: u64, text: &str) -> Message {
+        let mut version = of.clone();
+        version.text = text.to_owned();
+        version.life.revision = revision;
+        if text.is_empty() {
+            version.life.deleted_at = Some("2024-01-01T00:01:00.000000+00:00".into());
+        } else {
+            version.life.edited_at = Some("2024-01-01T00:01:00.000000+00:00".into());
+        }
+        version
+    }
+
+    #[test]
+    fn a_new_message_takes_its_newest_version_whatever_the_order_of_its_changes() {
+        let new = message(1, "2024-01-01T00:00:03.000000+00:00", "typo");
+        let older = message(1, "2024-01-01T00:00:01.000000+00:00", "old");
+        let changes = vec![
+            version(&new, 1, "fixed"),
+            version(&older, 1, "old, edited"),
+            version(&new, 3, ""),
+            // A replayed older version after the delete changes nothing.
+            version(&new, 2, "fixed again"),
+            version(&older, 2, "old, edited twice"),
+        ];
+        let mut inserted = vec![new.clone()];
+        let pending = fold_changes(&mut inserted, changes);
+        assert_eq!(inserted[0].text, "");
+        assert_eq!(inserted[0].life.revision, 3);
+        assert!(inserted[0].life.deleted_at.is_some());
+        // The message not inserted here: one change, its newest version.
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].uuid, older.uuid);
+        assert_eq!(
+            (pending[0].text.as_str(), pending[0].life.revision),
+            ("old, edited twice", 2)
+        );
     }
 
     #[test]

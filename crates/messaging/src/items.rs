@@ -215,6 +215,18 @@ pub struct InboxRowItem {
     /// kept (then `seen` is false until the next message).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sender_uuid: Option<Uuid>,
+    /// The previewed message's `revision` as this row shows it (edits and deletes each
+    /// add 1): a preview change lands only over a lower one, and every write from a read of
+    /// the row is conditioned on it, so no order of deliveries puts an older text back.
+    /// Absent: 0, the message as sent.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub message_revision: u64,
+    /// When the previewed message was last edited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_edited_at: Option<String>,
+    /// When the previewed message was deleted for everyone (`message` is then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_deleted_at: Option<String>,
 }
 
 fn is_zero(value: &u32) -> bool {
@@ -237,6 +249,7 @@ impl InboxRowItem {
             last_sender_uuid: Some(last.sender.uuid),
             ..Self::default()
         }
+        .showing(last)
         .with_first_message_counted(owner, last)
     }
 
@@ -263,7 +276,31 @@ impl InboxRowItem {
             last_sender_uuid: Some(last.sender.uuid),
             ..Self::default()
         }
+        .showing(last)
         .with_first_message_counted(owner, last)
+    }
+
+    /// The row previewing `message` as this version of it is: its text, and what its edits
+    /// and delete made of it.
+    fn showing(mut self, message: &Message) -> Self {
+        self.show_preview_of(message);
+        self
+    }
+
+    /// Shows `message` (this version of it) as the row's preview, in place.
+    pub fn show_preview_of(&mut self, message: &Message) {
+        self.message = message.text.clone();
+        self.message_revision = message.life.revision;
+        self.message_edited_at = message.life.edited_at.clone();
+        self.message_deleted_at = message.life.deleted_at.clone();
+    }
+
+    /// Whether this row previews `message` in a version older than this one: the same
+    /// message (by its time), a lower revision.
+    pub fn previews_older_version_of(&self, message: &Message) -> bool {
+        self.message_group_uuid == message.group_uuid
+            && self.last_message_at() == message.created_at
+            && self.message_revision < message.life.revision
     }
 
     /// The first message is unread for everyone but its sender, who has read nothing of
@@ -357,6 +394,8 @@ impl InboxRowItem {
             last_message: self.message,
             unread: self.unread,
             seen,
+            edited_at: self.message_edited_at,
+            deleted: self.message_deleted_at.is_some(),
         }
     }
 }

@@ -132,6 +132,10 @@ pub struct InboxEntry {
     pub unread: u32,
     /// Direct conversations: whether the other member has read the owner's last message.
     pub seen: Option<bool>,
+    /// When the previewed message was edited, if it was.
+    pub edited_at: Option<String>,
+    /// The previewed message was deleted for everyone (`last_message` is empty).
+    pub deleted: bool,
 }
 
 /// A user's open WebSocket connection, by API Gateway's connection id.

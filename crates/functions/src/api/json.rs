@@ -102,6 +102,12 @@ pub struct InboxItem {
     /// message (false when the last message is theirs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seen: Option<bool>,
+    /// When the previewed message was edited (absent if never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
+    /// The previewed message was deleted for everyone; `message` is then `""`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 impl From<InboxEntry> for InboxItem {
@@ -121,6 +127,8 @@ impl From<InboxEntry> for InboxItem {
             member_count: row.member_count.filter(|_| group),
             unread: row.unread,
             seen: row.seen.filter(|_| !group),
+            edited_at: row.edited_at,
+            deleted: row.deleted,
         }
     }
 }

@@ -1,10 +1,11 @@
 //! `messaging-push`: DynamoDB stream records in, WebSocket frames out. Every new message
 //! goes, as one JSON text frame, to every live connection of every member of its
 //! conversation (the sender's other connections included), through the API Gateway
-//! Management API (`PostToConnection`).
+//! Management API (`PostToConnection`); so does every change of a message (edit, delete,
+//! reaction: [`changes`]), in stream order with the messages.
 //!
 //! Per batch, on the [`batch`](crate::batch) skeleton `messaging-stream` runs on too (a
-//! second reader of the same stream, with the same filter): the new messages, grouped by
+//! second reader of the same stream, whose filter adds reactions): the new messages, grouped by
 //! conversation in stream order, and per conversation find the members (one Query of `MBR#<group>`) and
 //! their connections (one Query of `CONN#<member>` per member per batch, shared by every
 //! conversation of the batch). Then post each message in order to every connection: a
@@ -45,6 +46,7 @@ use crate::batch::{
 use crate::clock::{Clock, SystemClock};
 use crate::emf::{EmbeddedMetrics, Metric};
 
+pub mod changes;
 pub(crate) mod management;
 mod reads;
 
@@ -56,6 +58,13 @@ pub use reads::{READ_FILTER_PATTERN, ReadFrame};
 
 /// The trigger's filter: the very pattern of `messaging-stream` (new messages only).
 pub const FILTER_PATTERN: &str = crate::batch::FILTER_PATTERN;
+/// The trigger's `FilterCriteria`: new messages, every change of one
+/// ([`changes::CHANGES_PATTERN`]), and read receipts ([`READ_FILTER_PATTERN`]).
+pub const FILTER_PATTERNS: [&str; 3] = [
+    FILTER_PATTERN,
+    changes::CHANGES_PATTERN,
+    READ_FILTER_PATTERN,
+];
 
 /// The Management API endpoint of the WebSocket API's stage:
 /// `https://<api id>.execute-api.<region>.amazonaws.com/<stage>`.
@@ -99,6 +108,8 @@ pub const GONE_GRACE: Duration = Duration::from_secs(5);
 pub struct PushSummary {
     pub records: usize,
     pub messages: usize,
+    /// Changes of messages (edits, deletes, reactions): one frame each.
+    pub changes: usize,
     pub skipped: usize,
     pub malformed: usize,
     pub conversations: usize,
@@ -132,6 +143,7 @@ impl PushSummary {
         Self {
             records: counts.records,
             messages: counts.messages,
+            changes: counts.changes,
             skipped: counts.skipped,
             malformed: counts.malformed,
             conversations: counts.conversations,
@@ -143,6 +155,7 @@ impl PushSummary {
         tracing::info!(
             records = self.records,
             messages = self.messages,
+            changes = self.changes,
             skipped = self.skipped,
             malformed = self.malformed,
             conversations = self.conversations,
@@ -167,6 +180,7 @@ impl EmbeddedMetrics for PushSummary {
         vec![
             Metric::count("Records", self.records),
             Metric::count("Messages", self.messages),
+            Metric::count("Changes", self.changes),
             Metric::count("Skipped", self.skipped),
             Metric::count("Malformed", self.malformed),
             Metric::count("Conversations", self.conversations),
@@ -323,14 +337,8 @@ impl PushHandler {
         state: &BatchState,
     ) -> Result<(), StoreError> {
         let connections = self.recipients(conversation.group, now, state).await?;
-        for message in conversation.messages {
-            let frame = match serde_json::to_vec(&PushFrame::from(message)) {
-                Ok(frame) => frame,
-                Err(error) => {
-                    tracing::error!(%error, "could not encode a frame");
-                    continue;
-                }
-            };
+        // New messages and changes of messages, in stream order.
+        for frame in changes::frames_in_order(conversation) {
             self.post_to_all(&connections, &frame, state).await;
         }
         Ok(())
@@ -567,7 +575,7 @@ mod tests {
             .iter()
             .map(|m| m["Name"].as_str().unwrap())
             .collect();
-        assert_eq!(names.len(), 16);
+        assert_eq!(names.len(), 17);
         for name in &names {
             assert!(emf.get(name).is_some(), "metric {name} has no value");
         }

@@ -118,10 +118,64 @@ async fn remove_modify_and_inbox_row_events_change_nothing() {
         let event = event_file(name);
         let (response, summary) = InboxRowMover::new(table.store.clone()).handle(&event).await;
         assert!(response.batch_item_failures.is_empty(), "{name}");
-        assert_eq!(summary.skipped, event.records.len(), "{name}");
-        assert_eq!(summary.messages, 0, "{name}");
+        // A MODIFY of a message that names no change (a tool rewriting the item) is
+        // malformed: every change of a message sets `change`.
+        let malformed = usize::from(name == "stream-modify.json");
+        assert_eq!(summary.malformed, malformed, "{name}");
+        assert_eq!(summary.skipped, event.records.len() - malformed, "{name}");
+        assert_eq!((summary.messages, summary.changes), (0, 0), "{name}");
     }
     assert_eq!(last_messages(&table, ANDREW).await, before);
+}
+
+#[tokio::test]
+async fn the_change_events_follow_the_message_into_its_previews() {
+    let table = table_with_inboxes().await;
+    let handler = InboxRowMover::new(table.store.clone());
+    handler
+        .handle(&event_file("stream-insert-message.json"))
+        .await;
+    let event = event_file("stream-message-changes.json");
+    let kinds: Vec<&str> = event
+        .records
+        .iter()
+        .map(|r| r.event_name.as_str())
+        .collect();
+    assert_eq!(kinds, ["MODIFY"; 3], "an edit, a reaction, a delete");
+
+    // The edit and the reaction alone first, then the delete.
+    let (response, summary) = handler.handle(&crate::event(&event.records[..2])).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!((summary.changes, summary.rows_changed), (2, 2));
+    for owner in [ANDREW, BAYKO] {
+        assert!(
+            last_messages(&table, owner).await.contains(&(
+                uuid(WITH_BAYKO),
+                "Did the inbox move? Both rows?".to_owned()
+            )),
+            "{owner}"
+        );
+    }
+    let (response, summary) = handler.handle(&event).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.rows_changed, 2, "only the delete is new");
+    for owner in [ANDREW, BAYKO] {
+        let row = table
+            .store
+            .list_inbox(uuid(owner), &PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|row| row.group_uuid == uuid(WITH_BAYKO))
+            .unwrap();
+        assert_eq!(row.last_message, "");
+        assert!(row.deleted);
+        assert_eq!(
+            row.edited_at.as_deref(),
+            Some("2026-11-22T10:17:02.250000+00:00")
+        );
+    }
 }
 
 #[tokio::test]

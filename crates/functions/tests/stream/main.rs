@@ -4,6 +4,7 @@
 //! reader, the cast and the conversations the tests write.
 
 mod batches;
+mod changes;
 mod deadline;
 mod event_files;
 mod idempotency;

@@ -84,6 +84,36 @@ impl RowPositions {
         }
     }
 
+    /// The rows as this environment last left them, for the preview changes.
+    pub(super) fn rows_of(&self, group: Uuid) -> Option<Arc<[InboxRowItem]>> {
+        self.get(group)
+    }
+
+    /// A preview change landed on the row at `pk`/`sk`: the remembered copy shows it too,
+    /// so the next move from the hint is not refused for a stale `message_revision`.
+    pub(super) fn show_preview(&self, message: &Message, pk: &str, sk: &str) {
+        let Some(mut cache) = self.lock() else {
+            return;
+        };
+        let Some(rows) = cache.get(&message.group_uuid) else {
+            return;
+        };
+        if !rows.iter().any(|row| row.pk == pk && row.sk == sk) {
+            return;
+        }
+        let rows: Vec<InboxRowItem> = rows
+            .iter()
+            .map(|row| {
+                let mut row = row.clone();
+                if row.pk == pk && row.sk == sk && row.previews_older_version_of(message) {
+                    row.show_preview_of(message);
+                }
+                row
+            })
+            .collect();
+        cache.put(message.group_uuid, rows.into());
+    }
+
     fn forget(&self, group: Uuid) {
         if let Some(mut cache) = self.lock() {
             cache.pop(&group);
@@ -454,7 +484,9 @@ fn advanced_row(
     let mut next = row.clone();
     let counted = next.count_unread(&batch.arrivals);
     if row.last_message_at() < message.created_at.as_str() {
-        next.message = message.text.clone();
+        // The message as the batch last saw it: an edit or delete in the same batch is
+        // folded in (`coalesce::fold_changes`), so the preview never starts out stale.
+        next.show_preview_of(message);
         next.last_message_at = Some(message.created_at.clone());
         next.last_sender_uuid = Some(message.sender.uuid);
         next.member_count = member_count.or(row.member_count);
@@ -464,6 +496,11 @@ fn advanced_row(
             next.user_handle = message.sender.handle.clone();
             next.user_display_name = message.sender.display_name.clone();
         }
+        Some(next)
+    } else if row.previews_older_version_of(message) {
+        // Already at this message (an earlier attempt of the batch moved it) but showing
+        // an older version of it: the batch's edit or delete still lands.
+        next.show_preview_of(message);
         Some(next)
     } else {
         (counted > 0).then_some(next)

@@ -41,6 +41,12 @@ const COPIED_ATTRIBUTES: [&str; 11] = [
 ];
 /// What "newer" is decided on; part of the row's identity for the conditions as well.
 const LAST_MESSAGE_AT: &str = "last_message_at";
+/// Which version of the previewed message the row shows (edits and deletes raise it,
+/// `store/previews.rs`). Not copied by a move (the new message brings its own), but
+/// conditioned on by every write from a read of the row, so an in-place rewrite from a
+/// stale read (a lagging index, an outdated hint, a read racing an edit) can never put an
+/// older text back.
+pub(super) const MESSAGE_REVISION: &str = "message_revision";
 
 impl Store {
     /// What the group index shows of `group`'s inbox rows, one row per owner.
@@ -218,7 +224,7 @@ impl Unchanged {
         };
         for (i, attribute) in COPIED_ATTRIBUTES
             .iter()
-            .chain(std::iter::once(&LAST_MESSAGE_AT))
+            .chain([&LAST_MESSAGE_AT, &MESSAGE_REVISION])
             .enumerate()
         {
             let (name, value) = (format!("#a{i}"), format!(":a{i}"));
@@ -349,14 +355,17 @@ mod tests {
         original.last_message_at = None;
         let condition = Unchanged::of(&original).unwrap();
         let named: Vec<&str> = condition.names.values().map(String::as_str).collect();
-        for attribute in COPIED_ATTRIBUTES.iter().chain([&LAST_MESSAGE_AT]) {
+        for attribute in COPIED_ATTRIBUTES
+            .iter()
+            .chain([&LAST_MESSAGE_AT, &MESSAGE_REVISION])
+        {
             assert!(named.contains(attribute), "{attribute} unchecked");
         }
         // Absent attributes must stay absent: the original row has no position, count,
-        // kind, name, unread state or peer read.
+        // kind, name, unread state, peer read or preview revision.
         assert_eq!(
             condition.expression.matches("attribute_not_exists").count(),
-            8,
+            9,
             "{}",
             condition.expression
         );

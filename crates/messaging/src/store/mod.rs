@@ -7,6 +7,7 @@
 //! | C: append to a conversation | [`Store::append_message`] | TransactWriteItems |
 //! | D: message a user by handle | [`Store::send_to_user`] | GetItem + TransactWriteItems |
 //! | E: inbox rows follow the newest message, unread counts | [`Store::advance_conversation`] | TransactWriteItems where this environment knows the rows ([`RowPositions`]), else Query (GSI) + TransactWriteItems |
+//! | E': inbox previews follow edits and deletes | [`Store::change_previews`] | Query (consistent, `MBR#`), then per member Query (consistent, none where the hint places the row) + UpdateItem where the row shows an older version |
 //! | create a group | [`Store::create_group`] | BatchGetItem (blocks) + TransactWriteItems (+1 for a 50th member) |
 //! | a conversation's members | [`Store::group_members`] | Query + BatchGetItem |
 //! | a conversation's memberships | [`Store::memberships`], [`Store::recipients`] (for push) | Query (consistent) |
@@ -37,6 +38,7 @@ mod messages;
 mod migration;
 mod presence;
 mod reactions;
+mod previews;
 mod reads;
 mod requests;
 mod typing;
@@ -61,6 +63,7 @@ pub use memberships::Member;
 pub use migration::{Applied, Outcomes, Wrote};
 pub use presence::{Presence, PresenceChange, Watch, Watching};
 pub use reactions::Reacted;
+pub use previews::Previewed;
 pub use reads::{MarkedRead, ReadUpTo};
 pub use typing::{TYPING_AT_ATTRIBUTE, TYPING_INTERVAL, TypingClaim};
 pub use users::{HANDLE_RESERVATION_SECONDS, HandleReservation, NewUser, Registration};
