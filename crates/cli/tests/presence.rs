@@ -77,7 +77,10 @@ fn start_stack(table: &str, dir: &std::path::Path) -> (Killed, String) {
         .find(|word| word.starts_with("http://"))
         .unwrap_or_else(|| panic!("no address in {ready:?}"))
         .to_owned();
-    (Killed(child), format!("{}/ws", base.replace("http://", "ws://")))
+    (
+        Killed(child),
+        format!("{}/ws", base.replace("http://", "ws://")),
+    )
 }
 
 async fn connect(ws_url: &str, token: &str) -> Socket {
@@ -194,7 +197,11 @@ async fn presence_is_answered_on_the_route_and_follows_the_partners_connection()
             refused["action"].as_str(),
             refused["code"].as_str()
         ),
-        (Some("error"), Some("presence"), Some("message_group_not_found")),
+        (
+            Some("error"),
+            Some("presence"),
+            Some("message_group_not_found")
+        ),
         "{refused}"
     );
     assert!(refused["message"].is_string());
