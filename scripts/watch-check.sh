@@ -14,8 +14,9 @@
 #   Cognito triggers   the event back (a trigger that accepts returns what it was given)
 #   ws-authorizer      an Allow for execute-api:Invoke, for a fresh development token
 #   ws-connect/-disconnect  status 200
-#   ws-typing          status 200 (one-way: what the client gets, it posts)
-#   ws-presence        status 200 and one frame: `presence`, or an `error` frame of the action
+#   ws-typing          status 200 (one-way route: what the client gets, it posts)
+#   ws-presence        status 200 and one frame (two-way route): `presence`, or the shared
+#                      `error` frame {type, action, code, message} of the action
 #
 # Every wait is on a condition (a port answering, an answer received) with a timeout. Every
 # process it started is stopped on exit, whatever happens. Prints how long each part took.
@@ -186,8 +187,8 @@ elif event.get("requestContext", {}).get("eventType") == "MESSAGE":
         frame = {}
     route = event["requestContext"]["routeKey"]
     expect(frame.get("type") == route or (frame.get("type") == "error" and frame.get("action") == route
-           and frame.get("errors")), f"a {route} frame or its error frame")
-    print(f"MESSAGE {route} → {frame.get('type')} {frame.get('errors', '')}")
+           and frame.get("code") and frame.get("message")), f"a {route} frame or its error frame")
+    print(f"MESSAGE {route} → {frame.get('type')} {frame.get('code', '')}")
 else:
     sys.exit(f"no rule for the answer to {event_file}")
 PY

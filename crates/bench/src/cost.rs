@@ -17,7 +17,7 @@ use aws_lambda_events::dynamodb::{Event, EventRecord};
 use functions::api::Api;
 use functions::directory::{Directory, SystemClock};
 use functions::inbox_rows::InboxRowMover;
-use functions::presence::{MessageEvent, WsPresence};
+use functions::presence::WsPresence;
 use functions::push::{PushHandler, local_management_client};
 use functions::routes::Route;
 use functions::websocket::{CONTEXT_USER_UUID, ConnectionCap, WebSocketEvent, WsConnections};
@@ -583,7 +583,7 @@ async fn connections(
     setup.connect(&connect_watcher).await?;
     let mut ask = ws_event("ws-presence.json", watcher, watching.clone());
     ask["body"] = json!(json!({"action": "presence", "message_group_uuid": group}).to_string());
-    let ask: &MessageEvent = &serde_json::from_value(ask)?;
+    let ask: &WebSocketEvent = &serde_json::from_value(ask)?;
     presence.handle(ask).await?;
     let frames = std::cell::RefCell::new(&mut watcher_socket);
     let frames = &frames;

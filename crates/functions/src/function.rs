@@ -19,7 +19,7 @@ use crate::batch::Deadline;
 use crate::emf::MetricsLog;
 use crate::inbox_rows::InboxRowMover;
 use crate::jwt::JwtVerifier;
-use crate::presence::{MessageEvent, WsPresence};
+use crate::presence::WsPresence;
 use crate::routes::Route;
 use crate::websocket::{WebSocketEvent, WsAuthorizer};
 
@@ -309,7 +309,7 @@ async fn ws_presence() -> Result<(), lambda_runtime::Error> {
     crate::logging::init();
     let presence = &WsPresence::new(crate::store_from_env().await);
     lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<MessageEvent>| async move {
+        move |event: LambdaEvent<WebSocketEvent>| async move {
             presence
                 .handle(&event.payload)
                 .await

@@ -216,6 +216,9 @@ pub struct WebSocketEvent {
     /// The client's text frame (MESSAGE events only).
     #[serde(default)]
     pub body: Option<String>,
+    /// A binary frame, which API Gateway passes base64-encoded (clients' actions are text).
+    #[serde(default)]
+    pub is_base64_encoded: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

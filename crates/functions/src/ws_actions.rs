@@ -3,14 +3,21 @@
 //! `$request.body.action`) to a route's function as a MESSAGE event ([`WebSocketEvent`] with
 //! its `body`). A frame whose `action` names no route goes to `$default`.
 //!
-//! The generic part is here: the sender (from the authorizer's context, as `$connect` had
-//! it), the frame's JSON, and the [`ErrorFrame`] a client gets for bad input. The routes
-//! are one-way: API Gateway passes a function's answer to the client only on a route with a
-//! route response
-//! (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-response.html),
-//! and none has one, so an error frame is posted to the sender's own connection
-//! (`PostToConnection`, the push's posting code) and the answer is an empty 200. Only bad
-//! input costs that post; the way a client is told is the same in Lambda and locally.
+//! The generic part is here, shared by every action's function: the sender (from the
+//! authorizer's context, as `$connect` had it), the frame's JSON and its size
+//! ([`ClientFrame::of_event`]), and the one [`ErrorFrame`] a client gets for a refused frame,
+//! whichever the action ([`ActionError`]'s codes).
+//!
+//! How the client is told depends on whether the route has a route response
+//! (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-response.html):
+//! - two-way (`presence`, [`crate::presence`]): API Gateway sends the function's response
+//!   body to the client as a frame, so the answer (or its error frame) costs no Management
+//!   API call; it is worth it where every request has an answer.
+//! - one-way (`typing`, `$default`): success has nothing to answer, so there is no route
+//!   response; an error frame is posted to the sender's own connection (`PostToConnection`,
+//!   the push's posting code) and the answer is an empty 200. Only bad input costs that post.
+//!
+//! The local stand-in does both as API Gateway does (`crates/local/src/websocket.rs`).
 //!
 //! `ws-typing` ([`WsTyping`]) serves the `typing` route and `$default`, where frames that
 //! are not JSON or name no action land: `{"action":"typing","message_group_uuid":…}` from a
@@ -51,8 +58,15 @@ use crate::websocket::{
 pub const DEFAULT_ROUTE: &str = "$default";
 /// The typing route: `{"action":"typing","message_group_uuid":…}`.
 pub const TYPING_ACTION: &str = "typing";
+/// The presence route (two-way, [`crate::presence`]):
+/// `{"action":"presence","message_group_uuid":…}`.
+pub const PRESENCE_ACTION: &str = "presence";
 /// Every action a client may send, each its own route of the WebSocket API.
-pub const ACTIONS: [&str; 1] = [TYPING_ACTION];
+pub const ACTIONS: [&str; 2] = [TYPING_ACTION, PRESENCE_ACTION];
+
+/// A client's frame is tiny; anything larger is refused before parsing (API Gateway itself
+/// closes the connection beyond 32 KB a frame).
+pub const MAX_FRAME_BYTES: usize = 4 * 1024;
 
 /// How long an execution environment reuses a conversation's recipients (its other members'
 /// connections) for typing: a member added, or a connection opened, within it gets typing
@@ -72,6 +86,11 @@ const POSTS_IN_FLIGHT: usize = 32;
 pub struct ErrorFrame {
     #[serde(rename = "type")]
     pub kind: String,
+    /// The refused frame's `action` when it had one (a client with a `typing` and a
+    /// `presence` in flight tells which was refused); absent for a frame that is not a
+    /// JSON object or has no string `action`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
     pub code: String,
     pub message: String,
 }
@@ -79,9 +98,10 @@ pub struct ErrorFrame {
 impl ErrorFrame {
     pub const TYPE: &'static str = "error";
 
-    pub fn new(error: &ActionError) -> Self {
+    pub fn new(action: Option<&str>, error: &ActionError) -> Self {
         Self {
             kind: Self::TYPE.to_owned(),
+            action: action.map(str::to_owned),
             code: error.code().to_owned(),
             message: error.to_string(),
         }
@@ -92,6 +112,9 @@ impl ErrorFrame {
 /// API's code where the same thing is wrong).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActionError {
+    #[error("the frame is larger than {MAX_FRAME_BYTES} bytes")]
+    BodyTooLarge,
+    /// Not JSON text (a binary frame neither).
     #[error("the frame is not JSON")]
     JsonInvalid,
     #[error("the frame is not a JSON object")]
@@ -103,32 +126,59 @@ pub enum ActionError {
     /// As the HTTP API answers a non-member: the conversation is not found.
     #[error("no such conversation")]
     GroupNotFound,
+    /// Presence is for direct conversations: a group would make one frame a fan-out.
+    #[error("presence is for direct conversations")]
+    GroupNotDirect,
     #[error("one of the two users blocked the other")]
     Blocked,
+    /// The event names no connection or no user (the route is not behind `ws-authorizer`);
+    /// answerable only on a two-way route.
+    #[error("the frame's connection is not known")]
+    ConnectionUnknown,
     #[error("could not handle the frame; try again")]
     Internal,
 }
 
 impl ActionError {
     /// Every code an error frame can carry (docs/asyncapi.yaml lists them; a test checks).
-    pub const CODES: [&'static str; 7] = [
+    pub const CODES: [&'static str; 10] = [
+        "body_too_large",
         "json_invalid",
         "json_not_object",
         "action_unknown",
         "message_group_uuid_invalid",
         "message_group_not_found",
+        "message_group_not_direct",
         "messaging_blocked",
+        "connection_unknown",
         "internal_error",
+    ];
+
+    /// Every variant, one per code (tests hold the docs to them).
+    pub const ALL: [ActionError; 10] = [
+        Self::BodyTooLarge,
+        Self::JsonInvalid,
+        Self::JsonNotObject,
+        Self::ActionUnknown,
+        Self::GroupUuidInvalid,
+        Self::GroupNotFound,
+        Self::GroupNotDirect,
+        Self::Blocked,
+        Self::ConnectionUnknown,
+        Self::Internal,
     ];
 
     pub fn code(&self) -> &'static str {
         match self {
+            Self::BodyTooLarge => "body_too_large",
             Self::JsonInvalid => "json_invalid",
             Self::JsonNotObject => "json_not_object",
             Self::ActionUnknown => "action_unknown",
             Self::GroupUuidInvalid => "message_group_uuid_invalid",
             Self::GroupNotFound => "message_group_not_found",
+            Self::GroupNotDirect => "message_group_not_direct",
             Self::Blocked => "messaging_blocked",
+            Self::ConnectionUnknown => "connection_unknown",
             Self::Internal => "internal_error",
         }
     }
@@ -142,6 +192,24 @@ pub struct ClientFrame {
 }
 
 impl ClientFrame {
+    /// The frame of a MESSAGE event: text (API Gateway hands a binary frame over
+    /// base64-encoded, which is not JSON text) of at most [`MAX_FRAME_BYTES`], parsed.
+    pub fn of_event(event: &WebSocketEvent) -> Result<Self, ActionError> {
+        if event.is_base64_encoded {
+            return Err(ActionError::JsonInvalid);
+        }
+        let body = event.body.as_deref().unwrap_or_default();
+        if body.len() > MAX_FRAME_BYTES {
+            return Err(ActionError::BodyTooLarge);
+        }
+        Self::parse(body)
+    }
+
+    /// The `action` of a frame that failed [`Self::of_event`], for its error frame.
+    pub fn action_of(event: &WebSocketEvent) -> Option<String> {
+        event.body.as_deref().and_then(Self::route_key)
+    }
+
     pub fn parse(body: &str) -> Result<Self, ActionError> {
         let value: Value = serde_json::from_str(body).map_err(|_| ActionError::JsonInvalid)?;
         let Value::Object(mut fields) = value else {
@@ -160,7 +228,8 @@ impl ClientFrame {
         Self::parse(body).ok().and_then(|frame| frame.action)
     }
 
-    fn group_uuid(&self) -> Result<Uuid, ActionError> {
+    /// The frame's `message_group_uuid`.
+    pub fn group_uuid(&self) -> Result<Uuid, ActionError> {
         self.fields
             .get("message_group_uuid")
             .and_then(Value::as_str)
@@ -305,21 +374,25 @@ impl WsTyping {
                 return Ok(Outcome::Unanswerable);
             }
         };
-        let body = event.body.as_deref().unwrap_or("");
-        let frame = match ClientFrame::parse(body) {
+        let frame = match ClientFrame::of_event(event) {
             Ok(frame) => frame,
-            Err(error) => return Ok(self.refuse(&sender, error).await),
+            Err(error) => {
+                let action = ClientFrame::action_of(event);
+                return Ok(self.refuse(&sender, action.as_deref(), error).await);
+            }
         };
         match frame.action.as_deref() {
             Some(TYPING_ACTION) => self.typing(&sender, &frame).await,
-            _ => Ok(self.refuse(&sender, ActionError::ActionUnknown).await),
+            action => Ok(self
+                .refuse(&sender, action, ActionError::ActionUnknown)
+                .await),
         }
     }
 
     async fn typing(&self, sender: &Sender, frame: &ClientFrame) -> Result<Outcome, StoreError> {
         let group = match frame.group_uuid() {
             Ok(group) => group,
-            Err(error) => return Ok(self.refuse(sender, error).await),
+            Err(error) => return Ok(self.refuse(sender, Some(TYPING_ACTION), error).await),
         };
         let now = self.clock.now();
         let key = (sender.connection_id.clone(), group);
@@ -338,7 +411,8 @@ impl WsTyping {
         {
             Ok(claim) => claim,
             Err(error) => {
-                self.refuse(sender, ActionError::Internal).await;
+                self.refuse(sender, Some(TYPING_ACTION), ActionError::Internal)
+                    .await;
                 return Err(error);
             }
         };
@@ -346,15 +420,22 @@ impl WsTyping {
             TypingClaim::Forward => {}
             TypingClaim::TooSoon => return Ok(Outcome::Dropped),
             TypingClaim::NotMember => {
-                return Ok(self.refuse(sender, ActionError::GroupNotFound).await);
+                return Ok(self
+                    .refuse(sender, Some(TYPING_ACTION), ActionError::GroupNotFound)
+                    .await);
             }
-            TypingClaim::Blocked => return Ok(self.refuse(sender, ActionError::Blocked).await),
+            TypingClaim::Blocked => {
+                return Ok(self
+                    .refuse(sender, Some(TYPING_ACTION), ActionError::Blocked)
+                    .await);
+            }
         }
         self.remember_forwarded(key, now);
         let recipients = match self.recipients(group, sender.user_uuid, now).await {
             Ok(recipients) => recipients,
             Err(error) => {
-                self.refuse(sender, ActionError::Internal).await;
+                self.refuse(sender, Some(TYPING_ACTION), ActionError::Internal)
+                    .await;
                 return Err(error);
             }
         };
@@ -466,9 +547,9 @@ impl WsTyping {
 
     /// Tells the sender's connection why its frame was refused (one post; a failed post is
     /// only logged: the client may have gone).
-    async fn refuse(&self, sender: &Sender, error: ActionError) -> Outcome {
+    async fn refuse(&self, sender: &Sender, action: Option<&str>, error: ActionError) -> Outcome {
         tracing::info!(user = %sender.user_uuid, code = error.code(), "client frame refused");
-        match serde_json::to_vec(&ErrorFrame::new(&error)) {
+        match serde_json::to_vec(&ErrorFrame::new(action, &error)) {
             Ok(data) => {
                 let posted = post(
                     &self.management,
@@ -536,19 +617,18 @@ mod tests {
 
     #[test]
     fn error_frames_carry_a_listed_code() {
-        for error in [
-            ActionError::JsonInvalid,
-            ActionError::JsonNotObject,
-            ActionError::ActionUnknown,
-            ActionError::GroupUuidInvalid,
-            ActionError::GroupNotFound,
-            ActionError::Blocked,
-            ActionError::Internal,
-        ] {
-            let frame = serde_json::to_value(ErrorFrame::new(&error)).unwrap();
-            assert_eq!(frame["type"], "error");
-            assert!(ActionError::CODES.contains(&frame["code"].as_str().unwrap()));
+        let codes: Vec<&str> = ActionError::ALL.iter().map(ActionError::code).collect();
+        assert_eq!(codes, ActionError::CODES, "one variant per code, in order");
+        for error in ActionError::ALL {
+            let frame = serde_json::to_value(ErrorFrame::new(Some("presence"), &error)).unwrap();
+            assert_eq!(
+                (&frame["type"], &frame["action"]),
+                (&"error".into(), &"presence".into())
+            );
             assert!(!frame["message"].as_str().unwrap().is_empty());
         }
+        let unnamed =
+            serde_json::to_value(ErrorFrame::new(None, &ActionError::JsonInvalid)).unwrap();
+        assert!(unnamed.get("action").is_none(), "no action, no field");
     }
 }

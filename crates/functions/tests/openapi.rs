@@ -747,7 +747,7 @@ fn the_pushed_frame_is_the_asyncapi_message() {
 #[test]
 fn the_typing_and_error_frames_and_the_typing_action_are_the_asyncapi_messages() {
     use functions::ws_actions::{
-        ACTIONS, ActionError, ClientFrame, ErrorFrame, TYPING_ACTION, TypingFrame,
+        ACTIONS, ActionError, ClientFrame, ErrorFrame, PRESENCE_ACTION, TYPING_ACTION, TypingFrame,
     };
     let asyncapi = local::api_docs::asyncapi().unwrap();
     let schemas = &asyncapi["components"]["schemas"];
@@ -775,19 +775,24 @@ fn the_typing_and_error_frames_and_the_typing_action_are_the_asyncapi_messages()
         .map(|code| code.as_str().unwrap())
         .collect();
     assert_eq!(documented, ActionError::CODES.into_iter().collect());
-    for error in [
-        ActionError::JsonInvalid,
-        ActionError::ActionUnknown,
-        ActionError::GroupNotFound,
-        ActionError::Internal,
-    ] {
-        let frame = serde_json::to_value(ErrorFrame::new(&error)).unwrap();
-        validate_in(asyncapi, &schemas["ErrorFrame"], &frame).unwrap();
-        assert_eq!(keys(&schemas["ErrorFrame"]["properties"]), keys(&frame));
+    // Every action's refusals, and a frame naming no action, in the one shape.
+    for error in ActionError::ALL {
+        for action in [Some(TYPING_ACTION), Some(PRESENCE_ACTION), None] {
+            let frame = serde_json::to_value(ErrorFrame::new(action, &error)).unwrap();
+            validate_in(asyncapi, &schemas["ErrorFrame"], &frame).unwrap();
+            let mut sent = keys(&frame);
+            sent.insert("action".to_owned());
+            assert_eq!(keys(&schemas["ErrorFrame"]["properties"]), sent);
+        }
+    }
+    let example = &asyncapi["components"]["messages"]["error"]["examples"];
+    for example in example.as_array().unwrap() {
+        let frame: ErrorFrame = serde_json::from_value(example["payload"].clone()).unwrap();
+        assert!(ActionError::CODES.contains(&frame.code.as_str()));
     }
 
     // The client's frame: the action a route has, and the field the handler reads.
-    assert_eq!(ACTIONS, [TYPING_ACTION]);
+    assert_eq!(ACTIONS, [TYPING_ACTION, PRESENCE_ACTION]);
     assert_eq!(
         schemas["TypingAction"]["properties"]["action"]["const"],
         TYPING_ACTION
@@ -1088,7 +1093,8 @@ fn check(root: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec
 
 #[test]
 fn the_presence_frames_are_the_asyncapi_messages() {
-    use functions::presence::{PresenceFrame, PresenceRefusal};
+    use functions::presence::PresenceFrame;
+    use functions::ws_actions::{ClientFrame, PRESENCE_ACTION};
     let asyncapi = local::api_docs::asyncapi().unwrap();
     let schemas = &asyncapi["components"]["schemas"];
     let frame = serde_json::to_value(PresenceFrame::new(
@@ -1106,36 +1112,43 @@ fn the_presence_frames_are_the_asyncapi_messages() {
         .collect();
     let sent: BTreeSet<&String> = frame.as_object().unwrap().keys().collect();
     assert_eq!(documented, sent);
-    // Every refusal's frame, and exactly those codes.
-    for refusal in PresenceRefusal::ALL {
-        let frame = serde_json::to_value(refusal.frame()).unwrap();
-        validate_in(asyncapi, &schemas["PresenceErrorFrame"], &frame).unwrap();
-    }
-    let codes: BTreeSet<String> =
-        schemas["PresenceErrorFrame"]["properties"]["errors"]["items"]["enum"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|code| code.as_str().unwrap().to_owned())
-            .collect();
-    let refusals: BTreeSet<String> = PresenceRefusal::ALL
+    // Refusals are every action's `error` message (ErrorFrame, checked with typing's);
+    // the reply of `presence` names it, and no presence-only error shape is left.
+    assert!(schemas.get("PresenceErrorFrame").is_none());
+    assert!(
+        asyncapi["components"]["messages"]
+            .get("presenceError")
+            .is_none()
+    );
+    let replies: Vec<&str> = asyncapi["operations"]["askPresence"]["reply"]["messages"]
+        .as_array()
+        .unwrap()
         .iter()
-        .map(ToString::to_string)
+        .map(|reply| reply["$ref"].as_str().unwrap())
         .collect();
-    assert_eq!(codes, refusals);
+    assert_eq!(
+        replies,
+        [
+            "#/channels/push/messages/presence",
+            "#/channels/push/messages/error"
+        ]
+    );
     // The client's action is the route's key, and its example is a request the handler reads.
     assert_eq!(
         schemas["PresenceRequest"]["properties"]["action"]["const"],
-        functions::presence::ACTION
+        PRESENCE_ACTION
     );
     for (message, schema) in [
         ("presence", "PresenceFrame"),
         ("presenceRequest", "PresenceRequest"),
-        ("presenceError", "PresenceErrorFrame"),
     ] {
         let example = &asyncapi["components"]["messages"][message]["examples"][0]["payload"];
         validate_in(asyncapi, &schemas[schema], example).unwrap();
     }
+    let request = &asyncapi["components"]["messages"]["presenceRequest"]["examples"][0]["payload"];
+    let parsed = ClientFrame::parse(&request.to_string()).unwrap();
+    assert_eq!(parsed.action.as_deref(), Some(PRESENCE_ACTION));
+    assert!(parsed.group_uuid().is_ok());
 }
 
 #[test]

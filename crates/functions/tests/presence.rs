@@ -8,9 +8,10 @@
 
 use std::time::Duration;
 
-use functions::presence::{MessageEvent, PresenceErrorFrame, PresenceFrame, PresenceRefusal};
+use functions::presence::PresenceFrame;
 use functions::push::local_management_client;
 use functions::websocket::WebSocketEvent;
+use functions::ws_actions::{ActionError, ErrorFrame, PRESENCE_ACTION};
 use local::websocket::OpenConnections;
 use messaging::model::Connection;
 use messaging::validate::{GroupName, MessageText};
@@ -49,7 +50,7 @@ fn route_event(name: &str, user: &User, id: &str) -> WebSocketEvent {
 }
 
 /// `events/ws-presence.json` from `user`'s connection `id` with `body` as the frame's text.
-fn presence_event(user: &User, id: &str, body: &str) -> MessageEvent {
+fn presence_event(user: &User, id: &str, body: &str) -> WebSocketEvent {
     let mut event = event_json("ws-presence.json");
     context_of(&mut event, user, id);
     event["body"] = json!(body);
@@ -69,13 +70,15 @@ fn answered(response: &aws_lambda_events::apigw::ApiGatewayProxyResponse) -> Val
     }
 }
 
-fn refused(response: &aws_lambda_events::apigw::ApiGatewayProxyResponse) -> Vec<String> {
-    let frame: PresenceErrorFrame = serde_json::from_value(answered(response)).unwrap();
+/// The code of the error frame the route answers with (every action's shape).
+fn refused(response: &aws_lambda_events::apigw::ApiGatewayProxyResponse) -> String {
+    let frame: ErrorFrame = serde_json::from_value(answered(response)).unwrap();
     assert_eq!(
-        (frame.kind.as_str(), frame.action.as_str()),
-        ("error", "presence")
+        (frame.kind.as_str(), frame.action.as_deref()),
+        ("error", Some("presence"))
     );
-    frame.errors
+    assert!(!frame.message.is_empty());
+    frame.code
 }
 
 /// The next frame on `socket`, within a few seconds.
@@ -98,13 +101,17 @@ async fn direct(table: &TestTable, a: &User, b: &User) -> Uuid {
 
 #[test]
 fn the_event_file_parses_as_api_gateway_sends_it() {
-    let event: MessageEvent = serde_json::from_value(event_json("ws-presence.json")).unwrap();
-    assert_eq!(event.request_context.route_key, functions::presence::ACTION);
+    let event: WebSocketEvent = serde_json::from_value(event_json("ws-presence.json")).unwrap();
+    assert_eq!(event.request_context.route_key, PRESENCE_ACTION);
+    let frame = functions::ws_actions::ClientFrame::of_event(&event).unwrap();
+    assert_eq!(frame.action.as_deref(), Some(PRESENCE_ACTION));
     assert_eq!(
-        event.request().unwrap().message_group_uuid,
+        frame.group_uuid().unwrap(),
         uuid::uuid!("5ae290ed-55d1-47a0-bc6d-fe2bc2700399")
     );
-    let connection = event.connection().unwrap();
+    let sender = functions::ws_actions::Sender::try_from(&event).unwrap();
+    assert_eq!(sender.handle, "andrewbrown");
+    let connection = Connection::try_from(&event).unwrap();
     assert_eq!(connection.connection_id, "CXuKzeB9oAMCJdw=");
     assert_eq!(connection.expires_at, 1_795_346_100, "with its token");
 }
@@ -198,29 +205,29 @@ async fn bad_frames_get_precise_error_frames() {
         (
             "not JSON",
             "{\"action\":\"presence\",",
-            PresenceRefusal::JsonInvalid,
+            ActionError::JsonInvalid,
         ),
-        ("not an object", "[1, 2]", PresenceRefusal::JsonInvalid),
-        ("empty", "", PresenceRefusal::JsonInvalid),
+        ("not an object", "[1, 2]", ActionError::JsonNotObject),
+        ("empty", "", ActionError::JsonInvalid),
         (
             "no uuid",
             r#"{"action":"presence"}"#,
-            PresenceRefusal::GroupUuidInvalid,
+            ActionError::GroupUuidInvalid,
         ),
         (
             "not a uuid",
             r#"{"action":"presence","message_group_uuid":"nope"}"#,
-            PresenceRefusal::GroupUuidInvalid,
+            ActionError::GroupUuidInvalid,
         ),
         (
             "a number",
             r#"{"action":"presence","message_group_uuid":7}"#,
-            PresenceRefusal::GroupUuidInvalid,
+            ActionError::GroupUuidInvalid,
         ),
     ] {
         table.requests.reset();
         let answer = presence.handle(&ask(body)).await.unwrap();
-        assert_eq!(refused(&answer), [code.to_string()], "{case}");
+        assert_eq!(refused(&answer), code.code(), "{case}");
         assert_eq!(table.requests.total(), 0, "{case}: nothing read");
     }
     let long = format!(
@@ -229,13 +236,13 @@ async fn bad_frames_get_precise_error_frames() {
     );
     assert_eq!(
         refused(&presence.handle(&ask(&long)).await.unwrap()),
-        ["body_too_large"]
+        "body_too_large"
     );
     let mut binary = ask(&asking_for(with_bayko));
     binary.is_base64_encoded = true;
     assert_eq!(
         refused(&presence.handle(&binary).await.unwrap()),
-        ["json_invalid"]
+        "json_invalid"
     );
 
     for (case, group, code) in [
@@ -248,7 +255,7 @@ async fn bad_frames_get_precise_error_frames() {
         ("a group", group, "message_group_not_direct"),
     ] {
         let answer = presence.handle(&ask(&asking_for(group))).await.unwrap();
-        assert_eq!(refused(&answer), [code], "{case}");
+        assert_eq!(refused(&answer), code, "{case}");
     }
     table
         .store
@@ -261,7 +268,7 @@ async fn bad_frames_get_precise_error_frames() {
         .unwrap();
     assert_eq!(
         refused(&answer),
-        ["messaging_blocked"],
+        "messaging_blocked",
         "blocked by the partner"
     );
 
@@ -270,18 +277,17 @@ async fn bad_frames_get_precise_error_frames() {
         .as_object_mut()
         .unwrap()
         .remove("authorizer");
-    let anonymous: MessageEvent = serde_json::from_value(anonymous).unwrap();
+    let anonymous: WebSocketEvent = serde_json::from_value(anonymous).unwrap();
     table.requests.reset();
     assert_eq!(
         refused(&presence.handle(&anonymous).await.unwrap()),
-        ["connection_unknown"]
+        "connection_unknown"
     );
     assert_eq!(table.requests.total(), 0);
     // Nothing was watched by any refused frame.
     for user in [&bayko, &carol] {
         assert!(table.store.watchers_of(user.uuid).await.unwrap().is_empty());
     }
-    assert_eq!(PresenceRefusal::ALL.len(), 7);
 }
 
 #[tokio::test]

@@ -1141,12 +1141,11 @@ fn connect_is_authorized_by_ws_authorizer_with_the_token_in_the_query() {
         .collect();
     let mut expected_routes = vec!["$connect", "$disconnect", ws_actions::DEFAULT_ROUTE];
     expected_routes.extend(ws_actions::ACTIONS);
-    expected_routes.push(functions::presence::ACTION);
     expected_routes.sort_unstable();
     assert_eq!(
         routes.keys().map(String::as_str).collect::<Vec<_>>(),
         expected_routes,
-        "a route per client action (ws_actions::ACTIONS, presence), and $default"
+        "a route per client action (ws_actions::ACTIONS), and $default"
     );
     for key in [ws_actions::TYPING_ACTION, ws_actions::DEFAULT_ROUTE] {
         let (route, function) = &routes[key];
@@ -1168,12 +1167,12 @@ fn connect_is_authorized_by_ws_authorizer_with_the_token_in_the_query() {
     assert_eq!(disconnect_function, "ws-disconnect");
     // Two-way: the function's answer is the client's frame, through a $default route
     // response on that route.
-    let (presence, presence_function) = &routes[functions::presence::ACTION];
+    let (presence, presence_function) = &routes[ws_actions::PRESENCE_ACTION];
     assert_eq!(presence_function, "ws-presence");
     assert_eq!(presence["RouteResponseSelectionExpression"], "$default");
     let (presence_route, _) = resources_of_type("AWS::ApiGatewayV2::Route")
         .into_iter()
-        .find(|(_, route)| route["Properties"]["RouteKey"] == functions::presence::ACTION)
+        .find(|(_, route)| route["Properties"]["RouteKey"] == ws_actions::PRESENCE_ACTION)
         .unwrap();
     let responses = resources_of_type("AWS::ApiGatewayV2::RouteResponse");
     assert_eq!(responses.len(), 1);

@@ -231,6 +231,7 @@ async fn a_non_members_typing_gets_an_error_frame_and_reaches_no_one() {
         frames(&mut londo),
         [json!({
             "type": "error",
+            "action": "typing",
             "code": "message_group_not_found",
             "message": "no such conversation",
         })]
@@ -283,6 +284,27 @@ async fn bad_frames_get_precise_error_frames_and_cost_no_table_request() {
             (frame.kind.as_str(), frame.code.as_str()),
             ("error", code),
             "{body}"
+        );
+    }
+    // The limits every action shares (ClientFrame::of_event): over 4 KiB, and a binary frame.
+    let long = format!(
+        r#"{{"action":"typing","message_group_uuid":"5ae290ed-55d1-47a0-bc6d-fe2bc2700399","pad":"{}"}}"#,
+        "x".repeat(functions::ws_actions::MAX_FRAME_BYTES)
+    );
+    let mut binary = typing_event(Some(
+        r#"{"action":"typing","message_group_uuid":"5ae290ed-55d1-47a0-bc6d-fe2bc2700399"}"#,
+    ));
+    binary.is_base64_encoded = true;
+    for (event, code) in [
+        (typing_event(Some(&long)), "body_too_large"),
+        (binary, "json_invalid"),
+    ] {
+        handler.handle_frame(&event).await.unwrap();
+        let got = frames(&mut andrew);
+        let frame: ErrorFrame = serde_json::from_value(got[0].clone()).unwrap();
+        assert_eq!(
+            (frame.action.as_deref(), frame.code.as_str()),
+            (Some("typing"), code)
         );
     }
     assert!(frames(&mut bayko).is_empty());

@@ -12,9 +12,10 @@ use anyhow::Context;
 use functions::api::Api;
 use functions::directory::{Directory, SystemClock};
 use functions::inbox_rows::InboxRowMover;
+use functions::presence::WsPresence;
 use functions::push::{PushHandler, local_management_client};
 use functions::websocket::{ConnectionCap, WsAuthorizer, WsConnections};
-use functions::ws_actions::{DEFAULT_ROUTE, TYPING_ACTION, WsTyping};
+use functions::ws_actions::{DEFAULT_ROUTE, PRESENCE_ACTION, TYPING_ACTION, WsTyping};
 use jsonwebtoken::jwk::JwkSet;
 use messaging::Store;
 use messaging::connect::local_client;
@@ -215,10 +216,9 @@ async fn spawn_push_pump(
     Ok(tokio::spawn(push_pump.run(stopped)))
 }
 
-/// This stack's Management API, served at `address` (on loopback when it listens on every
-/// address).
 /// The routes clients send to, as `template.yaml` wires them: `typing` and `$default` to
-/// `ws-typing`, which posts through this stack's own Management API.
+/// `ws-typing`, one-way (it posts through this stack's own Management API); `presence` to
+/// `ws-presence`, two-way (its answer is the route's response).
 fn action_routes(store: &Store, address: SocketAddr) -> ActionRoutes {
     let typing: std::sync::Arc<dyn crate::websocket::ActionHandler> =
         std::sync::Arc::new(WsTyping::new(
@@ -228,8 +228,14 @@ fn action_routes(store: &Store, address: SocketAddr) -> ActionRoutes {
     ActionRoutes::default()
         .with(TYPING_ACTION, typing.clone())
         .with(DEFAULT_ROUTE, typing)
+        .with_route_response(
+            PRESENCE_ACTION,
+            std::sync::Arc::new(WsPresence::new(store.clone())),
+        )
 }
 
+/// This stack's Management API, served at `address` (on loopback when it listens on every
+/// address).
 fn management_url(address: SocketAddr) -> String {
     let reachable = if address.ip().is_unspecified() {
         SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), address.port())

@@ -9,7 +9,9 @@
 //! (`$request.body.action`, [`ActionRoutes`]): to the route named by the frame's `action`,
 //! else to `$default` when there is one, else answered with API Gateway's own
 //! `{"message": "Forbidden", …}`; frames beyond API Gateway's sizes close the socket with
-//! 1009. The Management API takes requests from this machine only ([`Peer`]):
+//! 1009. A route with a route response (two-way) sends its function's response body back
+//! to the client as a frame; a one-way route drops it, as API Gateway does
+//! (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-response.html). The Management API takes requests from this machine only ([`Peer`]):
 //! the stack may listen beyond loopback (`cruddur dev --host`), and its only caller is the
 //! push pump.
 
@@ -29,6 +31,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use functions::presence::WsPresence;
 use functions::websocket::{
     AuthorizerError, TOKEN_PARAMETER, WebSocketEvent, WsAuthorizer, WsConnections, allows,
 };
@@ -106,6 +109,8 @@ impl Closing {
 /// part of every MESSAGE event (its id, when it opened, the authorizer's context).
 struct Inbound {
     actions: ActionRoutes,
+    /// Where a two-way route's answer goes: the connection's own socket.
+    open: OpenConnections,
     connection_id: String,
     connected_at: i64,
     authorizer: serde_json::Map<String, Value>,
@@ -113,11 +118,12 @@ struct Inbound {
 
 impl Inbound {
     /// Hands a client's frame to its route's function, without waiting for it (API Gateway
-    /// invokes each frame's integration on its own); returns what API Gateway itself answers
-    /// on the socket when no route takes the frame.
+    /// invokes each frame's integration on its own); a two-way route's answer is queued to
+    /// the socket when it comes. Returns what API Gateway itself answers on the socket when
+    /// no route takes the frame.
     fn dispatch(&self, body: String) -> Option<String> {
         let request_id = uuid::Uuid::new_v4().to_string();
-        let Some((route_key, handler)) = self.actions.select(&body) else {
+        let Some((route_key, route)) = self.actions.select(&body) else {
             // No route and no `$default`: API Gateway answers the frame itself, e.g.
             // https://github.com/aws-samples/simple-websockets-chat-app/issues/24.
             tracing::info!(connection = %self.connection_id, "client frame matches no route");
@@ -150,8 +156,35 @@ impl Inbound {
                 return None;
             }
         };
-        let handler = handler.clone();
-        tokio::spawn(async move { handler.handle(&event).await });
+        let handler = route.handler.clone();
+        let answer_to = route.two_way.then(|| {
+            (
+                self.open.clone(),
+                self.connection_id.clone(),
+                request_id.clone(),
+            )
+        });
+        tokio::spawn(async move {
+            let answer = handler.handle(&event).await;
+            let Some((open, connection_id, request_id)) = answer_to else {
+                // One-way: API Gateway passes nothing the function answers to the client.
+                return;
+            };
+            let frame = match answer {
+                Ok(Some(body)) => body,
+                Ok(None) => return,
+                // A failed invocation on a two-way route: API Gateway's own answer.
+                Err(()) => json!({
+                    "message": "Internal server error",
+                    "connectionId": connection_id,
+                    "requestId": request_id,
+                })
+                .to_string(),
+            };
+            if !open.post(&connection_id, Bytes::from(frame)) {
+                tracing::info!(connection = %connection_id, "closed before its answer came");
+            }
+        });
         None
     }
 }
@@ -286,49 +319,112 @@ impl OpenConnections {
     }
 }
 
+/// What a route's function returned: its response's text body (`Ok(None)` without one), or
+/// `Err` when the invocation failed.
+pub type ActionAnswer = Result<Option<String>, ()>;
+
 /// A function behind a route clients send to: it gets the route's MESSAGE event, as the
-/// deployed function does; what it answers is not passed to the client (the routes are
-/// one-way: a function posts what the client should get).
+/// deployed function does, and returns its response; whether the client sees that depends
+/// on the route ([`ActionRoutes::with_route_response`]).
 pub trait ActionHandler: Send + Sync {
     fn handle<'a>(
         &'a self,
         event: &'a WebSocketEvent,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ActionAnswer> + Send + 'a>>;
+}
+
+/// A proxy integration's response body, as API Gateway sends it on (text only).
+fn body_of(response: &aws_lambda_events::apigw::ApiGatewayProxyResponse) -> Option<String> {
+    match &response.body {
+        Some(aws_lambda_events::encodings::Body::Text(text)) => Some(text.clone()),
+        Some(aws_lambda_events::encodings::Body::Binary(data)) => {
+            Some(String::from_utf8_lossy(data).into_owned())
+        }
+        _ => None,
+    }
 }
 
 impl ActionHandler for WsTyping {
     fn handle<'a>(
         &'a self,
         event: &'a WebSocketEvent,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ActionAnswer> + Send + 'a>> {
         Box::pin(async move {
-            if let Err(error) = WsTyping::handle(self, event).await {
-                tracing::error!(%error, "ws-typing failed");
+            match WsTyping::handle(self, event).await {
+                Ok(response) => Ok(body_of(&response)),
+                Err(error) => {
+                    tracing::error!(%error, "ws-typing failed");
+                    Err(())
+                }
             }
         })
     }
+}
+
+impl ActionHandler for WsPresence {
+    fn handle<'a>(
+        &'a self,
+        event: &'a WebSocketEvent,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ActionAnswer> + Send + 'a>> {
+        Box::pin(async move {
+            match WsPresence::handle(self, event).await {
+                Ok(response) => Ok(body_of(&response)),
+                Err(error) => {
+                    tracing::error!(%error, "ws-presence failed");
+                    Err(())
+                }
+            }
+        })
+    }
+}
+
+/// One route clients send to: its function, and whether it has a route response.
+#[derive(Clone)]
+struct ActionRoute {
+    handler: Arc<dyn ActionHandler>,
+    two_way: bool,
 }
 
 /// The routes clients send to: route key (an `action` value, or `$default`) → its function,
 /// as `template.yaml` wires them.
 #[derive(Clone, Default)]
 pub struct ActionRoutes {
-    routes: HashMap<String, Arc<dyn ActionHandler>>,
+    routes: HashMap<String, ActionRoute>,
 }
 
 impl ActionRoutes {
+    /// A one-way route (no route response): what its function answers is dropped.
     pub fn with(mut self, route_key: &str, handler: Arc<dyn ActionHandler>) -> Self {
-        self.routes.insert(route_key.to_owned(), handler);
+        self.routes.insert(
+            route_key.to_owned(),
+            ActionRoute {
+                handler,
+                two_way: false,
+            },
+        );
+        self
+    }
+
+    /// A two-way route (a `$default` route response): its function's response body is sent
+    /// to the client as a frame.
+    pub fn with_route_response(mut self, route_key: &str, handler: Arc<dyn ActionHandler>) -> Self {
+        self.routes.insert(
+            route_key.to_owned(),
+            ActionRoute {
+                handler,
+                two_way: true,
+            },
+        );
         self
     }
 
     /// API Gateway's route selection on `$request.body.action`: the frame's `action` if a
     /// route has that key, else `$default` if there is one.
-    fn select(&self, body: &str) -> Option<(&str, &Arc<dyn ActionHandler>)> {
+    fn select(&self, body: &str) -> Option<(&str, &ActionRoute)> {
         ClientFrame::route_key(body)
             .and_then(|key| self.routes.get_key_value(key.as_str()))
             .or_else(|| self.routes.get_key_value(DEFAULT_ROUTE))
-            .map(|(key, handler)| (key.as_str(), handler))
+            .map(|(key, route)| (key.as_str(), route))
     }
 }
 
@@ -433,6 +529,7 @@ async fn connect(
 
     let inbound = Inbound {
         actions: api.actions.clone(),
+        open: api.open.clone(),
         connection_id: connection_id.clone(),
         connected_at,
         authorizer: context.clone(),

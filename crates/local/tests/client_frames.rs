@@ -2,7 +2,8 @@
 //! $request.body.action`: to the route named by `action` with a MESSAGE event (its body, the
 //! connection's authorizer context), else to `$default`, else API Gateway's own
 //! `{"message": "Forbidden", …}` answer; a frame beyond API Gateway's 32 KB closes the socket
-//! with 1009 and runs `$disconnect`. Against DynamoDB Local, with a real WebSocket client.
+//! with 1009 and runs `$disconnect`. A two-way route's answer (its function's response body)
+//! comes back to the client; a one-way route's is dropped. Against DynamoDB Local, with a real WebSocket client.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use functions::websocket::{WebSocketEvent, WsAuthorizer, WsConnections};
 use futures_util::{SinkExt, StreamExt};
 use local::auth::{Authorizer, DevSigner};
 use local::websocket::{
-    ActionHandler, ActionRoutes, OpenConnections, WebSocketApi, WsTimeouts, router,
+    ActionAnswer, ActionHandler, ActionRoutes, OpenConnections, WebSocketApi, WsTimeouts, router,
 };
 use messaging::User;
 use serde_json::Value;
@@ -33,9 +34,26 @@ impl ActionHandler for Recorder {
     fn handle<'a>(
         &'a self,
         event: &'a WebSocketEvent,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ActionAnswer> + Send + 'a>> {
         let _ = self.0.send(event.clone());
-        Box::pin(async {})
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// A route's function that hands each event to the test and answers with `answer`.
+struct Answering {
+    events: mpsc::UnboundedSender<WebSocketEvent>,
+    answer: ActionAnswer,
+}
+
+impl ActionHandler for Answering {
+    fn handle<'a>(
+        &'a self,
+        event: &'a WebSocketEvent,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ActionAnswer> + Send + 'a>> {
+        let _ = self.events.send(event.clone());
+        let answer = self.answer.clone();
+        Box::pin(async move { answer })
     }
 }
 
@@ -226,4 +244,81 @@ async fn a_frame_beyond_32_kb_closes_the_socket_with_1009_and_runs_disconnect() 
         default.try_recv().is_err(),
         "the large frame reached no route"
     );
+}
+
+#[tokio::test]
+async fn a_two_way_routes_answer_comes_back_and_a_one_way_routes_does_not() {
+    let table = TestTable::new().await;
+    let andrew = table.user("andrewbrown").await;
+    let (one_way_tx, mut one_way) = mpsc::unbounded_channel();
+    let (two_way_tx, mut two_way) = mpsc::unbounded_channel();
+    let (failing_tx, mut failing) = mpsc::unbounded_channel();
+    let stack = Stack::start(
+        &table,
+        ActionRoutes::default()
+            .with(
+                "typing",
+                Arc::new(Answering {
+                    events: one_way_tx,
+                    answer: Ok(Some(r#"{"type":"dropped"}"#.to_owned())),
+                }),
+            )
+            .with_route_response(
+                "presence",
+                Arc::new(Answering {
+                    events: two_way_tx,
+                    answer: Ok(Some(r#"{"type":"presence","online":false}"#.to_owned())),
+                }),
+            )
+            .with_route_response(
+                "fails",
+                Arc::new(Answering {
+                    events: failing_tx,
+                    answer: Err(()),
+                }),
+            ),
+    )
+    .await;
+    let mut socket = stack.connect(&andrew).await;
+
+    // The one-way route ran (its answer would be queued before anything sent later)…
+    socket
+        .send(Message::text(r#"{"action":"typing"}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_event(&mut one_way).await.request_context.route_key,
+        "typing"
+    );
+    // …and the first frame the client gets is the two-way route's answer, as it was returned.
+    socket
+        .send(Message::text(r#"{"action":"presence"}"#))
+        .await
+        .unwrap();
+    let Message::Text(text) = next_message(&mut socket).await else {
+        panic!("a text frame");
+    };
+    assert_eq!(text.as_str(), r#"{"type":"presence","online":false}"#);
+    assert_eq!(
+        next_event(&mut two_way).await.request_context.route_key,
+        "presence"
+    );
+
+    // A two-way route whose function fails: API Gateway's own answer.
+    socket
+        .send(Message::text(r#"{"action":"fails"}"#))
+        .await
+        .unwrap();
+    let Message::Text(text) = next_message(&mut socket).await else {
+        panic!("a text frame");
+    };
+    let answer: Value = serde_json::from_str(text.as_str()).unwrap();
+    assert_eq!(answer["message"], "Internal server error");
+    assert!(stack.open.is_open(answer["connectionId"].as_str().unwrap()));
+    assert!(answer["requestId"].is_string());
+    assert_eq!(
+        next_event(&mut failing).await.request_context.route_key,
+        "fails"
+    );
+    assert!(one_way.try_recv().is_err() && two_way.try_recv().is_err());
 }

@@ -214,7 +214,7 @@ impl WsPresence {
 
     pub async fn handle(
         &self,
-        event: &functions::presence::MessageEvent,
+        event: &functions::websocket::WebSocketEvent,
     ) -> Result<ApiGatewayProxyResponse, StoreError> {
         as_function(Function::WsPresence.name(), self.0.handle(event)).await
     }
