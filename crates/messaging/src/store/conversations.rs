@@ -371,7 +371,11 @@ impl Store {
         Ok(output.item.is_some())
     }
 
-    fn member_check(&self, group: Uuid, user: Uuid) -> Result<TransactWriteItem, StoreError> {
+    pub(super) fn member_check(
+        &self,
+        group: Uuid,
+        user: Uuid,
+    ) -> Result<TransactWriteItem, StoreError> {
         let check = ConditionCheck::builder()
             .table_name(self.table())
             .set_key(Some(key_item(&keys::membership(group, user))))

@@ -34,6 +34,10 @@ pub enum StoreError {
     /// The sender used this `client_message_id` within a day for a different request.
     #[error("client_message_id was used for another request")]
     ClientMessageIdReused,
+    /// No message `message` in conversation `group` that the caller may change: none, or
+    /// another's, or one the caller can no longer reach. Which one is deliberately not said.
+    #[error("no message {message} of conversation {group} for this caller")]
+    MessageNotFound { group: Uuid, message: Uuid },
     #[error(transparent)]
     Page(#[from] PageError),
     /// The user's window of a limit is full: nothing was written. Not transient in the

@@ -17,12 +17,14 @@
 //! | WebSocket connections | [`Store::put_connection`], [`Store::delete_connection`], [`Store::connections_of`] (a user's) | one each |
 //! | sends named by the client (`client_message_id`) | [`Store::append_message_once`], [`Store::send_to_user_once`], [`Store::create_group_once`] | none more: one more item in the send's transaction; a repeat: + GetItem |
 //! | one message by its uuid (edit, delete, react start here) | [`Store::find_message`] | GetItem (consistent); the original system's uuids: Query the conversation, filtered |
+//! | edit, delete for everyone (sender only) | [`Store::edit_message`], [`Store::delete_message`] | GetItem (consistent) + TransactWriteItems (membership check, `MSG#` update, limit) |
 //! | per-user rate limits | [`Store::with_limits`]: sends (C, D) and group changes (create, add) | none: one more item in their own transaction |
 
 mod admin;
 mod blocks;
 mod connections;
 mod conversations;
+mod edits;
 mod error;
 mod fanout;
 mod groups;

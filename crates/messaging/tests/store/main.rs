@@ -5,6 +5,7 @@
 mod blocks;
 mod connections;
 mod conversations;
+mod edits;
 mod fanout;
 mod groups;
 mod idempotency;
