@@ -2,6 +2,7 @@
 //! turns its outcome into the Lambda's answer ([`respond`]). Each Lambda binary serves one
 //! route; the local stack serves all of them through the same entry.
 
+mod edits;
 mod json;
 
 use lambda_http::http::StatusCode;
@@ -14,6 +15,7 @@ use messaging::validate::{
 };
 use messaging::{Store, StoreError, Timestamp, User};
 
+pub use self::edits::MESSAGE_UUID_INVALID;
 use self::json::{AddMembersBody, CreateGroupBody, CreateMessageBody};
 pub use self::json::{BlockedItem, CreatedMessage, GroupMember, InboxItem, ListItem, UserShort};
 use crate::directory::Directory;
@@ -63,6 +65,8 @@ impl Api {
             Route::BlockUser => self.block_user(&request).await,
             Route::UnblockUser => self.unblock_user(&request).await,
             Route::ListBlocks => self.list_blocks(&request).await,
+            Route::UpdateMessage => self.update_message(&request).await,
+            Route::DeleteMessage => self.delete_message(&request).await,
         };
         respond(&request, outcome)
     }

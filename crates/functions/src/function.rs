@@ -54,7 +54,7 @@ pub enum Function {
 
 impl Function {
     /// Every function, in the template's order.
-    pub const ALL: [Function; 19] = [
+    pub const ALL: [Function; 21] = [
         Self::MessagingStream,
         Self::Api(Route::ListMessageGroups),
         Self::Api(Route::ListMessages),
@@ -68,6 +68,8 @@ impl Function {
         Self::Api(Route::BlockUser),
         Self::Api(Route::UnblockUser),
         Self::Api(Route::ListBlocks),
+        Self::Api(Route::UpdateMessage),
+        Self::Api(Route::DeleteMessage),
         Self::CognitoPreSignup,
         Self::CognitoPostConfirmation,
         Self::WsAuthorizer,

@@ -187,6 +187,9 @@ impl From<StoreError> for HandlerError {
             StoreError::ClientMessageIdReused => {
                 ApiError::Conflict("client_message_id_reused").into()
             }
+            // Another's message, one of another conversation, none, or the caller's after
+            // leaving: all alike, so message ids cannot be probed.
+            StoreError::MessageNotFound { .. } => ApiError::NotFound("message_not_found").into(),
             // A group's rows not all visible in the index yet (a membership change needs
             // every one): moments of lag, answered like contention.
             busy @ (StoreError::Contention { .. } | StoreError::IndexLagging { .. }) => {

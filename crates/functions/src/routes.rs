@@ -28,10 +28,12 @@ pub enum Route {
     BlockUser,
     UnblockUser,
     ListBlocks,
+    UpdateMessage,
+    DeleteMessage,
 }
 
 impl Route {
-    pub const ALL: [Route; 12] = [
+    pub const ALL: [Route; 14] = [
         Self::ListMessageGroups,
         Self::ListMessages,
         Self::CreateMessage,
@@ -44,6 +46,8 @@ impl Route {
         Self::BlockUser,
         Self::UnblockUser,
         Self::ListBlocks,
+        Self::UpdateMessage,
+        Self::DeleteMessage,
     ];
 
     /// The table: route key, function, access.
@@ -85,6 +89,16 @@ impl Route {
             Self::BlockUser => ("POST /api/users/{handle}/block", "block-user", Jwt),
             Self::UnblockUser => ("DELETE /api/users/{handle}/block", "unblock-user", Jwt),
             Self::ListBlocks => ("GET /api/blocks", "list-blocks", Jwt),
+            Self::UpdateMessage => (
+                "PATCH /api/messages/{message_group_uuid}/{message_uuid}",
+                "update-message",
+                Jwt,
+            ),
+            Self::DeleteMessage => (
+                "DELETE /api/messages/{message_group_uuid}/{message_uuid}",
+                "delete-message",
+                Jwt,
+            ),
         }
     }
 
@@ -134,7 +148,7 @@ mod tests {
     fn every_key_is_a_method_and_a_path() {
         for route in Route::ALL {
             assert!(
-                ["GET", "POST", "DELETE"].contains(&route.method()),
+                ["GET", "POST", "PATCH", "DELETE"].contains(&route.method()),
                 "{}",
                 route.key()
             );

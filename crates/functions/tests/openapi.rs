@@ -159,6 +159,7 @@ fn answerable() -> BTreeSet<(u16, &'static str)> {
         ApiError::BadRequest("user_blocks_self"),
         ApiError::Validation(vec!["client_message_id_invalid"]),
         ApiError::BodyRefused(functions::http::HANDLES_TOO_MANY),
+        ApiError::Validation(vec![functions::api::MESSAGE_UUID_INVALID]),
     ];
     errors.extend(
         [PageError::LimitInvalid, PageError::CursorInvalid]
@@ -183,6 +184,10 @@ fn answerable() -> BTreeSet<(u16, &'static str)> {
         StoreError::Blocked,
         StoreError::SelfBlock,
         StoreError::ClientMessageIdReused,
+        StoreError::MessageNotFound {
+            group,
+            message: group,
+        },
         StoreError::Page(PageError::CursorInvalid),
         StoreError::RateLimited {
             user: group,
@@ -224,6 +229,7 @@ fn listed_here(answer: &StoreError) {
         | StoreError::Blocked
         | StoreError::SelfBlock
         | StoreError::ClientMessageIdReused
+        | StoreError::MessageNotFound { .. }
         | StoreError::Page(_)
         | StoreError::RateLimited { .. } => {}
         // Sign-up only (Cognito triggers), or infrastructure: 500 or the busy answer.
@@ -384,7 +390,9 @@ fn every_route_documents_its_answers() {
             | Route::CreateMessageGroup
             | Route::ListMessageGroupMembers
             | Route::AddMessageGroupMembers
-            | Route::ListBlocks => 200,
+            | Route::ListBlocks
+            | Route::UpdateMessage
+            | Route::DeleteMessage => 200,
         };
         assert!(statuses.contains(&success), "{}: {success}", route.key());
         // Every route reads the table, so a busy table is 503 everywhere; every route looks
@@ -479,7 +487,10 @@ fn success_schema(route: Route) -> Option<(bool, &'static str)> {
     let (list, name) = match route {
         Route::ListMessageGroups => (true, "InboxItem"),
         Route::ListMessages => (true, "ListItem"),
-        Route::CreateMessage | Route::CreateMessageGroup => (false, "CreatedMessage"),
+        Route::CreateMessage
+        | Route::CreateMessageGroup
+        | Route::UpdateMessage
+        | Route::DeleteMessage => (false, "CreatedMessage"),
         Route::GetUserShort => (false, "UserShort"),
         Route::ListMessageGroupMembers | Route::AddMessageGroupMembers => (true, "GroupMember"),
         Route::ListBlocks => (true, "BlockedItem"),
@@ -550,6 +561,9 @@ fn samples() -> Vec<(&'static str, Value)> {
         handle: "andrewbrown".into(),
         message: "Hello 🙂".into(),
         created_at: AT.into(),
+        edited_at: Some(AT.into()),
+        deleted: true,
+        deleted_at: Some(AT.into()),
     };
     vec![
         (
@@ -568,6 +582,9 @@ fn samples() -> Vec<(&'static str, Value)> {
                 handle: "andrewbrown".into(),
                 message: "hello".into(),
                 created_at: AT.into(),
+                edited_at: Some(AT.into()),
+                deleted: true,
+                deleted_at: Some(AT.into()),
             }),
         ),
         ("CreatedMessage", value(created.clone())),

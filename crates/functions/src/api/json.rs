@@ -21,6 +21,14 @@ pub struct ListItem {
     pub handle: String,
     pub message: String,
     pub created_at: String,
+    /// When the sender last edited the text (absent when never edited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
+    /// Deleted for everyone: `message` is then `""` (absent when not deleted).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
 }
 
 impl From<Message> for ListItem {
@@ -31,6 +39,9 @@ impl From<Message> for ListItem {
             handle: message.sender.handle,
             message: message.text,
             created_at: message.created_at,
+            edited_at: message.life.edited_at,
+            deleted: message.life.deleted_at.is_some(),
+            deleted_at: message.life.deleted_at,
         }
     }
 }
@@ -104,6 +115,14 @@ pub struct CreatedMessage {
     pub handle: String,
     pub message: String,
     pub created_at: String,
+    /// When the sender last edited the text (absent when never edited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
+    /// Deleted for everyone: `message` is then `""` (absent when not deleted).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
 }
 
 impl From<Message> for CreatedMessage {
@@ -115,6 +134,9 @@ impl From<Message> for CreatedMessage {
             handle: message.sender.handle,
             message: message.text,
             created_at: message.created_at,
+            edited_at: message.life.edited_at,
+            deleted: message.life.deleted_at.is_some(),
+            deleted_at: message.life.deleted_at,
         }
     }
 }
@@ -170,6 +192,13 @@ pub(super) struct CreateMessageBody {
     /// A UUID the client made for this send: a repeat within a day answers the first reply.
     #[serde(default)]
     pub client_message_id: Option<String>,
+}
+
+/// `PATCH /api/messages/{message_group_uuid}/{message_uuid}` body: the new text.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct EditMessageBody {
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 /// `POST /api/message_groups` body.
