@@ -38,7 +38,7 @@ const TEMPLATE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template
 const TABLE: &str = "table";
 const INDEX: &str = "index";
 const STREAM: &str = "stream";
-const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 15] = [
+const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 17] = [
     (
         "messaging-stream",
         &[
@@ -148,6 +148,25 @@ const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 15] = [
     (
         "list-blocks",
         &[(TABLE, "dynamodb:GetItem"), (TABLE, "dynamodb:Query")],
+    ),
+    // A sender's change of a message: the message, the membership check, the limit.
+    (
+        "update-message",
+        &[
+            (TABLE, "dynamodb:GetItem"),
+            (TABLE, "dynamodb:Query"),
+            (TABLE, "dynamodb:UpdateItem"),
+            (TABLE, "dynamodb:ConditionCheckItem"),
+        ],
+    ),
+    (
+        "delete-message",
+        &[
+            (TABLE, "dynamodb:GetItem"),
+            (TABLE, "dynamodb:Query"),
+            (TABLE, "dynamodb:UpdateItem"),
+            (TABLE, "dynamodb:ConditionCheckItem"),
+        ],
     ),
     // Checks the handle's claim and reserves the handle (HANDLE# only, checked below); the
     // claim is written after confirmation.
@@ -764,6 +783,13 @@ fn api_verifies_cognito_tokens_and_allows_the_frontend() {
         "post".to_owned(),
         "options".to_owned()
     ])));
+    for route in Route::ALL {
+        assert!(
+            lower(&cors["AllowMethods"]).contains(&route.method().to_ascii_lowercase()),
+            "{}: its method is allowed cross-origin",
+            route.key()
+        );
+    }
     assert!(
         lower(&cors["ExposeHeaders"]).contains("x-next-cursor"),
         "the page cursor header is readable by the frontend"
@@ -1568,12 +1594,12 @@ fn limits_are_parameters_of_the_functions_that_enforce_them() {
         (
             MESSAGE_RATE_BURST_ENV,
             "MessageRateBurst",
-            &["create-message"][..],
+            &["create-message", "update-message", "delete-message"][..],
         ),
         (
             MESSAGE_RATE_PER_SECOND_ENV,
             "MessageRatePerSecond",
-            &["create-message"],
+            &["create-message", "update-message", "delete-message"],
         ),
         (
             GROUP_CHANGES_PER_MINUTE_ENV,
@@ -1595,6 +1621,53 @@ fn limits_are_parameters_of_the_functions_that_enforce_them() {
             } else {
                 assert!(value.is_none(), "{name} does not enforce {variable}");
             }
+        }
+    }
+}
+
+#[test]
+fn message_changes_touch_only_messages_memberships_and_limits() {
+    use messaging::keys::{LIMIT_PREFIX, MEMBERSHIP_PREFIX, MESSAGE_PREFIX, SUB_PREFIX};
+    let (table, _) = the_table();
+    let families = |prefixes: &[&str]| {
+        json!(
+            prefixes
+                .iter()
+                .map(|prefix| format!("{prefix}*"))
+                .collect::<Vec<_>>()
+        )
+    };
+    for name in ["update-message", "delete-message"] {
+        for (action, allowed) in [
+            (
+                "dynamodb:GetItem",
+                families(&[SUB_PREFIX, MESSAGE_PREFIX, MEMBERSHIP_PREFIX]),
+            ),
+            ("dynamodb:Query", families(&[MESSAGE_PREFIX])),
+            (
+                "dynamodb:UpdateItem",
+                families(&[MESSAGE_PREFIX, LIMIT_PREFIX]),
+            ),
+            ("dynamodb:ConditionCheckItem", families(&[MEMBERSHIP_PREFIX])),
+        ] {
+            let (role, _) =
+                get_att(&resource(&function_id(name))["Properties"]["Role"]).unwrap();
+            let statements: Vec<&Value> = policy_statements()
+                .into_iter()
+                .filter(|(owner, statement)| {
+                    *owner == role
+                        && one_or_many(&statement["Action"]).contains(&&json!(action))
+                        && get_att(&statement["Resource"])
+                            == Some((table.to_owned(), "Arn".to_owned()))
+                })
+                .map(|(_, statement)| statement)
+                .collect();
+            assert_eq!(statements.len(), 1, "{name} {action}");
+            assert_eq!(
+                statements[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+                allowed,
+                "{name} {action}"
+            );
         }
     }
 }

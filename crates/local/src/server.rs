@@ -52,7 +52,13 @@ pub fn router(
         .collect::<Result<Vec<_>, _>>()?;
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         // Retry-After is not a CORS-safelisted response header: without this a 429's or a
         // 503's wait is hidden from the frontend's scripts.
