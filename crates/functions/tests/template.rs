@@ -1648,10 +1648,12 @@ fn message_changes_touch_only_messages_memberships_and_limits() {
                 "dynamodb:UpdateItem",
                 families(&[MESSAGE_PREFIX, LIMIT_PREFIX]),
             ),
-            ("dynamodb:ConditionCheckItem", families(&[MEMBERSHIP_PREFIX])),
+            (
+                "dynamodb:ConditionCheckItem",
+                families(&[MEMBERSHIP_PREFIX]),
+            ),
         ] {
-            let (role, _) =
-                get_att(&resource(&function_id(name))["Properties"]["Role"]).unwrap();
+            let (role, _) = get_att(&resource(&function_id(name))["Properties"]["Role"]).unwrap();
             let statements: Vec<&Value> = policy_statements()
                 .into_iter()
                 .filter(|(owner, statement)| {

@@ -49,7 +49,10 @@ impl Api {
             .store()
             .delete_message(&editor, group, message, Timestamp::now())
             .await?;
-        Ok(json_response(StatusCode::OK, &CreatedMessage::from(deleted)))
+        Ok(json_response(
+            StatusCode::OK,
+            &CreatedMessage::from(deleted),
+        ))
     }
 }
 

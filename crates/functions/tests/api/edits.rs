@@ -116,7 +116,12 @@ async fn the_conversation_shows_an_edit_and_a_delete() {
     );
     let (_, raw) = serve(&w, Route::ListMessages, &event).await;
     let last = raw.as_array().unwrap().last().unwrap();
-    let keys: Vec<&str> = last.as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = last
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         keys,
         ["created_at", "display_name", "handle", "message", "uuid"]
@@ -136,8 +141,16 @@ async fn anyone_but_the_sender_is_told_not_found_never_forbidden() {
     for (what, sub, target) in [
         ("the other member", BAYKO_SUB, &message),
         ("a stranger", LONDO_SUB, &message),
-        ("the sender, in another conversation", ANDREW_SUB, &wrong_conversation),
-        ("a member of that other conversation", BAYKO_SUB, &wrong_conversation),
+        (
+            "the sender, in another conversation",
+            ANDREW_SUB,
+            &wrong_conversation,
+        ),
+        (
+            "a member of that other conversation",
+            BAYKO_SUB,
+            &wrong_conversation,
+        ),
         ("the sender, an unknown uuid", ANDREW_SUB, &unknown),
     ] {
         for (route, event) in [
