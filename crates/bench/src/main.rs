@@ -3,7 +3,8 @@
 //! - stream: messages/s through `messaging-stream`'s handler and DynamoDB requests per
 //!   message, per conversation and per batch, over records read from the table's stream;
 //! - api: p50/p99 handler latency and requests per call, per route; what the per-user
-//!   limits cost a write (requests, transaction items, write units);
+//!   limits cost a write (requests, transaction items, write units); editing and deleting
+//!   a message (requests, latency, request units);
 //! - groups: creating a 50-member group, marking read, adding and leaving, and a 50-member
 //!   group's fan-out with unread counts, through the real handlers;
 //! - push: frame latency through the local stack after `POST /api/messages` answers,
@@ -20,6 +21,7 @@
 
 mod api;
 mod cost;
+mod edits;
 mod events;
 mod groups;
 mod idempotency;
@@ -84,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
         api::run(args.calls).await?;
         limits::run(args.calls).await?;
         idempotency::run(args.calls).await?;
+        edits::run(args.calls).await?;
     }
     if matches!(args.suite, Suite::All | Suite::Groups) {
         groups::run(args.calls).await?;
