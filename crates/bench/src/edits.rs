@@ -72,17 +72,15 @@ pub async fn run(calls: usize) -> anyhow::Result<()> {
         "warm-up failed"
     );
     bench
-        .row(
-            Route::UpdateMessage,
-            "a new text",
-            |i| edit_event(&edited, &format!("hello, take {i}"))
-        )
+        .row(Route::UpdateMessage, "a new text", |i| {
+            edit_event(&edited, &format!("hello, take {i}"))
+        })
         .await?;
     bench
         .row(
             Route::UpdateMessage,
             "the same text (writes nothing)",
-            |_| edit_event(&edited, &format!("hello, take {}", calls - 1))
+            |_| edit_event(&edited, &format!("hello, take {}", calls - 1)),
         )
         .await?;
     let mut fresh = Vec::with_capacity(calls + 1);
@@ -90,18 +88,14 @@ pub async fn run(calls: usize) -> anyhow::Result<()> {
         fresh.push(send(format!("to delete {i}")).await?);
     }
     bench
-        .row(
-            Route::DeleteMessage,
-            "a message (text gone)",
-            |i| delete_event(&fresh[i + 1])
-        )
+        .row(Route::DeleteMessage, "a message (text gone)", |i| {
+            delete_event(&fresh[i + 1])
+        })
         .await?;
     bench
-        .row(
-            Route::DeleteMessage,
-            "again (writes nothing)",
-            |_| delete_event(&fresh[1])
-        )
+        .row(Route::DeleteMessage, "again (writes nothing)", |_| {
+            delete_event(&fresh[1])
+        })
         .await?;
     println!(
         "\nA change is one strongly consistent GetItem of the message (its uuid carries its \
@@ -125,18 +119,18 @@ impl Bench<'_> {
     where
         F: Fn(usize) -> Value,
     {
-        let call = |event: Value| {
-            let request = lambda_http::request::from_str(&event.to_string()).expect("event");
-            let api = self.api.clone();
-            async move { api.serve(route, request).await.map(|r| r.status()) }
-        };
         self.table.requests.reset();
         self.meter.reset();
         let mut samples = Vec::with_capacity(self.calls);
         for i in 0..self.calls {
-            let event = events(i);
+            let request = lambda_http::request::from_str(&events(i).to_string())?;
             let started = Instant::now();
-            let status = call(event).await.map_err(|e| anyhow::anyhow!(e))?;
+            let status = self
+                .api
+                .serve(route, request)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?
+                .status();
             samples.push(started.elapsed().as_secs_f64() * 1000.0);
             anyhow::ensure!(status == StatusCode::OK, "{}: {status}", route.key());
         }
@@ -173,13 +167,19 @@ fn at_message(mut event: Value, message: &Message) -> Value {
 }
 
 fn edit_event(message: &Message, text: &str) -> Value {
-    let mut event = at_message(crate::events::event_json("api-update-message.json"), message);
+    let mut event = at_message(
+        crate::events::event_json("api-update-message.json"),
+        message,
+    );
     event["body"] = json!(json!({ "message": text }).to_string());
     event
 }
 
 fn delete_event(message: &Message) -> Value {
-    at_message(crate::events::event_json("api-delete-message.json"), message)
+    at_message(
+        crate::events::event_json("api-delete-message.json"),
+        message,
+    )
 }
 
 async fn register(store: &Store, handle: &str, name: &str, sub: &str) -> anyhow::Result<User> {

@@ -68,7 +68,7 @@ enum Decision {
     /// Already so: nothing to write.
     Unchanged,
     /// Write this version.
-    Write(Message),
+    Write(Box<Message>),
 }
 
 impl Store {
@@ -131,7 +131,7 @@ impl Store {
                         Membership::None => Err(not_found()),
                     };
                 }
-                Decision::Write(changed) => changed,
+                Decision::Write(changed) => *changed,
             };
             let mut items = vec![
                 self.member_check(group, editor.uuid)?,
@@ -286,7 +286,7 @@ fn decide(editor: &User, found: &Message, change: &Change, now: Timestamp) -> De
         }
     }
     changed.life.revision += 1;
-    Decision::Write(changed)
+    Decision::Write(Box::new(changed))
 }
 
 #[cfg(test)]
