@@ -11,6 +11,8 @@
 #   stream consumers   no batchItemFailures for the valid batch
 #   HTTP API           the status README's API table documents for the route (204 where it
 #                      says `204`, else 200)
+#                      (update-message and delete-message: about a message sent for the
+#                      purpose, see scripts/watch-invoke.sh)
 #   Cognito triggers   the event back (a trigger that accepts returns what it was given)
 #   ws-authorizer      an Allow for execute-api:Invoke, for a fresh development token
 #   ws-connect/-disconnect  status 200

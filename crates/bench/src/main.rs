@@ -4,7 +4,8 @@
 //!   message, per conversation and per batch, over records read from the table's stream;
 //!   and per edit (`--suite changes` alone): requests, request units and time per change;
 //! - api: p50/p99 handler latency and requests per call, per route; what the per-user
-//!   limits cost a write (requests, transaction items, write units);
+//!   limits cost a write (requests, transaction items, write units); editing and deleting
+//!   a message (requests, latency, request units);
 //! - reactions: adding, taking back and repeating a reaction through their handlers, on a
 //!   small message and on one carrying the largest reaction set (requests, write units);
 //! - groups: creating a 50-member group, marking read, adding and leaving, and a 50-member
@@ -26,6 +27,7 @@
 
 mod api;
 mod cost;
+mod edits;
 mod events;
 mod groups;
 mod idempotency;
@@ -98,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
         api::run(args.calls).await?;
         limits::run(args.calls).await?;
         idempotency::run(args.calls).await?;
+        edits::run(args.calls).await?;
         reactions::run(args.calls).await?;
     }
     if args.suite == Suite::Reactions {

@@ -3,6 +3,7 @@
 mod ddb;
 mod dev;
 mod listen;
+mod messages;
 mod migrate;
 mod output;
 mod react;
@@ -49,6 +50,9 @@ enum Command {
     /// The user directory.
     #[command(subcommand)]
     Users(users::UsersCommand),
+    /// Send, edit and delete messages on someone's behalf.
+    #[command(subcommand)]
+    Messages(messages::MessagesCommand),
     /// Run the local stack: the HTTP API with JWT checks, and the stream pump.
     Dev(dev::DevArgs),
     /// Print a development bearer token for a user of the local stack.
@@ -75,6 +79,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Ddb(command) => ddb::run(&store, command, cli.target.prod).await,
         Command::Users(command) => users::run(&store, command).await,
+        Command::Messages(command) => messages::run(&store, command).await,
         Command::Dev(args) => dev::run(&cli.target, args).await,
         Command::Token(args) => dev::token(&store, args).await,
         Command::Listen(args) => listen::run(&store, args).await,

@@ -35,8 +35,13 @@ pub fn short_time(at: &str) -> String {
 }
 
 pub fn message_line(message: &Message) -> String {
+    let changed = match (&message.life.deleted_at, &message.life.edited_at) {
+        (Some(_), _) => "(deleted) ",
+        (None, Some(_)) => "(edited) ",
+        (None, None) => "",
+    };
     format!(
-        "{:<16}{:<22}{}",
+        "{:<16}{:<22}{changed}{}",
         message.sender.handle,
         short_time(&message.created_at),
         preview(&message.text)

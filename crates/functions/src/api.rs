@@ -2,6 +2,7 @@
 //! turns its outcome into the Lambda's answer ([`respond`]). Each Lambda binary serves one
 //! route; the local stack serves all of them through the same entry.
 
+mod edits;
 mod json;
 mod reactions;
 
@@ -68,6 +69,8 @@ impl Api {
             Route::ListBlocks => self.list_blocks(&request).await,
             Route::AddReaction => self.add_reaction(&request).await,
             Route::RemoveReaction => self.remove_reaction(&request).await,
+            Route::UpdateMessage => self.update_message(&request).await,
+            Route::DeleteMessage => self.delete_message(&request).await,
         };
         respond(&request, outcome)
     }
@@ -443,6 +446,11 @@ fn client_message_id(raw: Option<&str>) -> Result<Option<uuid::Uuid>, &'static s
 
 fn group_in_path(request: &Request) -> Result<uuid::Uuid, ValidationError> {
     parse_group_uuid(path_parameter(request, "message_group_uuid").unwrap_or(""))
+}
+
+/// The `{message_uuid}` segment of the routes that change a message.
+fn message_in_path(request: &Request) -> Result<uuid::Uuid, ValidationError> {
+    messaging::validate::parse_message_uuid(path_parameter(request, "message_uuid").unwrap_or(""))
 }
 
 /// The `@handle` path segment of the user routes. Without the `@` it is not the route, and

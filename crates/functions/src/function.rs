@@ -60,7 +60,7 @@ pub enum Function {
 
 impl Function {
     /// Every function, in the template's order.
-    pub const ALL: [Function; 23] = [
+    pub const ALL: [Function; 25] = [
         Self::MessagingStream,
         Self::Api(Route::ListMessageGroups),
         Self::Api(Route::ListMessages),
@@ -76,6 +76,8 @@ impl Function {
         Self::Api(Route::ListBlocks),
         Self::Api(Route::AddReaction),
         Self::Api(Route::RemoveReaction),
+        Self::Api(Route::UpdateMessage),
+        Self::Api(Route::DeleteMessage),
         Self::CognitoPreSignup,
         Self::CognitoPostConfirmation,
         Self::WsAuthorizer,

@@ -30,10 +30,12 @@ pub enum Route {
     ListBlocks,
     AddReaction,
     RemoveReaction,
+    UpdateMessage,
+    DeleteMessage,
 }
 
 impl Route {
-    pub const ALL: [Route; 14] = [
+    pub const ALL: [Route; 16] = [
         Self::ListMessageGroups,
         Self::ListMessages,
         Self::CreateMessage,
@@ -48,6 +50,8 @@ impl Route {
         Self::ListBlocks,
         Self::AddReaction,
         Self::RemoveReaction,
+        Self::UpdateMessage,
+        Self::DeleteMessage,
     ];
 
     /// The table: route key, function, access.
@@ -101,6 +105,16 @@ impl Route {
                 "remove-reaction",
                 Jwt,
             ),
+            Self::UpdateMessage => (
+                "PATCH /api/messages/{message_group_uuid}/{message_uuid}",
+                "update-message",
+                Jwt,
+            ),
+            Self::DeleteMessage => (
+                "DELETE /api/messages/{message_group_uuid}/{message_uuid}",
+                "delete-message",
+                Jwt,
+            ),
         }
     }
 
@@ -150,7 +164,7 @@ mod tests {
     fn every_key_is_a_method_and_a_path() {
         for route in Route::ALL {
             assert!(
-                ["GET", "POST", "PUT", "DELETE"].contains(&route.method()),
+                ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&route.method()),
                 "{}",
                 route.key()
             );

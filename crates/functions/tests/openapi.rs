@@ -397,7 +397,9 @@ fn every_route_documents_its_answers() {
             | Route::AddMessageGroupMembers
             | Route::ListBlocks
             | Route::AddReaction
-            | Route::RemoveReaction => 200,
+            | Route::RemoveReaction
+            | Route::UpdateMessage
+            | Route::DeleteMessage => 200,
         };
         assert!(statuses.contains(&success), "{}: {success}", route.key());
         // Every route reads the table, so a busy table is 503 everywhere; every route looks
@@ -492,7 +494,10 @@ fn success_schema(route: Route) -> Option<(bool, &'static str)> {
     let (list, name) = match route {
         Route::ListMessageGroups => (true, "InboxItem"),
         Route::ListMessages => (true, "ListItem"),
-        Route::CreateMessage | Route::CreateMessageGroup => (false, "CreatedMessage"),
+        Route::CreateMessage
+        | Route::CreateMessageGroup
+        | Route::UpdateMessage
+        | Route::DeleteMessage => (false, "CreatedMessage"),
         Route::GetUserShort => (false, "UserShort"),
         Route::ListMessageGroupMembers | Route::AddMessageGroupMembers => (true, "GroupMember"),
         Route::ListBlocks => (true, "BlockedItem"),
@@ -567,6 +572,9 @@ fn samples() -> Vec<(&'static str, Value)> {
         handle: "andrewbrown".into(),
         message: "Hello 🙂".into(),
         created_at: AT.into(),
+        edited_at: Some(AT.into()),
+        deleted: true,
+        deleted_at: Some(AT.into()),
     };
     vec![
         (
@@ -587,6 +595,9 @@ fn samples() -> Vec<(&'static str, Value)> {
                 created_at: AT.into(),
                 reactions: [("👍".to_owned(), 2), ("❤️".to_owned(), 1)].into(),
                 my_reactions: vec!["👍".into()],
+                edited_at: Some(AT.into()),
+                deleted: true,
+                deleted_at: Some(AT.into()),
             }),
         ),
         ("CreatedMessage", value(created.clone())),

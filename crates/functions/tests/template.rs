@@ -38,7 +38,7 @@ const TEMPLATE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template
 const TABLE: &str = "table";
 const INDEX: &str = "index";
 const STREAM: &str = "stream";
-const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 17] = [
+const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 19] = [
     (
         "messaging-stream",
         &[
@@ -169,6 +169,25 @@ const DYNAMODB_GRANTS: [(&str, &[(&str, &str)]); 17] = [
             (TABLE, "dynamodb:Query"),
             (TABLE, "dynamodb:ConditionCheckItem"),
             (TABLE, "dynamodb:UpdateItem"),
+        ],
+    ),
+    // A sender's change of a message: the message, the membership check, the limit.
+    (
+        "update-message",
+        &[
+            (TABLE, "dynamodb:GetItem"),
+            (TABLE, "dynamodb:Query"),
+            (TABLE, "dynamodb:UpdateItem"),
+            (TABLE, "dynamodb:ConditionCheckItem"),
+        ],
+    ),
+    (
+        "delete-message",
+        &[
+            (TABLE, "dynamodb:GetItem"),
+            (TABLE, "dynamodb:Query"),
+            (TABLE, "dynamodb:UpdateItem"),
+            (TABLE, "dynamodb:ConditionCheckItem"),
         ],
     ),
     // Checks the handle's claim and reserves the handle (HANDLE# only, checked below); the
@@ -854,6 +873,13 @@ fn api_verifies_cognito_tokens_and_allows_the_frontend() {
         "post".to_owned(),
         "options".to_owned()
     ])));
+    for route in Route::ALL {
+        assert!(
+            lower(&cors["AllowMethods"]).contains(&route.method().to_ascii_lowercase()),
+            "{}: its method is allowed cross-origin",
+            route.key()
+        );
+    }
     assert!(
         lower(&cors["ExposeHeaders"]).contains("x-next-cursor"),
         "the page cursor header is readable by the frontend"
@@ -1772,12 +1798,24 @@ fn limits_are_parameters_of_the_functions_that_enforce_them() {
         (
             MESSAGE_RATE_BURST_ENV,
             "MessageRateBurst",
-            &["create-message", "add-reaction", "remove-reaction"][..],
+            &[
+                "create-message",
+                "add-reaction",
+                "remove-reaction",
+                "update-message",
+                "delete-message",
+            ][..],
         ),
         (
             MESSAGE_RATE_PER_SECOND_ENV,
             "MessageRatePerSecond",
-            &["create-message", "add-reaction", "remove-reaction"],
+            &[
+                "create-message",
+                "add-reaction",
+                "remove-reaction",
+                "update-message",
+                "delete-message",
+            ],
         ),
         (
             GROUP_CHANGES_PER_MINUTE_ENV,
@@ -1803,7 +1841,7 @@ fn limits_are_parameters_of_the_functions_that_enforce_them() {
     }
 }
 
-/// A reaction touches the message, the reactor's membership (checked, never written) and
+/// A reaction, an edit or a delete touches the message, the member's membership (checked, never written) and
 /// their send window; nothing else, whatever the IAM check's recordings cover.
 #[test]
 fn reaction_functions_touch_only_messages_memberships_and_their_limit() {
@@ -1811,7 +1849,12 @@ fn reaction_functions_touch_only_messages_memberships_and_their_limit() {
     let (table, _) = the_table();
     let families =
         |prefixes: &[&str]| -> Value { prefixes.iter().map(|p| json!(format!("{p}*"))).collect() };
-    for name in ["add-reaction", "remove-reaction"] {
+    for name in [
+        "add-reaction",
+        "remove-reaction",
+        "update-message",
+        "delete-message",
+    ] {
         for (action, allowed) in [
             (
                 "dynamodb:GetItem",

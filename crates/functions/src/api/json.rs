@@ -30,6 +30,14 @@ pub struct ListItem {
     /// The emoji the reader reacted with; absent when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub my_reactions: Vec<String>,
+    /// When the sender last edited the text (absent when never edited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
+    /// Deleted for everyone: `message` is then `""` (absent when not deleted).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
 }
 
 impl From<Message> for ListItem {
@@ -41,6 +49,9 @@ impl From<Message> for ListItem {
             handle: message.sender.handle,
             message: message.text,
             created_at: message.created_at,
+            edited_at: message.life.edited_at,
+            deleted: message.life.deleted_at.is_some(),
+            deleted_at: message.life.deleted_at,
             my_reactions: Vec::new(),
         }
     }
@@ -175,6 +186,14 @@ pub struct CreatedMessage {
     pub handle: String,
     pub message: String,
     pub created_at: String,
+    /// When the sender last edited the text (absent when never edited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
+    /// Deleted for everyone: `message` is then `""` (absent when not deleted).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
 }
 
 impl From<Message> for CreatedMessage {
@@ -186,6 +205,9 @@ impl From<Message> for CreatedMessage {
             handle: message.sender.handle,
             message: message.text,
             created_at: message.created_at,
+            edited_at: message.life.edited_at,
+            deleted: message.life.deleted_at.is_some(),
+            deleted_at: message.life.deleted_at,
         }
     }
 }
@@ -241,6 +263,13 @@ pub(super) struct CreateMessageBody {
     /// A UUID the client made for this send: a repeat within a day answers the first reply.
     #[serde(default)]
     pub client_message_id: Option<String>,
+}
+
+/// `PATCH /api/messages/{message_group_uuid}/{message_uuid}` body: the new text.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct EditMessageBody {
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 /// `POST /api/message_groups` body.

@@ -6,10 +6,10 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use messaging::Timestamp;
 use messaging::reactions::Emoji;
-use messaging::validate::{ValidationError, parse_message_uuid};
+use messaging::validate::ValidationError;
 
 use super::json::MessageReactions;
-use super::{Api, Inputs, group_in_path};
+use super::{Api, Inputs, group_in_path, message_in_path};
 use crate::http::{HandlerError, caller_sub, json_response, path_parameter};
 
 impl Api {
@@ -52,10 +52,6 @@ impl Api {
             &MessageReactions::for_reader(&reacted.message, caller.uuid),
         ))
     }
-}
-
-fn message_in_path(request: &Request) -> Result<uuid::Uuid, ValidationError> {
-    parse_message_uuid(path_parameter(request, "message_uuid").unwrap_or(""))
 }
 
 /// The `{emoji}` segment, as API Gateway hands it over: already percent-decoded.

@@ -4,6 +4,7 @@
 
 mod access;
 mod blocks;
+mod edits;
 mod errors;
 mod groups;
 mod idempotency;

@@ -21,12 +21,14 @@
 //! | one message by its uuid (edit, delete, react start here) | [`Store::find_message`] | GetItem (consistent); the original system's uuids: Query the conversation, filtered |
 //! | typing: membership and at most one per 2 s, at once | [`Store::claim_typing`] | UpdateItem (conditional) |
 //! | react, unreact | [`Store::react`], [`Store::unreact`] | GetItem (consistent) + TransactWriteItems; a repeat: + GetItem, writes nothing |
+//! | edit, delete for everyone (sender only) | [`Store::edit_message`], [`Store::delete_message`] | GetItem (consistent) + TransactWriteItems (membership check, `MSG#` update, limit) |
 //! | per-user rate limits | [`Store::with_limits`]: sends (C, D) and group changes (create, add) | none: one more item in their own transaction |
 
 mod admin;
 mod blocks;
 mod connections;
 mod conversations;
+mod edits;
 mod error;
 mod fanout;
 mod groups;
@@ -37,8 +39,8 @@ mod memberships;
 mod messages;
 mod migration;
 mod presence;
-mod reactions;
 mod previews;
+mod reactions;
 mod reads;
 mod requests;
 mod typing;
@@ -62,8 +64,8 @@ pub use limits::{Limited, Limits, RateLimit, Window};
 pub use memberships::Member;
 pub use migration::{Applied, Outcomes, Wrote};
 pub use presence::{Presence, PresenceChange, Watch, Watching};
-pub use reactions::Reacted;
 pub use previews::Previewed;
+pub use reactions::Reacted;
 pub use reads::{MarkedRead, ReadUpTo};
 pub use typing::{TYPING_AT_ATTRIBUTE, TYPING_INTERVAL, TypingClaim};
 pub use users::{HANDLE_RESERVATION_SECONDS, HandleReservation, NewUser, Registration};

@@ -5,6 +5,7 @@
 mod blocks;
 mod connections;
 mod conversations;
+mod edits;
 mod fanout;
 mod groups;
 mod idempotency;
@@ -16,8 +17,8 @@ mod pages;
 mod presence;
 mod reactions;
 mod reads;
-mod typing;
 mod receipts;
+mod typing;
 mod users;
 
 use messaging::items::InboxRowItem;
