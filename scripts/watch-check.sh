@@ -111,32 +111,11 @@ say "stack up in $((SECONDS - phase))s (DynamoDB Local :$ddb_port, cruddur dev :
 mapfile -t functions < <(sed -n 's/^ *Handler: *//p' template.yaml)
 ((${#functions[@]} > 0)) || die "no Handler in template.yaml"
 
-# The reaction events name a message by its uuid, which the seed makes afresh (it carries the
-# message's time): they are sent addressed to the newest seeded message of their conversation.
-declare -A event_of=()
-"${cruddur[@]}" ddb scan >"$tmp/seeded.jsonl"
-for fn in add-reaction remove-reaction; do
-  python3 - "events/api-$fn.json" "$tmp/seeded.jsonl" >"$tmp/api-$fn.json" <<'PY'
-import json, sys
-event = json.load(open(sys.argv[1]))
-group = event["pathParameters"]["message_group_uuid"]
-items = [json.loads(line) for line in open(sys.argv[2]) if line.strip()]
-newest = max((i for i in items if i.get("pk") == f"MSG#{group}"), key=lambda i: i["sk"])
-uuid = newest["message_uuid"]
-old = event["pathParameters"]["message_uuid"]
-event["pathParameters"]["message_uuid"] = uuid
-for holder, key in ((event, "rawPath"), (event["requestContext"]["http"], "path")):
-    holder[key] = holder[key].replace(old, uuid)
-json.dump(event, sys.stdout, ensure_ascii=False)
-PY
-  event_of[$fn]="$tmp/api-$fn.json"
-done
-
 failed=()
 for fn in "${functions[@]}"; do
   phase=$SECONDS
-  event="$(scripts/watch-invoke.sh --event "$fn" "${event_of[$fn]:-}")"
-  if ! answer="$(timeout "$invoke_timeout" scripts/watch-invoke.sh "$fn" "${event_of[$fn]:-}" 2>"$tmp/invoke.err")"; then
+  event="$(scripts/watch-invoke.sh --event "$fn")"
+  if ! answer="$(timeout "$invoke_timeout" scripts/watch-invoke.sh "$fn" 2>"$tmp/invoke.err")"; then
     say "FAIL $fn ($event): no answer within ${invoke_timeout}s: $(tail -n 5 "$tmp/invoke.err")"
     failed+=("$fn")
     continue

@@ -10,10 +10,12 @@
 # and create-message events/api-create-message-to-handle.json. ws-authorizer's default event
 # carries a made-up Cognito token; it is sent with a fresh development token for TOKEN_USER
 # (andrewbrown, seeded) instead, from `cruddur token` against DDB_ENDPOINT and DEV_API, so the
-# answer is an Allow from the local stack's keys. update-message and delete-message address
-# a message by its uuid, which no seed can fix in advance (a uuid carries its send's time and
-# random bits): their default events are sent about a message sent for the purpose, as the
-# event's caller (londo, seeded) into the event's conversation, with `cruddur messages send`.
+# answer is an Allow from the local stack's keys. update-message, delete-message,
+# add-reaction and remove-reaction address a message by its uuid, which no seed can fix in
+# advance (a uuid carries its send's time and random bits): their default events are sent
+# about a message sent for the purpose into the event's conversation with `cruddur messages
+# send`, by the event's caller (londo, seeded) for an edit or delete, by the other member
+# (bayko) for a reaction; MESSAGE_USER picks another sender.
 #
 # INVOKE_ADDRESS / INVOKE_PORT: where the watch listens (::1, 9000, as scripts/watch.sh).
 set -euo pipefail
@@ -61,11 +63,18 @@ PY
   file="$tmp/ws-authorizer.json"
 fi
 
-if [[ ("$fn" == update-message || "$fn" == delete-message) && -z "$event" ]]; then
+# The routes about one message: the event's message is sent first, by the member the event
+# needs (its caller, the sender, for an edit or delete; the other member for a reaction).
+case "$fn" in
+  update-message | delete-message) message_sender="${MESSAGE_USER:-londo}" ;;
+  add-reaction | remove-reaction) message_sender="${MESSAGE_USER:-bayko}" ;;
+  *) message_sender="" ;;
+esac
+if [[ -n "$message_sender" && -z "$event" ]]; then
   ddb_endpoint="${DDB_ENDPOINT:-http://localhost:${DDB_PORT:-8000}}"
   [[ -x target/debug/cruddur ]] || cargo build --locked --quiet --bin cruddur
   group="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["pathParameters"]["message_group_uuid"])' "$file")"
-  sent="$(target/debug/cruddur --endpoint-url "$ddb_endpoint" messages send --as "${MESSAGE_USER:-londo}" \
+  sent="$(target/debug/cruddur --endpoint-url "$ddb_endpoint" messages send --as "$message_sender" \
     --group "$group" "Sent by watch-invoke.sh for $fn to change")"
   message="$(sed -n 's/^sent \([0-9a-f-]*\) in .*/\1/p' <<<"$sent")"
   [[ -n "$message" ]] || { echo "could not send a message to $fn: $sent" >&2; exit 1; }
@@ -79,7 +88,7 @@ event["pathParameters"]["message_uuid"] = os.environ["MESSAGE"]
 for part in (event, event["requestContext"]["http"]):
     key = "rawPath" if part is event else "path"
     part[key] = part[key].replace(old, os.environ["MESSAGE"])
-json.dump(event, sys.stdout)
+json.dump(event, sys.stdout, ensure_ascii=False)
 PY
   file="$tmp/$fn.json"
 fi
