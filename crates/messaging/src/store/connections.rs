@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
 use uuid::Uuid;
 
 use super::requests::retry_conflicts;
-use super::{Store, StoreError, from_item, key_item, to_item};
+use super::{Store, StoreError, from_item, to_item};
 use crate::items::ConnectionItem;
 use crate::keys;
 use crate::model::Connection;
@@ -39,18 +39,8 @@ impl Store {
         user: Uuid,
         connection_id: &str,
     ) -> Result<(), StoreError> {
-        let key = key_item(&keys::connection(user, connection_id));
-        retry_conflicts("DeleteItem", || async {
-            self.client
-                .delete_item()
-                .table_name(self.table())
-                .set_key(Some(key.clone()))
-                .send()
-                .await
-                .map_err(|err| StoreError::from_sdk("DeleteItem", err))
-        })
-        .await?;
-        Ok(())
+        self.delete_key(&keys::connection(user, connection_id))
+            .await
     }
 
     /// Every connection item of `user`, expired ones included: the push closes those

@@ -14,7 +14,7 @@ pub enum StoreError {
     NotMember(Uuid),
     /// No such message in that conversation, or one the caller may not change (not a
     /// member, deleted): the same answer for all, so message ids are not probed.
-    #[error("message {message} of conversation {group} is not there for this caller")]
+    #[error("no message {message} of conversation {group} for this caller")]
     MessageNotFound { group: Uuid, message: Uuid },
     #[error("a user cannot start a conversation with themself")]
     SelfConversation,

@@ -429,18 +429,7 @@ impl Store {
     /// error.
     #[tracing::instrument(skip(self), fields(table = %self.table), err(level = "debug"))]
     pub async fn delete_watch(&self, watched: Uuid, connection_id: &str) -> Result<(), StoreError> {
-        let key = key_item(&keys::watch(watched, connection_id));
-        retry_conflicts("DeleteItem", || async {
-            self.client
-                .delete_item()
-                .table_name(self.table())
-                .set_key(Some(key.clone()))
-                .send()
-                .await
-                .map_err(|err| StoreError::from_sdk("DeleteItem", err))
-        })
-        .await?;
-        Ok(())
+        self.delete_key(&keys::watch(watched, connection_id)).await
     }
 }
 

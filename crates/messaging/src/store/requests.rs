@@ -71,6 +71,23 @@ impl Store {
         }
     }
 
+    /// One unconditional `DeleteItem` of `key`, retried while a transaction holds the item;
+    /// an item already gone is no error, so deleting is idempotent.
+    pub(crate) async fn delete_key(&self, key: &Key) -> Result<(), StoreError> {
+        let key = key_item(key);
+        retry_conflicts("DeleteItem", || async {
+            self.client
+                .delete_item()
+                .table_name(self.table())
+                .set_key(Some(key.clone()))
+                .send()
+                .await
+                .map_err(|err| StoreError::from_sdk("DeleteItem", err))
+        })
+        .await?;
+        Ok(())
+    }
+
     /// One `GetItem` of `key`; `operation` names it in errors.
     pub(crate) async fn get_item(
         &self,
